@@ -1,0 +1,456 @@
+//! Command-line interface: parses, resolves settings, calls [`crate::bench`], prints results.
+
+use crate::bench::{self, BenchRecord, DeployRequest};
+use crate::config::{self, ProcessEnv, TokenFiles};
+use crate::error::exit;
+use crate::naming::{self, DEFAULT_ISSUE_PATTERN};
+use crate::output::{OutputMode, SharedReporter};
+use crate::runtime::{DockerEngine, Limits};
+use crate::secret::redact;
+use crate::tracker::TrackerClient;
+use crate::{env, Error, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "benchctl",
+    version,
+    about = "Give every Yandex Tracker issue its own Docker test bench",
+    after_help = "Tokens are read from the environment (BENCHCTL_TRACKER_TOKEN or \
+                  BENCHCTL_TRACKER_IAM_TOKEN) or from a file, never from a flag.\n\
+                  Exit codes: 0 ok, 1 failure, 2 bad input or configuration, 3 bench up but not linked."
+)]
+pub struct Cli {
+    /// Print only a JSON result on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Clone an issue branch, build it, run it, wait until it answers and link it in the Tracker.
+    Deploy(DeployArgs),
+    /// List every bench benchctl runs on this engine.
+    List,
+    /// Remove an issue's bench (containers and images) and clear its Tracker field.
+    Teardown(TeardownArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrackerArgs {
+    /// Tracker field that holds the bench address (a local field's full key `<hex>--benchLink` works).
+    #[arg(long, env = "BENCHCTL_BENCH_FIELD", value_name = "KEY")]
+    pub field: Option<String>,
+
+    /// Tracker API base URL.
+    #[arg(long, env = "BENCHCTL_TRACKER_URL", value_name = "URL")]
+    pub tracker_url: Option<String>,
+
+    /// File holding the Tracker OAuth token (instead of BENCHCTL_TRACKER_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub tracker_token_file: Option<PathBuf>,
+
+    /// File holding a Tracker IAM token (instead of BENCHCTL_TRACKER_IAM_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub tracker_iam_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The issue branch, e.g. `feature/PROJ-42-login` (default: the CI system's branch variable).
+    pub branch: Option<String>,
+
+    /// Repository: a remote URL (ssh, https, git://) or a local path (default: the repository
+    /// around the current directory).
+    #[arg(long, value_name = "URL|PATH")]
+    pub repo: Option<String>,
+
+    /// Issue key, when the branch name does not carry it.
+    #[arg(long, value_name = "KEY")]
+    pub issue: Option<String>,
+
+    /// Regex that finds the issue key in the branch name (its first group, or the whole match).
+    #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
+    pub issue_pattern: Option<String>,
+
+    /// Dockerfile path inside the repository.
+    #[arg(long, default_value = "Dockerfile", value_name = "PATH")]
+    pub dockerfile: String,
+
+    /// Container port to publish (default: the image's single EXPOSEd port).
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Host address the bench port is published on.
+    #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
+    pub bind: String,
+
+    /// Host name used in the bench address (default: this machine's host name).
+    #[arg(long, env = "BENCHCTL_PUBLIC_HOST", value_name = "HOST")]
+    pub public_host: Option<String>,
+
+    /// Seconds to wait for the bench to answer.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub ready_timeout: u64,
+
+    /// Memory limit of the bench (bytes, or with k/m/g suffix).
+    #[arg(long, default_value = "512m", value_name = "SIZE")]
+    pub memory: String,
+
+    /// CPU limit of the bench (cores).
+    #[arg(long, default_value_t = 1.0, value_name = "CPUS")]
+    pub cpus: f64,
+
+    /// Maximum number of processes in the bench.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub pids_limit: i64,
+
+    /// Deploy without touching the Tracker.
+    #[arg(long)]
+    pub no_link: bool,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TeardownArgs {
+    /// Issue key, e.g. PROJ-42.
+    pub issue: String,
+
+    /// Leave the Tracker field as it is.
+    #[arg(long)]
+    pub keep_link: bool,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+/// Parses a size like `512m`, `1g`, `1048576`.
+pub fn parse_size(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| Error::usage(format!("`{s}` is not a size (e.g. 512m, 1g)")))?;
+    let bytes = (n * mult as f64) as i64;
+    if bytes < 6 * (1 << 20) {
+        return Err(Error::usage(format!(
+            "memory limit `{s}` is below Docker's minimum of 6m"
+        )));
+    }
+    Ok(bytes)
+}
+
+fn branch_from_ci() -> Option<String> {
+    env::CI_BRANCH_VARS.iter().find_map(|v| env::var(v))
+}
+
+fn tracker_client(args: &TrackerArgs) -> Result<Option<TrackerClient>> {
+    let files = TokenFiles {
+        oauth: args.tracker_token_file.clone(),
+        iam: args.tracker_iam_token_file.clone(),
+    };
+    Ok(
+        config::tracker_config(&ProcessEnv, args.tracker_url.as_deref(), &files)?
+            .map(TrackerClient::new),
+    )
+}
+
+/// Resolves every input of a deploy before any work starts (bad input: exit 2, nothing done).
+fn deploy_request(args: &DeployArgs) -> Result<DeployRequest> {
+    let branch = args.branch.clone().or_else(branch_from_ci).ok_or_else(|| {
+        Error::usage(format!(
+            "no branch given; pass one (`benchctl deploy feature/PROJ-42-login`) or run in CI \
+             where one of {} is set",
+            env::CI_BRANCH_VARS.join(", ")
+        ))
+    })?;
+    naming::validate_branch(&branch)?;
+    let issue = match &args.issue {
+        Some(k) => naming::normalize_issue_key(k)?,
+        None => naming::issue_key_from_branch(
+            &branch,
+            args.issue_pattern
+                .as_deref()
+                .unwrap_or(DEFAULT_ISSUE_PATTERN),
+        )?,
+    };
+    if args.ready_timeout == 0 {
+        return Err(Error::usage("--ready-timeout must be at least 1 second"));
+    }
+    if !(args.cpus > 0.0 && args.cpus <= 1024.0) {
+        return Err(Error::usage(format!(
+            "--cpus {} is out of range",
+            args.cpus
+        )));
+    }
+    if args.pids_limit < 1 {
+        return Err(Error::usage("--pids-limit must be positive"));
+    }
+    args.bind
+        .parse::<std::net::IpAddr>()
+        .map_err(|_| Error::usage(format!("--bind `{}` is not an IP address", args.bind)))?;
+    let field = config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
+    Ok(DeployRequest {
+        repo: crate::git::resolve_repo(args.repo.as_deref())?,
+        branch,
+        issue,
+        dockerfile: args.dockerfile.clone(),
+        port: args.port,
+        bind: args.bind.clone(),
+        public_host: config::public_host(args.public_host.as_deref(), &ProcessEnv),
+        ready_timeout: Duration::from_secs(args.ready_timeout),
+        limits: Limits {
+            memory_bytes: parse_size(&args.memory)?,
+            nano_cpus: (args.cpus * 1e9) as i64,
+            pids: args.pids_limit,
+        },
+        field,
+        link: !args.no_link,
+    })
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        redact(&serde_json::to_string_pretty(value).expect("serializable"))
+    );
+}
+
+fn print_error(e: &Error, mode: OutputMode) {
+    let msg = redact(&e.to_string());
+    if mode == OutputMode::Json {
+        print_json(&serde_json::json!({ "error": msg, "exit_code": e.exit_code() }));
+    } else {
+        eprintln!("error: {msg}");
+    }
+}
+
+fn age(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(s) if s < 120 => format!("{s}s"),
+        Some(s) if s < 7200 => format!("{}m", s / 60),
+        Some(s) if s < 172_800 => format!("{}h", s / 3600),
+        Some(s) => format!("{}d", s / 86_400),
+    }
+}
+
+fn print_table(rows: &[BenchRecord]) {
+    if rows.is_empty() {
+        println!("no benches");
+        return;
+    }
+    let table: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.issue.clone(),
+                r.branch.clone(),
+                naming::short_commit(&r.commit).to_string(),
+                r.url.clone().unwrap_or_else(|| "-".into()),
+                r.state.clone().unwrap_or_default(),
+                age(r.age_seconds),
+            ]
+        })
+        .collect();
+    let header = ["ISSUE", "BRANCH", "COMMIT", "ADDRESS", "STATE", "AGE"];
+    let mut widths = header.map(str::len);
+    for row in &table {
+        for (w, c) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(widths.iter())
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", line(header.to_vec()));
+    for row in &table {
+        println!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+async fn cmd_deploy(args: &DeployArgs, mode: OutputMode, reporter: SharedReporter) -> Result<i32> {
+    let req = deploy_request(args)?;
+    let tracker = if req.link {
+        tracker_client(&args.tracker)?
+    } else {
+        None
+    };
+    let engine = DockerEngine::connect().await?;
+    let outcome = bench::deploy(&req, &engine, tracker.as_ref(), &reporter).await?;
+    drop(reporter);
+    let b = &outcome.bench;
+    let url = b.url.clone().unwrap_or_default();
+    if mode == OutputMode::Json {
+        let mut v = serde_json::to_value(b).expect("serializable");
+        if let Some(e) = &outcome.link_error {
+            v["link_error"] = serde_json::Value::String(e.clone());
+        }
+        print_json(&v);
+    } else {
+        println!(
+            "{} is up at {url} (branch {}, commit {})",
+            b.issue,
+            b.branch,
+            naming::short_commit(&b.commit)
+        );
+        if let Some(why) = &outcome.link_skipped {
+            println!("not linked in the Tracker: {why}");
+        }
+        if let Some(e) = &outcome.link_error {
+            eprintln!(
+                "error: the bench is up but not linked: {}\nafter fixing it, deploy again (nothing is rebuilt needlessly) or set the field by hand",
+                redact(e)
+            );
+        }
+    }
+    Ok(if outcome.link_error.is_some() {
+        exit::NOT_LINKED
+    } else {
+        exit::OK
+    })
+}
+
+async fn cmd_list(mode: OutputMode) -> Result<i32> {
+    let engine = DockerEngine::connect().await?;
+    let rows = bench::list(&engine).await?;
+    if mode == OutputMode::Json {
+        print_json(&rows);
+    } else {
+        print_table(&rows);
+    }
+    Ok(exit::OK)
+}
+
+async fn cmd_teardown(
+    args: &TeardownArgs,
+    mode: OutputMode,
+    reporter: SharedReporter,
+) -> Result<i32> {
+    let issue = naming::normalize_issue_key(&args.issue)?;
+    let field = config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
+    let tracker = if args.keep_link {
+        None
+    } else {
+        tracker_client(&args.tracker)?
+    };
+    let engine = DockerEngine::connect().await?;
+    let out = bench::teardown(
+        &issue,
+        &engine,
+        tracker.as_ref(),
+        &field,
+        !args.keep_link,
+        &reporter,
+    )
+    .await?;
+    drop(reporter);
+    if mode == OutputMode::Json {
+        print_json(&out);
+    } else {
+        if out.removed_containers.is_empty() {
+            println!("{issue} has no bench; nothing to remove");
+        } else {
+            println!(
+                "{issue}: removed {} container(s) and {} image(s)",
+                out.removed_containers.len(),
+                out.removed_images
+            );
+        }
+        if out.link_cleared {
+            println!("{issue}: field `{field}` cleared");
+        }
+    }
+    if let Some(e) = &out.link_error {
+        if mode != OutputMode::Json {
+            eprintln!("error: {}", redact(e));
+        }
+        return Ok(exit::FAILURE);
+    }
+    Ok(exit::OK)
+}
+
+/// Parses `args` and runs the command; returns the exit code.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let mode = OutputMode::from_process(cli.json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Command::Deploy(a) => cmd_deploy(a, mode, mode.reporter()).await,
+            Command::List => cmd_list(mode).await,
+            Command::Teardown(a) => cmd_teardown(a, mode, mode.reporter()).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            print_error(&e, mode);
+            e.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1GB").unwrap(), 1 << 30);
+        assert!(parse_size("1k").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

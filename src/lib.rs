@@ -1,0 +1,31 @@
+//! benchctl: give every Yandex Tracker issue its own Docker test bench.
+//!
+//! The binary (`main.rs`) only calls [`run`]. Everything else is split by concern:
+//! [`cli`] parses, [`config`] resolves settings, [`git`] fetches the branch, [`image`] streams
+//! the build context and builds, [`runtime`] runs containers, [`tracker`] talks to the Tracker,
+//! [`bench`] orchestrates, and [`output`] draws what the orchestration reports.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod dockerignore;
+pub mod env;
+pub mod error;
+pub mod git;
+pub mod image;
+pub mod naming;
+pub mod output;
+pub mod runtime;
+pub mod secret;
+pub mod tracker;
+
+pub use error::{Error, Result};
+
+/// Entry point used by the binary: parses `args`, runs the command and returns the exit code.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    cli::run(args)
+}

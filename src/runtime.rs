@@ -1,0 +1,478 @@
+//! The container engine, behind one trait ([`Engine`]) so the orchestration does not know
+//! which engine runs. [`DockerEngine`] implements it with bollard.
+
+use crate::image::BuildSpec;
+use crate::output::{Event, SharedReporter};
+use crate::{Error, Result};
+use async_trait::async_trait;
+use bollard::models::{
+    ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, CreateContainerOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    RenameContainerOptionsBuilder,
+};
+use bollard::Docker;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::collections::HashMap;
+use std::pin::Pin;
+
+/// Labels benchctl puts on what it creates; list, teardown and cleanup find benches by them.
+pub mod labels {
+    pub const MANAGED: &str = "benchctl.managed";
+    pub const ISSUE: &str = "benchctl.issue";
+    pub const BRANCH: &str = "benchctl.branch";
+    pub const COMMIT: &str = "benchctl.commit";
+    pub const REPO: &str = "benchctl.repo";
+    pub const URL: &str = "benchctl.url";
+    pub const PORT: &str = "benchctl.port";
+    pub const DEPLOYED_AT: &str = "benchctl.deployed-at";
+    pub const PUBLIC_HOST: &str = "benchctl.public-host";
+}
+
+/// The build context as a stream of tar bytes.
+pub type ContextStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// What a bench container is made of.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub container_port: u16,
+    /// Host address the port is published on (`0.0.0.0` for all interfaces).
+    pub bind: String,
+    pub limits: Limits,
+}
+
+/// Resource limits of a bench.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    pub nano_cpus: i64,
+    pub pids: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 512 * 1024 * 1024,
+            nano_cpus: 1_000_000_000,
+            pids: 256,
+        }
+    }
+}
+
+/// What the engine says about one container.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    /// `running`, `exited`, `created`, ...
+    pub state: String,
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    /// How often the engine restarted it (restart policy).
+    pub restarts: i64,
+    /// `healthy`, `unhealthy`, `starting`, or `None` without a HEALTHCHECK.
+    pub health: Option<String>,
+    pub host_port: Option<u16>,
+    /// Unix seconds.
+    pub created: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    pub id: String,
+    pub exposed_ports: Vec<u16>,
+    pub labels: HashMap<String, String>,
+}
+
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// Builds from a streamed context; returns the image id. Build output goes to `reporter`.
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        context: ContextStream,
+        reporter: &SharedReporter,
+    ) -> Result<String>;
+    async fn image(&self, name: &str) -> Result<Option<ImageInfo>>;
+    /// Images carrying all `labels` (`key=value`).
+    async fn images(&self, labels: &[String]) -> Result<Vec<ImageInfo>>;
+    async fn remove_image(&self, id: &str) -> Result<()>;
+    /// Creates and starts a container; returns its id.
+    async fn run(&self, spec: &ContainerSpec) -> Result<String>;
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>>;
+    /// Containers (running or not) carrying all `labels` (`key=value`, exact match).
+    async fn containers(&self, labels: &[String]) -> Result<Vec<ContainerInfo>>;
+    async fn rename(&self, id: &str, name: &str) -> Result<()>;
+    /// Removes a container (stopping it first); a container already gone is not an error.
+    async fn remove(&self, id: &str) -> Result<()>;
+    /// The last `n` lines the container printed.
+    async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>>;
+}
+
+/// Where the engine is expected, for error messages.
+pub fn engine_location() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => format!("DOCKER_HOST={h}"),
+        _ => "unix:///var/run/docker.sock (DOCKER_HOST is not set)".to_string(),
+    }
+}
+
+/// Turns a bollard error into a message for the user.
+pub fn describe_engine_error(e: &bollard::errors::Error) -> String {
+    use bollard::errors::Error as B;
+    match e {
+        B::DockerResponseServerError { message, .. } => message.clone(),
+        B::DockerStreamError { error } => error.clone(),
+        B::HyperResponseError { .. }
+        | B::IOError { .. }
+        | B::SocketNotFoundError(_)
+        | B::RequestTimeoutError => format!(
+            "cannot reach the Docker engine at {}: {e}; start the engine or set DOCKER_HOST",
+            engine_location()
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn parse_port(p: &str) -> Option<u16> {
+    let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+    (proto == "tcp").then(|| num.parse().ok()).flatten()
+}
+
+pub struct DockerEngine {
+    docker: Docker,
+}
+
+impl DockerEngine {
+    /// Connects as the docker CLI would (`DOCKER_HOST`, else the local socket) and negotiates
+    /// the API version, so engines from 20.10 on work.
+    pub async fn connect() -> Result<Self> {
+        let unreachable = |e: bollard::errors::Error| {
+            Error::Engine(format!(
+                "cannot reach the Docker engine at {}: {e}; start the engine (`docker info` \
+                 should work) or set DOCKER_HOST",
+                engine_location()
+            ))
+        };
+        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        Ok(DockerEngine { docker })
+    }
+
+    fn summary_to_info(c: bollard::models::ContainerSummary) -> ContainerInfo {
+        let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+        let host_port = c
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|p| p.public_port);
+        let health = c
+            .health
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .filter(|s| !s.is_empty() && s != "none");
+        ContainerInfo {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .names
+                .and_then(|n| n.into_iter().next())
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            image: c.image.unwrap_or_default(),
+            labels: c.labels.unwrap_or_default(),
+            running: state == "running",
+            state,
+            exit_code: None,
+            restarts: 0,
+            health,
+            host_port,
+            created: c.created,
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for DockerEngine {
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        context: ContextStream,
+        reporter: &SharedReporter,
+    ) -> Result<String> {
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile(&spec.dockerfile)
+            .t(&spec.tag)
+            .rm(true)
+            .forcerm(true)
+            .labels(&spec.labels)
+            .version(BuilderVersion::BuilderV1)
+            .build();
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_try_stream(context)));
+        let mut image_id = None;
+        let mut partial = String::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(Error::from)?;
+            if let Some(detail) = info.error_detail {
+                let msg = detail
+                    .message
+                    .unwrap_or_else(|| "unknown build error".into());
+                return Err(Error::Engine(msg.trim().to_string()));
+            }
+            if let Some(text) = info.stream {
+                partial.push_str(&text);
+                while let Some(i) = partial.find('\n') {
+                    let line: String = partial.drain(..=i).collect();
+                    let line = line.trim_end();
+                    if !line.is_empty() {
+                        reporter.report(Event::BuildOutput(line.to_string()));
+                    }
+                }
+            }
+            if let Some(aux) = info.aux {
+                if let Some(id) = aux.id {
+                    image_id = Some(id);
+                }
+            }
+        }
+        if !partial.trim().is_empty() {
+            reporter.report(Event::BuildOutput(partial.trim_end().to_string()));
+        }
+        match image_id {
+            Some(id) => Ok(id),
+            // Older engines report the id only through the tag: look it up.
+            None => self
+                .image(&spec.tag)
+                .await?
+                .map(|i| i.id)
+                .ok_or_else(|| Error::Engine("the engine reported no image".into())),
+        }
+    }
+
+    async fn image(&self, name: &str) -> Result<Option<ImageInfo>> {
+        match self.docker.inspect_image(name).await {
+            Ok(img) => {
+                let cfg = img.config.unwrap_or_default();
+                let mut ports: Vec<u16> = cfg
+                    .exposed_ports
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|p| parse_port(p))
+                    .collect();
+                ports.sort_unstable();
+                ports.dedup();
+                Ok(Some(ImageInfo {
+                    id: img.id.unwrap_or_default(),
+                    exposed_ports: ports,
+                    labels: cfg.labels.unwrap_or_default(),
+                }))
+            }
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn images(&self, labels: &[String]) -> Result<Vec<ImageInfo>> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), labels.to_vec());
+        let opts = ListImagesOptionsBuilder::default()
+            .all(false)
+            .filters(&filters)
+            .build();
+        let list = self.docker.list_images(Some(opts)).await?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageInfo {
+                id: i.id,
+                exposed_ports: Vec::new(),
+                labels: i.labels,
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<()> {
+        let opts = RemoveImageOptionsBuilder::default()
+            .force(true)
+            .noprune(false)
+            .build();
+        match self.docker.remove_image(id, Some(opts), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn run(&self, spec: &ContainerSpec) -> Result<String> {
+        let port_key = format!("{}/tcp", spec.container_port);
+        let mut bindings = HashMap::new();
+        bindings.insert(
+            port_key.clone(),
+            Some(vec![PortBinding {
+                host_ip: Some(spec.bind.clone()),
+                host_port: Some(String::new()),
+            }]),
+        );
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            labels: Some(spec.labels.clone()),
+            exposed_ports: Some(vec![port_key]),
+            host_config: Some(HostConfig {
+                port_bindings: Some(bindings),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                memory: Some(spec.limits.memory_bytes),
+                nano_cpus: Some(spec.limits.nano_cpus),
+                pids_limit: Some(spec.limits.pids),
+                init: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = self.docker.create_container(Some(opts), body).await?;
+        if let Err(e) = self
+            .docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            let _ = self.remove(&created.id).await;
+            return Err(e.into());
+        }
+        Ok(created.id)
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        let c = match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let state = c.state.unwrap_or_default();
+        let host_port = c
+            .network_settings
+            .and_then(|n| n.ports)
+            .unwrap_or_default()
+            .into_values()
+            .flatten()
+            .flatten()
+            .find_map(|b| b.host_port.and_then(|p| p.parse().ok()));
+        let cfg = c.config.unwrap_or_default();
+        Ok(Some(ContainerInfo {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            image: cfg.image.unwrap_or_default(),
+            labels: cfg.labels.unwrap_or_default(),
+            state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code,
+            restarts: c.restart_count.unwrap_or(0),
+            health: state
+                .health
+                .and_then(|h| h.status)
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty() && s != "none"),
+            host_port,
+            created: None,
+        }))
+    }
+
+    async fn containers(&self, labels: &[String]) -> Result<Vec<ContainerInfo>> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), labels.to_vec());
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self.docker.list_containers(Some(opts)).await?;
+        Ok(list.into_iter().map(Self::summary_to_info).collect())
+    }
+
+    async fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let opts = RenameContainerOptionsBuilder::default().name(name).build();
+        self.docker.rename_container(id, opts).await?;
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            // "removal already in progress"
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&n.to_string())
+            .build();
+        let mut stream = self.docker.logs(id, Some(opts));
+        let mut text = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(out) => text.push_str(&String::from_utf8_lossy(&out.into_bytes())),
+                Err(_) => break,
+            }
+        }
+        let lines: Vec<String> = text.lines().map(|l| l.to_string()).collect();
+        let skip = lines.len().saturating_sub(n);
+        Ok(lines.into_iter().skip(skip).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_parse() {
+        assert_eq!(parse_port("8080/tcp"), Some(8080));
+        assert_eq!(parse_port("53/udp"), None);
+        assert_eq!(parse_port("80"), Some(80));
+    }
+}

@@ -1,0 +1,267 @@
+//! Yandex Tracker API client (the parts benchctl uses), reached by URL so tests point it at a fake.
+
+use crate::config::{TrackerAuth, TrackerConfig, TrackerOrg};
+use crate::secret::redact;
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Retry policy for 429, 5xx and connection errors.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_tries: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub max_total: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_tries: 5,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            max_total: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A failed Tracker request: which issue, what was attempted, and what the Tracker answered.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct TrackerError {
+    pub issue: String,
+    pub action: String,
+    pub status: Option<u16>,
+    pub messages: Vec<String>,
+}
+
+impl TrackerError {
+    fn render(&self) -> String {
+        let answer = match self.status {
+            Some(code) => format!("the Tracker answered {code}"),
+            None => "the Tracker could not be reached".to_string(),
+        };
+        let msgs = if self.messages.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", self.messages.join("; "))
+        };
+        let hint = match self.status {
+            Some(401) => "; check BENCHCTL_TRACKER_TOKEN / BENCHCTL_TRACKER_IAM_TOKEN (IAM tokens expire after 12 h)",
+            Some(403) => "; the token's user has no right to do this in the issue's queue",
+            Some(404) => "; check the issue key and the organization id (BENCHCTL_TRACKER_ORG_ID / BENCHCTL_TRACKER_CLOUD_ORG_ID)",
+            Some(422) => "; check the field key (--field / BENCHCTL_BENCH_FIELD); a queue-local field needs its full key `<hex>--benchLink`",
+            Some(423) => "; the issue's edits are blocked",
+            Some(429) | Some(500..=599) => "; retries were exhausted, try again later",
+            None => "; check BENCHCTL_TRACKER_URL and the network",
+            _ => "",
+        };
+        redact(&format!(
+            "could not {} of issue {}: {answer}{msgs}{hint}",
+            self.action, self.issue
+        ))
+    }
+
+    /// Whether this points at bad input or configuration rather than a passing failure.
+    pub fn is_usage(&self) -> bool {
+        matches!(self.status, Some(401 | 403 | 404))
+    }
+}
+
+pub struct TrackerClient {
+    http: reqwest::Client,
+    cfg: TrackerConfig,
+    retry: RetryPolicy,
+}
+
+impl TrackerClient {
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Self::with_retry(cfg, RetryPolicy::default())
+    }
+
+    pub fn with_retry(cfg: TrackerConfig, retry: RetryPolicy) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .user_agent(concat!("benchctl/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("static reqwest configuration");
+        TrackerClient { http, cfg, retry }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.cfg.base_url
+    }
+
+    /// `GET /v3/issues/<key>`.
+    pub async fn get_issue(&self, key: &str) -> Result<Value, TrackerError> {
+        self.send(Method::GET, key, "read", None).await
+    }
+
+    /// `PATCH /v3/issues/<key>` with `{"<field>": value}`; `None` clears the field.
+    pub async fn set_field(
+        &self,
+        key: &str,
+        field: &str,
+        value: Option<&str>,
+    ) -> Result<Value, TrackerError> {
+        let mut body = serde_json::Map::new();
+        body.insert(
+            field.to_string(),
+            value.map_or(Value::Null, |v| Value::String(v.to_string())),
+        );
+        let action = if value.is_some() {
+            format!("set field `{field}`")
+        } else {
+            format!("clear field `{field}`")
+        };
+        self.send(Method::PATCH, key, &action, Some(Value::Object(body)))
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        key: &str,
+        action: &str,
+        body: Option<Value>,
+    ) -> Result<Value, TrackerError> {
+        let url = format!("{}/v3/issues/{key}", self.cfg.base_url);
+        let started = Instant::now();
+        let fail = |status: Option<u16>, messages: Vec<String>| TrackerError {
+            issue: key.to_string(),
+            action: action.to_string(),
+            status,
+            messages,
+        };
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .header("Accept-Language", "en");
+            req = match &self.cfg.auth {
+                TrackerAuth::OAuth(t) => {
+                    req.header("Authorization", format!("OAuth {}", t.expose()))
+                }
+                TrackerAuth::Iam(t) => {
+                    req.header("Authorization", format!("Bearer {}", t.expose()))
+                }
+            };
+            req = match &self.cfg.org {
+                TrackerOrg::Org(id) => req.header("X-Org-ID", id),
+                TrackerOrg::Cloud(id) => req.header("X-Cloud-Org-ID", id),
+            };
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let (retryable, retry_after, err) = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let text = resp.text().await.unwrap_or_default();
+                    if status.is_success() {
+                        return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+                    }
+                    let retryable =
+                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    (
+                        retryable,
+                        retry_after,
+                        fail(Some(status.as_u16()), error_messages(&text)),
+                    )
+                }
+                Err(e) => {
+                    let retryable = e.is_connect() || e.is_timeout() || e.is_request();
+                    (retryable, None, fail(None, vec![describe_reqwest(&e)]))
+                }
+            };
+            if !retryable || attempt >= self.retry.max_tries {
+                return Err(err);
+            }
+            let backoff = self
+                .retry
+                .base_delay
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(self.retry.max_delay);
+            let jitter = rand::thread_rng().gen_range(0.5..1.0);
+            let delay = retry_after.unwrap_or_else(|| backoff.mul_f64(jitter));
+            if started.elapsed() + delay > self.retry.max_total {
+                return Err(err);
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    redact(&s)
+}
+
+/// Extracts `errorMessages` and `errors` from a Tracker error body (falls back to the raw text).
+pub fn error_messages(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        if let Some(msgs) = v.get("errorMessages").and_then(Value::as_array) {
+            out.extend(msgs.iter().filter_map(Value::as_str).map(str::to_string));
+        }
+        if let Some(errs) = v.get("errors").and_then(Value::as_object) {
+            for (k, m) in errs {
+                let m = m
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| m.to_string());
+                out.push(format!("{k}: {m}"));
+            }
+        }
+        if !out.is_empty() {
+            return out;
+        }
+    }
+    let trimmed = body.trim();
+    if !trimmed.is_empty() {
+        out.push(trimmed.chars().take(300).collect());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_read() {
+        let body = r#"{"errors":{"benchLink":"unknown field"},"errorsData":{},"errorMessages":["Validation failed"],"statusCode":422}"#;
+        assert_eq!(
+            error_messages(body),
+            vec![
+                "Validation failed".to_string(),
+                "benchLink: unknown field".to_string()
+            ]
+        );
+        assert_eq!(error_messages("oops"), vec!["oops".to_string()]);
+        let e = TrackerError {
+            issue: "PROJ-1".into(),
+            action: "set field `benchLink`".into(),
+            status: Some(422),
+            messages: error_messages(body),
+        };
+        let s = e.to_string();
+        assert!(s.contains("PROJ-1") && s.contains("benchLink") && s.contains("Validation failed"));
+    }
+}
