@@ -181,7 +181,7 @@ pub async fn deploy(
     container_labels.insert(labels::DEPLOYED_AT.to_string(), now_unix().to_string());
     let cspec = ContainerSpec {
         name: name.clone(),
-        image: image_id.clone(),
+        image: tag.clone(),
         labels: container_labels,
         container_port: port,
         bind: req.bind.clone(),

@@ -225,8 +225,37 @@ pub fn stream_context(
     (Box::pin(stream), handle)
 }
 
+/// Whether a build failed because a concurrent image removal pruned a cached parent layer
+/// (the classic builder then reports an unknown parent): building again succeeds.
+fn lost_cache_race(message: &str) -> bool {
+    message.contains("unknown parent image ID") || message.contains("failed to set parent")
+}
+
 /// Builds the image of `root` with the engine, streaming the context; returns the image id.
+/// A build that lost a race with a concurrent image removal is tried again (twice at most).
 pub async fn build(
+    engine: &dyn Engine,
+    root: &Path,
+    spec: &BuildSpec,
+    issue: &str,
+    branch: &str,
+    reporter: &SharedReporter,
+) -> Result<String> {
+    let mut attempt = 1;
+    loop {
+        match build_once(engine, root, spec, issue, branch, reporter).await {
+            Err(Error::Build { message, .. }) if attempt < 3 && lost_cache_race(&message) => {
+                reporter.report(Event::Warn(format!(
+                    "a concurrent image removal raced the build cache ({message}); building again"
+                )));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn build_once(
     engine: &dyn Engine,
     root: &Path,
     spec: &BuildSpec,

@@ -1,0 +1,485 @@
+//! deploy / list / teardown through the real binary, against the real engine and the fake
+//! Tracker. Each test uses its own issue keys and removes what it creates.
+
+mod support;
+
+use serde_json::Value;
+use support::fake_tracker::{Auth, FakeTracker, Org};
+use support::*;
+
+const TOKEN: &str = "oauth-canary-7f3e9d1c55";
+const IAM: &str = "iam-canary-0a9b8c7d6e";
+
+fn with_tracker(cmd: &mut std::process::Command, t: &FakeTracker) {
+    cmd.env("BENCHCTL_TRACKER_URL", &t.url)
+        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
+        .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
+}
+
+#[test]
+fn deploy_from_local_path_serves_the_branch_and_links_it() {
+    require_docker();
+    let _c = Cleanup::issues(&["DEPA-1"]);
+    let repo = AppRepo::new();
+    let commit = repo.branch_with("feature/DEPA-1-login", "hello from DEPA-1\n");
+    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    tracker.add_issue("DEPA-1");
+
+    let mut cmd = benchctl();
+    cmd.args([
+        "deploy",
+        "feature/DEPA-1-login",
+        "--repo",
+        &repo.path_str(),
+        "--json",
+    ]);
+    with_tracker(&mut cmd, &tracker);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let v = r.json();
+    assert_eq!(v["issue"], "DEPA-1");
+    assert_eq!(v["branch"], "feature/DEPA-1-login");
+    assert_eq!(v["commit"], commit.as_str());
+    assert_eq!(v["container"], "benchctl-depa-1");
+    assert_eq!(v["linked"], true);
+    assert!(v["image"].as_str().unwrap().starts_with("benchctl/depa-1:"));
+    let url = v["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert_eq!(http_get(&url).as_deref(), Some("hello from DEPA-1\n"));
+    // --json prints nothing but the result
+    assert!(
+        r.stderr.trim().is_empty(),
+        "stderr with --json: {}",
+        r.stderr
+    );
+
+    // The field holds the address, set with the contract's headers.
+    assert_eq!(
+        tracker.field("DEPA-1", "benchLink"),
+        Some(Value::String(url.clone()))
+    );
+    let patch = tracker
+        .requests_for("DEPA-1")
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("a PATCH");
+    assert_eq!(patch.headers["authorization"], format!("OAuth {TOKEN}"));
+    assert_eq!(patch.headers["x-org-id"], "org-1");
+    assert!(!patch.headers.contains_key("x-cloud-org-id"));
+    assert!(patch.headers["content-type"].starts_with("application/json"));
+    assert_eq!(patch.body, Some(serde_json::json!({ "benchLink": url })));
+
+    // Labels, restart policy and limits on the container.
+    let inspect = docker_lines(&[
+        "inspect",
+        "benchctl-depa-1",
+        "--format",
+        "{{json .Config.Labels}}|{{.HostConfig.RestartPolicy.Name}}|{{.HostConfig.Memory}}|{{.HostConfig.NanoCpus}}|{{.HostConfig.PidsLimit}}",
+    ]);
+    let parts: Vec<&str> = inspect[0].split('|').collect();
+    let labels: Value = serde_json::from_str(parts[0]).unwrap();
+    assert_eq!(labels["benchctl.managed"], "true");
+    assert_eq!(labels["benchctl.issue"], "DEPA-1");
+    assert_eq!(labels["benchctl.branch"], "feature/DEPA-1-login");
+    assert_eq!(labels["benchctl.commit"], commit.as_str());
+    assert_eq!(parts[1], "unless-stopped");
+    assert_eq!(parts[2], (512u64 << 20).to_string());
+    assert_eq!(parts[3], "1000000000");
+    assert_eq!(parts[4], "256");
+    // Nothing of the token in what benchctl created.
+    let all = docker_lines(&["inspect", "benchctl-depa-1"]).join("\n");
+    assert!(!all.contains(TOKEN));
+}
+
+#[test]
+fn deploy_over_git_daemon_with_iam_token_and_cloud_org() {
+    require_docker();
+    let _c = Cleanup::issues(&["DEPB-2"]);
+    let base = tempfile::tempdir().unwrap();
+    let repo = AppRepo::new();
+    repo.branch_with("bugfix/depb-2-lower-case", "over git://\n");
+    // a bare copy served by git daemon
+    git(
+        base.path(),
+        &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
+    );
+    let daemon = GitDaemon::serve(base.path());
+    let tracker = FakeTracker::start(Auth::Iam(IAM), Org::Cloud("cloud-9"));
+    tracker.add_issue("DEPB-2");
+
+    let r = run(benchctl()
+        .args([
+            "deploy",
+            "bugfix/depb-2-lower-case",
+            "--repo",
+            &daemon.url("app.git"),
+        ])
+        .env("BENCHCTL_TRACKER_URL", &tracker.url)
+        .env("BENCHCTL_TRACKER_IAM_TOKEN", IAM)
+        .env("BENCHCTL_TRACKER_CLOUD_ORG_ID", "cloud-9"));
+    assert_eq!(r.code, 0, "{}", r.all());
+    // plain output: phases on stderr, the result on stdout
+    assert!(r.stderr.contains("==> building"), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("DEPB-2 is up at http://127.0.0.1:"),
+        "{}",
+        r.stdout
+    );
+    let url = tracker.field("DEPB-2", "benchLink").unwrap();
+    assert_eq!(
+        http_get(url.as_str().unwrap()).as_deref(),
+        Some("over git://\n")
+    );
+    let patch = tracker.requests_for("DEPB-2").pop().unwrap();
+    assert_eq!(patch.headers["authorization"], format!("Bearer {IAM}"));
+    assert_eq!(patch.headers["x-cloud-org-id"], "cloud-9");
+    assert!(!patch.headers.contains_key("x-org-id"));
+    assert!(!r.all().contains(IAM));
+}
+
+#[test]
+fn redeploy_replaces_the_bench_with_the_new_commit() {
+    require_docker();
+    let _c = Cleanup::issues(&["DEPC-3"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/DEPC-3", "v1\n");
+    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    tracker.add_issue("DEPC-3");
+    let deploy = || {
+        let mut cmd = benchctl();
+        cmd.args([
+            "deploy",
+            "feature/DEPC-3",
+            "--repo",
+            &repo.path_str(),
+            "--json",
+        ]);
+        with_tracker(&mut cmd, &tracker);
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 0, "{}", r.all());
+        r.json()
+    };
+    let first = deploy();
+    let c2 = repo.branch_with("feature/DEPC-3", "v2\n");
+    let second = deploy();
+    assert_eq!(second["commit"], c2.as_str());
+    let url = second["url"].as_str().unwrap();
+    assert_eq!(http_get(url).as_deref(), Some("v2\n"));
+    assert_ne!(first["image"], second["image"]);
+    let containers = issue_containers("DEPC-3");
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert!(
+        containers[0].contains("benchctl-depc-3 running"),
+        "{containers:?}"
+    );
+    assert_eq!(tracker.field("DEPC-3", "benchLink"), Some(Value::from(url)));
+    // the old image is gone, the new one stays
+    let images = docker_lines(&[
+        "images",
+        "--filter",
+        "label=benchctl.issue=DEPC-3",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]);
+    assert_eq!(images, vec![second["image"].as_str().unwrap().to_string()]);
+}
+
+#[test]
+fn branch_without_key_is_refused_before_any_work() {
+    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    let repo = AppRepo::new();
+    for branch in ["feature/login", "main"] {
+        let mut cmd = benchctl();
+        cmd.args(["deploy", branch, "--repo", &repo.path_str()]);
+        with_tracker(&mut cmd, &tracker);
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 2, "{}", r.all());
+        assert!(
+            r.stderr
+                .contains(&format!("branch `{branch}` carries no issue key")),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("--issue"), "{}", r.stderr);
+    }
+    assert!(tracker.requests().is_empty(), "no Tracker request expected");
+    // hostile names are refused as ref names, before anything else
+    for bad in ["../x", "-rf", "a b;rm -rf /", "$(id)..x"] {
+        let r = run(benchctl().args(["deploy", "--repo", &repo.path_str(), "--", bad]));
+        assert_eq!(r.code, 2, "{bad}: {}", r.all());
+    }
+}
+
+#[test]
+fn missing_branch_names_branch_and_repository() {
+    let repo = AppRepo::new();
+    let r = run(benchctl().args(["deploy", "feature/NOPE-1-gone", "--repo", &repo.path_str()]));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("feature/NOPE-1-gone"), "{}", r.stderr);
+    assert!(r.stderr.contains(&repo.path_str()), "{}", r.stderr);
+    assert!(issue_containers("NOPE-1").is_empty());
+}
+
+#[test]
+fn failing_build_shows_the_engine_error_and_starts_nothing() {
+    require_docker();
+    let _c = Cleanup::issues(&["DEPD-4"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/DEPD-4", "x\n");
+    repo.write("Dockerfile", "FROM scratch\nCOPY does-not-exist /x\n");
+    repo.commit("broken");
+    let r = run(benchctl().args(["deploy", "feature/DEPD-4", "--repo", &repo.path_str()]));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("build of DEPD-4"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does-not-exist"),
+        "engine error missing: {}",
+        r.stderr
+    );
+    assert!(issue_containers("DEPD-4").is_empty());
+}
+
+#[test]
+fn container_that_exits_at_once_fails_and_is_removed_with_its_logs_shown() {
+    require_docker();
+    let _c = Cleanup::issues(&["DEPE-5"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/DEPE-5", "x\n");
+    repo.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo crash-marker-DEPE; exit 3\"]\n",
+    );
+    repo.commit("crashes");
+    let r = run(benchctl().args([
+        "deploy",
+        "feature/DEPE-5",
+        "--repo",
+        &repo.path_str(),
+        "--ready-timeout",
+        "20",
+    ]));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("did not become ready"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("crash-marker-DEPE"),
+        "logs missing: {}",
+        r.stderr
+    );
+    assert!(
+        issue_containers("DEPE-5").is_empty(),
+        "{:?}",
+        issue_containers("DEPE-5")
+    );
+}
+
+#[test]
+fn tracker_refusals_keep_the_bench_exit_3_and_hide_the_token() {
+    require_docker();
+    let _c = Cleanup::issues(&["DEPF-6"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/DEPF-6", "kept\n");
+    let tracker = FakeTracker::start(Auth::OAuth("the-right-token"), Org::Org("org-1"));
+    tracker.add_issue("DEPF-6");
+
+    // 401: wrong token
+    let mut cmd = benchctl();
+    cmd.args(["deploy", "feature/DEPF-6", "--repo", &repo.path_str()]);
+    with_tracker(&mut cmd, &tracker);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stderr.contains("401"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("DEPF-6") && r.stderr.contains("benchLink"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Not authorized."), "{}", r.stderr);
+    assert!(!r.all().contains(TOKEN), "token leaked: {}", r.all());
+    assert_eq!(issue_containers("DEPF-6").len(), 1);
+    let url = r
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    assert_eq!(http_get(&url).as_deref(), Some("kept\n"));
+
+    // 422: unknown field (right token)
+    let mut cmd = benchctl();
+    cmd.args([
+        "deploy",
+        "feature/DEPF-6",
+        "--repo",
+        &repo.path_str(),
+        "--field",
+        "noSuchField",
+        "--json",
+    ])
+    .env("BENCHCTL_TRACKER_URL", &tracker.url)
+    .env("BENCHCTL_TRACKER_TOKEN", "the-right-token")
+    .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 3, "{}", r.all());
+    let v = r.json();
+    assert_eq!(v["linked"], false);
+    let err = v["link_error"].as_str().unwrap();
+    assert!(
+        err.contains("422") && err.contains("noSuchField") && err.contains("Field does not exist."),
+        "{err}"
+    );
+    assert!(
+        !r.all().contains("the-right-token"),
+        "token leaked: {}",
+        r.all()
+    );
+    assert_eq!(issue_containers("DEPF-6").len(), 1);
+}
+
+#[test]
+fn list_and_teardown_twice() {
+    require_docker();
+    let _c = Cleanup::issues(&["DEPG-7"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/DEPG-7-list", "listed\n");
+    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    tracker.add_issue("DEPG-7");
+    let mut cmd = benchctl();
+    cmd.args([
+        "deploy",
+        "feature/DEPG-7-list",
+        "--repo",
+        &repo.path_str(),
+        "--json",
+    ]);
+    with_tracker(&mut cmd, &tracker);
+    let deployed = run(&mut cmd);
+    assert_eq!(deployed.code, 0, "{}", deployed.all());
+    let deployed = deployed.json();
+
+    let r = run(benchctl().args(["list", "--json"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let rows = r.json();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["issue"] == "DEPG-7")
+        .expect("DEPG-7 listed");
+    for k in ["issue", "branch", "commit", "image", "container", "url"] {
+        assert_eq!(row[k], deployed[k], "{k}");
+    }
+    assert_eq!(row["state"], "running");
+    let r = run(benchctl().args(["list"]));
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("DEPG-7") && l.contains("feature/DEPG-7-list")),
+        "{}",
+        r.stdout
+    );
+
+    let mut cmd = benchctl();
+    cmd.args(["teardown", "DEPG-7"]);
+    with_tracker(&mut cmd, &tracker);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("removed 1 container"), "{}", r.stdout);
+    assert!(issue_containers("DEPG-7").is_empty());
+    assert!(docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=DEPG-7"]).is_empty());
+    assert_eq!(tracker.field("DEPG-7", "benchLink"), None);
+    let clear = tracker.requests_for("DEPG-7").pop().unwrap();
+    assert_eq!(clear.body, Some(serde_json::json!({ "benchLink": null })));
+
+    // second teardown: nothing to remove, still fine
+    let mut cmd = benchctl();
+    cmd.args(["teardown", "depg-7", "--keep-link"]);
+    with_tracker(&mut cmd, &tracker);
+    let before = tracker.requests().len();
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("DEPG-7 has no bench"), "{}", r.stdout);
+    assert_eq!(
+        tracker.requests().len(),
+        before,
+        "--keep-link must not touch the Tracker"
+    );
+}
+
+#[test]
+fn no_tracker_configured_deploys_and_says_not_linked() {
+    require_docker();
+    let _c = Cleanup::issues(&["DEPH-8"]);
+    let repo = AppRepo::new();
+    repo.branch_with("DEPH-8", "unlinked\n");
+    let r = run(benchctl().args(["deploy", "DEPH-8", "--repo", &repo.path_str()]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("not linked in the Tracker: no Tracker is configured"),
+        "{}",
+        r.stdout
+    );
+    // half a configuration is an error, before any work
+    let r = run(benchctl()
+        .args(["deploy", "DEPH-8", "--repo", &repo.path_str()])
+        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
+        .env("BENCHCTL_TRACKER_ORG_ID", "1")
+        .env("BENCHCTL_TRACKER_CLOUD_ORG_ID", "2"));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("BENCHCTL_TRACKER_ORG_ID")
+            && r.stderr.contains("BENCHCTL_TRACKER_CLOUD_ORG_ID"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.all().contains(TOKEN));
+}
+
+#[test]
+fn failed_redeploy_keeps_the_old_bench_and_link() {
+    require_docker();
+    let _c = Cleanup::issues(&["DEPI-9"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/DEPI-9", "good\n");
+    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    tracker.add_issue("DEPI-9");
+    let mut cmd = benchctl();
+    cmd.args([
+        "deploy",
+        "feature/DEPI-9",
+        "--repo",
+        &repo.path_str(),
+        "--json",
+    ]);
+    with_tracker(&mut cmd, &tracker);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let url = r.json()["url"].as_str().unwrap().to_string();
+
+    repo.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"false\"]\n",
+    );
+    repo.commit("breaks");
+    let mut cmd = benchctl();
+    cmd.args([
+        "deploy",
+        "feature/DEPI-9",
+        "--repo",
+        &repo.path_str(),
+        "--ready-timeout",
+        "20",
+    ]);
+    with_tracker(&mut cmd, &tracker);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("previous bench keeps running"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(http_get(&url).as_deref(), Some("good\n"));
+    assert_eq!(tracker.field("DEPI-9", "benchLink"), Some(Value::from(url)));
+    let containers = issue_containers("DEPI-9");
+    assert_eq!(containers.len(), 1, "{containers:?}");
+}

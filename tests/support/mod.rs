@@ -1,0 +1,278 @@
+//! Test support: real git repositories, a git daemon on loopback, a fake Tracker that follows
+//! `shared/reference/tracker-api.md`, the real binary, and cleanup of what each test creates.
+#![allow(dead_code)]
+
+pub mod fake_tracker;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Fails loudly (never skips) when the engine or busybox is missing.
+pub fn require_docker() {
+    let ok = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "these tests need a running Docker engine (`docker info` failed); .ci/run starts one"
+    );
+    assert!(
+        Path::new(BUSYBOX).exists(),
+        "these tests need {BUSYBOX} (apt-get install busybox-static)"
+    );
+}
+
+pub const BUSYBOX: &str = "/bin/busybox";
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The Dockerfile of the busybox web app: serves `/www` on port 8080.
+pub const APP_DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
+
+/// A real git repository holding the busybox web app on `main`.
+pub struct AppRepo {
+    pub dir: tempfile::TempDir,
+}
+
+impl AppRepo {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("benchctl-test-repo-")
+            .tempdir()
+            .unwrap();
+        git(dir.path(), &["init", "-q", "-b", "main"]);
+        std::fs::copy(BUSYBOX, dir.path().join("busybox")).unwrap();
+        std::fs::create_dir_all(dir.path().join("www")).unwrap();
+        let repo = AppRepo { dir };
+        repo.write("Dockerfile", APP_DOCKERFILE);
+        repo.write("www/index.html", "main\n");
+        repo.commit("init");
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path_str(&self) -> String {
+        self.dir.path().to_string_lossy().into_owned()
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.dir.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(p, content).unwrap();
+    }
+
+    /// Commits everything; returns the commit id.
+    pub fn commit(&self, msg: &str) -> String {
+        git(self.path(), &["add", "-A"]);
+        git(self.path(), &["commit", "-q", "--allow-empty", "-m", msg]);
+        git(self.path(), &["rev-parse", "HEAD"])
+    }
+
+    /// Creates (or moves to) `branch` with `www/index.html` = `content`; returns the commit.
+    pub fn branch_with(&self, branch: &str, content: &str) -> String {
+        git(self.path(), &["checkout", "-q", "-B", branch]);
+        self.write("www/index.html", content);
+        self.commit(&format!("{branch}: {content}"))
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `git daemon` serving a base directory on loopback (the shallow-capable git:// transport).
+pub struct GitDaemon {
+    child: Child,
+    pub port: u16,
+}
+
+impl GitDaemon {
+    pub fn serve(base: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new("git")
+            .arg("daemon")
+            .arg("--reuseaddr")
+            .arg("--export-all")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "git daemon did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        GitDaemon { child, port }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Removes every container and image labelled with the issue, when the test ends (pass or fail).
+pub struct Cleanup(pub Vec<String>);
+
+impl Cleanup {
+    pub fn issues(keys: &[&str]) -> Self {
+        let c = Cleanup(keys.iter().map(|k| k.to_string()).collect());
+        c.run();
+        c
+    }
+
+    fn run(&self) {
+        for key in &self.0 {
+            let filter = format!("label=benchctl.issue={key}");
+            for id in docker_lines(&["ps", "-aq", "--filter", &filter]) {
+                let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+            }
+            for id in docker_lines(&["images", "-q", "--filter", &filter]) {
+                let _ = Command::new("docker").args(["rmi", "-f", &id]).output();
+            }
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
+pub fn docker_lines(args: &[&str]) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.dedup();
+    v
+}
+
+/// Containers of an issue (all states), as `id name state`.
+pub fn issue_containers(key: &str) -> Vec<String> {
+    docker_lines(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=benchctl.issue={key}"),
+        "--format",
+        "{{.ID}} {{.Names}} {{.State}}",
+    ])
+}
+
+/// The real binary, with a clean benchctl environment and plain output.
+pub fn benchctl() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_benchctl"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BENCHCTL_") || k.ends_with("_BRANCH") || k.starts_with("GITHUB_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env_remove("CI_COMMIT_REF_NAME");
+    cmd.env("CI", "true");
+    cmd.env("BENCHCTL_PUBLIC_HOST", "127.0.0.1");
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let out: Output = cmd.output().expect("benchctl runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A plain HTTP GET; returns the body, or None when nothing answers.
+pub fn http_get(url: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut s = std::net::TcpStream::connect(hostport).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+pub fn tmp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(name)
+}
