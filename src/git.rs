@@ -240,6 +240,15 @@ pub fn fetch_branch(
     git.checkout_tree(commit.as_object(), Some(CheckoutBuilder::new().force()))
         .map_err(git_err)?;
     git.set_head_detached(commit.id()).map_err(git_err)?;
+    // libgit2 leaves a `.git` link file in a separate work tree: keep it out of the context.
+    let link = workdir.join(".git");
+    if link.is_file() {
+        std::fs::remove_file(&link).map_err(|e| Error::Git {
+            branch: branch.to_string(),
+            repo: repo.location.clone(),
+            message: format!("cannot remove {}: {e}", link.display()),
+        })?;
+    }
     Ok(commit.id().to_string())
 }
 

@@ -1,0 +1,97 @@
+//! Fetching one branch: shallow over git://, full over the local transport.
+
+mod support;
+
+use benchctl::git::{fetch_branch, resolve_repo};
+use benchctl::output::{Event, Recorder, SharedReporter};
+use benchctl::Error;
+use std::sync::Arc;
+use support::*;
+
+fn repo_with_history() -> AppRepo {
+    let repo = AppRepo::new();
+    for i in 0..3 {
+        repo.branch_with("feature/GIT-1", &format!("v{i}\n"));
+    }
+    repo.branch_with("other", "other\n");
+    repo
+}
+
+#[test]
+fn git_daemon_fetch_is_shallow_and_only_the_branch() {
+    let repo = repo_with_history();
+    let head = git(repo.path(), &["rev-parse", "feature/GIT-1"]);
+    let base = tempfile::tempdir().unwrap();
+    git(
+        base.path(),
+        &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
+    );
+    let daemon = GitDaemon::serve(base.path());
+
+    let spec = resolve_repo(Some(&daemon.url("app.git"))).unwrap();
+    assert!(!spec.is_local);
+    let dest = tempfile::tempdir().unwrap();
+    let rec = Arc::new(Recorder::default());
+    let reporter: SharedReporter = rec.clone();
+    let commit = fetch_branch(&spec, "feature/GIT-1", dest.path(), &reporter).unwrap();
+    assert_eq!(commit, head);
+
+    let fetched = git2::Repository::open(dest.path().join("git")).unwrap();
+    assert!(fetched.is_shallow(), "fetch over git:// must be shallow");
+    assert!(fetched.find_reference("refs/remotes/origin/other").is_err());
+    assert_eq!(
+        std::fs::read_to_string(dest.path().join("src/www/index.html")).unwrap(),
+        "v2\n"
+    );
+    assert!(
+        !dest.path().join("src/.git").exists(),
+        "no .git in the build context"
+    );
+    let events = rec.0.lock().unwrap();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::FetchProgress { .. })));
+}
+
+#[test]
+fn local_path_fetch_falls_back_to_full_and_checks_out() {
+    let repo = repo_with_history();
+    let spec = resolve_repo(Some(&repo.path_str())).unwrap();
+    assert!(spec.is_local);
+    let dest = tempfile::tempdir().unwrap();
+    let reporter: SharedReporter = Arc::new(benchctl::output::Silent);
+    let commit = fetch_branch(&spec, "feature/GIT-1", dest.path(), &reporter).unwrap();
+    assert_eq!(commit, git(repo.path(), &["rev-parse", "feature/GIT-1"]));
+    assert_eq!(
+        std::fs::read_to_string(dest.path().join("src/www/index.html")).unwrap(),
+        "v2\n"
+    );
+}
+
+#[test]
+fn missing_branch_and_bad_repositories_are_named() {
+    let repo = repo_with_history();
+    let spec = resolve_repo(Some(&repo.path_str())).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let reporter: SharedReporter = Arc::new(benchctl::output::Silent);
+    let err = fetch_branch(&spec, "feature/GONE-1", dest.path(), &reporter).unwrap_err();
+    assert!(matches!(err, Error::BranchNotFound { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("feature/GONE-1") && msg.contains(&repo.path_str()),
+        "{msg}"
+    );
+    assert_eq!(err.exit_code(), 2);
+
+    let not_repo = tempfile::tempdir().unwrap();
+    let err = resolve_repo(Some(&not_repo.path().to_string_lossy())).unwrap_err();
+    assert!(err.to_string().contains("not a git repository"), "{err}");
+
+    // nothing listens on this port: a clear git error, not a hang
+    let port = free_port();
+    let spec = resolve_repo(Some(&format!("git://127.0.0.1:{port}/app.git"))).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch_branch(&spec, "feature/GIT-1", dest.path(), &reporter).unwrap_err();
+    assert!(matches!(err, Error::Git { .. }), "{err}");
+    assert!(err.to_string().contains("feature/GIT-1"), "{err}");
+}
