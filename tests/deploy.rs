@@ -16,25 +16,47 @@ fn with_tracker(cmd: &mut std::process::Command, t: &FakeTracker) {
         .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
 }
 
+/// A test's issue: its cleanup, a repository with the issue branch, and a fake Tracker that
+/// knows the issue.
+struct Fixture {
+    _cleanup: Cleanup,
+    repo: AppRepo,
+    tracker: FakeTracker,
+    branch: String,
+}
+
+impl Fixture {
+    fn new(key: &str, branch: &str, content: &str) -> Self {
+        require_docker();
+        let cleanup = Cleanup::issues(&[key]);
+        let repo = AppRepo::new();
+        repo.branch_with(branch, content);
+        let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+        tracker.add_issue(key);
+        Fixture {
+            _cleanup: cleanup,
+            repo,
+            tracker,
+            branch: branch.to_string(),
+        }
+    }
+
+    /// `benchctl deploy <branch> --repo <repo> <extra>` with the fake Tracker configured.
+    fn deploy(&self, extra: &[&str]) -> Run {
+        let mut cmd = benchctl();
+        cmd.args(["deploy", &self.branch, "--repo", &self.repo.path_str()])
+            .args(extra);
+        with_tracker(&mut cmd, &self.tracker);
+        run(&mut cmd)
+    }
+}
+
 #[test]
 fn deploy_from_local_path_serves_the_branch_and_links_it() {
-    require_docker();
-    let _c = Cleanup::issues(&["DEPA-1"]);
-    let repo = AppRepo::new();
-    let commit = repo.branch_with("feature/DEPA-1-login", "hello from DEPA-1\n");
-    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
-    tracker.add_issue("DEPA-1");
-
-    let mut cmd = benchctl();
-    cmd.args([
-        "deploy",
-        "feature/DEPA-1-login",
-        "--repo",
-        &repo.path_str(),
-        "--json",
-    ]);
-    with_tracker(&mut cmd, &tracker);
-    let r = run(&mut cmd);
+    let f = Fixture::new("DEPA-1", "feature/DEPA-1-login", "hello from DEPA-1\n");
+    let tracker = &f.tracker;
+    let commit = git(f.repo.path(), &["rev-parse", "HEAD"]);
+    let r = f.deploy(&["--json"]);
     assert_eq!(r.code, 0, "{}", r.all());
     let v = r.json();
     assert_eq!(v["issue"], "DEPA-1");
@@ -139,23 +161,10 @@ fn deploy_over_git_daemon_with_iam_token_and_cloud_org() {
 
 #[test]
 fn redeploy_replaces_the_bench_with_the_new_commit() {
-    require_docker();
-    let _c = Cleanup::issues(&["DEPC-3"]);
-    let repo = AppRepo::new();
-    repo.branch_with("feature/DEPC-3", "v1\n");
-    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
-    tracker.add_issue("DEPC-3");
+    let f = Fixture::new("DEPC-3", "feature/DEPC-3", "v1\n");
+    let (repo, tracker) = (&f.repo, &f.tracker);
     let deploy = || {
-        let mut cmd = benchctl();
-        cmd.args([
-            "deploy",
-            "feature/DEPC-3",
-            "--repo",
-            &repo.path_str(),
-            "--json",
-        ]);
-        with_tracker(&mut cmd, &tracker);
-        let r = run(&mut cmd);
+        let r = f.deploy(&["--json"]);
         assert_eq!(r.code, 0, "{}", r.all());
         r.json()
     };
@@ -337,22 +346,9 @@ fn tracker_refusals_keep_the_bench_exit_3_and_hide_the_token() {
 
 #[test]
 fn list_and_teardown_twice() {
-    require_docker();
-    let _c = Cleanup::issues(&["DEPG-7"]);
-    let repo = AppRepo::new();
-    repo.branch_with("feature/DEPG-7-list", "listed\n");
-    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
-    tracker.add_issue("DEPG-7");
-    let mut cmd = benchctl();
-    cmd.args([
-        "deploy",
-        "feature/DEPG-7-list",
-        "--repo",
-        &repo.path_str(),
-        "--json",
-    ]);
-    with_tracker(&mut cmd, &tracker);
-    let deployed = run(&mut cmd);
+    let f = Fixture::new("DEPG-7", "feature/DEPG-7-list", "listed\n");
+    let tracker = &f.tracker;
+    let deployed = f.deploy(&["--json"]);
     assert_eq!(deployed.code, 0, "{}", deployed.all());
     let deployed = deployed.json();
 
@@ -380,7 +376,7 @@ fn list_and_teardown_twice() {
 
     let mut cmd = benchctl();
     cmd.args(["teardown", "DEPG-7"]);
-    with_tracker(&mut cmd, &tracker);
+    with_tracker(&mut cmd, tracker);
     let r = run(&mut cmd);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("removed 1 container"), "{}", r.stdout);
@@ -393,7 +389,7 @@ fn list_and_teardown_twice() {
     // second teardown: nothing to remove, still fine
     let mut cmd = benchctl();
     cmd.args(["teardown", "depg-7", "--keep-link"]);
-    with_tracker(&mut cmd, &tracker);
+    with_tracker(&mut cmd, tracker);
     let before = tracker.requests().len();
     let r = run(&mut cmd);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -437,22 +433,9 @@ fn no_tracker_configured_deploys_and_says_not_linked() {
 
 #[test]
 fn failed_redeploy_keeps_the_old_bench_and_link() {
-    require_docker();
-    let _c = Cleanup::issues(&["DEPI-9"]);
-    let repo = AppRepo::new();
-    repo.branch_with("feature/DEPI-9", "good\n");
-    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
-    tracker.add_issue("DEPI-9");
-    let mut cmd = benchctl();
-    cmd.args([
-        "deploy",
-        "feature/DEPI-9",
-        "--repo",
-        &repo.path_str(),
-        "--json",
-    ]);
-    with_tracker(&mut cmd, &tracker);
-    let r = run(&mut cmd);
+    let f = Fixture::new("DEPI-9", "feature/DEPI-9", "good\n");
+    let (repo, tracker) = (&f.repo, &f.tracker);
+    let r = f.deploy(&["--json"]);
     assert_eq!(r.code, 0, "{}", r.all());
     let url = r.json()["url"].as_str().unwrap().to_string();
 
@@ -461,17 +444,7 @@ fn failed_redeploy_keeps_the_old_bench_and_link() {
         "FROM scratch\nCOPY busybox /bin/busybox\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"false\"]\n",
     );
     repo.commit("breaks");
-    let mut cmd = benchctl();
-    cmd.args([
-        "deploy",
-        "feature/DEPI-9",
-        "--repo",
-        &repo.path_str(),
-        "--ready-timeout",
-        "20",
-    ]);
-    with_tracker(&mut cmd, &tracker);
-    let r = run(&mut cmd);
+    let r = f.deploy(&["--ready-timeout", "20"]);
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(
         r.stderr.contains("previous bench keeps running"),
