@@ -420,3 +420,46 @@ pub async fn teardown(
     }
     Ok(out)
 }
+
+/// The issue's bench: the container with the bench's name, else any running one of the issue.
+pub async fn find_bench(engine: &dyn Engine, issue: &str) -> Result<Option<ContainerInfo>> {
+    let mut containers = engine.containers(&issue_filter(issue)).await?;
+    let name = container_name(issue);
+    containers.sort_by_key(|c| (c.name != name, !c.running));
+    Ok(containers.into_iter().next())
+}
+
+/// State, health, address, commit and age of the issue's bench (`None`: no bench).
+pub async fn status(engine: &dyn Engine, issue: &str) -> Result<Option<BenchRecord>> {
+    Ok(find_bench(engine, issue)
+        .await?
+        .map(|c| record_from(&c, now_unix())))
+}
+
+/// Re-publishes the address of the issue's running bench in the Tracker (the way out after
+/// exit code 3). Returns the address.
+pub async fn link(
+    issue: &str,
+    engine: &dyn Engine,
+    tracker: &TrackerClient,
+    field: &str,
+    reporter: &SharedReporter,
+) -> Result<std::result::Result<String, String>> {
+    let bench = find_bench(engine, issue).await?.filter(|c| c.running);
+    let Some(bench) = bench else {
+        return Err(Error::usage(format!(
+            "{issue} has no running bench to link; deploy it first (`benchctl deploy <branch>`)"
+        )));
+    };
+    let url = record_from(&bench, now_unix()).url.ok_or_else(|| {
+        Error::Engine(format!(
+            "the bench of {issue} ({}) publishes no port; redeploy it",
+            bench.name
+        ))
+    })?;
+    reporter.report(Event::Step(format!("setting field `{field}` of {issue}")));
+    Ok(match tracker.set_field(issue, field, Some(&url)).await {
+        Ok(_) => Ok(url),
+        Err(e) => Err(e.to_string()),
+    })
+}

@@ -39,6 +39,41 @@ pub enum Command {
     List,
     /// Remove an issue's bench (containers and images) and clear its Tracker field.
     Teardown(TeardownArgs),
+    /// Write the address of an issue's running bench into its Tracker field again.
+    Link(LinkArgs),
+    /// Show an issue's bench: state, health, address, commit, age.
+    Status(IssueArg),
+    /// Print an issue's bench output.
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArg {
+    /// Issue key, e.g. PROJ-42.
+    pub issue: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// Issue key, e.g. PROJ-42.
+    pub issue: String,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Issue key, e.g. PROJ-42.
+    pub issue: String,
+
+    /// Keep printing what the bench prints.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +425,86 @@ async fn cmd_teardown(
     Ok(exit::OK)
 }
 
+async fn cmd_link(args: &LinkArgs, mode: OutputMode, reporter: SharedReporter) -> Result<i32> {
+    let issue = naming::normalize_issue_key(&args.issue)?;
+    let field = config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
+    let tracker = tracker_client(&args.tracker)?.ok_or_else(|| {
+        Error::usage(format!(
+            "no Tracker is configured; set {} (or {}) and {} (or {})",
+            env::TRACKER_TOKEN,
+            env::TRACKER_IAM_TOKEN,
+            env::TRACKER_ORG_ID,
+            env::TRACKER_CLOUD_ORG_ID
+        ))
+    })?;
+    let engine = DockerEngine::connect().await?;
+    let result = bench::link(&issue, &engine, &tracker, &field, &reporter).await?;
+    drop(reporter);
+    let (url, error) = match &result {
+        Ok(url) => (Some(url.clone()), None),
+        Err(e) => (None, Some(e.clone())),
+    };
+    if mode == OutputMode::Json {
+        print_json(&serde_json::json!({
+            "issue": issue, "field": field, "url": url,
+            "linked": error.is_none(), "link_error": error,
+        }));
+    } else if let Some(url) = &url {
+        println!("{issue}: field `{field}` = {url}");
+    } else if let Some(e) = &error {
+        eprintln!("error: {}", redact(e));
+    }
+    Ok(if error.is_some() {
+        exit::NOT_LINKED
+    } else {
+        exit::OK
+    })
+}
+
+async fn cmd_status(args: &IssueArg, mode: OutputMode) -> Result<i32> {
+    let issue = naming::normalize_issue_key(&args.issue)?;
+    let engine = DockerEngine::connect().await?;
+    let Some(b) = bench::status(&engine, &issue).await? else {
+        if mode == OutputMode::Json {
+            print_json(&serde_json::json!({ "issue": issue, "state": "absent" }));
+        } else {
+            println!("{issue} has no bench");
+        }
+        return Ok(exit::FAILURE);
+    };
+    if mode == OutputMode::Json {
+        print_json(&b);
+    } else {
+        println!("issue:    {}", b.issue);
+        println!("state:    {}", b.state.clone().unwrap_or_default());
+        println!("address:  {}", b.url.clone().unwrap_or_else(|| "-".into()));
+        println!("branch:   {}", b.branch);
+        println!("commit:   {}", b.commit);
+        println!("image:    {}", b.image);
+        println!("age:      {}", age(b.age_seconds));
+    }
+    Ok(exit::OK)
+}
+
+async fn cmd_logs(args: &LogsArgs) -> Result<i32> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let issue = naming::normalize_issue_key(&args.issue)?;
+    let engine = DockerEngine::connect().await?;
+    let Some(bench) = bench::find_bench(&engine, &issue).await? else {
+        return Err(Error::usage(format!("{issue} has no bench")));
+    };
+    let mut stream = crate::runtime::Engine::logs(&engine, &bench.id, args.follow, args.tail);
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {
+            break; // the reader went away (e.g. `| head`)
+        }
+    }
+    Ok(exit::OK)
+}
+
 /// Parses `args` and runs the command; returns the exit code.
 pub fn run<I, T>(args: I) -> i32
 where
@@ -424,6 +539,9 @@ where
             Command::Deploy(a) => cmd_deploy(a, mode, mode.reporter()).await,
             Command::List => cmd_list(mode).await,
             Command::Teardown(a) => cmd_teardown(a, mode, mode.reporter()).await,
+            Command::Link(a) => cmd_link(a, mode, mode.reporter()).await,
+            Command::Status(a) => cmd_status(a, mode).await,
+            Command::Logs(a) => cmd_logs(a).await,
         }
     });
     match result {

@@ -116,7 +116,13 @@ pub trait Engine: Send + Sync {
     async fn remove(&self, id: &str) -> Result<()>;
     /// The last `n` lines the container printed.
     async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>>;
+    /// The container's output (stdout and stderr), the last `tail` lines first, then, with
+    /// `follow`, everything it prints until it stops.
+    fn logs(&self, id: &str, follow: bool, tail: Option<usize>) -> LogStream;
 }
+
+/// Raw output of a container.
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
 /// Where the engine is expected, for error messages.
 pub fn engine_location() -> String {
@@ -462,6 +468,21 @@ impl Engine for DockerEngine {
         let lines: Vec<String> = text.lines().map(|l| l.to_string()).collect();
         let skip = lines.len().saturating_sub(n);
         Ok(lines.into_iter().skip(skip).collect())
+    }
+
+    fn logs(&self, id: &str, follow: bool, tail: Option<usize>) -> LogStream {
+        let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail)
+            .build();
+        Box::pin(
+            self.docker
+                .logs(id, Some(opts))
+                .map(|item| item.map(|o| o.into_bytes()).map_err(Error::from)),
+        )
     }
 }
 

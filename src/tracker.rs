@@ -14,6 +14,8 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     pub max_delay: Duration,
     pub max_total: Duration,
+    /// Timeout of one request (connect timeout is 5 s at most).
+    pub request_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -23,6 +25,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(8),
             max_total: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -83,8 +86,8 @@ impl TrackerClient {
 
     pub fn with_retry(cfg: TrackerConfig, retry: RetryPolicy) -> Self {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(20))
+            .connect_timeout(retry.request_timeout.min(Duration::from_secs(5)))
+            .timeout(retry.request_timeout)
             .user_agent(concat!("benchctl/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("static reqwest configuration");

@@ -84,8 +84,10 @@ async fn handle(
         s.requests.push(recorded.clone());
         s.faults.pop_front()
     };
-    if let Some(f) = fault {
+    if let Some(f) = fault.as_ref() {
         tokio::time::sleep(f.delay).await;
+    }
+    if let Some(f) = fault.filter(|f| f.status != 0) {
         let status = StatusCode::from_u16(f.status).unwrap();
         let mut resp = error(status, &["injected fault"], json!({}));
         if let Some(ra) = f.retry_after {
@@ -243,6 +245,16 @@ impl FakeTracker {
             status,
             retry_after,
             delay: Duration::ZERO,
+        });
+        self
+    }
+
+    /// The next request is answered normally, but only after `delay`.
+    pub fn slow_next(&self, delay: Duration) -> &Self {
+        self.state.lock().unwrap().faults.push_back(Fault {
+            status: 0,
+            retry_after: None,
+            delay,
         });
         self
     }

@@ -1,0 +1,94 @@
+//! `status`, `logs` and `link` of a running bench, found by its labels.
+
+mod support;
+
+use serde_json::Value;
+use support::fake_tracker::{Auth, FakeTracker, Org};
+use support::*;
+
+const TOKEN: &str = "link-canary-31415926";
+
+#[test]
+fn status_logs_and_link_after_a_failed_link() {
+    require_docker();
+    let _c = Cleanup::issues(&["INS-1"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/INS-1", "inspect\n");
+    repo.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo log-line-one; echo log-line-two; exec /bin/busybox httpd -f -p 8080 -h /www\"]\n",
+    );
+    let commit = repo.commit("logs");
+    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    tracker.add_issue("INS-1");
+    let with_tracker = |cmd: &mut std::process::Command| {
+        cmd.env("BENCHCTL_TRACKER_URL", &tracker.url)
+            .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
+            .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
+    };
+
+    // The Tracker refuses once (403, not retried): exit 3, bench up, field unset.
+    tracker.fail_next(403, None);
+    let mut cmd = benchctl();
+    cmd.args([
+        "deploy",
+        "feature/INS-1",
+        "--repo",
+        &repo.path_str(),
+        "--json",
+    ]);
+    with_tracker(&mut cmd);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 3, "{}", r.all());
+    let url = r.json()["url"].as_str().unwrap().to_string();
+    assert_eq!(tracker.field("INS-1", "benchLink"), None);
+
+    // status
+    let r = run(benchctl().args(["status", "ins-1", "--json"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let s = r.json();
+    assert_eq!(s["state"], "running");
+    assert_eq!(s["commit"], commit.as_str());
+    assert_eq!(s["url"], url.as_str());
+    let r = run(benchctl().args(["status", "INS-1"]));
+    assert!(
+        r.stdout.contains("state:    running") && r.stdout.contains(&url),
+        "{}",
+        r.stdout
+    );
+
+    // logs
+    let r = run(benchctl().args(["logs", "INS-1"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("log-line-one\nlog-line-two"),
+        "{}",
+        r.stdout
+    );
+    let r = run(benchctl().args(["logs", "INS-1", "--tail", "1"]));
+    assert_eq!(r.stdout.trim(), "log-line-two", "{}", r.all());
+
+    // link: the way out after exit code 3
+    let mut cmd = benchctl();
+    cmd.args(["link", "INS-1"]);
+    with_tracker(&mut cmd);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        tracker.field("INS-1", "benchLink"),
+        Some(Value::from(url.as_str()))
+    );
+    assert!(!r.all().contains(TOKEN));
+
+    // after teardown: status says absent, link has nothing to link
+    run(benchctl().args(["teardown", "INS-1", "--keep-link"]));
+    let r = run(benchctl().args(["status", "INS-1"]));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stdout.contains("INS-1 has no bench"), "{}", r.stdout);
+    let mut cmd = benchctl();
+    cmd.args(["link", "INS-1"]);
+    with_tracker(&mut cmd);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("no running bench"), "{}", r.stderr);
+}
