@@ -2,12 +2,14 @@
 
 use crate::git::RepoSpec;
 use crate::image::{self, BuildSpec};
+use crate::lock::IssueLock;
 use crate::naming::{container_name, image_repo, short_commit};
 use crate::output::{Event, SharedReporter};
 use crate::runtime::{labels, ContainerInfo, ContainerSpec, Engine, Limits};
 use crate::tracker::TrackerClient;
 use crate::{Error, Result};
 use serde::Serialize;
+use sha2::Digest;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +28,10 @@ pub struct DeployRequest {
     pub field: String,
     /// False with `--no-link`.
     pub link: bool,
+    /// Rebuild and replace even when nothing changed, and deploy an older commit over a newer.
+    pub force: bool,
+    /// Random id labelled on what this deploy creates (cleanup after an interruption).
+    pub deploy_id: String,
 }
 
 /// One bench, as `deploy --json` and `list --json` print it.
@@ -49,6 +55,7 @@ pub struct BenchRecord {
 #[derive(Debug, Clone)]
 pub struct DeployOutcome {
     pub bench: BenchRecord,
+    pub action: Action,
     /// Why the bench was not linked, when that was not an error (no Tracker, `--no-link`).
     pub link_skipped: Option<String>,
     /// The Tracker's refusal, when linking failed (exit code 3).
@@ -92,15 +99,183 @@ pub fn bench_url(public_host: &str, port: u16) -> String {
     }
 }
 
-/// Clones, builds, starts the new bench beside the old one, waits until it answers, then
-/// removes the old one and links the new address in the Tracker.
+/// How long to wait for another deploy of the issue, and how long a lock of a holder on
+/// another machine lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct LockOptions {
+    pub timeout: Duration,
+    pub lease: Duration,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            timeout: crate::lock::DEFAULT_TIMEOUT,
+            lease: crate::lock::DEFAULT_LEASE,
+        }
+    }
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A new bench runs (first deploy or replacement).
+    Deployed,
+    /// The running bench already serves this commit with these settings: nothing changed.
+    Unchanged,
+    /// A newer commit is already deployed: this older one did not replace it.
+    Skipped,
+}
+
+impl DeployRequest {
+    /// Hash of everything besides the commit that shapes the bench: a no-op redeploy needs the
+    /// same commit and the same settings.
+    pub fn settings_hash(&self) -> String {
+        let text = format!(
+            "v1|{}|{:?}|{}|{}|{}|{}|{}",
+            self.dockerfile,
+            self.port,
+            self.bind,
+            self.public_host,
+            self.limits.memory_bytes,
+            self.limits.nano_cpus,
+            self.limits.pids
+        );
+        hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+    }
+}
+
+/// The issue's benches (containers with its labels, lock containers excluded).
+pub async fn benches(engine: &dyn Engine, issue: Option<&str>) -> Result<Vec<ContainerInfo>> {
+    let filter = match issue {
+        Some(i) => issue_filter(i),
+        None => vec![format!("{}=true", labels::MANAGED)],
+    };
+    Ok(engine
+        .containers(&filter)
+        .await?
+        .into_iter()
+        .filter(|c| !c.labels.contains_key(labels::ROLE))
+        .collect())
+}
+
+/// Deploys under the issue's lock: one deploy or teardown of an issue at a time.
 pub async fn deploy(
     req: &DeployRequest,
     engine: &dyn Engine,
     tracker: Option<&TrackerClient>,
     reporter: &SharedReporter,
+    lock: LockOptions,
+) -> Result<DeployOutcome> {
+    let held = IssueLock::acquire(
+        engine,
+        &req.issue,
+        &format!("deploy of {}", req.branch),
+        lock.timeout,
+        lock.lease,
+        reporter,
+    )
+    .await?;
+    let result = deploy_locked(req, engine, tracker, reporter, &held).await;
+    if let Err(e) = held.release(engine).await {
+        reporter.report(Event::Warn(format!(
+            "could not release the lock of {}: {e}",
+            req.issue
+        )));
+    }
+    result
+}
+
+/// Re-sets the Tracker field to `url` when it holds something else (no-op redeploys).
+async fn ensure_link(
+    tracker: &TrackerClient,
+    issue: &str,
+    field: &str,
+    url: &str,
+) -> std::result::Result<bool, String> {
+    let current = tracker.get_issue(issue).await.map_err(|e| e.to_string())?;
+    if current.get(field).and_then(serde_json::Value::as_str) == Some(url) {
+        return Ok(false);
+    }
+    tracker
+        .set_field(issue, field, Some(url))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+async fn deploy_locked(
+    req: &DeployRequest,
+    engine: &dyn Engine,
+    tracker: Option<&TrackerClient>,
+    reporter: &SharedReporter,
+    held: &IssueLock,
 ) -> Result<DeployOutcome> {
     let issue = req.issue.as_str();
+    let final_name = container_name(issue);
+    let settings = req.settings_hash();
+    let existing = benches(engine, Some(issue)).await?;
+    let current = existing
+        .iter()
+        .find(|c| c.name == final_name && c.running)
+        .cloned();
+
+    // No-op: the running bench already serves the branch's head with these settings.
+    if let (false, Some(cur)) = (req.force, &current) {
+        let same_settings = cur.labels.get(labels::SETTINGS) == Some(&settings);
+        let healthy = cur.health.as_deref() != Some("unhealthy");
+        if same_settings && healthy {
+            let repo = req.repo.clone();
+            let branch = req.branch.clone();
+            let head = tokio::task::spawn_blocking(move || crate::git::remote_head(&repo, &branch))
+                .await
+                .map_err(|e| Error::Engine(format!("the ls-remote task failed: {e}")))??;
+            let Some(head) = head else {
+                return Err(Error::BranchNotFound {
+                    branch: req.branch.clone(),
+                    repo: req.repo.location.clone(),
+                });
+            };
+            if cur.labels.get(labels::COMMIT) == Some(&head) {
+                let mut bench = record_from(cur, now_unix());
+                bench.linked = Some(false);
+                reporter.report(Event::Done(format!(
+                    "{issue} already serves commit {} with these settings: nothing to do",
+                    short_commit(&head)
+                )));
+                let (link_skipped, link_error) = match (req.link, tracker, bench.url.clone()) {
+                    (false, _, _) => (Some("--no-link was given".to_string()), None),
+                    (true, None, _) => (Some("no Tracker is configured".to_string()), None),
+                    (true, Some(_), None) => (None, Some("the bench publishes no port".into())),
+                    (true, Some(t), Some(url)) => {
+                        match ensure_link(t, issue, &req.field, &url).await {
+                            Ok(changed) => {
+                                bench.linked = Some(true);
+                                if changed {
+                                    reporter.report(Event::Done(format!(
+                                        "{issue}: field `{}` = {url} (it differed)",
+                                        req.field
+                                    )));
+                                }
+                                (None, None)
+                            }
+                            Err(e) => (None, Some(e)),
+                        }
+                    }
+                };
+                bench.state = None;
+                bench.age_seconds = None;
+                return Ok(DeployOutcome {
+                    bench,
+                    action: Action::Unchanged,
+                    link_skipped,
+                    link_error,
+                });
+            }
+        }
+    }
+
     reporter.report(Event::Step(format!(
         "fetching branch `{}` of {} for {issue}",
         req.branch, req.repo
@@ -109,7 +284,7 @@ pub async fn deploy(
         .prefix("benchctl-checkout-")
         .tempdir()
         .map_err(|e| Error::Engine(format!("cannot create a temporary directory: {e}")))?;
-    let commit = {
+    let fetched = {
         let repo = req.repo.clone();
         let branch = req.branch.clone();
         let dest = checkout.path().to_path_buf();
@@ -118,7 +293,35 @@ pub async fn deploy(
             .await
             .map_err(|e| Error::Engine(format!("the fetch task failed: {e}")))??
     };
+    let commit = fetched.commit.clone();
     reporter.report(Event::Done(format!("commit {}", short_commit(&commit))));
+
+    // Newest wins: an older commit never replaces a newer one (unless --force).
+    if let (false, Some(cur)) = (req.force, &current) {
+        let cur_time: Option<i64> = cur
+            .labels
+            .get(labels::COMMIT_TIME)
+            .and_then(|t| t.parse().ok());
+        if cur_time.is_some_and(|t| t > fetched.time) {
+            let mut bench = record_from(cur, now_unix());
+            bench.linked = Some(false);
+            bench.state = None;
+            bench.age_seconds = None;
+            let reason = format!(
+                "{issue} already runs commit {} which is newer than {}; not replacing it \
+                 (--force deploys the older one anyway)",
+                short_commit(&bench.commit),
+                short_commit(&commit)
+            );
+            reporter.report(Event::Warn(reason.clone()));
+            return Ok(DeployOutcome {
+                bench,
+                action: Action::Skipped,
+                link_skipped: Some(reason),
+                link_error: None,
+            });
+        }
+    }
 
     let src = checkout.path().join("src");
     let dockerfile = image::dockerfile_path(&src, &req.dockerfile, &req.branch)?;
@@ -166,12 +369,10 @@ pub async fn deploy(
         }
     };
 
-    let existing = engine.containers(&issue_filter(issue)).await?;
-    let final_name = container_name(issue);
-    let name = if existing.is_empty() {
-        final_name.clone()
-    } else {
+    let name = if existing.iter().any(|c| c.name == final_name) {
         format!("{final_name}-next-{:08x}", rand::random::<u32>())
+    } else {
+        final_name.clone()
     };
     let mut container_labels = base_labels;
     container_labels.insert(labels::BRANCH.to_string(), label_value(&req.branch));
@@ -179,6 +380,9 @@ pub async fn deploy(
     container_labels.insert(labels::PORT.to_string(), port.to_string());
     container_labels.insert(labels::PUBLIC_HOST.to_string(), req.public_host.clone());
     container_labels.insert(labels::DEPLOYED_AT.to_string(), now_unix().to_string());
+    container_labels.insert(labels::DEPLOY_ID.to_string(), req.deploy_id.clone());
+    container_labels.insert(labels::COMMIT_TIME.to_string(), fetched.time.to_string());
+    container_labels.insert(labels::SETTINGS.to_string(), settings);
     let cspec = ContainerSpec {
         name: name.clone(),
         image: tag.clone(),
@@ -208,13 +412,21 @@ pub async fn deploy(
                 issue: issue.to_string(),
                 reason,
                 logs,
-                kept_old: !existing.is_empty(),
+                kept_old: current.is_some(),
             });
         }
     };
     let url = bench_url(&req.public_host, host_port);
     reporter.report(Event::Done(format!("{issue} answers at {url}")));
 
+    // Fencing: only the lock's holder may switch benches.
+    if !held.still_held(engine).await? {
+        engine.remove(&id).await?;
+        return Err(Error::Engine(format!(
+            "the lock of {issue} was broken while this deploy ran (it outlived --lock-lease); \
+             the new container was removed and the running bench left as it was"
+        )));
+    }
     for old in existing.iter().filter(|c| c.id != id) {
         engine.remove(&old.id).await?;
         reporter.report(Event::Done(format!(
@@ -261,9 +473,43 @@ pub async fn deploy(
     };
     Ok(DeployOutcome {
         bench,
+        action: Action::Deployed,
         link_skipped,
         link_error,
     })
+}
+
+/// After a deploy was interrupted (its future dropped): removes what it half-created and
+/// keeps the previous bench; if the previous bench was already removed, the new one stays as
+/// the bench. Releases the lock when this process holds it. Returns what was done.
+pub async fn recover_interrupted(engine: &dyn Engine, issue: &str, deploy_id: &str) -> String {
+    let mut done = Vec::new();
+    if let Ok(all) = benches(engine, Some(issue)).await {
+        let (ours, others): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|c| c.labels.get(labels::DEPLOY_ID).map(String::as_str) == Some(deploy_id));
+        for c in &ours {
+            if others.is_empty() && c.running {
+                let final_name = container_name(issue);
+                if c.name != final_name && engine.rename(&c.id, &final_name).await.is_ok() {
+                    done.push(format!("kept the new bench as {final_name}"));
+                }
+            } else if engine.remove(&c.id).await.is_ok() {
+                done.push(format!("removed the unfinished container {}", c.name));
+            }
+        }
+        if !others.is_empty() {
+            done.push("the previous bench keeps running".to_string());
+        }
+    }
+    if crate::lock::release_if_mine(engine, issue).await {
+        done.push("released the lock".to_string());
+    }
+    if done.is_empty() {
+        "nothing was left behind".to_string()
+    } else {
+        done.join("; ")
+    }
 }
 
 /// Waits until the container is healthy (with a HEALTHCHECK) or answers HTTP (without one).
@@ -376,9 +622,7 @@ fn record_from(c: &ContainerInfo, now: u64) -> BenchRecord {
 
 /// Every bench, found by label, sorted by issue.
 pub async fn list(engine: &dyn Engine) -> Result<Vec<BenchRecord>> {
-    let containers = engine
-        .containers(&[format!("{}=true", labels::MANAGED)])
-        .await?;
+    let containers = benches(engine, None).await?;
     let now = now_unix();
     let mut out: Vec<BenchRecord> = containers.iter().map(|c| record_from(c, now)).collect();
     out.sort_by(|a, b| a.issue.cmp(&b.issue).then(a.container.cmp(&b.container)));
@@ -394,9 +638,36 @@ pub async fn teardown(
     field: &str,
     clear_link: bool,
     reporter: &SharedReporter,
+    lock: LockOptions,
+) -> Result<TeardownOutcome> {
+    let held = IssueLock::acquire(
+        engine,
+        issue,
+        "teardown",
+        lock.timeout,
+        lock.lease,
+        reporter,
+    )
+    .await?;
+    let result = teardown_locked(issue, engine, tracker, field, clear_link, reporter).await;
+    if let Err(e) = held.release(engine).await {
+        reporter.report(Event::Warn(format!(
+            "could not release the lock of {issue}: {e}"
+        )));
+    }
+    result
+}
+
+async fn teardown_locked(
+    issue: &str,
+    engine: &dyn Engine,
+    tracker: Option<&TrackerClient>,
+    field: &str,
+    clear_link: bool,
+    reporter: &SharedReporter,
 ) -> Result<TeardownOutcome> {
     reporter.report(Event::Step(format!("tearing down {issue}")));
-    let containers = engine.containers(&issue_filter(issue)).await?;
+    let containers = benches(engine, Some(issue)).await?;
     let mut removed = Vec::new();
     for c in &containers {
         engine.remove(&c.id).await?;
@@ -423,7 +694,7 @@ pub async fn teardown(
 
 /// The issue's bench: the container with the bench's name, else any running one of the issue.
 pub async fn find_bench(engine: &dyn Engine, issue: &str) -> Result<Option<ContainerInfo>> {
-    let mut containers = engine.containers(&issue_filter(issue)).await?;
+    let mut containers = benches(engine, Some(issue)).await?;
     let name = container_name(issue);
     containers.sort_by_key(|c| (c.name != name, !c.running));
     Ok(containers.into_iter().next())

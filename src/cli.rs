@@ -45,6 +45,43 @@ pub enum Command {
     Status(IssueArg),
     /// Print an issue's bench output.
     Logs(LogsArgs),
+    /// Remove benches of closed issues, benches past --ttl, leftovers of interrupted deploys,
+    /// abandoned locks, and unused images (only what carries benchctl's labels).
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Remove benches not redeployed for longer than this (e.g. 12h, 3d; off by default).
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+
+    /// Tracker status keys that count as closed (comma-separated).
+    #[arg(
+        long,
+        default_value = "closed",
+        value_delimiter = ',',
+        value_name = "KEYS"
+    )]
+    pub closed_statuses: Vec<String>,
+
+    /// Only benches of this repository (as given to `deploy --repo`).
+    #[arg(long, value_name = "REPO")]
+    pub scope: Option<String>,
+
+    /// Leave the Tracker field of removed benches as it is.
+    #[arg(long)]
+    pub keep_link: bool,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -149,8 +186,37 @@ pub struct DeployArgs {
     #[arg(long)]
     pub no_link: bool,
 
+    /// Rebuild and replace even when the bench already serves this commit, and deploy an
+    /// older commit over a newer one.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
     #[command(flatten)]
     pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Seconds to wait for another deploy or teardown of the same issue.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub lock_timeout: u64,
+
+    /// Seconds after which the lock of a holder on another machine (or PID namespace) counts as
+    /// abandoned; a dead holder on this machine is detected at once.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub lock_lease: u64,
+}
+
+impl LockArgs {
+    fn options(&self) -> bench::LockOptions {
+        bench::LockOptions {
+            timeout: Duration::from_secs(self.lock_timeout),
+            lease: Duration::from_secs(self.lock_lease.max(1)),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +227,9 @@ pub struct TeardownArgs {
     /// Leave the Tracker field as it is.
     #[arg(long)]
     pub keep_link: bool,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
 
     #[command(flatten)]
     pub tracker: TrackerArgs,
@@ -254,6 +323,8 @@ fn deploy_request(args: &DeployArgs) -> Result<DeployRequest> {
         },
         field,
         link: !args.no_link,
+        force: args.force,
+        deploy_id: format!("{:016x}", rand::random::<u64>()),
     })
 }
 
@@ -332,25 +403,39 @@ async fn cmd_deploy(args: &DeployArgs, mode: OutputMode, reporter: SharedReporte
         None
     };
     let engine = DockerEngine::connect().await?;
-    let outcome = bench::deploy(&req, &engine, tracker.as_ref(), &reporter).await?;
+    let outcome = tokio::select! {
+        r = bench::deploy(&req, &engine, tracker.as_ref(), &reporter, args.lock.options()) => r?,
+        (signal, code) = interrupted() => {
+            let cleanup = bench::recover_interrupted(&engine, &req.issue, &req.deploy_id).await;
+            return Err(Error::Interrupted { signal: signal.to_string(), cleanup, code });
+        }
+    };
     drop(reporter);
     let b = &outcome.bench;
     let url = b.url.clone().unwrap_or_default();
     if mode == OutputMode::Json {
         let mut v = serde_json::to_value(b).expect("serializable");
+        v["action"] = serde_json::to_value(outcome.action).expect("serializable");
         if let Some(e) = &outcome.link_error {
             v["link_error"] = serde_json::Value::String(e.clone());
         }
         print_json(&v);
     } else {
+        let what = match outcome.action {
+            bench::Action::Deployed => "is up at",
+            bench::Action::Unchanged => "is unchanged at",
+            bench::Action::Skipped => "keeps its newer bench at",
+        };
         println!(
-            "{} is up at {url} (branch {}, commit {})",
+            "{} {what} {url} (branch {}, commit {})",
             b.issue,
             b.branch,
             naming::short_commit(&b.commit)
         );
-        if let Some(why) = &outcome.link_skipped {
-            println!("not linked in the Tracker: {why}");
+        match (&outcome.link_skipped, outcome.action) {
+            (Some(why), bench::Action::Skipped) => println!("{why}"),
+            (Some(why), _) => println!("not linked in the Tracker: {why}"),
+            _ => {}
         }
         if let Some(e) = &outcome.link_error {
             eprintln!(
@@ -397,6 +482,7 @@ async fn cmd_teardown(
         &field,
         !args.keep_link,
         &reporter,
+        args.lock.options(),
     )
     .await?;
     drop(reporter);
@@ -505,6 +591,64 @@ async fn cmd_logs(args: &LogsArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
+async fn cmd_gc(args: &GcArgs, mode: OutputMode, reporter: SharedReporter) -> Result<i32> {
+    let ttl = match &args.ttl {
+        Some(t) => Some(crate::gc::parse_duration(t).ok_or_else(|| {
+            Error::usage(format!("--ttl `{t}` is not a duration (e.g. 90m, 12h, 3d)"))
+        })?),
+        None => None,
+    };
+    let scope = match &args.scope {
+        Some(s) => Some(crate::git::resolve_repo(Some(s))?.location),
+        None => None,
+    };
+    let opts = crate::gc::GcOptions {
+        dry_run: args.dry_run,
+        ttl,
+        closed_statuses: args.closed_statuses.clone(),
+        scope,
+        field: config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?,
+        clear_link: !args.keep_link,
+    };
+    let tracker = tracker_client(&args.tracker)?;
+    let engine = DockerEngine::connect().await?;
+    let actions = crate::gc::gc(
+        &engine,
+        tracker.as_ref(),
+        &opts,
+        &reporter,
+        args.lock.options(),
+    )
+    .await?;
+    drop(reporter);
+    if mode == OutputMode::Json {
+        print_json(&actions);
+    } else if actions.is_empty() {
+        println!("nothing to clean up");
+    } else {
+        let verb = if args.dry_run { "would " } else { "" };
+        for a in &actions {
+            println!("{verb}{} {}: {}", a.action, a.target, a.reason);
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM with the signal's name and the exit code for it.
+async fn interrupted() -> (&'static str, i32) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => ("SIGINT", 130),
+        _ = term.recv() => ("SIGTERM", 143),
+    }
+}
+
 /// Parses `args` and runs the command; returns the exit code.
 pub fn run<I, T>(args: I) -> i32
 where
@@ -542,6 +686,7 @@ where
             Command::Link(a) => cmd_link(a, mode, mode.reporter()).await,
             Command::Status(a) => cmd_status(a, mode).await,
             Command::Logs(a) => cmd_logs(a).await,
+            Command::Gc(a) => cmd_gc(a, mode, mode.reporter()).await,
         }
     });
     match result {

@@ -65,6 +65,27 @@ pub enum Error {
         kept_old: bool,
     },
 
+    /// Another deploy or teardown of the issue held the lock for longer than `--lock-timeout`.
+    #[error(
+        "{issue} is locked by {holder} ({purpose}) since {since}; gave up after {waited} s \
+         (--lock-timeout). Wait for it to finish, or raise --lock-timeout"
+    )]
+    Locked {
+        issue: String,
+        holder: String,
+        purpose: String,
+        since: String,
+        waited: u64,
+    },
+
+    /// Interrupted by a signal (exit 128 + signal).
+    #[error("interrupted by {signal}; {cleanup}")]
+    Interrupted {
+        signal: String,
+        cleanup: String,
+        code: i32,
+    },
+
     /// A Tracker request failed where no bench outcome is at stake (exit 1).
     #[error(transparent)]
     Tracker(#[from] TrackerError),
@@ -97,6 +118,7 @@ impl Error {
                 exit::USAGE
             }
             Error::Tracker(e) if e.is_usage() => exit::USAGE,
+            Error::Interrupted { code, .. } => *code,
             _ => exit::FAILURE,
         }
     }

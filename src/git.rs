@@ -163,15 +163,63 @@ impl CredentialState {
     }
 }
 
+/// The commit a fetch checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub commit: String,
+    /// Committer time, unix seconds.
+    pub time: i64,
+}
+
+fn callbacks<'a>(reporter: Option<SharedReporter>) -> RemoteCallbacks<'a> {
+    let mut creds = CredentialState::new();
+    let mut cb = RemoteCallbacks::new();
+    cb.credentials(move |_url, username, allowed| creds.next(username, allowed));
+    if let Some(rep) = reporter {
+        cb.transfer_progress(move |p| {
+            rep.report(Event::FetchProgress {
+                received_objects: p.received_objects(),
+                total_objects: p.total_objects(),
+                received_bytes: p.received_bytes(),
+            });
+            true
+        });
+    }
+    cb
+}
+
+/// The commit `branch` points at in the remote (`git ls-remote`), without fetching anything;
+/// `None` when the branch does not exist.
+pub fn remote_head(repo: &RepoSpec, branch: &str) -> Result<Option<String>> {
+    set_network_timeouts();
+    let git_err = |e: git2::Error| Error::Git {
+        branch: branch.to_string(),
+        repo: repo.location.clone(),
+        message: crate::secret::redact(e.message()),
+    };
+    let mut remote = git2::Remote::create_detached(repo.location.as_str()).map_err(git_err)?;
+    let conn = remote
+        .connect_auth(git2::Direction::Fetch, Some(callbacks(None)), None)
+        .map_err(git_err)?;
+    let wanted = format!("refs/heads/{branch}");
+    let head = conn
+        .list()
+        .map_err(git_err)?
+        .iter()
+        .find(|h| h.name() == wanted)
+        .map(|h| h.oid().to_string());
+    Ok(head)
+}
+
 /// Fetches only `branch` (shallow where the transport allows) into `dest/git`, checks its tip
 /// out into `dest/src` (no `.git` inside, so the build context is just the branch's files) and
-/// returns the commit id.
+/// returns the commit.
 pub fn fetch_branch(
     repo: &RepoSpec,
     branch: &str,
     dest: &Path,
     reporter: &SharedReporter,
-) -> Result<String> {
+) -> Result<Fetched> {
     set_network_timeouts();
     let git_err = |e: git2::Error| Error::Git {
         branch: branch.to_string(),
@@ -191,20 +239,9 @@ pub fn fetch_branch(
     let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
     let fetch = |depth: Option<i32>| -> std::result::Result<(), git2::Error> {
         let mut remote = git.remote_anonymous(&repo.location)?;
-        let mut creds = CredentialState::new();
-        let mut cb = RemoteCallbacks::new();
-        cb.credentials(move |_url, username, allowed| creds.next(username, allowed));
-        let rep = reporter.clone();
-        cb.transfer_progress(move |p| {
-            rep.report(Event::FetchProgress {
-                received_objects: p.received_objects(),
-                total_objects: p.total_objects(),
-                received_bytes: p.received_bytes(),
-            });
-            true
-        });
         let mut fo = FetchOptions::new();
-        fo.remote_callbacks(cb).download_tags(AutotagOption::None);
+        fo.remote_callbacks(callbacks(Some(reporter.clone())))
+            .download_tags(AutotagOption::None);
         if let Some(d) = depth {
             fo.depth(d);
         }
@@ -249,7 +286,10 @@ pub fn fetch_branch(
             message: format!("cannot remove {}: {e}", link.display()),
         })?;
     }
-    Ok(commit.id().to_string())
+    Ok(Fetched {
+        commit: commit.id().to_string(),
+        time: commit.time().seconds(),
+    })
 }
 
 #[cfg(test)]

@@ -31,6 +31,14 @@ pub mod labels {
     pub const PORT: &str = "benchctl.port";
     pub const DEPLOYED_AT: &str = "benchctl.deployed-at";
     pub const PUBLIC_HOST: &str = "benchctl.public-host";
+    /// `lock` on lock containers (never started); absent on benches.
+    pub const ROLE: &str = "benchctl.role";
+    /// Random id of the deploy that created a container (to clean up after an interruption).
+    pub const DEPLOY_ID: &str = "benchctl.deploy-id";
+    /// Committer time (unix seconds) of the deployed commit: an older one never replaces it.
+    pub const COMMIT_TIME: &str = "benchctl.commit-time";
+    /// Hash of the settings the bench was built and run with (no-op redeploys compare it).
+    pub const SETTINGS: &str = "benchctl.settings";
 }
 
 /// The build context as a stream of tar bytes.
@@ -72,6 +80,8 @@ pub struct ContainerInfo {
     pub id: String,
     pub name: String,
     pub image: String,
+    /// The image's id (`sha256:...`).
+    pub image_id: String,
     pub labels: HashMap<String, String>,
     /// `running`, `exited`, `created`, ...
     pub state: String,
@@ -108,6 +118,13 @@ pub trait Engine: Send + Sync {
     async fn remove_image(&self, id: &str) -> Result<()>;
     /// Creates and starts a container; returns its id.
     async fn run(&self, spec: &ContainerSpec) -> Result<String>;
+    /// Creates (never starts) a marker container named `name`: the engine's atomic name
+    /// reservation makes this a lock. `None` when the name is taken.
+    async fn create_marker(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<Option<String>>;
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>>;
     /// Containers (running or not) carrying all `labels` (`key=value`, exact match).
     async fn containers(&self, labels: &[String]) -> Result<Vec<ContainerInfo>>;
@@ -164,11 +181,50 @@ fn parse_port(p: &str) -> Option<u16> {
     (proto == "tcp").then(|| num.parse().ok()).flatten()
 }
 
+/// The empty image lock containers are made from (built locally, nothing to pull).
+pub const LOCK_IMAGE: &str = "benchctl/lock:1";
+
 pub struct DockerEngine {
     docker: Docker,
 }
 
 impl DockerEngine {
+    async fn build_lock_image(&self) -> Result<()> {
+        let dockerfile = b"FROM scratch\n";
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(dockerfile.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "Dockerfile", &dockerfile[..])
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        let body = tar.into_inner().map_err(|e| Error::Engine(e.to_string()))?;
+        let mut lbl = HashMap::new();
+        lbl.insert(labels::MANAGED.to_string(), "true".to_string());
+        lbl.insert(labels::ROLE.to_string(), "lock".to_string());
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(LOCK_IMAGE)
+            .rm(true)
+            .forcerm(true)
+            .labels(&lbl)
+            .version(BuilderVersion::BuilderV1)
+            .build();
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_full(body.into())));
+        while let Some(item) = stream.next().await {
+            let info = item?;
+            if let Some(detail) = info.error_detail {
+                return Err(Error::Engine(format!(
+                    "cannot build the lock image: {}",
+                    detail.message.unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Connects as the docker CLI would (`DOCKER_HOST`, else the local socket) and negotiates
     /// the API version, so engines from 20.10 on work.
     pub async fn connect() -> Result<Self> {
@@ -205,6 +261,7 @@ impl DockerEngine {
                 .trim_start_matches('/')
                 .to_string(),
             image: c.image.unwrap_or_default(),
+            image_id: c.image_id.unwrap_or_default(),
             labels: c.labels.unwrap_or_default(),
             running: state == "running",
             state,
@@ -375,6 +432,36 @@ impl Engine for DockerEngine {
         Ok(created.id)
     }
 
+    async fn create_marker(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<Option<String>> {
+        for attempt in 0..2 {
+            if attempt > 0 || self.image(LOCK_IMAGE).await?.is_none() {
+                self.build_lock_image().await?;
+            }
+            let body = ContainerCreateBody {
+                image: Some(LOCK_IMAGE.to_string()),
+                cmd: Some(vec!["benchctl-lock".to_string()]),
+                labels: Some(labels.clone()),
+                network_disabled: Some(true),
+                ..Default::default()
+            };
+            let opts = CreateContainerOptionsBuilder::default().name(name).build();
+            match self.docker.create_container(Some(opts), body).await {
+                Ok(c) => return Ok(Some(c.id)),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => return Ok(None),
+                // the lock image was removed (gc) between the check and the create
+                Err(e) if not_found(&e) && attempt == 0 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Engine(format!("cannot create {name}")))
+    }
+
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
         let c = match self
             .docker
@@ -403,6 +490,7 @@ impl Engine for DockerEngine {
                 .trim_start_matches('/')
                 .to_string(),
             image: cfg.image.unwrap_or_default(),
+            image_id: c.image.unwrap_or_default(),
             labels: cfg.labels.unwrap_or_default(),
             state: state.status.map(|s| s.to_string()).unwrap_or_default(),
             running: state.running.unwrap_or(false),

@@ -33,8 +33,14 @@ fn git_daemon_fetch_is_shallow_and_only_the_branch() {
     let dest = tempfile::tempdir().unwrap();
     let rec = Arc::new(Recorder::default());
     let reporter: SharedReporter = rec.clone();
-    let commit = fetch_branch(&spec, "feature/GIT-1", dest.path(), &reporter).unwrap();
-    assert_eq!(commit, head);
+    let fetched = fetch_branch(&spec, "feature/GIT-1", dest.path(), &reporter).unwrap();
+    assert_eq!(fetched.commit, head);
+    assert!(fetched.time > 1_700_000_000);
+    assert_eq!(
+        benchctl::git::remote_head(&spec, "feature/GIT-1").unwrap(),
+        Some(head.clone())
+    );
+    assert_eq!(benchctl::git::remote_head(&spec, "nope").unwrap(), None);
 
     let fetched = git2::Repository::open(dest.path().join("git")).unwrap();
     assert!(fetched.is_shallow(), "fetch over git:// must be shallow");
@@ -60,8 +66,13 @@ fn local_path_fetch_falls_back_to_full_and_checks_out() {
     assert!(spec.is_local);
     let dest = tempfile::tempdir().unwrap();
     let reporter: SharedReporter = Arc::new(benchctl::output::Silent);
-    let commit = fetch_branch(&spec, "feature/GIT-1", dest.path(), &reporter).unwrap();
-    assert_eq!(commit, git(repo.path(), &["rev-parse", "feature/GIT-1"]));
+    let fetched = fetch_branch(&spec, "feature/GIT-1", dest.path(), &reporter).unwrap();
+    let head = git(repo.path(), &["rev-parse", "feature/GIT-1"]);
+    assert_eq!(fetched.commit, head);
+    assert_eq!(
+        benchctl::git::remote_head(&spec, "feature/GIT-1").unwrap(),
+        Some(head)
+    );
     assert_eq!(
         std::fs::read_to_string(dest.path().join("src/www/index.html")).unwrap(),
         "v2\n"

@@ -249,6 +249,24 @@ impl FakeTracker {
         self
     }
 
+    /// Moves the issue to a status (as a transition would).
+    pub fn set_status(&self, key: &str, status: &str) -> &Self {
+        let mut s = self.state.lock().unwrap();
+        let issue = s.issues.get_mut(key).expect("known issue");
+        issue.insert("status".into(), json!({ "key": status, "display": status }));
+        self
+    }
+
+    /// Sets a field directly (as a person editing the issue would).
+    pub fn put_field(&self, key: &str, field: &str, value: Value) -> &Self {
+        let mut s = self.state.lock().unwrap();
+        s.issues
+            .get_mut(key)
+            .expect("known issue")
+            .insert(field.to_string(), value);
+        self
+    }
+
     /// The next request is answered normally, but only after `delay`.
     pub fn slow_next(&self, delay: Duration) -> &Self {
         self.state.lock().unwrap().faults.push_back(Fault {

@@ -31,8 +31,13 @@ pub fn require_docker() {
 pub const BUSYBOX: &str = "/bin/busybox";
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_env(dir, args, &[])
+}
+
+pub fn git_env(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
     let out = Command::new("git")
         .args(args)
+        .envs(envs.iter().copied())
         .current_dir(dir)
         .env("GIT_AUTHOR_NAME", "t")
         .env("GIT_AUTHOR_EMAIL", "t@example.com")
@@ -92,6 +97,18 @@ impl AppRepo {
     pub fn commit(&self, msg: &str) -> String {
         git(self.path(), &["add", "-A"]);
         git(self.path(), &["commit", "-q", "--allow-empty", "-m", msg]);
+        git(self.path(), &["rev-parse", "HEAD"])
+    }
+
+    /// Commits everything with author and committer date `date` (e.g. `2026-01-01T00:00:00Z`).
+    pub fn commit_at(&self, msg: &str, date: &str) -> String {
+        git(self.path(), &["add", "-A"]);
+        let env = [("GIT_COMMITTER_DATE", date), ("GIT_AUTHOR_DATE", date)];
+        git_env(
+            self.path(),
+            &["commit", "-q", "--allow-empty", "-m", msg],
+            &env,
+        );
         git(self.path(), &["rev-parse", "HEAD"])
     }
 

@@ -1,0 +1,291 @@
+//! `benchctl gc`: removes benches of closed issues, benches past their TTL, leftovers of
+//! interrupted deploys, abandoned locks, and images benchctl built that nothing uses. It finds
+//! everything by benchctl's labels and touches nothing else.
+
+use crate::bench::{self, LockOptions};
+use crate::lock::{self, IssueLock};
+use crate::naming::container_name;
+use crate::output::{Event, SharedReporter};
+use crate::runtime::{labels, ContainerInfo, Engine};
+use crate::tracker::TrackerClient;
+use crate::Result;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    pub dry_run: bool,
+    /// Benches not redeployed for longer than this are removed (off: `None`).
+    pub ttl: Option<Duration>,
+    /// Tracker status keys that count as closed.
+    pub closed_statuses: Vec<String>,
+    /// Only benches (and images) of this repository (`benchctl.repo`).
+    pub scope: Option<String>,
+    pub field: String,
+    pub clear_link: bool,
+}
+
+/// One thing gc removed (or, with `--dry-run`, would remove).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GcAction {
+    /// `teardown`, `remove-container`, `rename`, `remove-lock`, `remove-image`.
+    pub action: String,
+    pub target: String,
+    pub reason: String,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Parses `90s`, `30m`, `12h`, `3d`, `2w` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(mult)?))
+}
+
+pub async fn gc(
+    engine: &dyn Engine,
+    tracker: Option<&TrackerClient>,
+    opts: &GcOptions,
+    reporter: &SharedReporter,
+    lock_opts: LockOptions,
+) -> Result<Vec<GcAction>> {
+    let mut actions = Vec::new();
+    let mut act = |action: &str, target: &str, reason: String| {
+        reporter.report(Event::Done(format!(
+            "{}{action} {target}: {reason}",
+            if opts.dry_run { "would " } else { "" }
+        )));
+        actions.push(GcAction {
+            action: action.to_string(),
+            target: target.to_string(),
+            reason,
+        });
+    };
+
+    // Benches, by issue, within the scope.
+    let all = bench::benches(engine, None).await?;
+    let in_scope = |c: &ContainerInfo| match &opts.scope {
+        Some(repo) => c.labels.get(labels::REPO) == Some(repo),
+        None => true,
+    };
+    let mut by_issue: BTreeMap<String, Vec<ContainerInfo>> = BTreeMap::new();
+    for c in all.iter().filter(|c| in_scope(c)) {
+        if let Some(issue) = c.labels.get(labels::ISSUE) {
+            by_issue.entry(issue.clone()).or_default().push(c.clone());
+        }
+    }
+    // Abandoned locks (holder gone, or lease over).
+    reporter.report(Event::Step("looking for abandoned locks".into()));
+    for h in lock::all_locks(engine).await? {
+        if opts.scope.is_some() && !by_issue.contains_key(&h.issue) {
+            continue;
+        }
+        if let Some(why) = h.stale_because() {
+            if !opts.dry_run {
+                engine.remove(&h.id).await?;
+            }
+            act("remove-lock", &h.holder, why);
+        }
+    }
+
+    reporter.report(Event::Step(format!(
+        "checking {} issue(s) with benches",
+        by_issue.len()
+    )));
+    for (issue, containers) in &by_issue {
+        // Closed in the Tracker?
+        let mut reason = None;
+        if let Some(t) = tracker {
+            match t.get_issue(issue).await {
+                Ok(v) => {
+                    let status = v
+                        .pointer("/status/key")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("");
+                    if opts.closed_statuses.iter().any(|s| s == status) {
+                        reason = Some(format!("the issue's status is `{status}`"));
+                    }
+                }
+                Err(e) => reporter.report(Event::Warn(format!(
+                    "cannot tell whether {issue} is closed: {e}"
+                ))),
+            }
+        }
+        // Past its TTL?
+        if let (None, Some(ttl)) = (&reason, opts.ttl) {
+            let last = containers
+                .iter()
+                .filter_map(|c| c.labels.get(labels::DEPLOYED_AT)?.parse::<u64>().ok())
+                .max();
+            if let Some(last) = last {
+                let idle = now().saturating_sub(last);
+                if idle > ttl.as_secs() {
+                    reason = Some(format!(
+                        "not redeployed for {idle} s (--ttl {} s)",
+                        ttl.as_secs()
+                    ));
+                }
+            }
+        }
+        if let Some(reason) = reason {
+            if !opts.dry_run {
+                let field = opts.field.as_str();
+                bench::teardown(
+                    issue,
+                    engine,
+                    tracker,
+                    field,
+                    opts.clear_link,
+                    reporter,
+                    lock_opts,
+                )
+                .await?;
+            }
+            act("teardown", issue, reason);
+            continue;
+        }
+        // Leftovers of interrupted deploys: converge to one bench named after the issue.
+        let final_name = container_name(issue);
+        let leftovers = containers.iter().any(|c| c.name != final_name);
+        if !leftovers {
+            continue;
+        }
+        let held = if opts.dry_run {
+            None
+        } else {
+            let instant = LockOptions {
+                timeout: Duration::ZERO,
+                ..lock_opts
+            };
+            match IssueLock::acquire(
+                engine,
+                issue,
+                "gc",
+                instant.timeout,
+                instant.lease,
+                reporter,
+            )
+            .await
+            {
+                Ok(l) => Some(l),
+                Err(_) => {
+                    reporter.report(Event::Info(format!(
+                        "{issue} is being deployed; its leftovers are left to that deploy"
+                    )));
+                    continue;
+                }
+            }
+        };
+        let has_final = containers.iter().any(|c| c.name == final_name);
+        let mut keep: Option<&ContainerInfo> = None;
+        if !has_final {
+            // a deploy died between removing the old bench and renaming the new one
+            keep = containers.iter().filter(|c| c.running).max_by_key(|c| {
+                c.labels
+                    .get(labels::DEPLOYED_AT)
+                    .and_then(|d| d.parse::<u64>().ok())
+            });
+            if let Some(k) = keep {
+                if !opts.dry_run {
+                    engine.rename(&k.id, &final_name).await?;
+                }
+                act(
+                    "rename",
+                    &k.name,
+                    format!("it is {issue}'s only running bench; it becomes {final_name}"),
+                );
+            }
+        }
+        for c in containers
+            .iter()
+            .filter(|c| c.name != final_name && Some(c.id.as_str()) != keep.map(|k| k.id.as_str()))
+        {
+            if !opts.dry_run {
+                engine.remove(&c.id).await?;
+            }
+            act(
+                "remove-container",
+                &c.name,
+                "left by an interrupted deploy".into(),
+            );
+        }
+        if let Some(l) = held {
+            l.release(engine).await?;
+        }
+    }
+
+    // Images benchctl built that no container uses.
+    let all_containers = engine
+        .containers(&[format!("{}=true", labels::MANAGED)])
+        .await?;
+    let used: HashSet<&str> = all_containers.iter().map(|c| c.image_id.as_str()).collect();
+    // A deploy holds its issue's lock from fetch to switch: its fresh image is not garbage.
+    let locked: HashSet<&str> = all_containers
+        .iter()
+        .filter(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("lock"))
+        .filter_map(|c| c.labels.get(labels::ISSUE).map(String::as_str))
+        .collect();
+    let scoped_issues: HashSet<&String> = by_issue.keys().collect();
+    for img in engine
+        .images(&[format!("{}=true", labels::MANAGED)])
+        .await?
+    {
+        let issue = img.labels.get(labels::ISSUE).map(String::as_str);
+        if used.contains(img.id.as_str()) || issue.is_some_and(|i| locked.contains(i)) {
+            continue;
+        }
+        if opts.scope.is_some() {
+            match img.labels.get(labels::ISSUE) {
+                Some(i) if scoped_issues.contains(i) => {}
+                _ => continue,
+            }
+        }
+        if !opts.dry_run {
+            engine.remove_image(&img.id).await?;
+        }
+        let what = img
+            .labels
+            .get(labels::ISSUE)
+            .map(|i| format!("image of {i}"))
+            .unwrap_or_else(|| "benchctl image".into());
+        act(
+            "remove-image",
+            &img.id,
+            format!("{what}, used by no container"),
+        );
+    }
+    Ok(actions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("3d"), Some(Duration::from_secs(259_200)));
+        assert_eq!(parse_duration("1y"), None);
+        assert_eq!(parse_duration("x"), None);
+    }
+}

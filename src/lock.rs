@@ -1,0 +1,294 @@
+//! One deploy (or teardown) per issue at a time, across processes and across CI runners that
+//! share one Docker engine.
+//!
+//! The lock is a never-started container named `benchctl-lock-<issue>`: the engine reserves
+//! container names atomically, so creating it is a compare-and-set, and it lives where every
+//! runner sharing the engine sees it. Its labels say who holds it and since when.
+//!
+//! A holder that was killed (SIGKILL included) blocks the issue for a bounded time:
+//! - on the same machine and PID namespace (same kernel boot id), a waiter sees that the
+//!   holder's process is gone (pid plus start time) and breaks the lock at once;
+//! - elsewhere (another runner sharing the engine) the lock expires after its lease
+//!   (`--lock-lease`, default 15 minutes).
+//!
+//! Before a deploy switches benches it checks that it still holds the lock (fencing): a holder
+//! whose lock was broken stops without touching the running bench.
+
+use crate::naming::slug;
+use crate::output::{Event, SharedReporter};
+use crate::runtime::{labels, Engine};
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+const HOLDER: &str = "benchctl.lock.holder";
+const SINCE: &str = "benchctl.lock.since";
+const LEASE_UNTIL: &str = "benchctl.lock.lease-until";
+const HOST_ID: &str = "benchctl.lock.host-id";
+const PID: &str = "benchctl.lock.pid";
+const PID_START: &str = "benchctl.lock.pid-start";
+const PURPOSE: &str = "benchctl.lock.purpose";
+
+pub fn lock_name(issue: &str) -> String {
+    format!("benchctl-lock-{}", slug(issue, 60))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// This kernel boot and PID namespace: pids are comparable only within it.
+fn host_id() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{}/{ns}", boot.trim())
+}
+
+/// Start time of a process (clock ticks since boot), to tell it from a later one with its pid.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (field 2) may hold spaces: fields after it follow the last ')'
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Formats unix seconds as UTC `YYYY-MM-DD HH:MM:SS`.
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil-from-days
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Who holds a lock, as its labels say.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub id: String,
+    pub issue: String,
+    pub holder: String,
+    pub purpose: String,
+    pub since: u64,
+    pub lease_until: u64,
+    pub host_id: String,
+    pub pid: u32,
+    pub pid_start: Option<u64>,
+}
+
+impl Holder {
+    fn from_labels(id: String, l: &HashMap<String, String>) -> Self {
+        let get = |k: &str| l.get(k).cloned().unwrap_or_default();
+        Holder {
+            id,
+            issue: get(labels::ISSUE),
+            holder: get(HOLDER),
+            purpose: get(PURPOSE),
+            since: get(SINCE).parse().unwrap_or(0),
+            lease_until: get(LEASE_UNTIL).parse().unwrap_or(0),
+            host_id: get(HOST_ID),
+            pid: get(PID).parse().unwrap_or(0),
+            pid_start: get(PID_START).parse().ok(),
+        }
+    }
+
+    /// Why the lock may be broken, if it may.
+    pub fn stale_because(&self) -> Option<String> {
+        if self.host_id == host_id() && self.pid != 0 {
+            let alive = process_start(self.pid).is_some_and(|s| Some(s) == self.pid_start);
+            if !alive {
+                return Some(format!("its holder ({}) is no longer running", self.holder));
+            }
+            return None;
+        }
+        (now() > self.lease_until).then(|| {
+            format!(
+                "its lease ran out at {} (holder {})",
+                utc(self.lease_until),
+                self.holder
+            )
+        })
+    }
+}
+
+/// A held lock; release it with [`IssueLock::release`] (a process that dies without releasing
+/// leaves a lock that the rules above break).
+pub struct IssueLock {
+    pub issue: String,
+    pub name: String,
+    pub id: String,
+}
+
+impl IssueLock {
+    /// Takes the issue's lock, waiting up to `timeout` for the current holder.
+    pub async fn acquire(
+        engine: &dyn Engine,
+        issue: &str,
+        purpose: &str,
+        timeout: Duration,
+        lease: Duration,
+        reporter: &SharedReporter,
+    ) -> Result<IssueLock> {
+        let name = lock_name(issue);
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            let t = now();
+            let pid = std::process::id();
+            let user = std::env::var("USER").unwrap_or_else(|_| "?".into());
+            let mut l = HashMap::new();
+            l.insert(labels::MANAGED.to_string(), "true".to_string());
+            l.insert(labels::ROLE.to_string(), "lock".to_string());
+            l.insert(labels::ISSUE.to_string(), issue.to_string());
+            l.insert(
+                HOLDER.to_string(),
+                format!("{user}@{} pid {pid}", crate::config::machine_hostname()),
+            );
+            l.insert(PURPOSE.to_string(), purpose.to_string());
+            l.insert(SINCE.to_string(), t.to_string());
+            l.insert(LEASE_UNTIL.to_string(), (t + lease.as_secs()).to_string());
+            l.insert(HOST_ID.to_string(), host_id());
+            l.insert(PID.to_string(), pid.to_string());
+            if let Some(s) = process_start(pid) {
+                l.insert(PID_START.to_string(), s.to_string());
+            }
+            if let Some(id) = engine.create_marker(&name, &l).await? {
+                return Ok(IssueLock {
+                    issue: issue.to_string(),
+                    name,
+                    id,
+                });
+            }
+            let Some(current) = engine.inspect(&name).await? else {
+                continue; // released meanwhile: try again at once
+            };
+            let holder = Holder::from_labels(current.id.clone(), &current.labels);
+            if let Some(why) = holder.stale_because() {
+                reporter.report(Event::Warn(format!("breaking the lock of {issue}: {why}")));
+                engine.remove(&holder.id).await?;
+                continue;
+            }
+            if started.elapsed() >= timeout {
+                return Err(Error::Locked {
+                    issue: issue.to_string(),
+                    holder: holder.holder,
+                    purpose: holder.purpose,
+                    since: utc(holder.since),
+                    waited: timeout.as_secs(),
+                });
+            }
+            if !told {
+                told = true;
+                reporter.report(Event::Step(format!(
+                    "waiting for {} ({} since {}) to finish with {issue}",
+                    holder.holder,
+                    holder.purpose,
+                    utc(holder.since)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Whether the lock is still this one (it was not broken by someone else).
+    pub async fn still_held(&self, engine: &dyn Engine) -> Result<bool> {
+        Ok(engine
+            .inspect(&self.name)
+            .await?
+            .is_some_and(|c| c.id == self.id))
+    }
+
+    pub async fn release(self, engine: &dyn Engine) -> Result<()> {
+        engine.remove(&self.id).await
+    }
+}
+
+/// Removes the issue's lock if this process holds it (after an interruption).
+pub async fn release_if_mine(engine: &dyn Engine, issue: &str) -> bool {
+    let Ok(Some(c)) = engine.inspect(&lock_name(issue)).await else {
+        return false;
+    };
+    let h = Holder::from_labels(c.id, &c.labels);
+    if h.host_id == host_id() && h.pid == std::process::id() {
+        return engine.remove(&h.id).await.is_ok();
+    }
+    false
+}
+
+/// Lock containers (for gc): every one, with its holder.
+pub async fn all_locks(engine: &dyn Engine) -> Result<Vec<Holder>> {
+    Ok(engine
+        .containers(&[
+            format!("{}=true", labels::MANAGED),
+            format!("{}=lock", labels::ROLE),
+        ])
+        .await?
+        .into_iter()
+        .map(|c| Holder::from_labels(c.id, &c.labels))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_798_416_000), "2026-12-28 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn own_process_is_alive_and_dead_pids_are_stale() {
+        let me = std::process::id();
+        let h = Holder {
+            id: "x".into(),
+            issue: "X-1".into(),
+            holder: "me".into(),
+            purpose: "deploy".into(),
+            since: now(),
+            lease_until: now() + 600,
+            host_id: host_id(),
+            pid: me,
+            pid_start: process_start(me),
+        };
+        assert!(h.stale_because().is_none());
+        let dead = Holder {
+            pid_start: Some(1),
+            ..h.clone()
+        };
+        assert!(dead.stale_because().is_some());
+        let elsewhere_live = Holder {
+            host_id: "other".into(),
+            ..h.clone()
+        };
+        assert!(elsewhere_live.stale_because().is_none());
+        let elsewhere_expired = Holder {
+            host_id: "other".into(),
+            lease_until: now() - 1,
+            ..h
+        };
+        assert!(elsewhere_expired.stale_because().is_some());
+    }
+}

@@ -1,0 +1,548 @@
+//! Safe bench lifecycle: no-op redeploys, newest commit wins, one deploy per issue at a time
+//! (across real processes), abandoned locks, interruption (SIGTERM, SIGKILL) and recovery, gc.
+
+mod support;
+
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::fake_tracker::{Auth, FakeTracker, Org};
+use support::*;
+
+const TOKEN: &str = "life-canary-8080aa";
+
+fn tracker_env(cmd: &mut Command, t: &FakeTracker) {
+    cmd.env("BENCHCTL_TRACKER_URL", &t.url)
+        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
+        .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
+}
+
+fn container_id(name: &str) -> String {
+    docker_lines(&["inspect", "--format", "{{.Id}}", name]).remove(0)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn spawn(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: Child) -> Run {
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Waits until `docker ps -a` shows a container of `issue` whose name contains `part`.
+fn wait_for_container(issue: &str, part: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !issue_containers(issue).iter().any(|c| c.contains(part)) {
+        assert!(
+            Instant::now() < deadline,
+            "no container `{part}` for {issue}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn slow_app(repo: &AppRepo, delay: u32) {
+    repo.write(
+        "Dockerfile",
+        &format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox sleep {delay}; exec /bin/busybox httpd -f -p 8080 -h /www\"]\n"
+        ),
+    );
+}
+
+#[test]
+fn noop_redeploy_changes_nothing_and_reasserts_the_link() {
+    require_docker();
+    let _c = Cleanup::issues(&["LIFA-1"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/LIFA-1", "same\n");
+    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    tracker.add_issue("LIFA-1");
+    let deploy = |extra: &[&str]| {
+        let mut cmd = benchctl();
+        cmd.args([
+            "deploy",
+            "feature/LIFA-1",
+            "--repo",
+            &repo.path_str(),
+            "--json",
+        ])
+        .args(extra);
+        tracker_env(&mut cmd, &tracker);
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 0, "{}", r.all());
+        r.json()
+    };
+    let first = deploy(&[]);
+    assert_eq!(first["action"], "deployed");
+    let id = container_id("benchctl-lifa-1");
+    let url = first["url"].as_str().unwrap().to_string();
+
+    let again = deploy(&[]);
+    assert_eq!(again["action"], "unchanged");
+    assert_eq!(again["url"], url.as_str());
+    assert_eq!(
+        container_id("benchctl-lifa-1"),
+        id,
+        "the container was replaced"
+    );
+    let patches = |t: &FakeTracker| {
+        t.requests_for("LIFA-1")
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+    };
+    assert_eq!(patches(&tracker), 1, "the field already held the address");
+
+    // someone changed the field: the no-op puts the address back
+    tracker.put_field("LIFA-1", "benchLink", Value::from("http://elsewhere/"));
+    let again = deploy(&[]);
+    assert_eq!(again["action"], "unchanged");
+    assert_eq!(
+        tracker.field("LIFA-1", "benchLink"),
+        Some(Value::from(url.as_str()))
+    );
+    assert_eq!(patches(&tracker), 2);
+
+    // --force rebuilds and replaces
+    let forced = deploy(&["--force"]);
+    assert_eq!(forced["action"], "deployed");
+    assert_ne!(container_id("benchctl-lifa-1"), id);
+    assert_eq!(issue_containers("LIFA-1").len(), 1);
+
+    // other settings are not a no-op
+    let other = deploy(&["--memory", "256m"]);
+    assert_eq!(other["action"], "deployed");
+}
+
+#[test]
+fn an_older_commit_never_replaces_a_newer_one() {
+    require_docker();
+    let _c = Cleanup::issues(&["LIFB-2"]);
+    let repo = AppRepo::new();
+    git(repo.path(), &["checkout", "-q", "-b", "feature/LIFB-2-old"]);
+    repo.write("www/index.html", "old\n");
+    repo.commit_at("old", "2026-01-01T00:00:00Z");
+    git(repo.path(), &["checkout", "-q", "-b", "feature/LIFB-2"]);
+    repo.write("www/index.html", "new\n");
+    repo.commit_at("new", "2026-02-01T00:00:00Z");
+
+    let deploy = |branch: &str, extra: &[&str]| {
+        let r = run(benchctl()
+            .args([
+                "deploy",
+                branch,
+                "--issue",
+                "LIFB-2",
+                "--repo",
+                &repo.path_str(),
+                "--json",
+            ])
+            .args(extra));
+        assert_eq!(r.code, 0, "{}", r.all());
+        r.json()
+    };
+    let new = deploy("feature/LIFB-2", &[]);
+    let old = deploy("feature/LIFB-2-old", &[]);
+    assert_eq!(old["action"], "skipped");
+    assert_eq!(old["commit"], new["commit"]);
+    assert_eq!(
+        http_get(new["url"].as_str().unwrap()).as_deref(),
+        Some("new\n")
+    );
+    let forced = deploy("feature/LIFB-2-old", &["--force"]);
+    assert_eq!(forced["action"], "deployed");
+    assert_eq!(
+        http_get(forced["url"].as_str().unwrap()).as_deref(),
+        Some("old\n")
+    );
+}
+
+#[test]
+fn concurrent_deploys_of_one_issue_take_turns_and_different_issues_run_together() {
+    require_docker();
+    let _c = Cleanup::issues(&["LIFC-3", "LIFC-4", "LIFC-5"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/LIFC-3", "turns\n");
+    slow_app(&repo, 1);
+    repo.commit("slow start");
+    let deploy = |issue: &str| {
+        spawn(benchctl().args([
+            "deploy",
+            "feature/LIFC-3",
+            "--issue",
+            issue,
+            "--repo",
+            &repo.path_str(),
+            "--json",
+        ]))
+    };
+    let a = deploy("LIFC-3");
+    let b = deploy("LIFC-3");
+    let c = deploy("LIFC-4");
+    let d = deploy("LIFC-5");
+    let (a, b, c, d) = (finish(a), finish(b), finish(c), finish(d));
+    for r in [&a, &b, &c, &d] {
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+    let mut actions = vec![
+        a.json()["action"].as_str().unwrap().to_string(),
+        b.json()["action"].as_str().unwrap().to_string(),
+    ];
+    actions.sort();
+    assert_eq!(
+        actions,
+        vec!["deployed", "unchanged"],
+        "a:{}\nb:{}",
+        a.all(),
+        b.all()
+    );
+    for issue in ["LIFC-3", "LIFC-4", "LIFC-5"] {
+        let cs = issue_containers(issue);
+        assert_eq!(cs.len(), 1, "{issue}: {cs:?}");
+        assert!(cs[0].contains("running"), "{cs:?}");
+    }
+    assert!(docker_lines(&["ps", "-aq", "--filter", "name=benchctl-lock-lifc"]).is_empty());
+}
+
+fn fake_lock(issue: &str, holder: &str, host_id: &str, pid: u32, since: u64, lease_until: u64) {
+    let name = format!("benchctl-lock-{}", issue.to_lowercase());
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    let labels = [
+        "benchctl.managed=true".to_string(),
+        "benchctl.role=lock".to_string(),
+        format!("benchctl.issue={issue}"),
+        format!("benchctl.lock.holder={holder}"),
+        "benchctl.lock.purpose=deploy of feature/x".to_string(),
+        format!("benchctl.lock.since={since}"),
+        format!("benchctl.lock.lease-until={lease_until}"),
+        format!("benchctl.lock.host-id={host_id}"),
+        format!("benchctl.lock.pid={pid}"),
+        "benchctl.lock.pid-start=1".to_string(),
+    ];
+    let mut args = vec!["create".to_string(), "--name".into(), name];
+    for l in labels {
+        args.push("--label".into());
+        args.push(l);
+    }
+    args.push("benchctl/lock:1".into());
+    args.push("benchctl-lock".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker_lines(&args);
+}
+
+fn this_host_id() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    format!("{}/{}", boot.trim(), ns.to_string_lossy())
+}
+
+#[test]
+fn a_held_lock_times_out_naming_its_holder_and_abandoned_locks_are_broken() {
+    require_docker();
+    let _c = Cleanup::issues(&["LIFD-6"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/LIFD-6", "locks\n");
+    // a first deploy (which also builds the lock image)
+    let r = run(benchctl().args(["deploy", "feature/LIFD-6", "--repo", &repo.path_str()]));
+    assert_eq!(r.code, 0, "{}", r.all());
+
+    // held by a live runner elsewhere
+    fake_lock(
+        "LIFD-6",
+        "ci@runner-7 pid 4242",
+        "elsewhere",
+        4242,
+        now() - 30,
+        now() + 600,
+    );
+    let r = run(benchctl().args([
+        "deploy",
+        "feature/LIFD-6",
+        "--repo",
+        &repo.path_str(),
+        "--lock-timeout",
+        "1",
+    ]));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("locked by ci@runner-7 pid 4242 (deploy of feature/x) since 20"),
+        "{}",
+        r.stderr
+    );
+    let r = run(benchctl().args(["teardown", "LIFD-6", "--lock-timeout", "1"]));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(
+        issue_containers("LIFD-6").len(),
+        2,
+        "bench and lock must stay"
+    );
+
+    // the same runner's lease ran out: broken
+    fake_lock(
+        "LIFD-6",
+        "ci@runner-7 pid 4242",
+        "elsewhere",
+        4242,
+        now() - 1000,
+        now() - 100,
+    );
+    let r = run(benchctl().args([
+        "deploy",
+        "feature/LIFD-6",
+        "--repo",
+        &repo.path_str(),
+        "--lock-timeout",
+        "1",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("breaking the lock of LIFD-6: its lease ran out"),
+        "{}",
+        r.stderr
+    );
+
+    // a holder on this machine that is gone: broken at once, lease or not
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    fake_lock(
+        "LIFD-6",
+        "me pid dead",
+        &this_host_id(),
+        dead_pid,
+        now(),
+        now() + 600,
+    );
+    let r = run(benchctl().args([
+        "deploy",
+        "feature/LIFD-6",
+        "--repo",
+        &repo.path_str(),
+        "--lock-timeout",
+        "1",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("is no longer running"), "{}", r.stderr);
+    assert_eq!(
+        issue_containers("LIFD-6").len(),
+        1,
+        "{:?}",
+        issue_containers("LIFD-6")
+    );
+}
+
+#[test]
+fn sigterm_during_a_redeploy_removes_the_new_container_and_keeps_the_old() {
+    require_docker();
+    let _c = Cleanup::issues(&["LIFE-7"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/LIFE-7", "v1\n");
+    let r = run(benchctl().args([
+        "deploy",
+        "feature/LIFE-7",
+        "--repo",
+        &repo.path_str(),
+        "--json",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let url = r.json()["url"].as_str().unwrap().to_string();
+
+    repo.write("www/index.html", "v2\n");
+    slow_app(&repo, 30);
+    repo.commit("v2, slow");
+    let child = spawn(benchctl().args(["deploy", "feature/LIFE-7", "--repo", &repo.path_str()]));
+    wait_for_container("LIFE-7", "-next-");
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let r = finish(child);
+    assert_eq!(r.code, 143, "{}", r.all());
+    assert!(r.stderr.contains("interrupted by SIGTERM"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("previous bench keeps running"),
+        "{}",
+        r.stderr
+    );
+    let cs = issue_containers("LIFE-7");
+    assert_eq!(cs.len(), 1, "{cs:?}");
+    assert!(cs[0].contains("benchctl-life-7 running"), "{cs:?}");
+    assert_eq!(http_get(&url).as_deref(), Some("v1\n"));
+}
+
+#[test]
+fn after_sigkill_gc_and_the_next_deploy_converge_to_one_bench() {
+    require_docker();
+    let _c = Cleanup::issues(&["LIFF-8"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/LIFF-8", "v1\n");
+    let scope = repo.path_str();
+    let r = run(benchctl().args(["deploy", "feature/LIFF-8", "--repo", &scope]));
+    assert_eq!(r.code, 0, "{}", r.all());
+
+    // killed while the new container starts: a leftover container and an abandoned lock
+    repo.write("www/index.html", "v2\n");
+    slow_app(&repo, 30);
+    repo.commit("v2, slow");
+    let mut child = spawn(benchctl().args(["deploy", "feature/LIFF-8", "--repo", &scope]));
+    wait_for_container("LIFF-8", "-next-");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(
+        issue_containers("LIFF-8").len(),
+        3,
+        "bench, leftover and lock"
+    );
+
+    let r = run(benchctl().args(["gc", "--scope", &scope, "--dry-run", "--json"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let planned: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap().to_string())
+        .collect();
+    assert!(planned.contains(&"remove-lock".to_string()), "{planned:?}");
+    assert!(
+        planned.contains(&"remove-container".to_string()),
+        "{planned:?}"
+    );
+    assert_eq!(
+        issue_containers("LIFF-8").len(),
+        3,
+        "--dry-run removed something"
+    );
+
+    let r = run(benchctl().args(["gc", "--scope", &scope]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let cs = issue_containers("LIFF-8");
+    assert_eq!(cs.len(), 1, "{cs:?}");
+    assert!(cs[0].contains("benchctl-liff-8 running"), "{cs:?}");
+
+    // killed while building: only the lock is left; the next deploy breaks it and converges
+    repo.write("www/index.html", "v3\n");
+    slow_app(&repo, 0);
+    repo.commit("v3");
+    let mut child = spawn(benchctl().args(["deploy", "feature/LIFF-8", "--repo", &scope]));
+    wait_for_container("LIFF-8", "benchctl-lock-liff-8");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let r = run(benchctl().args([
+        "deploy",
+        "feature/LIFF-8",
+        "--repo",
+        &scope,
+        "--json",
+        "--lock-timeout",
+        "5",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        http_get(r.json()["url"].as_str().unwrap()).as_deref(),
+        Some("v3\n")
+    );
+    let cs = issue_containers("LIFF-8");
+    assert_eq!(cs.len(), 1, "{cs:?}");
+}
+
+#[test]
+fn gc_removes_closed_and_idle_benches_within_its_scope_only() {
+    require_docker();
+    let _c = Cleanup::issues(&["LIFG-9", "LIFG-10"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/LIFG-9", "closed\n");
+    let scope = repo.path_str();
+    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    tracker.add_issue("LIFG-9").add_issue("LIFG-10");
+    for issue in ["LIFG-9", "LIFG-10"] {
+        let mut cmd = benchctl();
+        cmd.args([
+            "deploy",
+            "feature/LIFG-9",
+            "--issue",
+            issue,
+            "--repo",
+            &scope,
+        ]);
+        tracker_env(&mut cmd, &tracker);
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+    tracker.set_status("LIFG-9", "done");
+
+    let gc = |extra: &[&str]| {
+        let mut cmd = benchctl();
+        cmd.args(["gc", "--json"]).args(extra);
+        tracker_env(&mut cmd, &tracker);
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 0, "{}", r.all());
+        r.json()
+    };
+    let other = tempfile::tempdir().unwrap();
+    git(other.path(), &["init", "-q"]);
+    let none = gc(&[
+        "--scope",
+        &other.path().to_string_lossy(),
+        "--closed-statuses",
+        "done",
+    ]);
+    assert_eq!(
+        none,
+        serde_json::json!([]),
+        "another repository's scope must not see these"
+    );
+
+    // default closed status is `closed`: nothing yet
+    let planned = gc(&["--scope", &scope, "--dry-run"]);
+    assert!(
+        planned
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["action"] != "teardown"),
+        "{planned}"
+    );
+
+    let done = gc(&["--scope", &scope, "--closed-statuses", "closed,done"]);
+    let torn: Vec<&str> = done
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "teardown")
+        .map(|a| a["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(torn, vec!["LIFG-9"]);
+    assert!(issue_containers("LIFG-9").is_empty());
+    assert!(docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=LIFG-9"]).is_empty());
+    assert_eq!(tracker.field("LIFG-9", "benchLink"), None);
+    assert_eq!(issue_containers("LIFG-10").len(), 1);
+
+    // TTL: LIFG-10 is idle for longer than 1 s
+    std::thread::sleep(Duration::from_secs(2));
+    let done = gc(&["--scope", &scope, "--ttl", "1s"]);
+    assert!(
+        done.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "teardown" && a["target"] == "LIFG-10"),
+        "{done}"
+    );
+    assert!(issue_containers("LIFG-10").is_empty());
+}
