@@ -178,6 +178,35 @@ pub async fn deploy(
     )
     .await?;
     let result = deploy_locked(req, engine, tracker, reporter, &held).await;
+    let (outcome, commit, message) = match &result {
+        Ok(o) if o.link_error.is_some() => (
+            "not-linked",
+            o.bench.commit.clone(),
+            o.link_error.clone().unwrap_or_default(),
+        ),
+        Ok(o) => (
+            match o.action {
+                Action::Deployed => "deployed",
+                Action::Unchanged => "unchanged",
+                Action::Skipped => "skipped",
+            },
+            o.bench.commit.clone(),
+            String::new(),
+        ),
+        Err(e) => ("failed", String::new(), e.to_string()),
+    };
+    let record = LastDeploy {
+        result: outcome.to_string(),
+        at: now_unix(),
+        branch: req.branch.clone(),
+        commit,
+        message: crate::secret::redact(&message),
+    };
+    if let Err(e) = record.store(engine, &req.issue).await {
+        reporter.report(Event::Warn(format!(
+            "could not record the result of this deploy: {e}"
+        )));
+    }
     if let Err(e) = held.release(engine).await {
         reporter.report(Event::Warn(format!(
             "could not release the lock of {}: {e}",
@@ -185,6 +214,70 @@ pub async fn deploy(
         )));
     }
     result
+}
+
+/// The result of an issue's last deploy, kept as labels of a never-started marker container
+/// `benchctl-result-<issue>` (so `status` can tell it, and no state lives outside the engine).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LastDeploy {
+    /// `deployed`, `unchanged`, `skipped`, `not-linked` or `failed`.
+    pub result: String,
+    /// Unix seconds.
+    pub at: u64,
+    pub branch: String,
+    pub commit: String,
+    pub message: String,
+}
+
+const RESULT: &str = "benchctl.result";
+const RESULT_AT: &str = "benchctl.result.at";
+const RESULT_MESSAGE: &str = "benchctl.result.message";
+
+fn result_name(issue: &str) -> String {
+    format!("benchctl-result-{}", crate::naming::slug(issue, 60))
+}
+
+impl LastDeploy {
+    async fn store(&self, engine: &dyn Engine, issue: &str) -> Result<()> {
+        let name = result_name(issue);
+        let mut l = HashMap::new();
+        l.insert(labels::MANAGED.to_string(), "true".to_string());
+        l.insert(labels::ROLE.to_string(), "result".to_string());
+        l.insert(labels::ISSUE.to_string(), issue.to_string());
+        l.insert(labels::BRANCH.to_string(), label_value(&self.branch));
+        l.insert(labels::COMMIT.to_string(), self.commit.clone());
+        l.insert(RESULT.to_string(), self.result.clone());
+        l.insert(RESULT_AT.to_string(), self.at.to_string());
+        l.insert(
+            RESULT_MESSAGE.to_string(),
+            self.message.chars().take(1000).collect(),
+        );
+        if let Some(old) = engine.inspect(&name).await? {
+            engine.remove(&old.id).await?;
+        }
+        engine.create_marker(&name, &l).await?;
+        Ok(())
+    }
+
+    pub async fn load(engine: &dyn Engine, issue: &str) -> Result<Option<LastDeploy>> {
+        Ok(engine.inspect(&result_name(issue)).await?.map(|c| {
+            let get = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+            LastDeploy {
+                result: get(RESULT),
+                at: get(RESULT_AT).parse().unwrap_or(0),
+                branch: get(labels::BRANCH),
+                commit: get(labels::COMMIT),
+                message: get(RESULT_MESSAGE),
+            }
+        }))
+    }
+
+    async fn forget(engine: &dyn Engine, issue: &str) -> Result<()> {
+        if let Some(c) = engine.inspect(&result_name(issue)).await? {
+            engine.remove(&c.id).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Re-sets the Tracker field to `url` when it holds something else (no-op redeploys).
@@ -675,6 +768,7 @@ async fn teardown_locked(
         removed.push(c.name.clone());
     }
     let removed_images = remove_unused_images(engine, issue, None, reporter).await;
+    LastDeploy::forget(engine, issue).await?;
     let mut out = TeardownOutcome {
         issue: issue.to_string(),
         removed_containers: removed,
@@ -700,11 +794,24 @@ pub async fn find_bench(engine: &dyn Engine, issue: &str) -> Result<Option<Conta
     Ok(containers.into_iter().next())
 }
 
-/// State, health, address, commit and age of the issue's bench (`None`: no bench).
-pub async fn status(engine: &dyn Engine, issue: &str) -> Result<Option<BenchRecord>> {
-    Ok(find_bench(engine, issue)
+/// What `status` shows: the bench (if any) and the last deploy's result (if recorded).
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub issue: String,
+    pub bench: Option<BenchRecord>,
+    pub last_deploy: Option<LastDeploy>,
+}
+
+/// State, health, address, commit and age of the issue's bench, and its last deploy's result.
+pub async fn status(engine: &dyn Engine, issue: &str) -> Result<Status> {
+    let bench = find_bench(engine, issue)
         .await?
-        .map(|c| record_from(&c, now_unix())))
+        .map(|c| record_from(&c, now_unix()));
+    Ok(Status {
+        issue: issue.to_string(),
+        bench,
+        last_deploy: LastDeploy::load(engine, issue).await?,
+    })
 }
 
 /// Re-publishes the address of the issue's running bench in the Tracker (the way out after

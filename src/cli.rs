@@ -550,26 +550,45 @@ async fn cmd_link(args: &LinkArgs, mode: OutputMode, reporter: SharedReporter) -
 async fn cmd_status(args: &IssueArg, mode: OutputMode) -> Result<i32> {
     let issue = naming::normalize_issue_key(&args.issue)?;
     let engine = DockerEngine::connect().await?;
-    let Some(b) = bench::status(&engine, &issue).await? else {
-        if mode == OutputMode::Json {
-            print_json(&serde_json::json!({ "issue": issue, "state": "absent" }));
-        } else {
-            println!("{issue} has no bench");
-        }
-        return Ok(exit::FAILURE);
+    let st = bench::status(&engine, &issue).await?;
+    let code = if st.bench.is_some() {
+        exit::OK
+    } else {
+        exit::FAILURE
     };
     if mode == OutputMode::Json {
-        print_json(&b);
-    } else {
-        println!("issue:    {}", b.issue);
-        println!("state:    {}", b.state.clone().unwrap_or_default());
-        println!("address:  {}", b.url.clone().unwrap_or_else(|| "-".into()));
-        println!("branch:   {}", b.branch);
-        println!("commit:   {}", b.commit);
-        println!("image:    {}", b.image);
-        println!("age:      {}", age(b.age_seconds));
+        print_json(&st);
+        return Ok(code);
     }
-    Ok(exit::OK)
+    match &st.bench {
+        None => println!("{issue} has no bench"),
+        Some(b) => {
+            println!("issue:    {}", b.issue);
+            println!("state:    {}", b.state.clone().unwrap_or_default());
+            println!("address:  {}", b.url.clone().unwrap_or_else(|| "-".into()));
+            println!("branch:   {}", b.branch);
+            println!("commit:   {}", b.commit);
+            println!("image:    {}", b.image);
+            println!("age:      {}", age(b.age_seconds));
+        }
+    }
+    if let Some(last) = &st.last_deploy {
+        let commit = if last.commit.is_empty() {
+            String::new()
+        } else {
+            format!(" of {}", naming::short_commit(&last.commit))
+        };
+        println!(
+            "last deploy: {}{commit} (branch {}) at {}",
+            last.result,
+            last.branch,
+            crate::lock::utc(last.at)
+        );
+        if !last.message.is_empty() {
+            println!("  {}", redact(&last.message).replace('\n', "\n  "));
+        }
+    }
+    Ok(code)
 }
 
 async fn cmd_logs(args: &LogsArgs) -> Result<i32> {

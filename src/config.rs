@@ -173,6 +173,34 @@ pub fn tracker_config(
     }
 }
 
+/// The Tracker retry bounds: `BENCHCTL_TRACKER_RETRIES` tries, within
+/// `BENCHCTL_TRACKER_RETRY_SECS` seconds in all.
+pub fn retry_policy(envs: &dyn EnvSource) -> Result<crate::tracker::RetryPolicy> {
+    let mut p = crate::tracker::RetryPolicy::default();
+    if let Some(v) = envs.get(env::TRACKER_RETRIES) {
+        p.max_tries = v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=20).contains(n))
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "{} must be 1 to 20, not `{v}`",
+                    env::TRACKER_RETRIES
+                ))
+            })?;
+    }
+    if let Some(v) = envs.get(env::TRACKER_RETRY_SECS) {
+        let secs = v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            Error::usage(format!(
+                "{} must be a number of seconds, not `{v}`",
+                env::TRACKER_RETRY_SECS
+            ))
+        })?;
+        p.max_total = std::time::Duration::from_secs(secs);
+    }
+    Ok(p)
+}
+
 /// The field that holds the bench address: flag > env > `benchLink`.
 pub fn bench_field(flag: Option<&str>, envs: &dyn EnvSource) -> Result<String> {
     let field = flag

@@ -7,6 +7,10 @@ pub const TRACKER_TOKEN_FILE: &str = "BENCHCTL_TRACKER_TOKEN_FILE";
 pub const TRACKER_IAM_TOKEN_FILE: &str = "BENCHCTL_TRACKER_IAM_TOKEN_FILE";
 pub const TRACKER_ORG_ID: &str = "BENCHCTL_TRACKER_ORG_ID";
 pub const TRACKER_CLOUD_ORG_ID: &str = "BENCHCTL_TRACKER_CLOUD_ORG_ID";
+/// Tries per Tracker request (429, 5xx, connection errors), default 5.
+pub const TRACKER_RETRIES: &str = "BENCHCTL_TRACKER_RETRIES";
+/// Seconds all tries of one Tracker request may take together, default 30.
+pub const TRACKER_RETRY_SECS: &str = "BENCHCTL_TRACKER_RETRY_SECS";
 pub const BENCH_FIELD: &str = "BENCHCTL_BENCH_FIELD";
 pub const PUBLIC_HOST: &str = "BENCHCTL_PUBLIC_HOST";
 pub const ISSUE_PATTERN: &str = "BENCHCTL_ISSUE_PATTERN";

@@ -124,6 +124,25 @@ impl TrackerClient {
             .await
     }
 
+    /// One plain `GET` of the issue (no retries), after an edit conflict.
+    async fn reread(&self, key: &str) -> Option<Value> {
+        let url = format!("{}/v3/issues/{key}", self.cfg.base_url);
+        let req = self.authorize(self.http.get(url));
+        req.send().await.ok()?.json().await.ok()
+    }
+
+    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let req = req.header("Accept-Language", "en");
+        let req = match &self.cfg.auth {
+            TrackerAuth::OAuth(t) => req.header("Authorization", format!("OAuth {}", t.expose())),
+            TrackerAuth::Iam(t) => req.header("Authorization", format!("Bearer {}", t.expose())),
+        };
+        match &self.cfg.org {
+            TrackerOrg::Org(id) => req.header("X-Org-ID", id),
+            TrackerOrg::Cloud(id) => req.header("X-Cloud-Org-ID", id),
+        }
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -142,22 +161,7 @@ impl TrackerClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .header("Accept-Language", "en");
-            req = match &self.cfg.auth {
-                TrackerAuth::OAuth(t) => {
-                    req.header("Authorization", format!("OAuth {}", t.expose()))
-                }
-                TrackerAuth::Iam(t) => {
-                    req.header("Authorization", format!("Bearer {}", t.expose()))
-                }
-            };
-            req = match &self.cfg.org {
-                TrackerOrg::Org(id) => req.header("X-Org-ID", id),
-                TrackerOrg::Cloud(id) => req.header("X-Cloud-Org-ID", id),
-            };
+            let mut req = self.authorize(self.http.request(method.clone(), &url));
             if let Some(b) = &body {
                 req = req.json(b);
             }
@@ -173,6 +177,11 @@ impl TrackerClient {
                     let text = resp.text().await.unwrap_or_default();
                     if status.is_success() {
                         return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+                    }
+                    // 409/412: an edit conflict; re-read the issue, then send again.
+                    if matches!(status.as_u16(), 409 | 412) && attempt < self.retry.max_tries {
+                        let _ = self.reread(key).await;
+                        continue;
                     }
                     let retryable =
                         status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();

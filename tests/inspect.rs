@@ -47,15 +47,26 @@ fn status_logs_and_link_after_a_failed_link() {
     let r = run(benchctl().args(["status", "ins-1", "--json"]));
     assert_eq!(r.code, 0, "{}", r.all());
     let s = r.json();
-    assert_eq!(s["state"], "running");
-    assert_eq!(s["commit"], commit.as_str());
-    assert_eq!(s["url"], url.as_str());
+    assert_eq!(s["bench"]["state"], "running");
+    assert_eq!(s["bench"]["commit"], commit.as_str());
+    assert_eq!(s["bench"]["url"], url.as_str());
+    assert_eq!(s["last_deploy"]["result"], "not-linked");
+    assert!(
+        s["last_deploy"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("403"),
+        "{s}"
+    );
     let r = run(benchctl().args(["status", "INS-1"]));
     assert!(
         r.stdout.contains("state:    running") && r.stdout.contains(&url),
         "{}",
         r.stdout
     );
+
+    let r = run(benchctl().args(["status", "INS-1"]));
+    assert!(r.stdout.contains("last deploy: not-linked"), "{}", r.stdout);
 
     // logs
     let r = run(benchctl().args(["logs", "INS-1"]));
@@ -67,6 +78,28 @@ fn status_logs_and_link_after_a_failed_link() {
     );
     let r = run(benchctl().args(["logs", "INS-1", "--tail", "1"]));
     assert_eq!(r.stdout.trim(), "log-line-two", "{}", r.all());
+
+    // a failed redeploy: the bench stays, status tells why the last deploy failed
+    repo.write("Dockerfile", "FROM scratch\nCOPY nothing-here /x\n");
+    repo.commit("broken");
+    let r = run(benchctl().args([
+        "deploy",
+        "feature/INS-1",
+        "--repo",
+        &repo.path_str(),
+        "--no-link",
+    ]));
+    assert_eq!(r.code, 1, "{}", r.all());
+    let s = run(benchctl().args(["status", "INS-1", "--json"])).json();
+    assert_eq!(s["bench"]["commit"], commit.as_str());
+    assert_eq!(s["last_deploy"]["result"], "failed");
+    assert!(
+        s["last_deploy"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing-here"),
+        "{s}"
+    );
 
     // link: the way out after exit code 3
     let mut cmd = benchctl();
@@ -85,6 +118,11 @@ fn status_logs_and_link_after_a_failed_link() {
     let r = run(benchctl().args(["status", "INS-1"]));
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stdout.contains("INS-1 has no bench"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("last deploy"),
+        "teardown forgets the result: {}",
+        r.stdout
+    );
     let mut cmd = benchctl();
     cmd.args(["link", "INS-1"]);
     with_tracker(&mut cmd);

@@ -147,3 +147,27 @@ async fn unreachable_tracker_is_retried_then_named() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn edit_conflicts_reread_the_issue_and_try_again() {
+    let t = fake();
+    let c = client(&t.url, fast());
+    for (n, code) in [409u16, 412].into_iter().enumerate() {
+        t.fail_next(code, None);
+        let value = format!("http://h:{n}/");
+        c.set_field("TRK-1", "benchLink", Some(&value))
+            .await
+            .unwrap();
+        assert_eq!(t.field("TRK-1", "benchLink"), Some(value.into()));
+    }
+    let methods: Vec<String> = t
+        .requests_for("TRK-1")
+        .into_iter()
+        .map(|r| r.method)
+        .collect();
+    // each time: PATCH (conflict), re-read, PATCH (200)
+    assert_eq!(
+        methods,
+        vec!["PATCH", "GET", "PATCH", "PATCH", "GET", "PATCH"]
+    );
+}
