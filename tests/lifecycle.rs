@@ -217,7 +217,9 @@ fn concurrent_deploys_of_one_issue_take_turns_and_different_issues_run_together(
         assert_eq!(cs.len(), 1, "{issue}: {cs:?}");
         assert!(cs[0].contains("running"), "{cs:?}");
     }
-    assert!(docker_lines(&["ps", "-aq", "--filter", "name=benchctl-lock-lifc"]).is_empty());
+    for issue in ["LIFC-3", "LIFC-4", "LIFC-5"] {
+        assert!(!issue_locked(issue), "{issue}'s lock was left behind");
+    }
 }
 
 fn fake_lock(issue: &str, holder: &str, host_id: &str, pid: u32, since: u64, lease_until: u64) {
@@ -288,11 +290,8 @@ fn a_held_lock_times_out_naming_its_holder_and_abandoned_locks_are_broken() {
     );
     let r = run(benchctl().args(["teardown", "LIFD-6", "--lock-timeout", "1"]));
     assert_eq!(r.code, 1, "{}", r.all());
-    assert_eq!(
-        issue_containers("LIFD-6").len(),
-        2,
-        "bench and lock must stay"
-    );
+    assert_eq!(issue_containers("LIFD-6").len(), 1, "the bench must stay");
+    assert!(issue_locked("LIFD-6"), "the lock must stay");
 
     // the same runner's lease ran out: broken
     fake_lock(
@@ -404,11 +403,8 @@ fn after_sigkill_gc_and_the_next_deploy_converge_to_one_bench() {
     wait_for_container("LIFF-8", "-next-");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert_eq!(
-        issue_containers("LIFF-8").len(),
-        3,
-        "bench, leftover and lock"
-    );
+    assert_eq!(issue_containers("LIFF-8").len(), 2, "bench and leftover");
+    assert!(issue_locked("LIFF-8"));
 
     let r = run(benchctl().args(["gc", "--scope", &scope, "--dry-run", "--json"]));
     assert_eq!(r.code, 0, "{}", r.all());
@@ -426,22 +422,28 @@ fn after_sigkill_gc_and_the_next_deploy_converge_to_one_bench() {
     );
     assert_eq!(
         issue_containers("LIFF-8").len(),
-        3,
+        2,
         "--dry-run removed something"
     );
+    assert!(issue_locked("LIFF-8"), "--dry-run removed the lock");
 
     let r = run(benchctl().args(["gc", "--scope", &scope]));
     assert_eq!(r.code, 0, "{}", r.all());
     let cs = issue_containers("LIFF-8");
     assert_eq!(cs.len(), 1, "{cs:?}");
     assert!(cs[0].contains("benchctl-liff-8 running"), "{cs:?}");
+    assert!(!issue_locked("LIFF-8"));
 
     // killed while building: only the lock is left; the next deploy breaks it and converges
     repo.write("www/index.html", "v3\n");
     slow_app(&repo, 0);
     repo.commit("v3");
     let mut child = spawn(benchctl().args(["deploy", "feature/LIFF-8", "--repo", &scope]));
-    wait_for_container("LIFF-8", "benchctl-lock-liff-8");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !issue_locked("LIFF-8") {
+        assert!(Instant::now() < deadline, "the deploy never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let r = run(benchctl().args([
@@ -460,6 +462,7 @@ fn after_sigkill_gc_and_the_next_deploy_converge_to_one_bench() {
     );
     let cs = issue_containers("LIFF-8");
     assert_eq!(cs.len(), 1, "{cs:?}");
+    assert!(!issue_locked("LIFF-8"));
 }
 
 #[test]

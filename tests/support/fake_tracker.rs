@@ -87,6 +87,16 @@ async fn handle(
     if let Some(f) = fault.as_ref() {
         tokio::time::sleep(f.delay).await;
     }
+    if fault.as_ref().is_some_and(|f| f.status == 1) {
+        // a careless server that echoes the credentials it got
+        let auth = recorded
+            .headers
+            .get("authorization")
+            .cloned()
+            .unwrap_or_default();
+        let msg = format!("token rejected: {auth}");
+        return error(StatusCode::UNAUTHORIZED, &[msg.as_str()], json!({}));
+    }
     if let Some(f) = fault.filter(|f| f.status != 0) {
         let status = StatusCode::from_u16(f.status).unwrap();
         let mut resp = error(status, &["injected fault"], json!({}));
@@ -264,6 +274,17 @@ impl FakeTracker {
             .get_mut(key)
             .expect("known issue")
             .insert(field.to_string(), value);
+        self
+    }
+
+    /// The next request is refused with 401 and an error message that repeats its
+    /// `Authorization` header.
+    pub fn echo_auth_next(&self) -> &Self {
+        self.state.lock().unwrap().faults.push_back(Fault {
+            status: 1,
+            retry_after: None,
+            delay: Duration::ZERO,
+        });
         self
     }
 

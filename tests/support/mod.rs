@@ -217,8 +217,24 @@ pub fn docker_lines(args: &[&str]) -> Vec<String> {
     v
 }
 
-/// Containers of an issue (all states), as `id name state`.
+/// Bench containers of an issue (all states, lock and result markers left out), as
+/// `id name state`.
 pub fn issue_containers(key: &str) -> Vec<String> {
+    all_issue_containers(key)
+        .into_iter()
+        .filter(|c| !c.contains(" benchctl-lock-") && !c.contains(" benchctl-result-"))
+        .collect()
+}
+
+/// Whether the issue's lock container exists.
+pub fn issue_locked(key: &str) -> bool {
+    all_issue_containers(key)
+        .iter()
+        .any(|c| c.contains(" benchctl-lock-"))
+}
+
+/// Every container labelled with the issue, as `id name state`.
+pub fn all_issue_containers(key: &str) -> Vec<String> {
     docker_lines(&[
         "ps",
         "-a",
