@@ -367,18 +367,22 @@ fn sigterm_during_a_redeploy_removes_the_new_container_and_keeps_the_old() {
     repo.write("www/index.html", "v2\n");
     slow_app(&repo, 30);
     repo.commit("v2, slow");
-    let child = spawn(benchctl().args(["deploy", "feature/LIFE-7", "--repo", &repo.path_str()]));
-    wait_for_container("LIFE-7", "-next-");
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let r = finish(child);
-    assert_eq!(r.code, 143, "{}", r.all());
-    assert!(r.stderr.contains("interrupted by SIGTERM"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("previous bench keeps running"),
-        "{}",
-        r.stderr
-    );
+    for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
+        let child =
+            spawn(benchctl().args(["deploy", "feature/LIFE-7", "--repo", &repo.path_str()]));
+        wait_for_container("LIFE-7", "-next-");
+        let pid = child.id().to_string();
+        Command::new("kill").args([signal, &pid]).status().unwrap();
+        let r = finish(child);
+        assert_eq!(r.code, code, "{}", r.all());
+        assert!(r.stderr.contains("interrupted by SIG"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("previous bench keeps running"),
+            "{}",
+            r.stderr
+        );
+        assert!(!issue_locked("LIFE-7"), "the lock was not released");
+    }
     let cs = issue_containers("LIFE-7");
     assert_eq!(cs.len(), 1, "{cs:?}");
     assert!(cs[0].contains("benchctl-life-7 running"), "{cs:?}");
@@ -429,6 +433,12 @@ fn after_sigkill_gc_and_the_next_deploy_converge_to_one_bench() {
 
     let r = run(benchctl().args(["gc", "--scope", &scope]));
     assert_eq!(r.code, 0, "{}", r.all());
+    let images = docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=LIFF-8"]);
+    assert_eq!(
+        images.len(),
+        1,
+        "the killed deploy's image is garbage: {images:?}"
+    );
     let cs = issue_containers("LIFF-8");
     assert_eq!(cs.len(), 1, "{cs:?}");
     assert!(cs[0].contains("benchctl-liff-8 running"), "{cs:?}");
@@ -489,6 +499,33 @@ fn gc_removes_closed_and_idle_benches_within_its_scope_only() {
         assert_eq!(r.code, 0, "{}", r.all());
     }
     tracker.set_status("LIFG-9", "done");
+    // a look-alike without benchctl's labels (from an image without them): never touched
+    let mut build = Command::new("docker")
+        .args(["build", "-q", "-t", "benchctl-test/unlabelled:1", "-"])
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    build
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM scratch\nENV A=1\n")
+        .unwrap();
+    assert!(build.wait().unwrap().success());
+    docker_lines(&[
+        "create",
+        "--name",
+        "benchctl-lifg-9-next-impostor",
+        "--label",
+        "benchctl.issue=LIFG-9",
+        "--label",
+        &format!("benchctl.repo={scope}"),
+        "benchctl-test/unlabelled:1",
+        "x",
+    ]);
 
     let gc = |extra: &[&str]| {
         let mut cmd = benchctl();
@@ -532,7 +569,12 @@ fn gc_removes_closed_and_idle_benches_within_its_scope_only() {
         .map(|a| a["target"].as_str().unwrap())
         .collect();
     assert_eq!(torn, vec!["LIFG-9"]);
-    assert!(issue_containers("LIFG-9").is_empty());
+    assert_eq!(
+        issue_containers("LIFG-9").len(),
+        1,
+        "only the unlabelled look-alike may remain"
+    );
+    assert!(issue_containers("LIFG-9")[0].contains("benchctl-lifg-9-next-impostor"));
     assert!(docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=LIFG-9"]).is_empty());
     assert_eq!(tracker.field("LIFG-9", "benchLink"), None);
     assert_eq!(issue_containers("LIFG-10").len(), 1);
@@ -548,4 +590,10 @@ fn gc_removes_closed_and_idle_benches_within_its_scope_only() {
         "{done}"
     );
     assert!(issue_containers("LIFG-10").is_empty());
+    let _ = Command::new("docker")
+        .args(["rm", "-f", "benchctl-lifg-9-next-impostor"])
+        .output();
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "benchctl-test/unlabelled:1"])
+        .output();
 }
