@@ -188,11 +188,51 @@ fn append_entry<W: Write>(
     }
 }
 
-/// Starts streaming the context of `root` as a tar. Returns the byte stream for the engine and
-/// the walker's handle, which yields the number of bytes sent or the walk's error.
+/// The `LABEL` instruction that gives the image its labels. The classic builder turns every
+/// label passed with the build request into a step of its own (a container each); one
+/// instruction appended to the Dockerfile sent in the context does it in one step.
+pub fn label_instruction(labels: &HashMap<String, String>) -> Option<String> {
+    if labels.is_empty() {
+        return None;
+    }
+    let mut keys: Vec<&String> = labels.keys().collect();
+    keys.sort();
+    let pairs: Vec<String> = keys
+        .into_iter()
+        .map(|k| format!("{}={}", quote(k), quote(&labels[k])))
+        .collect();
+    Some(format!("LABEL {}\n", pairs.join(" ")))
+}
+
+fn quote(s: &str) -> String {
+    let escaped: String = s
+        .chars()
+        .flat_map(|c| match c {
+            '"' | '\\' | '$' => vec!['\\', c],
+            '\n' | '\r' => vec![' '],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
+}
+
+/// The Dockerfile as sent: the checkout's, with `extra` appended (on a line of its own).
+fn dockerfile_with(path: &Path, extra: &str) -> io::Result<Vec<u8>> {
+    let mut content = std::fs::read(path)?;
+    if !content.is_empty() && !content.ends_with(b"\n") {
+        content.push(b'\n');
+    }
+    content.extend_from_slice(extra.as_bytes());
+    Ok(content)
+}
+
+/// Starts streaming the context of `root` as a tar, with `append` added to the end of the
+/// Dockerfile. Returns the byte stream for the engine and the walker's handle, which yields
+/// the number of bytes sent or the walk's error.
 pub fn stream_context(
     root: PathBuf,
     dockerfile: String,
+    append: Option<String>,
     reporter: SharedReporter,
 ) -> (ContextStream, tokio::task::JoinHandle<io::Result<u64>>) {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(QUEUE);
@@ -206,8 +246,17 @@ pub fn stream_context(
         };
         let mut tar = tar::Builder::new(writer);
         tar.mode(tar::HeaderMode::Complete);
-        let result = walk_context(&root, &dockerfile, &mut |rel, path, meta| {
-            append_entry(&mut tar, rel, path, meta)
+        let result = walk_context(&root, &dockerfile, &mut |rel, path, meta| match &append {
+            Some(extra) if rel == dockerfile && meta.is_file() => {
+                let content = dockerfile_with(path, extra)?;
+                let mut header = tar::Header::new_gnu();
+                header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+                header.set_uid(0);
+                header.set_gid(0);
+                header.set_size(content.len() as u64);
+                tar.append_data(&mut header, rel, content.as_slice())
+            }
+            _ => append_entry(&mut tar, rel, path, meta),
         })
         .and_then(|_| tar.into_inner())
         .and_then(|mut w| {
@@ -266,9 +315,15 @@ async fn build_once(
     let (stream, walker) = stream_context(
         root.to_path_buf(),
         spec.dockerfile.clone(),
+        label_instruction(&spec.labels),
         reporter.clone(),
     );
-    let built = engine.build(spec, stream, reporter).await;
+    // the labels travel in the Dockerfile (one step), not as build parameters (one step each)
+    let plain = BuildSpec {
+        labels: HashMap::new(),
+        ..spec.clone()
+    };
+    let built = engine.build(&plain, stream, reporter).await;
     let walked = walker.await.map_err(|e| Error::Context {
         issue: issue.to_string(),
         message: e.to_string(),
@@ -290,4 +345,33 @@ async fn build_once(
         },
         other => other,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_become_one_instruction() {
+        let mut l = HashMap::new();
+        l.insert("benchctl.issue".to_string(), "PROJ-1".to_string());
+        l.insert("benchctl.commit".to_string(), "abc".to_string());
+        l.insert("odd".to_string(), "a\"b$c\nd".to_string());
+        assert_eq!(
+            label_instruction(&l).unwrap(),
+            "LABEL \"benchctl.commit\"=\"abc\" \"benchctl.issue\"=\"PROJ-1\" \"odd\"=\"a\\\"b\\$c d\"\n"
+        );
+        assert_eq!(label_instruction(&HashMap::new()), None);
+    }
+
+    #[test]
+    fn appended_dockerfile_ends_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("Dockerfile");
+        std::fs::write(&p, "FROM scratch").unwrap();
+        assert_eq!(
+            dockerfile_with(&p, "LABEL a=b\n").unwrap(),
+            b"FROM scratch\nLABEL a=b\n"
+        );
+    }
 }

@@ -452,7 +452,23 @@ fn failed_redeploy_keeps_the_old_bench_and_link() {
         r.stderr
     );
     assert_eq!(http_get(&url).as_deref(), Some("good\n"));
-    assert_eq!(tracker.field("DEPI-9", "benchLink"), Some(Value::from(url)));
+    assert_eq!(
+        tracker.field("DEPI-9", "benchLink"),
+        Some(Value::from(url.as_str()))
+    );
     let containers = issue_containers("DEPI-9");
     assert_eq!(containers.len(), 1, "{containers:?}");
+
+    // a new commit that runs but never answers: the old bench keeps serving
+    repo.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"sleep\", \"600\"]\n",
+    );
+    repo.commit("never answers");
+    let r = f.deploy(&["--ready-timeout", "3"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("not ready within 3 s"), "{}", r.stderr);
+    assert_eq!(http_get(&url).as_deref(), Some("good\n"));
+    assert_eq!(tracker.field("DEPI-9", "benchLink"), Some(Value::from(url)));
+    assert_eq!(issue_containers("DEPI-9").len(), 1);
 }

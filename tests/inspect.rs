@@ -101,6 +101,32 @@ fn status_logs_and_link_after_a_failed_link() {
         "{s}"
     );
 
+    // logs --follow keeps streaming (stopped here once it showed the last line)
+    let mut child = benchctl()
+        .args(["logs", "INS-1", "--follow", "--tail", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap_or_default());
+        }
+    });
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("logs --follow printed nothing");
+    assert_eq!(first, "log-line-two");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "--follow stopped on its own"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
     // link: the way out after exit code 3
     let mut cmd = benchctl();
     cmd.args(["link", "INS-1"]);
