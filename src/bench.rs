@@ -177,7 +177,7 @@ pub async fn deploy(
         reporter,
     )
     .await?;
-    let result = deploy_locked(req, engine, tracker, reporter, &held).await;
+    let result = checked_deploy(req, engine, tracker, reporter, &held).await;
     let (outcome, commit, message) = match &result {
         Ok(o) if o.link_error.is_some() => (
             "not-linked",
@@ -277,6 +277,47 @@ impl LastDeploy {
             engine.remove(&c.id).await?;
         }
         Ok(())
+    }
+}
+
+/// Runs the deploy while one `GET /v3/issues/<KEY>` checks, concurrently, that the token is
+/// good and the issue exists: a refusal (401, 403, 404) stops the deploy at once, removes what
+/// it started, and is a configuration error (exit 2). A Tracker that cannot be reached only
+/// warns: linking will tell.
+async fn checked_deploy(
+    req: &DeployRequest,
+    engine: &dyn Engine,
+    tracker: Option<&TrackerClient>,
+    reporter: &SharedReporter,
+    held: &IssueLock,
+) -> Result<DeployOutcome> {
+    let check = async {
+        match (req.link, tracker) {
+            (true, Some(t)) => t.get_issue(&req.issue).await.map(|_| ()),
+            _ => Ok(()),
+        }
+    };
+    let work = deploy_locked(req, engine, tracker, reporter, held);
+    tokio::pin!(check, work);
+    let mut checked = false;
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            c = &mut check, if !checked => {
+                checked = true;
+                match c {
+                    Ok(()) => {}
+                    Err(e) if e.is_usage() => {
+                        remove_candidates(engine, &req.issue, &req.deploy_id).await;
+                        return Err(Error::Tracker(e));
+                    }
+                    Err(e) => reporter.report(Event::Warn(format!(
+                        "could not check {} in the Tracker ({e}); deploying anyway",
+                        req.issue
+                    ))),
+                }
+            }
+        }
     }
 }
 
@@ -576,6 +617,20 @@ async fn deploy_locked(
 /// keeps the previous bench; if the previous bench was already removed, the new one stays as
 /// the bench. Releases the lock when this process holds it. Returns what was done.
 pub async fn recover_interrupted(engine: &dyn Engine, issue: &str, deploy_id: &str) -> String {
+    let mut done = remove_candidates(engine, issue, deploy_id).await;
+    if crate::lock::release_if_mine(engine, issue).await {
+        done.push("released the lock".to_string());
+    }
+    if done.is_empty() {
+        "nothing was left behind".to_string()
+    } else {
+        done.join("; ")
+    }
+}
+
+/// Removes what the deploy `deploy_id` created, unless the previous bench is already gone (then
+/// its new container stays as the bench). Says what it did.
+async fn remove_candidates(engine: &dyn Engine, issue: &str, deploy_id: &str) -> Vec<String> {
     let mut done = Vec::new();
     if let Ok(all) = benches(engine, Some(issue)).await {
         let (ours, others): (Vec<_>, Vec<_>) = all
@@ -595,14 +650,7 @@ pub async fn recover_interrupted(engine: &dyn Engine, issue: &str, deploy_id: &s
             done.push("the previous bench keeps running".to_string());
         }
     }
-    if crate::lock::release_if_mine(engine, issue).await {
-        done.push("released the lock".to_string());
-    }
-    if done.is_empty() {
-        "nothing was left behind".to_string()
-    } else {
-        done.join("; ")
-    }
+    done
 }
 
 /// Waits until the container is healthy (with a HEALTHCHECK) or answers HTTP (without one).

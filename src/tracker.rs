@@ -100,7 +100,7 @@ impl TrackerClient {
 
     /// `GET /v3/issues/<key>`.
     pub async fn get_issue(&self, key: &str) -> Result<Value, TrackerError> {
-        self.send(Method::GET, key, "read", None).await
+        self.send(Method::GET, key, "read the status", None).await
     }
 
     /// `PATCH /v3/issues/<key>` with `{"<field>": value}`; `None` clears the field.

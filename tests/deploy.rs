@@ -290,10 +290,13 @@ fn tracker_refusals_keep_the_bench_exit_3_and_hide_the_token() {
     let tracker = FakeTracker::start(Auth::OAuth("the-right-token"), Org::Org("org-1"));
     tracker.add_issue("DEPF-6");
 
-    // 401: wrong token
+    // 401 on the PATCH (e.g. a token that expired during the deploy): bench kept, exit 3
+    tracker.fail_next_method("PATCH", 401);
     let mut cmd = benchctl();
-    cmd.args(["deploy", "feature/DEPF-6", "--repo", &repo.path_str()]);
-    with_tracker(&mut cmd, &tracker);
+    cmd.args(["deploy", "feature/DEPF-6", "--repo", &repo.path_str()])
+        .env("BENCHCTL_TRACKER_URL", &tracker.url)
+        .env("BENCHCTL_TRACKER_TOKEN", "the-right-token")
+        .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
     let r = run(&mut cmd);
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(r.stderr.contains("401"), "{}", r.stderr);
@@ -302,8 +305,12 @@ fn tracker_refusals_keep_the_bench_exit_3_and_hide_the_token() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("Not authorized."), "{}", r.stderr);
-    assert!(!r.all().contains(TOKEN), "token leaked: {}", r.all());
+    assert!(r.stderr.contains("injected fault"), "{}", r.stderr);
+    assert!(
+        !r.all().contains("the-right-token"),
+        "token leaked: {}",
+        r.all()
+    );
     assert_eq!(issue_containers("DEPF-6").len(), 1);
     let url = r
         .stdout
@@ -471,4 +478,69 @@ fn failed_redeploy_keeps_the_old_bench_and_link() {
     assert_eq!(http_get(&url).as_deref(), Some("good\n"));
     assert_eq!(tracker.field("DEPI-9", "benchLink"), Some(Value::from(url)));
     assert_eq!(issue_containers("DEPI-9").len(), 1);
+}
+
+#[test]
+fn a_bad_token_or_unknown_issue_fails_fast_with_nothing_started() {
+    require_docker();
+    let _c = Cleanup::issues(&["DEPJ-10", "DEPJ-11"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/DEPJ-10", "x\n");
+    // a build that would take 30 s: the refusal must stop it
+    repo.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"30\"]\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\"]\n",
+    );
+    repo.commit("slow build");
+    let tracker = FakeTracker::start(Auth::OAuth("the-right-token"), Org::Org("org-1"));
+    tracker.add_issue("DEPJ-10");
+
+    // wrong token: 401 on the check
+    let mut cmd = benchctl();
+    cmd.args(["deploy", "feature/DEPJ-10", "--repo", &repo.path_str()]);
+    with_tracker(&mut cmd, &tracker);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("401") && r.stderr.contains("DEPJ-10"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Not authorized."), "{}", r.stderr);
+    assert!(!r.all().contains(TOKEN), "token leaked: {}", r.all());
+
+    // right token, unknown issue: 404 on the check
+    let r = run(benchctl()
+        .args([
+            "deploy",
+            "feature/DEPJ-10",
+            "--issue",
+            "DEPJ-11",
+            "--repo",
+            &repo.path_str(),
+        ])
+        .env("BENCHCTL_TRACKER_URL", &tracker.url)
+        .env("BENCHCTL_TRACKER_TOKEN", "the-right-token")
+        .env("BENCHCTL_TRACKER_ORG_ID", "org-1"));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("404") && r.stderr.contains("Issue does not exist."),
+        "{}",
+        r.stderr
+    );
+
+    for key in ["DEPJ-10", "DEPJ-11"] {
+        assert!(issue_containers(key).is_empty(), "{key} started something");
+        let images = docker_lines(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("label=benchctl.issue={key}"),
+        ]);
+        assert!(
+            images.is_empty(),
+            "{key}: the build was not stopped: {images:?}"
+        );
+        assert!(tracker.requests_for(key).iter().all(|r| r.method == "GET"));
+    }
 }

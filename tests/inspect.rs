@@ -28,7 +28,7 @@ fn status_logs_and_link_after_a_failed_link() {
     };
 
     // The Tracker refuses once (403, not retried): exit 3, bench up, field unset.
-    tracker.fail_next(403, None);
+    tracker.fail_next_method("PATCH", 403);
     let mut cmd = benchctl();
     cmd.args([
         "deploy",

@@ -32,6 +32,8 @@ pub struct Recorded {
 
 #[derive(Clone, Debug)]
 pub struct Fault {
+    /// Only requests with this method take the fault (any method when `None`).
+    pub method: Option<&'static str>,
     pub status: u16,
     pub retry_after: Option<&'static str>,
     pub delay: Duration,
@@ -82,7 +84,11 @@ async fn handle(
     let fault = {
         let mut s = state.lock().unwrap();
         s.requests.push(recorded.clone());
-        s.faults.pop_front()
+        let i = s
+            .faults
+            .iter()
+            .position(|f| f.method.is_none_or(|m| m == recorded.method));
+        i.and_then(|i| s.faults.remove(i))
     };
     if let Some(f) = fault.as_ref() {
         tokio::time::sleep(f.delay).await;
@@ -252,6 +258,7 @@ impl FakeTracker {
 
     pub fn fail_next(&self, status: u16, retry_after: Option<&'static str>) -> &Self {
         self.state.lock().unwrap().faults.push_back(Fault {
+            method: None,
             status,
             retry_after,
             delay: Duration::ZERO,
@@ -277,10 +284,22 @@ impl FakeTracker {
         self
     }
 
+    /// The next request with `method` fails with `status` (others pass).
+    pub fn fail_next_method(&self, method: &'static str, status: u16) -> &Self {
+        self.state.lock().unwrap().faults.push_back(Fault {
+            method: Some(method),
+            status,
+            retry_after: None,
+            delay: Duration::ZERO,
+        });
+        self
+    }
+
     /// The next request is refused with 401 and an error message that repeats its
     /// `Authorization` header.
     pub fn echo_auth_next(&self) -> &Self {
         self.state.lock().unwrap().faults.push_back(Fault {
+            method: None,
             status: 1,
             retry_after: None,
             delay: Duration::ZERO,
@@ -291,6 +310,7 @@ impl FakeTracker {
     /// The next request is answered normally, but only after `delay`.
     pub fn slow_next(&self, delay: Duration) -> &Self {
         self.state.lock().unwrap().faults.push_back(Fault {
+            method: None,
             status: 0,
             retry_after: None,
             delay,
