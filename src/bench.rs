@@ -32,6 +32,8 @@ pub struct DeployRequest {
     pub force: bool,
     /// Random id labelled on what this deploy creates (cleanup after an interruption).
     pub deploy_id: String,
+    /// Where cached clones live.
+    pub cache_dir: std::path::PathBuf,
 }
 
 /// One bench, as `deploy --json` and `list --json` print it.
@@ -422,10 +424,13 @@ async fn deploy_locked(
         let repo = req.repo.clone();
         let branch = req.branch.clone();
         let dest = checkout.path().to_path_buf();
+        let cache = req.cache_dir.clone();
         let rep = reporter.clone();
-        tokio::task::spawn_blocking(move || crate::git::fetch_branch(&repo, &branch, &dest, &rep))
-            .await
-            .map_err(|e| Error::Engine(format!("the fetch task failed: {e}")))??
+        tokio::task::spawn_blocking(move || {
+            crate::git::fetch_branch(&repo, &branch, &cache, &dest, &rep)
+        })
+        .await
+        .map_err(|e| Error::Engine(format!("the fetch task failed: {e}")))??
     };
     let commit = fetched.commit.clone();
     reporter.report(Event::Done(format!("commit {}", short_commit(&commit))));

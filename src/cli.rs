@@ -77,6 +77,14 @@ pub struct GcArgs {
     #[arg(long)]
     pub keep_link: bool,
 
+    /// Where cached clones live (default: the user's cache directory, `~/.cache/benchctl`).
+    #[arg(long, env = "BENCHCTL_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Remove cached clones unused for longer than this.
+    #[arg(long, default_value = "14d", value_name = "DURATION")]
+    pub cache_max_age: String,
+
     #[command(flatten)]
     pub lock: LockArgs,
 
@@ -190,6 +198,10 @@ pub struct DeployArgs {
     /// older commit over a newer one.
     #[arg(long)]
     pub force: bool,
+
+    /// Where cached clones live (default: the user's cache directory, `~/.cache/benchctl`).
+    #[arg(long, env = "BENCHCTL_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 
     #[command(flatten)]
     pub lock: LockArgs,
@@ -325,6 +337,10 @@ fn deploy_request(args: &DeployArgs) -> Result<DeployRequest> {
         link: !args.no_link,
         force: args.force,
         deploy_id: format!("{:016x}", rand::random::<u64>()),
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(crate::git::default_cache_dir),
     })
 }
 
@@ -628,6 +644,16 @@ async fn cmd_gc(args: &GcArgs, mode: OutputMode, reporter: SharedReporter) -> Re
         scope,
         field: config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?,
         clear_link: !args.keep_link,
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(crate::git::default_cache_dir),
+        cache_max_age: crate::gc::parse_duration(&args.cache_max_age).ok_or_else(|| {
+            Error::usage(format!(
+                "--cache-max-age `{}` is not a duration (e.g. 12h, 14d)",
+                args.cache_max_age
+            ))
+        })?,
     };
     let tracker = tracker_client(&args.tracker)?;
     let engine = DockerEngine::connect().await?;

@@ -11,6 +11,8 @@ pub const TRACKER_CLOUD_ORG_ID: &str = "BENCHCTL_TRACKER_CLOUD_ORG_ID";
 pub const TRACKER_RETRIES: &str = "BENCHCTL_TRACKER_RETRIES";
 /// Seconds all tries of one Tracker request may take together, default 30.
 pub const TRACKER_RETRY_SECS: &str = "BENCHCTL_TRACKER_RETRY_SECS";
+/// Where cached clones live (`--cache-dir`).
+pub const CACHE_DIR: &str = "BENCHCTL_CACHE_DIR";
 pub const BENCH_FIELD: &str = "BENCHCTL_BENCH_FIELD";
 pub const PUBLIC_HOST: &str = "BENCHCTL_PUBLIC_HOST";
 pub const ISSUE_PATTERN: &str = "BENCHCTL_ISSUE_PATTERN";

@@ -24,12 +24,15 @@ pub struct GcOptions {
     pub scope: Option<String>,
     pub field: String,
     pub clear_link: bool,
+    /// Cached clones live here; those unused for longer than `cache_max_age` are removed.
+    pub cache_dir: std::path::PathBuf,
+    pub cache_max_age: Duration,
 }
 
 /// One thing gc removed (or, with `--dry-run`, would remove).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct GcAction {
-    /// `teardown`, `remove-container`, `rename`, `remove-lock`, `remove-image`.
+    /// `teardown`, `remove-container`, `rename`, `remove-lock`, `remove-image`, `remove-clone`.
     pub action: String,
     pub target: String,
     pub reason: String,
@@ -230,6 +233,53 @@ pub async fn gc(
         }
         if let Some(l) = held {
             l.release(engine).await?;
+        }
+    }
+
+    // Cached clones nobody used for long (a clone in use is locked: never removed).
+    let repos = opts.cache_dir.join("repos");
+    if let Ok(entries) = std::fs::read_dir(&repos) {
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            if dir.extension().is_none_or(|e| e != "git") || !dir.is_dir() {
+                continue;
+            }
+            if let Some(scope) = &opts.scope {
+                let spec = crate::git::RepoSpec {
+                    location: scope.clone(),
+                    is_local: false,
+                };
+                if crate::git::cache_path(&opts.cache_dir, &spec) != dir {
+                    continue;
+                }
+            }
+            let used = std::fs::metadata(dir.join(crate::git::LAST_USED))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            let idle = used.unwrap_or(Duration::MAX);
+            if idle <= opts.cache_max_age {
+                continue;
+            }
+            let lock_path = dir.with_extension("lock");
+            let Ok(Some(guard)) = crate::git::FileLock::try_exclusive(&lock_path) else {
+                continue;
+            };
+            if !opts.dry_run {
+                std::fs::remove_dir_all(&dir).map_err(|e| {
+                    crate::Error::Engine(format!("cannot remove {}: {e}", dir.display()))
+                })?;
+                let _ = std::fs::remove_file(&lock_path);
+            }
+            drop(guard);
+            act(
+                "remove-clone",
+                &dir.display().to_string(),
+                format!(
+                    "cached clone unused for more than {} s",
+                    opts.cache_max_age.as_secs()
+                ),
+            );
         }
     }
 

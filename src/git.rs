@@ -5,8 +5,9 @@ use crate::secret::Secret;
 use crate::{env, Error, Result};
 use git2::{
     build::CheckoutBuilder, AutotagOption, Cred, CredentialType, FetchOptions, RemoteCallbacks,
-    Repository, RepositoryInitOptions,
+    Repository,
 };
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -211,12 +212,105 @@ pub fn remote_head(repo: &RepoSpec, branch: &str) -> Result<Option<String>> {
     Ok(head)
 }
 
-/// Fetches only `branch` (shallow where the transport allows) into `dest/git`, checks its tip
-/// out into `dest/src` (no `.git` inside, so the build context is just the branch's files) and
-/// returns the commit.
+/// The cache directory: `BENCHCTL_CACHE_DIR`, else `$XDG_CACHE_HOME/benchctl`, else
+/// `~/.cache/benchctl`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = env::var(env::CACHE_DIR) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = env::var("XDG_CACHE_HOME") {
+        return Path::new(&d).join("benchctl");
+    }
+    match env::var("HOME") {
+        Some(h) => Path::new(&h).join(".cache").join("benchctl"),
+        None => std::env::temp_dir().join("benchctl-cache"),
+    }
+}
+
+/// Where the cached clone of `repo` lives: one bare repository per remote.
+pub fn cache_path(cache: &Path, repo: &RepoSpec) -> PathBuf {
+    let hash = hex::encode(&Sha256::digest(repo.location.as_bytes())[..8]);
+    let tail = repo
+        .location
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .find(|s| !s.is_empty())
+        .unwrap_or("repo")
+        .trim_end_matches(".git");
+    cache
+        .join("repos")
+        .join(format!("{}-{hash}.git", crate::naming::slug(tail, 40)))
+}
+
+/// File touched on every use of a cached clone (gc removes clones unused for long).
+pub const LAST_USED: &str = "benchctl-last-used";
+
+/// An exclusive `flock` on a file; the kernel releases it when the process ends, however.
+pub struct FileLock(#[allow(dead_code)] std::fs::File);
+
+impl FileLock {
+    fn open(path: &Path) -> std::io::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+    }
+
+    /// Waits for the lock.
+    pub fn exclusive(path: &Path) -> std::io::Result<FileLock> {
+        use std::os::fd::AsRawFd;
+        let f = Self::open(path)?;
+        // SAFETY: flock on a file descriptor this function owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(FileLock(f))
+    }
+
+    /// Takes the lock only if nobody holds it.
+    pub fn try_exclusive(path: &Path) -> std::io::Result<Option<FileLock>> {
+        use std::os::fd::AsRawFd;
+        let f = Self::open(path)?;
+        // SAFETY: as above.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        Ok(Some(FileLock(f)))
+    }
+}
+
+/// Lock files git leaves when a fetch is killed. Called only while holding the clone's flock,
+/// so none of them belongs to a live fetch.
+fn remove_stale_git_locks(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => remove_stale_git_locks(&path),
+            Ok(_) if path.extension().is_some_and(|e| e == "lock") => {
+                let _ = std::fs::remove_file(&path);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Fetches only `branch` into the cached clone of `repo` under `cache` (incrementally;
+/// shallow where the transport allows, and a shallow clone stays shallow), then checks the
+/// commit out into `dest/src` (just the branch's files, no `.git`). Safe under concurrent
+/// deploys and after a killed one: fetches into one clone take turns on a `flock`.
 pub fn fetch_branch(
     repo: &RepoSpec,
     branch: &str,
+    cache: &Path,
     dest: &Path,
     reporter: &SharedReporter,
 ) -> Result<Fetched> {
@@ -226,15 +320,26 @@ pub fn fetch_branch(
         repo: repo.location.clone(),
         message: crate::secret::redact(e.message()),
     };
-    let workdir = dest.join("src");
-    std::fs::create_dir_all(&workdir).map_err(|e| Error::Git {
+    let io_err = |what: &str, e: std::io::Error| Error::Git {
         branch: branch.to_string(),
         repo: repo.location.clone(),
-        message: format!("cannot create {}: {e}", workdir.display()),
-    })?;
-    let mut init = RepositoryInitOptions::new();
-    init.workdir_path(&workdir).no_reinit(false);
-    let git = Repository::init_opts(dest.join("git"), &init).map_err(git_err)?;
+        message: format!("{what}: {e}"),
+    };
+    let dir = cache_path(cache, repo);
+    let parent = dir.parent().expect("cache path has a parent");
+    std::fs::create_dir_all(parent)
+        .map_err(|e| io_err(&format!("cannot create {}", parent.display()), e))?;
+    let guard = FileLock::exclusive(&dir.with_extension("lock"))
+        .map_err(|e| io_err("cannot lock the cached clone", e))?;
+    remove_stale_git_locks(&dir);
+    let git = match Repository::open_bare(&dir) {
+        Ok(r) => r,
+        Err(_) => {
+            // absent, or half made by a killed process
+            let _ = std::fs::remove_dir_all(&dir);
+            Repository::init_bare(&dir).map_err(git_err)?
+        }
+    };
 
     let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
     let fetch = |depth: Option<i32>| -> std::result::Result<(), git2::Error> {
@@ -274,18 +379,16 @@ pub fn fetch_branch(
         Err(e) => return Err(git_err(e)),
     };
     let commit = reference.peel_to_commit().map_err(git_err)?;
-    git.checkout_tree(commit.as_object(), Some(CheckoutBuilder::new().force()))
+    let _ = std::fs::write(dir.join(LAST_USED), b"");
+    drop(guard);
+
+    let workdir = dest.join("src");
+    std::fs::create_dir_all(&workdir)
+        .map_err(|e| io_err(&format!("cannot create {}", workdir.display()), e))?;
+    let mut co = CheckoutBuilder::new();
+    co.force().target_dir(&workdir).update_index(false);
+    git.checkout_tree(commit.as_object(), Some(&mut co))
         .map_err(git_err)?;
-    git.set_head_detached(commit.id()).map_err(git_err)?;
-    // libgit2 leaves a `.git` link file in a separate work tree: keep it out of the context.
-    let link = workdir.join(".git");
-    if link.is_file() {
-        std::fs::remove_file(&link).map_err(|e| Error::Git {
-            branch: branch.to_string(),
-            repo: repo.location.clone(),
-            message: format!("cannot remove {}: {e}", link.display()),
-        })?;
-    }
     Ok(Fetched {
         commit: commit.id().to_string(),
         time: commit.time().seconds(),

@@ -31,9 +31,11 @@ fn git_daemon_fetch_is_shallow_and_only_the_branch() {
     let spec = resolve_repo(Some(&daemon.url("app.git"))).unwrap();
     assert!(!spec.is_local);
     let dest = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
     let rec = Arc::new(Recorder::default());
     let reporter: SharedReporter = rec.clone();
-    let fetched = fetch_branch(&spec, "feature/GIT-1", dest.path(), &reporter).unwrap();
+    let fetched =
+        fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap();
     assert_eq!(fetched.commit, head);
     assert!(fetched.time > 1_700_000_000);
     assert_eq!(
@@ -42,7 +44,8 @@ fn git_daemon_fetch_is_shallow_and_only_the_branch() {
     );
     assert_eq!(benchctl::git::remote_head(&spec, "nope").unwrap(), None);
 
-    let fetched = git2::Repository::open(dest.path().join("git")).unwrap();
+    let fetched =
+        git2::Repository::open_bare(benchctl::git::cache_path(cache.path(), &spec)).unwrap();
     assert!(fetched.is_shallow(), "fetch over git:// must be shallow");
     assert!(fetched.find_reference("refs/remotes/origin/other").is_err());
     assert_eq!(
@@ -65,8 +68,10 @@ fn local_path_fetch_falls_back_to_full_and_checks_out() {
     let spec = resolve_repo(Some(&repo.path_str())).unwrap();
     assert!(spec.is_local);
     let dest = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
     let reporter: SharedReporter = Arc::new(benchctl::output::Silent);
-    let fetched = fetch_branch(&spec, "feature/GIT-1", dest.path(), &reporter).unwrap();
+    let fetched =
+        fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap();
     let head = git(repo.path(), &["rev-parse", "feature/GIT-1"]);
     assert_eq!(fetched.commit, head);
     assert_eq!(
@@ -84,8 +89,16 @@ fn missing_branch_and_bad_repositories_are_named() {
     let repo = repo_with_history();
     let spec = resolve_repo(Some(&repo.path_str())).unwrap();
     let dest = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
     let reporter: SharedReporter = Arc::new(benchctl::output::Silent);
-    let err = fetch_branch(&spec, "feature/GONE-1", dest.path(), &reporter).unwrap_err();
+    let err = fetch_branch(
+        &spec,
+        "feature/GONE-1",
+        cache.path(),
+        dest.path(),
+        &reporter,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::BranchNotFound { .. }), "{err}");
     let msg = err.to_string();
     assert!(
@@ -102,7 +115,123 @@ fn missing_branch_and_bad_repositories_are_named() {
     let port = free_port();
     let spec = resolve_repo(Some(&format!("git://127.0.0.1:{port}/app.git"))).unwrap();
     let dest = tempfile::tempdir().unwrap();
-    let err = fetch_branch(&spec, "feature/GIT-1", dest.path(), &reporter).unwrap_err();
+    let cache = tempfile::tempdir().unwrap();
+    let err =
+        fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap_err();
     assert!(matches!(err, Error::Git { .. }), "{err}");
     assert!(err.to_string().contains("feature/GIT-1"), "{err}");
+}
+
+fn push_to_bare(repo: &AppRepo, bare: &std::path::Path, branch: &str) {
+    git(
+        repo.path(),
+        &[
+            "push",
+            "-q",
+            "-f",
+            &bare.to_string_lossy(),
+            &format!("{branch}:{branch}"),
+        ],
+    );
+}
+
+#[test]
+fn cached_clone_is_updated_incrementally_and_stays_shallow() {
+    let repo = repo_with_history();
+    let base = tempfile::tempdir().unwrap();
+    git(
+        base.path(),
+        &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
+    );
+    let bare = base.path().join("app.git");
+    let daemon = GitDaemon::serve(base.path());
+    let spec = resolve_repo(Some(&daemon.url("app.git"))).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+
+    let fetch = |expect: &str| {
+        let dest = tempfile::tempdir().unwrap();
+        let rec = Arc::new(Recorder::default());
+        let reporter: SharedReporter = rec.clone();
+        fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dest.path().join("src/www/index.html")).unwrap(),
+            expect
+        );
+        let bytes = rec
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::FetchProgress { received_bytes, .. } => Some(*received_bytes),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        bytes
+    };
+    let first = fetch("v2\n");
+    repo.branch_with("feature/GIT-1", "v3\n");
+    push_to_bare(&repo, &bare, "feature/GIT-1");
+    let second = fetch("v3\n");
+    assert!(
+        first > 500_000 && second < first / 20,
+        "the second fetch was not incremental: {first} then {second} bytes"
+    );
+    let clone =
+        git2::Repository::open_bare(benchctl::git::cache_path(cache.path(), &spec)).unwrap();
+    assert!(clone.is_shallow(), "a shallow clone must stay shallow");
+    let repos: Vec<_> = std::fs::read_dir(cache.path().join("repos"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "git"))
+        .collect();
+    assert_eq!(repos.len(), 1, "one clone per repository");
+}
+
+#[test]
+fn cached_clone_survives_killed_fetches_and_concurrent_ones() {
+    let repo = repo_with_history();
+    let spec = resolve_repo(Some(&repo.path_str())).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let reporter: SharedReporter = Arc::new(benchctl::output::Silent);
+    fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap();
+
+    // what a fetch killed midway leaves: git lock files
+    let dir = benchctl::git::cache_path(cache.path(), &spec);
+    std::fs::create_dir_all(dir.join("refs/remotes/origin/feature")).unwrap();
+    std::fs::write(dir.join("refs/remotes/origin/feature/GIT-1.lock"), "").unwrap();
+    std::fs::write(dir.join("shallow.lock"), "").unwrap();
+    repo.branch_with("feature/GIT-1", "after the kill\n");
+    let dest = tempfile::tempdir().unwrap();
+    fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dest.path().join("src/www/index.html")).unwrap(),
+        "after the kill\n"
+    );
+
+    // eight fetches at once into the same clone, of two branches
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let spec = spec.clone();
+            let cache = cache.path().to_path_buf();
+            let reporter = reporter.clone();
+            std::thread::spawn(move || {
+                let branch = if i % 2 == 0 { "feature/GIT-1" } else { "other" };
+                let dest = tempfile::tempdir().unwrap();
+                fetch_branch(&spec, branch, &cache, dest.path(), &reporter).unwrap();
+                std::fs::read_to_string(dest.path().join("src/www/index.html")).unwrap()
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let content = h.join().unwrap();
+        let expect = if i % 2 == 0 {
+            "after the kill\n"
+        } else {
+            "other\n"
+        };
+        assert_eq!(content, expect);
+    }
 }

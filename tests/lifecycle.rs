@@ -597,3 +597,70 @@ fn gc_removes_closed_and_idle_benches_within_its_scope_only() {
         .args(["rmi", "-f", "benchctl-test/unlabelled:1"])
         .output();
 }
+
+#[test]
+fn gc_removes_cached_clones_unused_for_long() {
+    require_docker();
+    let repo = AppRepo::new();
+    repo.branch_with("feature/LIFH-11", "cached\n");
+    let cache = tempfile::tempdir().unwrap();
+    let spec = benchctl::git::resolve_repo(Some(&repo.path_str())).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let reporter: benchctl::output::SharedReporter = std::sync::Arc::new(benchctl::output::Silent);
+    benchctl::git::fetch_branch(
+        &spec,
+        "feature/LIFH-11",
+        cache.path(),
+        dest.path(),
+        &reporter,
+    )
+    .unwrap();
+    let clone = benchctl::git::cache_path(cache.path(), &spec);
+    assert!(clone.is_dir());
+    let gc = |extra: &[&str]| {
+        let r = run(benchctl()
+            .args([
+                "gc",
+                "--json",
+                "--cache-dir",
+                &cache.path().to_string_lossy(),
+            ])
+            .args(extra));
+        assert_eq!(r.code, 0, "{}", r.all());
+        r.json()
+    };
+    let scope = repo.path_str();
+    assert_eq!(
+        gc(&["--scope", &scope]),
+        serde_json::json!([]),
+        "a fresh clone stays"
+    );
+    let marker = clone.join("benchctl-last-used");
+    let ok = Command::new("touch")
+        .args(["-d", "30 days ago"])
+        .arg(&marker)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let other = tempfile::tempdir().unwrap();
+    git(other.path(), &["init", "-q"]);
+    let none = gc(&["--scope", &other.path().to_string_lossy()]);
+    assert_eq!(
+        none,
+        serde_json::json!([]),
+        "another repository's clone is out of scope"
+    );
+    let planned = gc(&["--scope", &scope, "--dry-run"]);
+    assert_eq!(planned[0]["action"], "remove-clone", "{planned}");
+    assert!(clone.is_dir(), "--dry-run removed the clone");
+    // in use (locked by a fetch): left alone
+    let held = benchctl::git::FileLock::try_exclusive(&clone.with_extension("lock"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(gc(&["--scope", &scope]), serde_json::json!([]));
+    drop(held);
+    let done = gc(&["--scope", &scope, "--cache-max-age", "14d"]);
+    assert_eq!(done[0]["action"], "remove-clone", "{done}");
+    assert!(!clone.exists());
+}

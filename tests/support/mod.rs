@@ -256,6 +256,11 @@ pub fn benchctl() -> Command {
     cmd.env_remove("CI_COMMIT_REF_NAME");
     cmd.env("CI", "true");
     cmd.env("BENCHCTL_PUBLIC_HOST", "127.0.0.1");
+    // one cache shared by all tests (as by concurrent deploys on one machine), under target/
+    cmd.env(
+        "BENCHCTL_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("benchctl-cache"),
+    );
     cmd.stdin(Stdio::null());
     cmd
 }
