@@ -131,6 +131,12 @@ pub enum Action {
 }
 
 impl DeployRequest {
+    /// Hash of what shapes the image besides the commit (images are tagged and reused by it).
+    pub fn build_hash(&self) -> String {
+        let text = format!("b1|{}", self.dockerfile);
+        hex::encode(&sha2::Sha256::digest(text.as_bytes())[..3])
+    }
+
     /// Hash of everything besides the commit that shapes the bench: a no-op redeploy needs the
     /// same commit and the same settings.
     pub fn settings_hash(&self) -> String {
@@ -146,6 +152,50 @@ impl DeployRequest {
         );
         hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
     }
+}
+
+/// The outcome of a no-op redeploy: nothing rebuilt or restarted; the link re-set only if the
+/// field holds something else.
+async fn unchanged(
+    req: &DeployRequest,
+    cur: &ContainerInfo,
+    head: &str,
+    tracker: Option<&TrackerClient>,
+    reporter: &SharedReporter,
+) -> Result<DeployOutcome> {
+    let issue = req.issue.as_str();
+    let mut bench = record_from(cur, now_unix());
+    bench.linked = Some(false);
+    bench.state = None;
+    bench.age_seconds = None;
+    reporter.report(Event::Done(format!(
+        "{issue} already serves commit {} with these settings: nothing to do",
+        short_commit(head)
+    )));
+    let (link_skipped, link_error) = match (req.link, tracker, bench.url.clone()) {
+        (false, _, _) => (Some("--no-link was given".to_string()), None),
+        (true, None, _) => (Some("no Tracker is configured".to_string()), None),
+        (true, Some(_), None) => (None, Some("the bench publishes no port".into())),
+        (true, Some(t), Some(url)) => match ensure_link(t, issue, &req.field, &url).await {
+            Ok(changed) => {
+                bench.linked = Some(true);
+                if changed {
+                    reporter.report(Event::Done(format!(
+                        "{issue}: field `{}` = {url} (it differed)",
+                        req.field
+                    )));
+                }
+                (None, None)
+            }
+            Err(e) => (None, Some(e)),
+        },
+    };
+    Ok(DeployOutcome {
+        bench,
+        action: Action::Unchanged,
+        link_skipped,
+        link_error,
+    })
 }
 
 /// The issue's benches (containers with its labels, lock containers excluded).
@@ -357,83 +407,77 @@ async fn deploy_locked(
         .find(|c| c.name == final_name && c.running)
         .cloned();
 
+    // What the branch points at now, without fetching anything.
+    let head = {
+        let repo = req.repo.clone();
+        let branch = req.branch.clone();
+        tokio::task::spawn_blocking(move || crate::git::remote_head(&repo, &branch))
+            .await
+            .map_err(|e| Error::Engine(format!("the ls-remote task failed: {e}")))??
+    };
+    let Some(head) = head else {
+        return Err(Error::BranchNotFound {
+            branch: req.branch.clone(),
+            repo: req.repo.location.clone(),
+        });
+    };
+
     // No-op: the running bench already serves the branch's head with these settings.
     if let (false, Some(cur)) = (req.force, &current) {
         let same_settings = cur.labels.get(labels::SETTINGS) == Some(&settings);
         let healthy = cur.health.as_deref() != Some("unhealthy");
-        if same_settings && healthy {
-            let repo = req.repo.clone();
-            let branch = req.branch.clone();
-            let head = tokio::task::spawn_blocking(move || crate::git::remote_head(&repo, &branch))
-                .await
-                .map_err(|e| Error::Engine(format!("the ls-remote task failed: {e}")))??;
-            let Some(head) = head else {
-                return Err(Error::BranchNotFound {
-                    branch: req.branch.clone(),
-                    repo: req.repo.location.clone(),
-                });
-            };
-            if cur.labels.get(labels::COMMIT) == Some(&head) {
-                let mut bench = record_from(cur, now_unix());
-                bench.linked = Some(false);
-                reporter.report(Event::Done(format!(
-                    "{issue} already serves commit {} with these settings: nothing to do",
-                    short_commit(&head)
-                )));
-                let (link_skipped, link_error) = match (req.link, tracker, bench.url.clone()) {
-                    (false, _, _) => (Some("--no-link was given".to_string()), None),
-                    (true, None, _) => (Some("no Tracker is configured".to_string()), None),
-                    (true, Some(_), None) => (None, Some("the bench publishes no port".into())),
-                    (true, Some(t), Some(url)) => {
-                        match ensure_link(t, issue, &req.field, &url).await {
-                            Ok(changed) => {
-                                bench.linked = Some(true);
-                                if changed {
-                                    reporter.report(Event::Done(format!(
-                                        "{issue}: field `{}` = {url} (it differed)",
-                                        req.field
-                                    )));
-                                }
-                                (None, None)
-                            }
-                            Err(e) => (None, Some(e)),
-                        }
-                    }
-                };
-                bench.state = None;
-                bench.age_seconds = None;
-                return Ok(DeployOutcome {
-                    bench,
-                    action: Action::Unchanged,
-                    link_skipped,
-                    link_error,
-                });
-            }
+        if same_settings && healthy && cur.labels.get(labels::COMMIT) == Some(&head) {
+            return unchanged(req, cur, &head, tracker, reporter).await;
         }
     }
 
-    reporter.report(Event::Step(format!(
-        "fetching branch `{}` of {} for {issue}",
-        req.branch, req.repo
-    )));
-    let checkout = tempfile::Builder::new()
-        .prefix("benchctl-checkout-")
-        .tempdir()
-        .map_err(|e| Error::Engine(format!("cannot create a temporary directory: {e}")))?;
-    let fetched = {
-        let repo = req.repo.clone();
-        let branch = req.branch.clone();
-        let dest = checkout.path().to_path_buf();
-        let cache = req.cache_dir.clone();
-        let rep = reporter.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::git::fetch_branch(&repo, &branch, &cache, &dest, &rep)
-        })
-        .await
-        .map_err(|e| Error::Engine(format!("the fetch task failed: {e}")))??
+    // An image of this commit and build settings already exists: no fetch, no build.
+    let build_hash = req.build_hash();
+    let image_tag = |commit: &str| {
+        format!(
+            "{}:{}-{build_hash}",
+            image_repo(issue),
+            short_commit(commit)
+        )
     };
-    let commit = fetched.commit.clone();
-    reporter.report(Event::Done(format!("commit {}", short_commit(&commit))));
+    let reusable = if req.force {
+        None
+    } else {
+        engine.image(&image_tag(&head)).await?.and_then(|img| {
+            let time = img.labels.get(labels::COMMIT_TIME)?.parse::<i64>().ok()?;
+            (img.labels.get(labels::COMMIT) == Some(&head)).then_some((img, time))
+        })
+    };
+    let (commit, commit_time, checkout) = match &reusable {
+        Some((_, time)) => (head.clone(), *time, None),
+        None => {
+            reporter.report(Event::Step(format!(
+                "fetching branch `{}` of {} for {issue}",
+                req.branch, req.repo
+            )));
+            let checkout = tempfile::Builder::new()
+                .prefix("benchctl-checkout-")
+                .tempdir()
+                .map_err(|e| Error::Engine(format!("cannot create a temporary directory: {e}")))?;
+            let fetched = {
+                let repo = req.repo.clone();
+                let branch = req.branch.clone();
+                let dest = checkout.path().to_path_buf();
+                let cache = req.cache_dir.clone();
+                let rep = reporter.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::git::fetch_branch(&repo, &branch, &cache, &dest, &rep)
+                })
+                .await
+                .map_err(|e| Error::Engine(format!("the fetch task failed: {e}")))??
+            };
+            reporter.report(Event::Done(format!(
+                "commit {}",
+                short_commit(&fetched.commit)
+            )));
+            (fetched.commit, fetched.time, Some(checkout))
+        }
+    };
 
     // Newest wins: an older commit never replaces a newer one (unless --force).
     if let (false, Some(cur)) = (req.force, &current) {
@@ -441,7 +485,7 @@ async fn deploy_locked(
             .labels
             .get(labels::COMMIT_TIME)
             .and_then(|t| t.parse().ok());
-        if cur_time.is_some_and(|t| t > fetched.time) {
+        if cur_time.is_some_and(|t| t > commit_time) {
             let mut bench = record_from(cur, now_unix());
             bench.linked = Some(false);
             bench.state = None;
@@ -462,24 +506,37 @@ async fn deploy_locked(
         }
     }
 
-    let src = checkout.path().join("src");
-    let dockerfile = image::dockerfile_path(&src, &req.dockerfile, &req.branch)?;
-    let tag = format!("{}:{}", image_repo(issue), short_commit(&commit));
+    let tag = image_tag(&commit);
     let mut base_labels = HashMap::new();
     base_labels.insert(labels::MANAGED.to_string(), "true".to_string());
     base_labels.insert(labels::ISSUE.to_string(), issue.to_string());
     base_labels.insert(labels::COMMIT.to_string(), commit.clone());
-    // The classic builder turns every image label into a build step: keep images to the three
-    // labels that ownership and cleanup need; containers get the rest.
-    let spec = BuildSpec {
-        dockerfile,
-        tag: tag.clone(),
-        labels: base_labels.clone(),
+    let image_id = match (reusable, checkout) {
+        (Some((img, _)), _) => {
+            reporter.report(Event::Done(format!(
+                "image {tag} of commit {} exists: nothing to build",
+                short_commit(&commit)
+            )));
+            img.id
+        }
+        (None, Some(checkout)) => {
+            let src = checkout.path().join("src");
+            let dockerfile = image::dockerfile_path(&src, &req.dockerfile, &req.branch)?;
+            let mut image_labels = base_labels.clone();
+            image_labels.insert(labels::COMMIT_TIME.to_string(), commit_time.to_string());
+            let spec = BuildSpec {
+                dockerfile,
+                tag: tag.clone(),
+                labels: image_labels,
+            };
+            reporter.report(Event::Step(format!("building {tag}")));
+            let id = image::build(engine, &src, &spec, issue, &req.branch, reporter).await?;
+            drop(checkout);
+            reporter.report(Event::Done(format!("built {tag}")));
+            id
+        }
+        (None, None) => unreachable!("a checkout is made whenever no image is reused"),
     };
-    reporter.report(Event::Step(format!("building {tag}")));
-    let image_id = image::build(engine, &src, &spec, issue, &req.branch, reporter).await?;
-    drop(checkout);
-    reporter.report(Event::Done(format!("built {tag}")));
 
     let port = match req.port {
         Some(p) => p,
@@ -520,7 +577,7 @@ async fn deploy_locked(
     container_labels.insert(labels::PUBLIC_HOST.to_string(), req.public_host.clone());
     container_labels.insert(labels::DEPLOYED_AT.to_string(), now_unix().to_string());
     container_labels.insert(labels::DEPLOY_ID.to_string(), req.deploy_id.clone());
-    container_labels.insert(labels::COMMIT_TIME.to_string(), fetched.time.to_string());
+    container_labels.insert(labels::COMMIT_TIME.to_string(), commit_time.to_string());
     container_labels.insert(labels::SETTINGS.to_string(), settings);
     let cspec = ContainerSpec {
         name: name.clone(),

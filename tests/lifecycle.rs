@@ -125,9 +125,33 @@ fn noop_redeploy_changes_nothing_and_reasserts_the_link() {
     assert_ne!(container_id("benchctl-lifa-1"), id);
     assert_eq!(issue_containers("LIFA-1").len(), 1);
 
-    // other settings are not a no-op
-    let other = deploy(&["--memory", "256m"]);
-    assert_eq!(other["action"], "deployed");
+    // other settings are not a no-op, but the image of this commit is reused: no fetch, no build
+    let mut cmd = benchctl();
+    cmd.args([
+        "deploy",
+        "feature/LIFA-1",
+        "--repo",
+        &repo.path_str(),
+        "--memory",
+        "256m",
+    ]);
+    tracker_env(&mut cmd, &tracker);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("LIFA-1 is up at"), "{}", r.stdout);
+    assert!(r.stderr.contains("nothing to build"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("==> building") && !r.stderr.contains("==> fetching"),
+        "{}",
+        r.stderr
+    );
+    let memory = docker_lines(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}}",
+        "benchctl-lifa-1",
+    ]);
+    assert_eq!(memory, vec![(256u64 << 20).to_string()]);
 }
 
 #[test]
