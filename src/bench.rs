@@ -251,6 +251,7 @@ pub async fn deploy(
         result: outcome.to_string(),
         at: now_unix(),
         branch: req.branch.clone(),
+        repo: req.repo.location.clone(),
         commit,
         message: crate::secret::redact(&message),
     };
@@ -277,6 +278,8 @@ pub struct LastDeploy {
     /// Unix seconds.
     pub at: u64,
     pub branch: String,
+    #[serde(skip)]
+    pub repo: String,
     pub commit: String,
     pub message: String,
 }
@@ -297,6 +300,7 @@ impl LastDeploy {
         l.insert(labels::ROLE.to_string(), "result".to_string());
         l.insert(labels::ISSUE.to_string(), issue.to_string());
         l.insert(labels::BRANCH.to_string(), label_value(&self.branch));
+        l.insert(labels::REPO.to_string(), label_value(&self.repo));
         l.insert(labels::COMMIT.to_string(), self.commit.clone());
         l.insert(RESULT.to_string(), self.result.clone());
         l.insert(RESULT_AT.to_string(), self.at.to_string());
@@ -318,13 +322,14 @@ impl LastDeploy {
                 result: get(RESULT),
                 at: get(RESULT_AT).parse().unwrap_or(0),
                 branch: get(labels::BRANCH),
+                repo: get(labels::REPO),
                 commit: get(labels::COMMIT),
                 message: get(RESULT_MESSAGE),
             }
         }))
     }
 
-    async fn forget(engine: &dyn Engine, issue: &str) -> Result<()> {
+    pub async fn forget(engine: &dyn Engine, issue: &str) -> Result<()> {
         if let Some(c) = engine.inspect(&result_name(issue)).await? {
             engine.remove(&c.id).await?;
         }

@@ -32,7 +32,8 @@ pub struct GcOptions {
 /// One thing gc removed (or, with `--dry-run`, would remove).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct GcAction {
-    /// `teardown`, `remove-container`, `rename`, `remove-lock`, `remove-image`, `remove-clone`.
+    /// `teardown`, `remove-container`, `rename`, `remove-lock`, `remove-image`, `remove-clone`,
+    /// `remove-result`.
     pub action: String,
     pub target: String,
     pub reason: String,
@@ -234,6 +235,38 @@ pub async fn gc(
         if let Some(l) = held {
             l.release(engine).await?;
         }
+    }
+
+    // Results of deploys of issues that have no bench (e.g. a first deploy that failed).
+    for marker in engine
+        .containers(&[
+            format!("{}=true", labels::MANAGED),
+            format!("{}=result", labels::ROLE),
+        ])
+        .await?
+    {
+        let Some(issue) = marker.labels.get(labels::ISSUE) else {
+            continue;
+        };
+        if let Some(repo) = &opts.scope {
+            if marker.labels.get(labels::REPO) != Some(repo) {
+                continue;
+            }
+        }
+        let has_bench = all
+            .iter()
+            .any(|c| c.labels.get(labels::ISSUE) == Some(issue));
+        if has_bench {
+            continue;
+        }
+        if !opts.dry_run {
+            bench::LastDeploy::forget(engine, issue).await?;
+        }
+        act(
+            "remove-result",
+            issue,
+            "the recorded result of a deploy of an issue without a bench".into(),
+        );
     }
 
     // Cached clones nobody used for long (a clone in use is locked: never removed).

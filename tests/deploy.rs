@@ -221,6 +221,8 @@ fn branch_without_key_is_refused_before_any_work() {
 
 #[test]
 fn missing_branch_names_branch_and_repository() {
+    require_docker();
+    let _c = Cleanup::issues(&["NOPE-1"]);
     let repo = AppRepo::new();
     let r = run(benchctl().args(["deploy", "feature/NOPE-1-gone", "--repo", &repo.path_str()]));
     assert_eq!(r.code, 2, "{}", r.all());

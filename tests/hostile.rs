@@ -12,6 +12,8 @@ const CANARY: &str = "canary-token-d3adb33f-42";
 
 #[test]
 fn invalid_branch_names_and_keys_are_refused_before_any_work() {
+    require_docker();
+    let _c = Cleanup::issues(&["HOS-1"]);
     let tracker = FakeTracker::start(Auth::OAuth(CANARY), Org::Org("org-1"));
     let repo = AppRepo::new();
     let long = format!("feature/HOS-1-{}", "x".repeat(300));

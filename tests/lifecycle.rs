@@ -502,7 +502,7 @@ fn after_sigkill_gc_and_the_next_deploy_converge_to_one_bench() {
 #[test]
 fn gc_removes_closed_and_idle_benches_within_its_scope_only() {
     require_docker();
-    let _c = Cleanup::issues(&["LIFG-9", "LIFG-10"]);
+    let _c = Cleanup::issues(&["LIFG-9", "LIFG-10", "LIFG-12"]);
     let repo = AppRepo::new();
     repo.branch_with("feature/LIFG-9", "closed\n");
     let scope = repo.path_str();
@@ -602,6 +602,24 @@ fn gc_removes_closed_and_idle_benches_within_its_scope_only() {
     assert!(docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=LIFG-9"]).is_empty());
     assert_eq!(tracker.field("LIFG-9", "benchLink"), None);
     assert_eq!(issue_containers("LIFG-10").len(), 1);
+
+    // a first deploy that failed leaves only its result; gc removes it
+    let r = run(benchctl().args(["deploy", "feature/LIFG-12-gone", "--repo", &scope]));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert_eq!(
+        all_issue_containers("LIFG-12").len(),
+        1,
+        "the failed deploy's result"
+    );
+    let done = gc(&["--scope", &scope]);
+    assert!(
+        done.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "remove-result" && a["target"] == "LIFG-12"),
+        "{done}"
+    );
+    assert!(all_issue_containers("LIFG-12").is_empty());
 
     // TTL: LIFG-10 is idle for longer than 1 s
     std::thread::sleep(Duration::from_secs(2));
