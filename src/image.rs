@@ -226,13 +226,13 @@ fn dockerfile_with(path: &Path, extra: &str) -> io::Result<Vec<u8>> {
     Ok(content)
 }
 
-/// Starts streaming the context of `root` as a tar, with `append` added to the end of the
-/// Dockerfile. Returns the byte stream for the engine and the walker's handle, which yields
+/// Starts streaming the context of `root` as a tar, the Dockerfile replaced by `dockerfile_as`
+/// when given. Returns the byte stream for the engine and the walker's handle, which yields
 /// the number of bytes sent or the walk's error.
 pub fn stream_context(
     root: PathBuf,
     dockerfile: String,
-    append: Option<String>,
+    dockerfile_as: Option<Vec<u8>>,
     reporter: SharedReporter,
 ) -> (ContextStream, tokio::task::JoinHandle<io::Result<u64>>) {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(QUEUE);
@@ -246,18 +246,21 @@ pub fn stream_context(
         };
         let mut tar = tar::Builder::new(writer);
         tar.mode(tar::HeaderMode::Complete);
-        let result = walk_context(&root, &dockerfile, &mut |rel, path, meta| match &append {
-            Some(extra) if rel == dockerfile && meta.is_file() => {
-                let content = dockerfile_with(path, extra)?;
-                let mut header = tar::Header::new_gnu();
-                header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
-                header.set_uid(0);
-                header.set_gid(0);
-                header.set_size(content.len() as u64);
-                tar.append_data(&mut header, rel, content.as_slice())
-            }
-            _ => append_entry(&mut tar, rel, path, meta),
-        })
+        let result = walk_context(
+            &root,
+            &dockerfile,
+            &mut |rel, path, meta| match &dockerfile_as {
+                Some(content) if rel == dockerfile && meta.is_file() => {
+                    let mut header = tar::Header::new_gnu();
+                    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+                    header.set_uid(0);
+                    header.set_gid(0);
+                    header.set_size(content.len() as u64);
+                    tar.append_data(&mut header, rel, content.as_slice())
+                }
+                _ => append_entry(&mut tar, rel, path, meta),
+            },
+        )
         .and_then(|_| tar.into_inner())
         .and_then(|mut w| {
             w.flush()?;
@@ -312,18 +315,59 @@ async fn build_once(
     branch: &str,
     reporter: &SharedReporter,
 ) -> Result<String> {
+    // The classic builder spends a container and a commit on every instruction. Labels passed
+    // as build parameters are one instruction each: they travel in the Dockerfile instead, and
+    // the Dockerfile's trailing configuration instructions go, with them, into one commit.
+    let path = root.join(&spec.dockerfile);
+    let text = std::fs::read_to_string(&path).ok();
+    let split = text
+        .as_deref()
+        .and_then(crate::dockerfile::split_trailing_config);
+    let labels = label_instruction(&spec.labels);
+    let (content, changes) = match split {
+        Some((head, mut trailing)) => {
+            trailing.extend(labels.map(|l| l.trim_end().to_string()));
+            (head.into_bytes(), Some(trailing.join("\n")))
+        }
+        None => {
+            let content = match &labels {
+                Some(l) => dockerfile_with(&path, l),
+                None => std::fs::read(&path),
+            }
+            .map_err(|e| Error::Context {
+                issue: issue.to_string(),
+                message: format!("cannot read {}: {e}", spec.dockerfile),
+            })?;
+            (content, None)
+        }
+    };
     let (stream, walker) = stream_context(
         root.to_path_buf(),
         spec.dockerfile.clone(),
-        label_instruction(&spec.labels),
+        Some(content),
         reporter.clone(),
     );
-    // the labels travel in the Dockerfile (one step), not as build parameters (one step each)
     let plain = BuildSpec {
         labels: HashMap::new(),
+        // built untagged when a commit follows: only the committed image is tagged
+        tag: if changes.is_some() {
+            String::new()
+        } else {
+            spec.tag.clone()
+        },
         ..spec.clone()
     };
     let built = engine.build(&plain, stream, reporter).await;
+    let built = match (built, changes) {
+        (Ok(id), Some(changes)) => {
+            reporter.report(Event::BuildOutput(format!(
+                "Commit: the trailing configuration and benchctl's labels in one step ({})",
+                spec.tag
+            )));
+            engine.commit(&id, &changes, &spec.tag).await
+        }
+        (other, _) => other,
+    };
     let walked = walker.await.map_err(|e| Error::Context {
         issue: issue.to_string(),
         message: e.to_string(),

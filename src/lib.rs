@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod dockerfile;
 pub mod dockerignore;
 pub mod env;
 pub mod error;

@@ -113,6 +113,9 @@ pub trait Engine: Send + Sync {
         reporter: &SharedReporter,
     ) -> Result<String>;
     async fn image(&self, name: &str) -> Result<Option<ImageInfo>>;
+    /// Applies Dockerfile configuration instructions (`changes`, one per line) to `image` in one
+    /// commit, tagged `tag`; returns the new image's id.
+    async fn commit(&self, image: &str, changes: &str, tag: &str) -> Result<String>;
     /// Images carrying all `labels` (`key=value`).
     async fn images(&self, labels: &[String]) -> Result<Vec<ImageInfo>>;
     async fn remove_image(&self, id: &str) -> Result<()>;
@@ -282,9 +285,12 @@ impl Engine for DockerEngine {
         context: ContextStream,
         reporter: &SharedReporter,
     ) -> Result<String> {
-        let options = BuildImageOptionsBuilder::default()
+        let mut options = BuildImageOptionsBuilder::default();
+        if !spec.tag.is_empty() {
+            options = options.t(&spec.tag);
+        }
+        let options = options
             .dockerfile(&spec.dockerfile)
-            .t(&spec.tag)
             .rm(true)
             .forcerm(true)
             .labels(&spec.labels)
@@ -294,6 +300,7 @@ impl Engine for DockerEngine {
             self.docker
                 .build_image(options, None, Some(bollard::body_try_stream(context)));
         let mut image_id = None;
+        let mut built_line = None;
         let mut partial = String::new();
         while let Some(item) = stream.next().await {
             let info = item.map_err(Error::from)?;
@@ -308,6 +315,9 @@ impl Engine for DockerEngine {
                 while let Some(i) = partial.find('\n') {
                     let line: String = partial.drain(..=i).collect();
                     let line = line.trim_end();
+                    if let Some(id) = line.strip_prefix("Successfully built ") {
+                        built_line = Some(id.trim().to_string());
+                    }
                     if !line.is_empty() {
                         reporter.report(Event::BuildOutput(line.to_string()));
                     }
@@ -322,7 +332,7 @@ impl Engine for DockerEngine {
         if !partial.trim().is_empty() {
             reporter.report(Event::BuildOutput(partial.trim_end().to_string()));
         }
-        match image_id {
+        match image_id.or(built_line) {
             Some(id) => Ok(id),
             // Older engines report the id only through the tag: look it up.
             None => self
@@ -354,6 +364,60 @@ impl Engine for DockerEngine {
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn commit(&self, image: &str, changes: &str, tag: &str) -> Result<String> {
+        let info = self.docker.inspect_image(image).await?;
+        let cfg = info.config.unwrap_or_default();
+        let no_command = cfg.cmd.as_ref().is_none_or(Vec::is_empty)
+            && cfg.entrypoint.as_ref().is_none_or(Vec::is_empty);
+        let mut changes = changes.to_string();
+        let sets_cmd = changes
+            .lines()
+            .any(|l| l.trim_start().to_ascii_uppercase().starts_with("CMD"));
+        if no_command && !sets_cmd {
+            changes.push_str("\nCMD []");
+        }
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            // an image without a command cannot make a container: give this one a stand-in
+            cmd: no_command.then(|| vec!["/benchctl-commit".to_string()]),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
+            .await?;
+        let result = async {
+            let container = self
+                .docker
+                .inspect_container(&created.id, None::<InspectContainerOptions>)
+                .await?;
+            // the container's own configuration, as `docker commit` uses it: `$VAR`s in the
+            // changes then expand against the image's environment
+            let mut config = container.config.unwrap_or_default();
+            config.hostname = None;
+            let (repo, tag_part) = match tag.rfind(':') {
+                Some(i) if !tag[i..].contains('/') => (&tag[..i], &tag[i + 1..]),
+                _ => (tag, "latest"),
+            };
+            let opts = bollard::query_parameters::CommitContainerOptionsBuilder::default()
+                .container(&created.id)
+                .repo(repo)
+                .tag(tag_part)
+                .changes(&changes)
+                .pause(false)
+                .build();
+            let id = self.docker.commit_container(opts, config).await?;
+            Ok::<String, Error>(id.id)
+        }
+        .await;
+        let _ = self.remove(&created.id).await;
+        result
     }
 
     async fn images(&self, labels: &[String]) -> Result<Vec<ImageInfo>> {
