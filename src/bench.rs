@@ -32,6 +32,9 @@ pub struct DeployRequest {
     pub force: bool,
     /// Random id labelled on what this deploy creates (cleanup after an interruption).
     pub deploy_id: String,
+    /// Set once the new container passed readiness: only then may an interrupted deploy leave
+    /// it as the bench (when the previous one is already gone).
+    pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Where cached clones live.
     pub cache_dir: std::path::PathBuf,
 }
@@ -365,7 +368,8 @@ async fn checked_deploy(
                 match c {
                     Ok(()) => {}
                     Err(e) if e.is_usage() => {
-                        remove_candidates(engine, &req.issue, &req.deploy_id).await;
+                        let ready = req.ready.load(std::sync::atomic::Ordering::SeqCst);
+                        remove_candidates(engine, &req.issue, &req.deploy_id, ready).await;
                         return Err(Error::Tracker(e));
                     }
                     Err(e) => reporter.report(Event::Warn(format!(
@@ -617,6 +621,7 @@ async fn deploy_locked(
             });
         }
     };
+    req.ready.store(true, std::sync::atomic::Ordering::SeqCst);
     let url = bench_url(&req.public_host, host_port);
     reporter.report(Event::Done(format!("{issue} answers at {url}")));
 
@@ -681,10 +686,13 @@ async fn deploy_locked(
 }
 
 /// After a deploy was interrupted (its future dropped): removes what it half-created and
-/// keeps the previous bench; if the previous bench was already removed, the new one stays as
-/// the bench. Releases the lock when this process holds it. Returns what was done.
-pub async fn recover_interrupted(engine: &dyn Engine, issue: &str, deploy_id: &str) -> String {
-    let mut done = remove_candidates(engine, issue, deploy_id).await;
+/// keeps the previous bench; if the new container was ready and the previous bench already
+/// removed, the new one stays as the bench. Releases the lock when this process holds it.
+/// Returns what was done.
+pub async fn recover_interrupted(req: &DeployRequest, engine: &dyn Engine) -> String {
+    let ready = req.ready.load(std::sync::atomic::Ordering::SeqCst);
+    let issue = req.issue.as_str();
+    let mut done = remove_candidates(engine, issue, &req.deploy_id, ready).await;
     if crate::lock::release_if_mine(engine, issue).await {
         done.push("released the lock".to_string());
     }
@@ -695,16 +703,21 @@ pub async fn recover_interrupted(engine: &dyn Engine, issue: &str, deploy_id: &s
     }
 }
 
-/// Removes what the deploy `deploy_id` created, unless the previous bench is already gone (then
-/// its new container stays as the bench). Says what it did.
-async fn remove_candidates(engine: &dyn Engine, issue: &str, deploy_id: &str) -> Vec<String> {
+/// Removes what the deploy `deploy_id` created, unless it was `ready` and the previous bench is
+/// already gone (then its new container stays as the bench). Says what it did.
+async fn remove_candidates(
+    engine: &dyn Engine,
+    issue: &str,
+    deploy_id: &str,
+    ready: bool,
+) -> Vec<String> {
     let mut done = Vec::new();
     if let Ok(all) = benches(engine, Some(issue)).await {
         let (ours, others): (Vec<_>, Vec<_>) = all
             .into_iter()
             .partition(|c| c.labels.get(labels::DEPLOY_ID).map(String::as_str) == Some(deploy_id));
         for c in &ours {
-            if others.is_empty() && c.running {
+            if ready && others.is_empty() && c.running {
                 let final_name = container_name(issue);
                 if c.name != final_name && engine.rename(&c.id, &final_name).await.is_ok() {
                     done.push(format!("kept the new bench as {final_name}"));

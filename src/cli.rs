@@ -337,6 +337,7 @@ fn deploy_request(args: &DeployArgs) -> Result<DeployRequest> {
         link: !args.no_link,
         force: args.force,
         deploy_id: format!("{:016x}", rand::random::<u64>()),
+        ready: Default::default(),
         cache_dir: args
             .cache_dir
             .clone()
@@ -422,7 +423,7 @@ async fn cmd_deploy(args: &DeployArgs, mode: OutputMode, reporter: SharedReporte
     let outcome = tokio::select! {
         r = bench::deploy(&req, &engine, tracker.as_ref(), &reporter, args.lock.options()) => r?,
         (signal, code) = interrupted() => {
-            let cleanup = bench::recover_interrupted(&engine, &req.issue, &req.deploy_id).await;
+            let cleanup = bench::recover_interrupted(&req, &engine).await;
             return Err(Error::Interrupted { signal: signal.to_string(), cleanup, code });
         }
     };

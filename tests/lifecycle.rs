@@ -706,3 +706,32 @@ fn gc_removes_cached_clones_unused_for_long() {
     assert_eq!(done[0]["action"], "remove-clone", "{done}");
     assert!(!clone.exists());
 }
+
+#[test]
+fn sigterm_during_a_first_deploy_leaves_nothing_behind() {
+    require_docker();
+    let _c = Cleanup::issues(&["LIFI-13"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/LIFI-13", "never ready\n");
+    slow_app(&repo, 60);
+    repo.commit("slow");
+    let child = spawn(benchctl().args(["deploy", "feature/LIFI-13", "--repo", &repo.path_str()]));
+    wait_for_container("LIFI-13", "benchctl-lifi-13");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let r = finish(child);
+    assert_eq!(r.code, 143, "{}", r.all());
+    assert!(
+        r.stderr.contains("removed the unfinished container"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        issue_containers("LIFI-13").is_empty(),
+        "{:?}",
+        issue_containers("LIFI-13")
+    );
+    assert!(!issue_locked("LIFI-13"));
+}
