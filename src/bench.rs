@@ -157,6 +157,71 @@ impl DeployRequest {
     }
 }
 
+/// The common no-op, decided by reading only (no lock, no write): nobody holds the issue's lock,
+/// its one bench runs healthy with the branch's head and these settings, and the Tracker field
+/// already holds its address. Anything else (`None`) goes the locked way, which may write.
+async fn unchanged_at_a_glance(
+    req: &DeployRequest,
+    engine: &dyn Engine,
+    tracker: Option<&TrackerClient>,
+    reporter: &SharedReporter,
+) -> Result<Option<DeployOutcome>> {
+    let issue = req.issue.as_str();
+    if req.force || engine.inspect(&crate::lock::lock_name(issue)).await?.is_some() {
+        return Ok(None);
+    }
+    let existing = benches(engine, Some(issue)).await?;
+    let [cur] = existing.as_slice() else {
+        return Ok(None);
+    };
+    let settings = req.settings_hash();
+    if cur.name != container_name(issue)
+        || !cur.running
+        || cur.health.as_deref() == Some("unhealthy")
+        || cur.labels.get(labels::SETTINGS) != Some(&settings)
+    {
+        return Ok(None);
+    }
+    let head = {
+        let repo = req.repo.clone();
+        let branch = req.branch.clone();
+        tokio::task::spawn_blocking(move || crate::git::remote_head(&repo, &branch))
+            .await
+            .map_err(|e| Error::Engine(format!("the ls-remote task failed: {e}")))??
+    };
+    if head.is_none() || cur.labels.get(labels::COMMIT) != head.as_ref() {
+        return Ok(None);
+    }
+    let mut bench = record_from(cur, now_unix());
+    bench.state = None;
+    bench.age_seconds = None;
+    bench.linked = Some(false);
+    let Some(url) = bench.url.clone() else {
+        return Ok(None);
+    };
+    let link_skipped = match (req.link, tracker) {
+        (false, _) => Some("--no-link was given".to_string()),
+        (true, None) => Some("no Tracker is configured".to_string()),
+        (true, Some(t)) => match t.get_issue(issue).await {
+            Ok(v) if v.get(&req.field).and_then(serde_json::Value::as_str) == Some(&url) => {
+                bench.linked = Some(true);
+                None
+            }
+            _ => return Ok(None),
+        },
+    };
+    reporter.report(Event::Done(format!(
+        "{issue} already serves commit {} with these settings: nothing to do",
+        short_commit(&bench.commit)
+    )));
+    Ok(Some(DeployOutcome {
+        bench,
+        action: Action::Unchanged,
+        link_skipped,
+        link_error: None,
+    }))
+}
+
 /// The outcome of a no-op redeploy: nothing rebuilt or restarted; the link re-set only if the
 /// field holds something else.
 async fn unchanged(
@@ -223,6 +288,9 @@ pub async fn deploy(
     reporter: &SharedReporter,
     lock: LockOptions,
 ) -> Result<DeployOutcome> {
+    if let Some(outcome) = unchanged_at_a_glance(req, engine, tracker, reporter).await? {
+        return Ok(outcome);
+    }
     let held = IssueLock::acquire(
         engine,
         &req.issue,
