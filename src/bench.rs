@@ -167,29 +167,38 @@ async fn unchanged_at_a_glance(
     reporter: &SharedReporter,
 ) -> Result<Option<DeployOutcome>> {
     let issue = req.issue.as_str();
-    if req.force || engine.inspect(&crate::lock::lock_name(issue)).await?.is_some() {
+    if req.force {
         return Ok(None);
     }
-    let existing = benches(engine, Some(issue)).await?;
-    let [cur] = existing.as_slice() else {
-        return Ok(None);
-    };
-    let settings = req.settings_hash();
-    if cur.name != container_name(issue)
-        || !cur.running
-        || cur.health.as_deref() == Some("unhealthy")
-        || cur.labels.get(labels::SETTINGS) != Some(&settings)
-    {
-        return Ok(None);
-    }
+    // ask the git server and the engine at the same time
     let head = {
         let repo = req.repo.clone();
         let branch = req.branch.clone();
         tokio::task::spawn_blocking(move || crate::git::remote_head(&repo, &branch))
-            .await
-            .map_err(|e| Error::Engine(format!("the ls-remote task failed: {e}")))??
     };
-    if head.is_none() || cur.labels.get(labels::COMMIT) != head.as_ref() {
+    let state = async {
+        let locked = engine
+            .inspect(&crate::lock::lock_name(issue))
+            .await?
+            .is_some();
+        Ok::<_, Error>((locked, benches(engine, Some(issue)).await?))
+    };
+    let (head, state) = tokio::join!(head, state);
+    let (locked, existing) = state?;
+    // a failing ls-remote is reported by the locked way
+    let head = head.ok().and_then(|r| r.ok()).flatten();
+    let [cur] = existing.as_slice() else {
+        return Ok(None);
+    };
+    let settings = req.settings_hash();
+    if locked
+        || cur.name != container_name(issue)
+        || !cur.running
+        || cur.health.as_deref() == Some("unhealthy")
+        || cur.labels.get(labels::SETTINGS) != Some(&settings)
+        || head.is_none()
+        || cur.labels.get(labels::COMMIT) != head.as_ref()
+    {
         return Ok(None);
     }
     let mut bench = record_from(cur, now_unix());

@@ -93,6 +93,10 @@ fn set_network_timeouts() {
         unsafe {
             let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
             let _ = git2::opts::set_server_timeout_in_milliseconds(120_000);
+            // Pack files are read through mmap windows, which count as resident memory: keep
+            // them small so memory stays bounded however large the repository.
+            let _ = git2::opts::set_mwindow_size(4 << 20);
+            let _ = git2::opts::set_mwindow_mapped_limit(16 << 20);
         }
     });
 }
@@ -306,7 +310,9 @@ fn remove_stale_git_locks(dir: &Path) {
 /// Fetches only `branch` into the cached clone of `repo` under `cache` (incrementally;
 /// shallow where the transport allows, and a shallow clone stays shallow), then checks the
 /// commit out into `dest/src` (just the branch's files, no `.git`). Safe under concurrent
-/// deploys and after a killed one: fetches into one clone take turns on a `flock`.
+/// deploys and after a killed one: fetches into one clone take turns on a `flock`. A
+/// repository given as a local path is not cloned: its commit is checked out from it directly
+/// (its index and HEAD untouched).
 pub fn fetch_branch(
     repo: &RepoSpec,
     branch: &str,
@@ -325,6 +331,35 @@ pub fn fetch_branch(
         repo: repo.location.clone(),
         message: format!("{what}: {e}"),
     };
+    let workdir = dest.join("src");
+    std::fs::create_dir_all(&workdir)
+        .map_err(|e| io_err(&format!("cannot create {}", workdir.display()), e))?;
+    let checkout = |git: &Repository, commit: &git2::Commit| {
+        let mut co = CheckoutBuilder::new();
+        co.force().target_dir(&workdir).update_index(false);
+        git.checkout_tree(commit.as_object(), Some(&mut co))
+    };
+
+    // A repository on this machine is read directly: cloning it would only copy it.
+    if repo.is_local && !repo.location.starts_with("file://") {
+        let git = Repository::open(&repo.location).map_err(git_err)?;
+        let commit = match git.find_reference(&format!("refs/heads/{branch}")) {
+            Ok(r) => r.peel_to_commit().map_err(git_err)?,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                return Err(Error::BranchNotFound {
+                    branch: branch.to_string(),
+                    repo: repo.location.clone(),
+                })
+            }
+            Err(e) => return Err(git_err(e)),
+        };
+        checkout(&git, &commit).map_err(git_err)?;
+        return Ok(Fetched {
+            commit: commit.id().to_string(),
+            time: commit.time().seconds(),
+        });
+    }
+
     let dir = cache_path(cache, repo);
     let parent = dir.parent().expect("cache path has a parent");
     std::fs::create_dir_all(parent)
@@ -382,13 +417,7 @@ pub fn fetch_branch(
     let _ = std::fs::write(dir.join(LAST_USED), b"");
     drop(guard);
 
-    let workdir = dest.join("src");
-    std::fs::create_dir_all(&workdir)
-        .map_err(|e| io_err(&format!("cannot create {}", workdir.display()), e))?;
-    let mut co = CheckoutBuilder::new();
-    co.force().target_dir(&workdir).update_index(false);
-    git.checkout_tree(commit.as_object(), Some(&mut co))
-        .map_err(git_err)?;
+    checkout(&git, &commit).map_err(git_err)?;
     Ok(Fetched {
         commit: commit.id().to_string(),
         time: commit.time().seconds(),

@@ -192,7 +192,14 @@ fn cached_clone_is_updated_incrementally_and_stays_shallow() {
 #[test]
 fn cached_clone_survives_killed_fetches_and_concurrent_ones() {
     let repo = repo_with_history();
-    let spec = resolve_repo(Some(&repo.path_str())).unwrap();
+    let base = tempfile::tempdir().unwrap();
+    git(
+        base.path(),
+        &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
+    );
+    let bare = base.path().join("app.git");
+    let daemon = GitDaemon::serve(base.path());
+    let spec = resolve_repo(Some(&daemon.url("app.git"))).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let dest = tempfile::tempdir().unwrap();
     let reporter: SharedReporter = Arc::new(benchctl::output::Silent);
@@ -200,10 +207,12 @@ fn cached_clone_survives_killed_fetches_and_concurrent_ones() {
 
     // what a fetch killed midway leaves: git lock files
     let dir = benchctl::git::cache_path(cache.path(), &spec);
+    assert!(dir.is_dir(), "the clone is cached");
     std::fs::create_dir_all(dir.join("refs/remotes/origin/feature")).unwrap();
     std::fs::write(dir.join("refs/remotes/origin/feature/GIT-1.lock"), "").unwrap();
     std::fs::write(dir.join("shallow.lock"), "").unwrap();
     repo.branch_with("feature/GIT-1", "after the kill\n");
+    push_to_bare(&repo, &bare, "feature/GIT-1");
     let dest = tempfile::tempdir().unwrap();
     fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap();
     assert_eq!(

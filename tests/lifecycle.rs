@@ -645,8 +645,15 @@ fn gc_removes_cached_clones_unused_for_long() {
     require_docker();
     let repo = AppRepo::new();
     repo.branch_with("feature/LIFH-11", "cached\n");
+    let base = tempfile::tempdir().unwrap();
+    git(
+        base.path(),
+        &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
+    );
+    let daemon = GitDaemon::serve(base.path());
+    let url = daemon.url("app.git");
     let cache = tempfile::tempdir().unwrap();
-    let spec = benchctl::git::resolve_repo(Some(&repo.path_str())).unwrap();
+    let spec = benchctl::git::resolve_repo(Some(&url)).unwrap();
     let dest = tempfile::tempdir().unwrap();
     let reporter: benchctl::output::SharedReporter = std::sync::Arc::new(benchctl::output::Silent);
     benchctl::git::fetch_branch(
@@ -671,7 +678,7 @@ fn gc_removes_cached_clones_unused_for_long() {
         assert_eq!(r.code, 0, "{}", r.all());
         r.json()
     };
-    let scope = repo.path_str();
+    let scope = url.clone();
     assert_eq!(
         gc(&["--scope", &scope]),
         serde_json::json!([]),
