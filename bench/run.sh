@@ -11,6 +11,7 @@
 # Needs: Docker, git (with git-daemon), /bin/busybox, python3, curl, /usr/bin/time.
 set -euo pipefail
 RUNS=${RUNS:-5}
+want() { [ -z "${CASES:-}" ] || [[ " $CASES " == *" $1 "* ]]; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 for tool in docker git python3 curl /usr/bin/time /bin/busybox; do
@@ -127,7 +128,6 @@ median() { # file column
 }
 
 ours() { "$BENCHCTL" deploy "$@"; }
-want() { [ -z "${CASES:-}" ] || [[ " $CASES " == *" $1 "* ]]; }
 
 if want 1; then
 echo "bench: case 1, first deploy of an issue (small app)" >&2

@@ -551,8 +551,9 @@ async fn deploy_locked(
                 let dest = checkout.path().to_path_buf();
                 let cache = req.cache_dir.clone();
                 let rep = reporter.clone();
+                let dockerfile = crate::dockerignore::go_clean(&req.dockerfile);
                 tokio::task::spawn_blocking(move || {
-                    crate::git::fetch_branch(&repo, &branch, &cache, &dest, &rep)
+                    crate::git::fetch_branch(&repo, &branch, &cache, &dest, &dockerfile, &rep)
                 })
                 .await
                 .map_err(|e| Error::Engine(format!("the fetch task failed: {e}")))??

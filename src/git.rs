@@ -95,8 +95,8 @@ fn set_network_timeouts() {
             let _ = git2::opts::set_server_timeout_in_milliseconds(120_000);
             // Pack files are read through mmap windows, which count as resident memory: keep
             // them small so memory stays bounded however large the repository.
-            let _ = git2::opts::set_mwindow_size(4 << 20);
-            let _ = git2::opts::set_mwindow_mapped_limit(16 << 20);
+            let _ = git2::opts::set_mwindow_size(32 << 20);
+            let _ = git2::opts::set_mwindow_mapped_limit(64 << 20);
         }
     });
 }
@@ -307,17 +307,101 @@ fn remove_stale_git_locks(dir: &Path) {
     }
 }
 
+/// The `.dockerignore` rules of `commit` (as the context walk applies them), or `None` when
+/// they cannot be read (a full checkout is made then).
+fn context_matcher(
+    git: &Repository,
+    commit: &git2::Commit,
+    dockerfile: &str,
+) -> Option<crate::dockerignore::Matcher> {
+    let tree = commit.tree().ok()?;
+    let ignore = match tree.get_path(Path::new(".dockerignore")) {
+        Ok(entry) => {
+            let blob = entry.to_object(git).ok()?.peel_to_blob().ok()?;
+            crate::dockerignore::parse(std::str::from_utf8(blob.content()).ok()?)
+        }
+        Err(_) => Vec::new(),
+    };
+    let patterns = crate::dockerignore::keep_build_files(ignore, dockerfile);
+    crate::dockerignore::Matcher::new(&patterns).ok()
+}
+
+/// Writes the blobs of `tree` that the build context holds (the context walk's rules: an
+/// excluded directory is entered only when an exception may re-include something inside).
+fn write_tree(
+    git: &Repository,
+    tree: &git2::Tree,
+    dir: &Path,
+    rel_dir: &str,
+    matcher: &crate::dockerignore::Matcher,
+    parent: Option<&[bool]>,
+) -> std::result::Result<(), git2::Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |e: std::io::Error| git2::Error::from_str(&e.to_string());
+    for entry in tree.iter() {
+        let Some(name) = entry.name() else {
+            return Err(git2::Error::from_str(
+                "a file name in the commit is not UTF-8",
+            ));
+        };
+        let rel = if rel_dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{rel_dir}/{name}")
+        };
+        let (skip, info) = if matcher.patterns.is_empty() {
+            (false, Vec::new())
+        } else {
+            matcher.matches_using_parent(&rel, parent)
+        };
+        let path = dir.join(name);
+        match entry.kind() {
+            Some(git2::ObjectType::Tree) => {
+                if skip && !matcher.must_enter_excluded_dir(&rel) {
+                    continue;
+                }
+                std::fs::create_dir_all(&path).map_err(io)?;
+                let sub = entry.to_object(git)?.peel_to_tree()?;
+                let info_ref = (!matcher.patterns.is_empty()).then_some(info.as_slice());
+                write_tree(git, &sub, &path, &rel, matcher, info_ref)?;
+            }
+            Some(git2::ObjectType::Blob) if !skip => {
+                let blob = entry.to_object(git)?.peel_to_blob()?;
+                match entry.filemode() {
+                    0o120000 => {
+                        let target = std::str::from_utf8(blob.content())
+                            .map_err(|_| git2::Error::from_str("a symlink target is not UTF-8"))?;
+                        std::os::unix::fs::symlink(target, &path).map_err(io)?;
+                    }
+                    mode => {
+                        std::fs::write(&path, blob.content()).map_err(io)?;
+                        if mode == 0o100755 {
+                            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                                .map_err(io)?;
+                        }
+                    }
+                }
+            }
+            // excluded files, and submodules (not part of a checkout's content)
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Fetches only `branch` into the cached clone of `repo` under `cache` (incrementally;
 /// shallow where the transport allows, and a shallow clone stays shallow), then checks the
 /// commit out into `dest/src` (just the branch's files, no `.git`). Safe under concurrent
 /// deploys and after a killed one: fetches into one clone take turns on a `flock`. A
 /// repository given as a local path is not cloned: its commit is checked out from it directly
-/// (its index and HEAD untouched).
+/// (its index and HEAD untouched). Only the files the build context holds (by the commit's
+/// `.dockerignore`, with `dockerfile` always kept) are written.
 pub fn fetch_branch(
     repo: &RepoSpec,
     branch: &str,
     cache: &Path,
     dest: &Path,
+    dockerfile: &str,
     reporter: &SharedReporter,
 ) -> Result<Fetched> {
     set_network_timeouts();
@@ -335,9 +419,15 @@ pub fn fetch_branch(
     std::fs::create_dir_all(&workdir)
         .map_err(|e| io_err(&format!("cannot create {}", workdir.display()), e))?;
     let checkout = |git: &Repository, commit: &git2::Commit| {
-        let mut co = CheckoutBuilder::new();
-        co.force().target_dir(&workdir).update_index(false);
-        git.checkout_tree(commit.as_object(), Some(&mut co))
+        match context_matcher(git, commit, dockerfile) {
+            // only what the build context holds is written
+            Some(matcher) => write_tree(git, &commit.tree()?, &workdir, "", &matcher, None),
+            None => {
+                let mut co = CheckoutBuilder::new();
+                co.force().target_dir(&workdir).update_index(false);
+                git.checkout_tree(commit.as_object(), Some(&mut co))
+            }
+        }
     };
 
     // A repository on this machine is read directly: cloning it would only copy it.

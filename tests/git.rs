@@ -34,8 +34,15 @@ fn git_daemon_fetch_is_shallow_and_only_the_branch() {
     let cache = tempfile::tempdir().unwrap();
     let rec = Arc::new(Recorder::default());
     let reporter: SharedReporter = rec.clone();
-    let fetched =
-        fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap();
+    let fetched = fetch_branch(
+        &spec,
+        "feature/GIT-1",
+        cache.path(),
+        dest.path(),
+        "Dockerfile",
+        &reporter,
+    )
+    .unwrap();
     assert_eq!(fetched.commit, head);
     assert!(fetched.time > 1_700_000_000);
     assert_eq!(
@@ -70,8 +77,15 @@ fn local_path_fetch_falls_back_to_full_and_checks_out() {
     let dest = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let reporter: SharedReporter = Arc::new(benchctl::output::Silent);
-    let fetched =
-        fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap();
+    let fetched = fetch_branch(
+        &spec,
+        "feature/GIT-1",
+        cache.path(),
+        dest.path(),
+        "Dockerfile",
+        &reporter,
+    )
+    .unwrap();
     let head = git(repo.path(), &["rev-parse", "feature/GIT-1"]);
     assert_eq!(fetched.commit, head);
     assert_eq!(
@@ -96,6 +110,7 @@ fn missing_branch_and_bad_repositories_are_named() {
         "feature/GONE-1",
         cache.path(),
         dest.path(),
+        "Dockerfile",
         &reporter,
     )
     .unwrap_err();
@@ -116,8 +131,15 @@ fn missing_branch_and_bad_repositories_are_named() {
     let spec = resolve_repo(Some(&format!("git://127.0.0.1:{port}/app.git"))).unwrap();
     let dest = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let err =
-        fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap_err();
+    let err = fetch_branch(
+        &spec,
+        "feature/GIT-1",
+        cache.path(),
+        dest.path(),
+        "Dockerfile",
+        &reporter,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Git { .. }), "{err}");
     assert!(err.to_string().contains("feature/GIT-1"), "{err}");
 }
@@ -152,7 +174,15 @@ fn cached_clone_is_updated_incrementally_and_stays_shallow() {
         let dest = tempfile::tempdir().unwrap();
         let rec = Arc::new(Recorder::default());
         let reporter: SharedReporter = rec.clone();
-        fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap();
+        fetch_branch(
+            &spec,
+            "feature/GIT-1",
+            cache.path(),
+            dest.path(),
+            "Dockerfile",
+            &reporter,
+        )
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(dest.path().join("src/www/index.html")).unwrap(),
             expect
@@ -203,7 +233,15 @@ fn cached_clone_survives_killed_fetches_and_concurrent_ones() {
     let cache = tempfile::tempdir().unwrap();
     let dest = tempfile::tempdir().unwrap();
     let reporter: SharedReporter = Arc::new(benchctl::output::Silent);
-    fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap();
+    fetch_branch(
+        &spec,
+        "feature/GIT-1",
+        cache.path(),
+        dest.path(),
+        "Dockerfile",
+        &reporter,
+    )
+    .unwrap();
 
     // what a fetch killed midway leaves: git lock files
     let dir = benchctl::git::cache_path(cache.path(), &spec);
@@ -214,7 +252,15 @@ fn cached_clone_survives_killed_fetches_and_concurrent_ones() {
     repo.branch_with("feature/GIT-1", "after the kill\n");
     push_to_bare(&repo, &bare, "feature/GIT-1");
     let dest = tempfile::tempdir().unwrap();
-    fetch_branch(&spec, "feature/GIT-1", cache.path(), dest.path(), &reporter).unwrap();
+    fetch_branch(
+        &spec,
+        "feature/GIT-1",
+        cache.path(),
+        dest.path(),
+        "Dockerfile",
+        &reporter,
+    )
+    .unwrap();
     assert_eq!(
         std::fs::read_to_string(dest.path().join("src/www/index.html")).unwrap(),
         "after the kill\n"
@@ -229,7 +275,7 @@ fn cached_clone_survives_killed_fetches_and_concurrent_ones() {
             std::thread::spawn(move || {
                 let branch = if i % 2 == 0 { "feature/GIT-1" } else { "other" };
                 let dest = tempfile::tempdir().unwrap();
-                fetch_branch(&spec, branch, &cache, dest.path(), &reporter).unwrap();
+                fetch_branch(&spec, branch, &cache, dest.path(), "Dockerfile", &reporter).unwrap();
                 std::fs::read_to_string(dest.path().join("src/www/index.html")).unwrap()
             })
         })
@@ -242,5 +288,71 @@ fn cached_clone_survives_killed_fetches_and_concurrent_ones() {
             "other\n"
         };
         assert_eq!(content, expect);
+    }
+}
+
+#[test]
+fn only_the_build_context_is_written_and_it_matches_a_full_checkout() {
+    let repo = AppRepo::new();
+    git(repo.path(), &["checkout", "-q", "-b", "feature/GIT-2"]);
+    repo.write(".dockerignore", "data\n!data/keep.txt\n*.md\ndocker\n");
+    for f in [
+        "data/a.bin",
+        "data/keep.txt",
+        "data/sub/b.bin",
+        "README.md",
+        "src/x.rs",
+        "docker/Dockerfile",
+        "docker/other",
+    ] {
+        repo.write(f, f);
+    }
+    std::fs::set_permissions(
+        repo.path().join("src/x.rs"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("x.rs", repo.path().join("src/link")).unwrap();
+    repo.commit("context");
+    let spec = resolve_repo(Some(&repo.path_str())).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let reporter: SharedReporter = Arc::new(benchctl::output::Silent);
+    for dockerfile in ["Dockerfile", "docker/Dockerfile"] {
+        let dest = tempfile::tempdir().unwrap();
+        fetch_branch(
+            &spec,
+            "feature/GIT-2",
+            cache.path(),
+            dest.path(),
+            dockerfile,
+            &reporter,
+        )
+        .unwrap();
+        let src = dest.path().join("src");
+        assert!(!src.join("data/a.bin").exists() && !src.join("data/sub").exists());
+        assert!(!src.join("README.md").exists());
+        assert!(src.join("data/keep.txt").exists());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(src.join("src/x.rs"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o111, 0o111, "the executable bit is kept");
+        assert_eq!(
+            std::fs::read_link(src.join("src/link")).unwrap(),
+            std::path::Path::new("x.rs")
+        );
+        // the context is the same as from a full checkout
+        let full = tempfile::tempdir().unwrap();
+        git(
+            full.path(),
+            &["clone", "-q", "-b", "feature/GIT-2", &repo.path_str(), "w"],
+        );
+        std::fs::remove_dir_all(full.path().join("w/.git")).unwrap();
+        assert_eq!(
+            benchctl::image::context_files(&src, dockerfile).unwrap(),
+            benchctl::image::context_files(&full.path().join("w"), dockerfile).unwrap(),
+            "with {dockerfile}"
+        );
     }
 }

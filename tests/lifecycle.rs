@@ -661,6 +661,7 @@ fn gc_removes_cached_clones_unused_for_long() {
         "feature/LIFH-11",
         cache.path(),
         dest.path(),
+        "Dockerfile",
         &reporter,
     )
     .unwrap();
