@@ -157,6 +157,15 @@ impl DeployRequest {
     }
 }
 
+/// The commit the branch points at in the repository (`git ls-remote`, in a blocking task).
+async fn branch_head(req: &DeployRequest) -> Result<Option<String>> {
+    let repo = req.repo.clone();
+    let branch = req.branch.clone();
+    tokio::task::spawn_blocking(move || crate::git::remote_head(&repo, &branch))
+        .await
+        .map_err(|e| Error::Engine(format!("the ls-remote task failed: {e}")))?
+}
+
 /// The common no-op, decided by reading only (no lock, no write): nobody holds the issue's lock,
 /// its one bench runs healthy with the branch's head and these settings, and the Tracker field
 /// already holds its address. Anything else (`None`) goes the locked way, which may write.
@@ -171,11 +180,7 @@ async fn unchanged_at_a_glance(
         return Ok(None);
     }
     // ask the git server and the engine at the same time
-    let head = {
-        let repo = req.repo.clone();
-        let branch = req.branch.clone();
-        tokio::task::spawn_blocking(move || crate::git::remote_head(&repo, &branch))
-    };
+    let head = branch_head(req);
     let state = async {
         let locked = engine
             .inspect(&crate::lock::lock_name(issue))
@@ -186,7 +191,7 @@ async fn unchanged_at_a_glance(
     let (head, state) = tokio::join!(head, state);
     let (locked, existing) = state?;
     // a failing ls-remote is reported by the locked way
-    let head = head.ok().and_then(|r| r.ok()).flatten();
+    let head = head.ok().flatten();
     let [cur] = existing.as_slice() else {
         return Ok(None);
     };
@@ -494,13 +499,7 @@ async fn deploy_locked(
         .cloned();
 
     // What the branch points at now, without fetching anything.
-    let head = {
-        let repo = req.repo.clone();
-        let branch = req.branch.clone();
-        tokio::task::spawn_blocking(move || crate::git::remote_head(&repo, &branch))
-            .await
-            .map_err(|e| Error::Engine(format!("the ls-remote task failed: {e}")))??
-    };
+    let head = branch_head(req).await?;
     let Some(head) = head else {
         return Err(Error::BranchNotFound {
             branch: req.branch.clone(),
