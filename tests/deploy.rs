@@ -117,25 +117,14 @@ fn deploy_from_local_path_serves_the_branch_and_links_it() {
 fn deploy_over_git_daemon_with_iam_token_and_cloud_org() {
     require_docker();
     let _c = Cleanup::issues(&["DEPB-2"]);
-    let base = tempfile::tempdir().unwrap();
     let repo = AppRepo::new();
     repo.branch_with("bugfix/depb-2-lower-case", "over git://\n");
-    // a bare copy served by git daemon
-    git(
-        base.path(),
-        &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
-    );
-    let daemon = GitDaemon::serve(base.path());
+    let served = Served::new(&repo);
     let tracker = FakeTracker::start(Auth::Iam(IAM), Org::Cloud("cloud-9"));
     tracker.add_issue("DEPB-2");
 
     let r = run(benchctl()
-        .args([
-            "deploy",
-            "bugfix/depb-2-lower-case",
-            "--repo",
-            &daemon.url("app.git"),
-        ])
+        .args(["deploy", "bugfix/depb-2-lower-case", "--repo", &served.url])
         .env("BENCHCTL_TRACKER_URL", &tracker.url)
         .env("BENCHCTL_TRACKER_IAM_TOKEN", IAM)
         .env("BENCHCTL_TRACKER_CLOUD_ORG_ID", "cloud-9"));

@@ -21,14 +21,9 @@ fn repo_with_history() -> AppRepo {
 fn git_daemon_fetch_is_shallow_and_only_the_branch() {
     let repo = repo_with_history();
     let head = git(repo.path(), &["rev-parse", "feature/GIT-1"]);
-    let base = tempfile::tempdir().unwrap();
-    git(
-        base.path(),
-        &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
-    );
-    let daemon = GitDaemon::serve(base.path());
+    let served = Served::new(&repo);
 
-    let spec = resolve_repo(Some(&daemon.url("app.git"))).unwrap();
+    let spec = resolve_repo(Some(&served.url.clone())).unwrap();
     assert!(!spec.is_local);
     let dest = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
@@ -160,14 +155,8 @@ fn push_to_bare(repo: &AppRepo, bare: &std::path::Path, branch: &str) {
 #[test]
 fn cached_clone_is_updated_incrementally_and_stays_shallow() {
     let repo = repo_with_history();
-    let base = tempfile::tempdir().unwrap();
-    git(
-        base.path(),
-        &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
-    );
-    let bare = base.path().join("app.git");
-    let daemon = GitDaemon::serve(base.path());
-    let spec = resolve_repo(Some(&daemon.url("app.git"))).unwrap();
+    let served = Served::new(&repo);
+    let spec = resolve_repo(Some(&served.url.clone())).unwrap();
     let cache = tempfile::tempdir().unwrap();
 
     let fetch = |expect: &str| {
@@ -202,7 +191,7 @@ fn cached_clone_is_updated_incrementally_and_stays_shallow() {
     };
     let first = fetch("v2\n");
     repo.branch_with("feature/GIT-1", "v3\n");
-    push_to_bare(&repo, &bare, "feature/GIT-1");
+    push_to_bare(&repo, &served.bare, "feature/GIT-1");
     let second = fetch("v3\n");
     assert!(
         first > 500_000 && second < first / 20,
@@ -222,14 +211,8 @@ fn cached_clone_is_updated_incrementally_and_stays_shallow() {
 #[test]
 fn cached_clone_survives_killed_fetches_and_concurrent_ones() {
     let repo = repo_with_history();
-    let base = tempfile::tempdir().unwrap();
-    git(
-        base.path(),
-        &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
-    );
-    let bare = base.path().join("app.git");
-    let daemon = GitDaemon::serve(base.path());
-    let spec = resolve_repo(Some(&daemon.url("app.git"))).unwrap();
+    let served = Served::new(&repo);
+    let spec = resolve_repo(Some(&served.url.clone())).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let dest = tempfile::tempdir().unwrap();
     let reporter: SharedReporter = Arc::new(benchctl::output::Silent);
@@ -250,7 +233,7 @@ fn cached_clone_survives_killed_fetches_and_concurrent_ones() {
     std::fs::write(dir.join("refs/remotes/origin/feature/GIT-1.lock"), "").unwrap();
     std::fs::write(dir.join("shallow.lock"), "").unwrap();
     repo.branch_with("feature/GIT-1", "after the kill\n");
-    push_to_bare(&repo, &bare, "feature/GIT-1");
+    push_to_bare(&repo, &served.bare, "feature/GIT-1");
     let dest = tempfile::tempdir().unwrap();
     fetch_branch(
         &spec,

@@ -645,13 +645,8 @@ fn gc_removes_cached_clones_unused_for_long() {
     require_docker();
     let repo = AppRepo::new();
     repo.branch_with("feature/LIFH-11", "cached\n");
-    let base = tempfile::tempdir().unwrap();
-    git(
-        base.path(),
-        &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
-    );
-    let daemon = GitDaemon::serve(base.path());
-    let url = daemon.url("app.git");
+    let served = Served::new(&repo);
+    let url = served.url.clone();
     let cache = tempfile::tempdir().unwrap();
     let spec = benchctl::git::resolve_repo(Some(&url)).unwrap();
     let dest = tempfile::tempdir().unwrap();

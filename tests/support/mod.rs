@@ -169,6 +169,31 @@ impl Drop for GitDaemon {
     }
 }
 
+/// A bare copy of a repository, served over git:// by a `git daemon` of its own.
+pub struct Served {
+    pub bare: PathBuf,
+    pub url: String,
+    _daemon: GitDaemon,
+    _base: tempfile::TempDir,
+}
+
+impl Served {
+    pub fn new(repo: &AppRepo) -> Self {
+        let base = tempfile::tempdir().unwrap();
+        git(
+            base.path(),
+            &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
+        );
+        let daemon = GitDaemon::serve(base.path());
+        Served {
+            bare: base.path().join("app.git"),
+            url: daemon.url("app.git"),
+            _daemon: daemon,
+            _base: base,
+        }
+    }
+}
+
 /// Removes every container and image labelled with the issue, when the test ends (pass or fail).
 pub struct Cleanup(pub Vec<String>);
 
