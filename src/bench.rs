@@ -206,17 +206,13 @@ async fn unchanged_at_a_glance(
     {
         return Ok(None);
     }
-    let mut bench = record_from(cur, now_unix());
-    bench.state = None;
-    bench.age_seconds = None;
-    bench.linked = Some(false);
+    let mut bench = reported(cur);
     let Some(url) = bench.url.clone() else {
         return Ok(None);
     };
-    let link_skipped = match (req.link, tracker) {
-        (false, _) => Some("--no-link was given".to_string()),
-        (true, None) => Some("no Tracker is configured".to_string()),
-        (true, Some(t)) => match t.get_issue(issue).await {
+    let link_skipped = match link_target(req, tracker) {
+        Err(why) => Some(why),
+        Ok(t) => match t.get_issue(issue).await {
             Ok(v) if v.get(&req.field).and_then(serde_json::Value::as_str) == Some(&url) => {
                 bench.linked = Some(true);
                 None
@@ -236,6 +232,28 @@ async fn unchanged_at_a_glance(
     }))
 }
 
+/// The Tracker this deploy links through, or why it does not link (which is not an error).
+fn link_target<'a>(
+    req: &DeployRequest,
+    tracker: Option<&'a TrackerClient>,
+) -> std::result::Result<&'a TrackerClient, String> {
+    match (req.link, tracker) {
+        (false, _) => Err("--no-link was given".to_string()),
+        (true, None) => Err("no Tracker is configured".to_string()),
+        (true, Some(t)) => Ok(t),
+    }
+}
+
+/// The running bench `cur` as a deploy reports it (not yet linked).
+fn reported(cur: &ContainerInfo) -> BenchRecord {
+    BenchRecord {
+        state: None,
+        age_seconds: None,
+        linked: Some(false),
+        ..record_from(cur, now_unix())
+    }
+}
+
 /// The outcome of a no-op redeploy: nothing rebuilt or restarted; the link re-set only if the
 /// field holds something else.
 async fn unchanged(
@@ -246,19 +264,15 @@ async fn unchanged(
     reporter: &SharedReporter,
 ) -> Result<DeployOutcome> {
     let issue = req.issue.as_str();
-    let mut bench = record_from(cur, now_unix());
-    bench.linked = Some(false);
-    bench.state = None;
-    bench.age_seconds = None;
+    let mut bench = reported(cur);
     reporter.report(Event::Done(format!(
         "{issue} already serves commit {} with these settings: nothing to do",
         short_commit(head)
     )));
-    let (link_skipped, link_error) = match (req.link, tracker, bench.url.clone()) {
-        (false, _, _) => (Some("--no-link was given".to_string()), None),
-        (true, None, _) => (Some("no Tracker is configured".to_string()), None),
-        (true, Some(_), None) => (None, Some("the bench publishes no port".into())),
-        (true, Some(t), Some(url)) => match ensure_link(t, issue, &req.field, &url).await {
+    let (link_skipped, link_error) = match (link_target(req, tracker), bench.url.clone()) {
+        (Err(why), _) => (Some(why), None),
+        (Ok(_), None) => (None, Some("the bench publishes no port".into())),
+        (Ok(t), Some(url)) => match ensure_link(t, issue, &req.field, &url).await {
             Ok(changed) => {
                 bench.linked = Some(true);
                 if changed {
@@ -572,10 +586,7 @@ async fn deploy_locked(
             .get(labels::COMMIT_TIME)
             .and_then(|t| t.parse().ok());
         if cur_time.is_some_and(|t| t > commit_time) {
-            let mut bench = record_from(cur, now_unix());
-            bench.linked = Some(false);
-            bench.state = None;
-            bench.age_seconds = None;
+            let bench = reported(cur);
             let reason = format!(
                 "{issue} already runs commit {} which is newer than {}; not replacing it \
                  (--force deploys the older one anyway)",
@@ -733,10 +744,9 @@ async fn deploy_locked(
         state: None,
         age_seconds: None,
     };
-    let (link_skipped, link_error) = match (req.link, tracker) {
-        (false, _) => (Some("--no-link was given".to_string()), None),
-        (true, None) => (Some("no Tracker is configured".to_string()), None),
-        (true, Some(t)) => {
+    let (link_skipped, link_error) = match link_target(req, tracker) {
+        Err(why) => (Some(why), None),
+        Ok(t) => {
             reporter.report(Event::Step(format!(
                 "setting field `{}` of {issue}",
                 req.field

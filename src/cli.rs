@@ -269,6 +269,11 @@ pub fn parse_size(s: &str) -> Result<i64> {
     Ok(bytes)
 }
 
+/// `--cache-dir` (or `BENCHCTL_CACHE_DIR`), else the user's cache directory.
+fn cache_dir(flag: &Option<PathBuf>) -> PathBuf {
+    flag.clone().unwrap_or_else(crate::git::default_cache_dir)
+}
+
 fn branch_from_ci() -> Option<String> {
     env::CI_BRANCH_VARS.iter().find_map(|v| env::var(v))
 }
@@ -338,10 +343,7 @@ fn deploy_request(args: &DeployArgs) -> Result<DeployRequest> {
         force: args.force,
         deploy_id: format!("{:016x}", rand::random::<u64>()),
         ready: Default::default(),
-        cache_dir: args
-            .cache_dir
-            .clone()
-            .unwrap_or_else(crate::git::default_cache_dir),
+        cache_dir: cache_dir(&args.cache_dir),
     })
 }
 
@@ -645,10 +647,7 @@ async fn cmd_gc(args: &GcArgs, mode: OutputMode, reporter: SharedReporter) -> Re
         scope,
         field: config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?,
         clear_link: !args.keep_link,
-        cache_dir: args
-            .cache_dir
-            .clone()
-            .unwrap_or_else(crate::git::default_cache_dir),
+        cache_dir: cache_dir(&args.cache_dir),
         cache_max_age: crate::gc::parse_duration(&args.cache_max_age).ok_or_else(|| {
             Error::usage(format!(
                 "--cache-max-age `{}` is not a duration (e.g. 12h, 14d)",

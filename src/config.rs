@@ -78,6 +78,29 @@ fn read_token_file(path: &Path, what: &str) -> Result<Secret> {
     Ok(token)
 }
 
+/// A token from the variable `var`, or from a file (the flag's, else `file_var`'s); both is an
+/// error that names them.
+fn token(
+    envs: &dyn EnvSource,
+    var: &str,
+    file_var: &str,
+    flag_file: &Option<PathBuf>,
+    what: &str,
+) -> Result<Option<Secret>> {
+    let file = flag_file
+        .clone()
+        .or_else(|| envs.get(file_var).map(PathBuf::from));
+    match (envs.get(var), file) {
+        (Some(_), Some(f)) => Err(Error::usage(format!(
+            "configuration error: both {var} and the {what} token file `{}` are set; keep one",
+            f.display()
+        ))),
+        (Some(t), None) => Ok(Some(Secret::new(t))),
+        (None, Some(f)) => read_token_file(&f, what).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Resolves the Tracker connection. `Ok(None)` means no Tracker is configured at all (no token
 /// and no organization): benches are deployed without a link. A half or contradictory
 /// configuration is an error that names the variables involved.
@@ -86,36 +109,20 @@ pub fn tracker_config(
     url_flag: Option<&str>,
     files: &TokenFiles,
 ) -> Result<Option<TrackerConfig>> {
-    let oauth_file = files
-        .oauth
-        .clone()
-        .or_else(|| envs.get(env::TRACKER_TOKEN_FILE).map(PathBuf::from));
-    let iam_file = files
-        .iam
-        .clone()
-        .or_else(|| envs.get(env::TRACKER_IAM_TOKEN_FILE).map(PathBuf::from));
-    let oauth = match (envs.get(env::TRACKER_TOKEN), oauth_file) {
-        (Some(_), Some(_)) => {
-            return Err(Error::usage(format!(
-                "configuration error: both {} and a token file are set; keep one",
-                env::TRACKER_TOKEN
-            )))
-        }
-        (Some(t), None) => Some(Secret::new(t)),
-        (None, Some(f)) => Some(read_token_file(&f, "OAuth")?),
-        (None, None) => None,
-    };
-    let iam = match (envs.get(env::TRACKER_IAM_TOKEN), iam_file) {
-        (Some(_), Some(_)) => {
-            return Err(Error::usage(format!(
-                "configuration error: both {} and an IAM token file are set; keep one",
-                env::TRACKER_IAM_TOKEN
-            )))
-        }
-        (Some(t), None) => Some(Secret::new(t)),
-        (None, Some(f)) => Some(read_token_file(&f, "IAM")?),
-        (None, None) => None,
-    };
+    let oauth = token(
+        envs,
+        env::TRACKER_TOKEN,
+        env::TRACKER_TOKEN_FILE,
+        &files.oauth,
+        "OAuth",
+    )?;
+    let iam = token(
+        envs,
+        env::TRACKER_IAM_TOKEN,
+        env::TRACKER_IAM_TOKEN_FILE,
+        &files.iam,
+        "IAM",
+    )?;
     let org = envs.get(env::TRACKER_ORG_ID);
     let cloud = envs.get(env::TRACKER_CLOUD_ORG_ID);
 

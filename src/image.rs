@@ -216,14 +216,13 @@ fn quote(s: &str) -> String {
     format!("\"{escaped}\"")
 }
 
-/// The Dockerfile as sent: the checkout's, with `extra` appended (on a line of its own).
-fn dockerfile_with(path: &Path, extra: &str) -> io::Result<Vec<u8>> {
-    let mut content = std::fs::read(path)?;
+/// The Dockerfile as sent: `content` with `extra` appended (on a line of its own).
+fn dockerfile_with(mut content: Vec<u8>, extra: &str) -> Vec<u8> {
     if !content.is_empty() && !content.ends_with(b"\n") {
         content.push(b'\n');
     }
     content.extend_from_slice(extra.as_bytes());
-    Ok(content)
+    content
 }
 
 /// Starts streaming the context of `root` as a tar, the Dockerfile replaced by `dockerfile_as`
@@ -318,10 +317,12 @@ async fn build_once(
     // The classic builder spends a container and a commit on every instruction. Labels passed
     // as build parameters are one instruction each: they travel in the Dockerfile instead, and
     // the Dockerfile's trailing configuration instructions go, with them, into one commit.
-    let path = root.join(&spec.dockerfile);
-    let text = std::fs::read_to_string(&path).ok();
-    let split = text
-        .as_deref()
+    let original = std::fs::read(root.join(&spec.dockerfile)).map_err(|e| Error::Context {
+        issue: issue.to_string(),
+        message: format!("cannot read {}: {e}", spec.dockerfile),
+    })?;
+    let split = std::str::from_utf8(&original)
+        .ok()
         .and_then(crate::dockerfile::split_trailing_config);
     let labels = label_instruction(&spec.labels);
     let (content, changes) = match split {
@@ -329,17 +330,13 @@ async fn build_once(
             trailing.extend(labels.map(|l| l.trim_end().to_string()));
             (head.into_bytes(), Some(trailing.join("\n")))
         }
-        None => {
-            let content = match &labels {
-                Some(l) => dockerfile_with(&path, l),
-                None => std::fs::read(&path),
-            }
-            .map_err(|e| Error::Context {
-                issue: issue.to_string(),
-                message: format!("cannot read {}: {e}", spec.dockerfile),
-            })?;
-            (content, None)
-        }
+        None => (
+            match &labels {
+                Some(l) => dockerfile_with(original, l),
+                None => original,
+            },
+            None,
+        ),
     };
     let (stream, walker) = stream_context(
         root.to_path_buf(),
@@ -410,11 +407,8 @@ mod tests {
 
     #[test]
     fn appended_dockerfile_ends_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("Dockerfile");
-        std::fs::write(&p, "FROM scratch").unwrap();
         assert_eq!(
-            dockerfile_with(&p, "LABEL a=b\n").unwrap(),
+            dockerfile_with(b"FROM scratch".to_vec(), "LABEL a=b\n"),
             b"FROM scratch\nLABEL a=b\n"
         );
     }
