@@ -134,6 +134,18 @@ pub enum Action {
 }
 
 impl DeployRequest {
+    /// This request's settings applied to one branch: a new deploy id and readiness flag.
+    pub fn for_branch(&self, repo: RepoSpec, branch: &str, issue: &str) -> DeployRequest {
+        DeployRequest {
+            repo,
+            branch: branch.to_string(),
+            issue: issue.to_string(),
+            deploy_id: format!("{:016x}", rand::random::<u64>()),
+            ready: Default::default(),
+            ..self.clone()
+        }
+    }
+
     /// Hash of what shapes the image besides the commit (images are tagged and reused by it).
     pub fn build_hash(&self) -> String {
         let text = format!("b1|{}", self.dockerfile);

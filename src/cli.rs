@@ -158,6 +158,28 @@ pub struct DeployArgs {
     #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
     pub issue_pattern: Option<String>,
 
+    #[command(flatten)]
+    pub bench: BenchArgs,
+
+    /// Deploy without touching the Tracker.
+    #[arg(long)]
+    pub no_link: bool,
+
+    /// Rebuild and replace even when the bench already serves this commit, and deploy an
+    /// older commit over a newer one.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+/// How a bench is built and run (shared by `deploy` and `serve`).
+#[derive(Debug, Args)]
+pub struct BenchArgs {
     /// Dockerfile path inside the repository.
     #[arg(long, default_value = "Dockerfile", value_name = "PATH")]
     pub dockerfile: String,
@@ -190,24 +212,9 @@ pub struct DeployArgs {
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub pids_limit: i64,
 
-    /// Deploy without touching the Tracker.
-    #[arg(long)]
-    pub no_link: bool,
-
-    /// Rebuild and replace even when the bench already serves this commit, and deploy an
-    /// older commit over a newer one.
-    #[arg(long)]
-    pub force: bool,
-
     /// Where cached clones live (default: the user's cache directory, `~/.cache/benchctl`).
     #[arg(long, env = "BENCHCTL_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub lock: LockArgs,
-
-    #[command(flatten)]
-    pub tracker: TrackerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -308,6 +315,27 @@ fn deploy_request(args: &DeployArgs) -> Result<DeployRequest> {
                 .unwrap_or(DEFAULT_ISSUE_PATTERN),
         )?,
     };
+    let settings = bench_settings(
+        &args.bench,
+        config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?,
+        !args.no_link,
+        args.force,
+    )?;
+    Ok(settings.for_branch(
+        crate::git::resolve_repo(args.repo.as_deref())?,
+        &branch,
+        &issue,
+    ))
+}
+
+/// Resolves how benches are built and run; the result is a template that
+/// [`DeployRequest::for_branch`] fills in per deploy.
+pub fn bench_settings(
+    args: &BenchArgs,
+    field: String,
+    link: bool,
+    force: bool,
+) -> Result<DeployRequest> {
     if args.ready_timeout == 0 {
         return Err(Error::usage("--ready-timeout must be at least 1 second"));
     }
@@ -323,11 +351,13 @@ fn deploy_request(args: &DeployArgs) -> Result<DeployRequest> {
     args.bind
         .parse::<std::net::IpAddr>()
         .map_err(|_| Error::usage(format!("--bind `{}` is not an IP address", args.bind)))?;
-    let field = config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
     Ok(DeployRequest {
-        repo: crate::git::resolve_repo(args.repo.as_deref())?,
-        branch,
-        issue,
+        repo: crate::git::RepoSpec {
+            location: String::new(),
+            is_local: false,
+        },
+        branch: String::new(),
+        issue: String::new(),
         dockerfile: args.dockerfile.clone(),
         port: args.port,
         bind: args.bind.clone(),
@@ -339,9 +369,9 @@ fn deploy_request(args: &DeployArgs) -> Result<DeployRequest> {
             pids: args.pids_limit,
         },
         field,
-        link: !args.no_link,
-        force: args.force,
-        deploy_id: format!("{:016x}", rand::random::<u64>()),
+        link,
+        force,
+        deploy_id: String::new(),
         ready: Default::default(),
         cache_dir: cache_dir(&args.cache_dir),
     })

@@ -101,6 +101,18 @@ fn token(
     }
 }
 
+/// A secret from the variable `var`, or from the file named by `<var>_FILE` (both is an error).
+pub fn secret_from_env(envs: &dyn EnvSource, var: &str) -> Result<Option<Secret>> {
+    let file_var = format!("{var}_FILE");
+    token(
+        envs,
+        var,
+        &file_var,
+        &None,
+        &var.to_ascii_lowercase().replace('_', " "),
+    )
+}
+
 /// Resolves the Tracker connection. `Ok(None)` means no Tracker is configured at all (no token
 /// and no organization): benches are deployed without a link. A half or contradictory
 /// configuration is an error that names the variables involved.

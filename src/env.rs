@@ -20,6 +20,21 @@ pub const ISSUE_PATTERN: &str = "BENCHCTL_ISSUE_PATTERN";
 /// or of `BENCHCTL_GIT_USER` when set).
 pub const GIT_TOKEN: &str = "BENCHCTL_GIT_TOKEN";
 pub const GIT_USER: &str = "BENCHCTL_GIT_USER";
+/// Webhook secrets of `benchctl serve` (each also read from a file named by `<VAR>_FILE`).
+pub const GITHUB_SECRET: &str = "BENCHCTL_GITHUB_SECRET";
+pub const BITBUCKET_SECRET: &str = "BENCHCTL_BITBUCKET_SECRET";
+pub const GITLAB_TOKEN: &str = "BENCHCTL_GITLAB_TOKEN";
+/// Sent by the Tracker trigger as `Authorization: Bearer <secret>`.
+pub const TRACKER_HOOK_SECRET: &str = "BENCHCTL_TRACKER_HOOK_SECRET";
+/// Notifications: a Slack incoming-webhook URL (a secret: it carries the token).
+pub const SLACK_WEBHOOK_URL: &str = "BENCHCTL_SLACK_WEBHOOK_URL";
+/// Notifications: a Telegram bot token and the chat to write to.
+pub const TELEGRAM_BOT_TOKEN: &str = "BENCHCTL_TELEGRAM_BOT_TOKEN";
+pub const TELEGRAM_CHAT_ID: &str = "BENCHCTL_TELEGRAM_CHAT_ID";
+/// Telegram Bot API base URL (default `https://api.telegram.org`; tests point it at a fake).
+pub const TELEGRAM_API_URL: &str = "BENCHCTL_TELEGRAM_API_URL";
+/// Where `benchctl serve` keeps its job queue and delivery ids (`--state-dir`).
+pub const STATE_DIR: &str = "BENCHCTL_STATE_DIR";
 /// Set by every CI system: plain output instead of progress bars.
 pub const CI: &str = "CI";
 pub const NO_COLOR: &str = "NO_COLOR";

@@ -21,6 +21,7 @@ pub mod output;
 pub mod runtime;
 pub mod secret;
 pub mod tracker;
+pub mod webhook;
 
 pub use error::{Error, Result};
 

@@ -62,7 +62,7 @@ impl TrackerError {
             _ => "",
         };
         redact(&format!(
-            "could not {} of issue {}: {answer}{msgs}{hint}",
+            "could not {} of {}: {answer}{msgs}{hint}",
             self.action, self.issue
         ))
     }
@@ -70,6 +70,44 @@ impl TrackerError {
     /// Whether this points at bad input or configuration rather than a passing failure.
     pub fn is_usage(&self) -> bool {
         matches!(self.status, Some(401 | 403 | 404))
+    }
+}
+
+/// What a request is about, as errors name it.
+#[derive(Debug, Clone, Copy)]
+enum Subject<'a> {
+    Issue(&'a str),
+    Queue(&'a str),
+}
+
+impl Subject<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Subject::Issue(k) => format!("issue {k}"),
+            Subject::Queue(q) => format!("queue {q}"),
+        }
+    }
+}
+
+/// One transition of an issue's workflow: its id and the status it leads to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Transition {
+    pub id: String,
+    pub to: String,
+    pub display: String,
+}
+
+impl Transition {
+    fn from_json(v: &Value) -> Option<Transition> {
+        Some(Transition {
+            id: v.get("id")?.as_str()?.to_string(),
+            to: v.get("to")?.get("key")?.as_str()?.to_string(),
+            display: v
+                .get("display")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        })
     }
 }
 
@@ -124,6 +162,111 @@ impl TrackerClient {
             .await
     }
 
+    /// `GET /v3/issues/<key>/transitions`: the transitions available from the issue's status.
+    pub async fn transitions(&self, key: &str) -> Result<Vec<Transition>, TrackerError> {
+        let v = self
+            .request(
+                Method::GET,
+                &format!("issues/{key}/transitions"),
+                Subject::Issue(key),
+                "read the transitions",
+                None,
+            )
+            .await?;
+        Ok(v.as_array()
+            .map(|a| a.iter().filter_map(Transition::from_json).collect())
+            .unwrap_or_default())
+    }
+
+    /// `POST /v3/issues/<key>/transitions/<id>/_execute`, with an optional comment.
+    pub async fn execute_transition(
+        &self,
+        key: &str,
+        transition: &str,
+        comment: Option<&str>,
+    ) -> Result<Value, TrackerError> {
+        let body = match comment {
+            Some(c) => serde_json::json!({ "comment": c }),
+            None => serde_json::json!({}),
+        };
+        self.request(
+            Method::POST,
+            &format!("issues/{key}/transitions/{transition}/_execute"),
+            Subject::Issue(key),
+            &format!("execute transition `{transition}`"),
+            Some(body),
+        )
+        .await
+    }
+
+    /// `POST /v3/issues/<key>/comments`.
+    pub async fn add_comment(&self, key: &str, text: &str) -> Result<Value, TrackerError> {
+        self.request(
+            Method::POST,
+            &format!("issues/{key}/comments"),
+            Subject::Issue(key),
+            "add a comment",
+            Some(serde_json::json!({ "text": text })),
+        )
+        .await
+    }
+
+    /// `GET /v3/queues/<queue>/localFields`.
+    pub async fn local_fields(&self, queue: &str) -> Result<Vec<Value>, TrackerError> {
+        let v = self
+            .request(
+                Method::GET,
+                &format!("queues/{queue}/localFields"),
+                Subject::Queue(queue),
+                "list the local fields",
+                None,
+            )
+            .await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// `POST /v3/queues/<queue>/localFields`.
+    pub async fn create_local_field(
+        &self,
+        queue: &str,
+        body: Value,
+    ) -> Result<Value, TrackerError> {
+        self.request(
+            Method::POST,
+            &format!("queues/{queue}/localFields"),
+            Subject::Queue(queue),
+            "create a local field",
+            Some(body),
+        )
+        .await
+    }
+
+    /// `GET /v3/queues/<queue>/triggers`.
+    pub async fn triggers(&self, queue: &str) -> Result<Vec<Value>, TrackerError> {
+        let v = self
+            .request(
+                Method::GET,
+                &format!("queues/{queue}/triggers"),
+                Subject::Queue(queue),
+                "list the triggers",
+                None,
+            )
+            .await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// `POST /v3/queues/<queue>/triggers`.
+    pub async fn create_trigger(&self, queue: &str, body: Value) -> Result<Value, TrackerError> {
+        self.request(
+            Method::POST,
+            &format!("queues/{queue}/triggers"),
+            Subject::Queue(queue),
+            "create a trigger",
+            Some(body),
+        )
+        .await
+    }
+
     /// One plain `GET` of the issue (no retries), after an edit conflict.
     async fn reread(&self, key: &str) -> Option<Value> {
         let url = format!("{}/v3/issues/{key}", self.cfg.base_url);
@@ -150,10 +293,29 @@ impl TrackerClient {
         action: &str,
         body: Option<Value>,
     ) -> Result<Value, TrackerError> {
-        let url = format!("{}/v3/issues/{key}", self.cfg.base_url);
+        self.request(
+            method,
+            &format!("issues/{key}"),
+            Subject::Issue(key),
+            action,
+            body,
+        )
+        .await
+    }
+
+    /// One API call under the retry policy: `path` is below `/v3/`.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        subject: Subject<'_>,
+        action: &str,
+        body: Option<Value>,
+    ) -> Result<Value, TrackerError> {
+        let url = format!("{}/v3/{path}", self.cfg.base_url);
         let started = Instant::now();
         let fail = |status: Option<u16>, messages: Vec<String>| TrackerError {
-            issue: key.to_string(),
+            issue: subject.describe(),
             action: action.to_string(),
             status,
             messages,
@@ -180,7 +342,9 @@ impl TrackerClient {
                     }
                     // 409/412: an edit conflict; re-read the issue, then send again.
                     if matches!(status.as_u16(), 409 | 412) && attempt < self.retry.max_tries {
-                        let _ = self.reread(key).await;
+                        if let Subject::Issue(key) = subject {
+                            let _ = self.reread(key).await;
+                        }
                         continue;
                     }
                     let retryable =
@@ -268,7 +432,7 @@ mod tests {
         );
         assert_eq!(error_messages("oops"), vec!["oops".to_string()]);
         let e = TrackerError {
-            issue: "PROJ-1".into(),
+            issue: "issue PROJ-1".into(),
             action: "set field `benchLink`".into(),
             status: Some(422),
             messages: error_messages(body),
