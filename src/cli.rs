@@ -48,6 +48,133 @@ pub enum Command {
     /// Remove benches of closed issues, benches past --ttl, leftovers of interrupted deploys,
     /// abandoned locks, and unused images (only what carries benchctl's labels).
     Gc(GcArgs),
+    /// Run the webhook service: pull request reviews move issues, pushes redeploy benches,
+    /// closed issues lose their bench.
+    Serve(ServeArgs),
+    /// Set up the Tracker for benchctl.
+    #[command(subcommand)]
+    Tracker(TrackerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrackerCommand {
+    /// Create the queue's "Bench link" field if missing, print its key, and print (or with
+    /// --apply create) the trigger that calls `serve` when an issue closes. Idempotent.
+    Init(TrackerInitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrackerInitArgs {
+    /// Queue key (case-sensitive), e.g. PROJ.
+    #[arg(long, value_name = "QUEUE")]
+    pub queue: String,
+
+    /// Short key of the field to create.
+    #[arg(long, default_value = "benchLink", value_name = "KEY")]
+    pub field_key: String,
+
+    /// Display name of the field.
+    #[arg(long, default_value = "Bench link", value_name = "NAME")]
+    pub field_name: String,
+
+    /// Address of `serve`'s Tracker endpoint, e.g. https://bench.example.com/hooks/tracker.
+    #[arg(long, value_name = "URL")]
+    pub hook_url: Option<String>,
+
+    /// Status key that counts as closed (the trigger's condition).
+    #[arg(long, default_value = "closed", value_name = "KEY")]
+    pub closed_status: String,
+
+    /// Create the trigger too (it carries BENCHCTL_TRACKER_HOOK_SECRET); without it the
+    /// trigger is only printed, with the secret left out.
+    #[arg(long)]
+    pub apply: bool,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8780", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+
+    /// Where queued jobs and delivery ids are kept (default: `~/.local/state/benchctl`).
+    #[arg(long, env = "BENCHCTL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// A repository the service deploys: its name as the webhooks carry it (`owner/name`,
+    /// Bitbucket DC `PROJECT/slug`, GitLab `group/project`) = its clone URL or path. Repeatable.
+    #[arg(long = "repo", value_name = "NAME=URL")]
+    pub repos: Vec<String>,
+
+    /// Regex that finds the issue key in branch names.
+    #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
+    pub issue_pattern: Option<String>,
+
+    /// Status an approved pull request moves the issue to (`none`: leave it).
+    #[arg(long, default_value = "readyForTest", value_name = "STATUS")]
+    pub on_approved: String,
+
+    /// Status a pull request with changes requested moves the issue to (`none`: leave it).
+    #[arg(long, default_value = "needsImprovement", value_name = "STATUS")]
+    pub on_changes_requested: String,
+
+    /// Status a declined (closed, not merged) pull request moves the issue to (`none`: leave it).
+    #[arg(long, default_value = "needsImprovement", value_name = "STATUS")]
+    pub on_rejected: String,
+
+    /// Comment the transition with `templates/tracker/review-comment.txt`.
+    #[arg(long)]
+    pub review_comment: bool,
+
+    /// Tracker status keys that count as closed (comma-separated).
+    #[arg(
+        long,
+        default_value = "closed",
+        value_delimiter = ',',
+        value_name = "KEYS"
+    )]
+    pub closed_statuses: Vec<String>,
+
+    /// Directory whose files override the built-in templates (same relative paths).
+    #[arg(long, value_name = "DIR")]
+    pub templates_dir: Option<PathBuf>,
+
+    /// Largest accepted webhook body (413 past it).
+    #[arg(long, default_value = "5m", value_name = "SIZE")]
+    pub max_body: String,
+
+    /// Issues worked on at the same time (jobs of one issue always run one at a time).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub max_parallel: usize,
+
+    /// Runs of a job that fails for a passing reason (Tracker unavailable, lock busy).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub max_attempts: u32,
+
+    /// Seconds before the first retry of such a job (doubling after each).
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub retry_delay: u64,
+
+    /// Seconds running jobs get to finish on SIGTERM before they are abandoned (abandoned jobs
+    /// run again on the next start).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub shutdown_grace: u64,
+
+    /// Deploy without touching the Tracker field.
+    #[arg(long)]
+    pub no_link: bool,
+
+    #[command(flatten)]
+    pub bench: BenchArgs,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -254,8 +381,19 @@ pub struct TeardownArgs {
     pub tracker: TrackerArgs,
 }
 
-/// Parses a size like `512m`, `1g`, `1048576`.
+/// Parses a size like `512m`, `1g`, `1048576` (a memory limit: at least 6m).
 pub fn parse_size(s: &str) -> Result<i64> {
+    let bytes = parse_bytes(s)?;
+    if bytes < 6 * (1 << 20) {
+        return Err(Error::usage(format!(
+            "memory limit `{s}` is below Docker's minimum of 6m"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Parses a size like `256k`, `5m`, `1g`, `1048576`.
+pub fn parse_bytes(s: &str) -> Result<i64> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let (num, mult) = match t.chars().last() {
@@ -267,13 +405,7 @@ pub fn parse_size(s: &str) -> Result<i64> {
     let n: f64 = num
         .parse()
         .map_err(|_| Error::usage(format!("`{s}` is not a size (e.g. 512m, 1g)")))?;
-    let bytes = (n * mult as f64) as i64;
-    if bytes < 6 * (1 << 20) {
-        return Err(Error::usage(format!(
-            "memory limit `{s}` is below Docker's minimum of 6m"
-        )));
-    }
-    Ok(bytes)
+    Ok((n * mult as f64) as i64)
 }
 
 /// `--cache-dir` (or `BENCHCTL_CACHE_DIR`), else the user's cache directory.
@@ -454,7 +586,7 @@ async fn cmd_deploy(args: &DeployArgs, mode: OutputMode, reporter: SharedReporte
     let engine = DockerEngine::connect().await?;
     let outcome = tokio::select! {
         r = bench::deploy(&req, &engine, tracker.as_ref(), &reporter, args.lock.options()) => r?,
-        (signal, code) = interrupted() => {
+        (signal, code) = crate::signal::interrupted() => {
             let cleanup = bench::recover_interrupted(&req, &engine).await;
             return Err(Error::Interrupted { signal: signal.to_string(), cleanup, code });
         }
@@ -709,19 +841,141 @@ async fn cmd_gc(args: &GcArgs, mode: OutputMode, reporter: SharedReporter) -> Re
     Ok(exit::OK)
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM with the signal's name and the exit code for it.
-async fn interrupted() -> (&'static str, i32) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => ("SIGINT", 130),
-        _ = term.recv() => ("SIGTERM", 143),
+fn review_target(flag: &str) -> Option<String> {
+    let t = flag.trim();
+    (!t.is_empty() && t != "none").then(|| t.to_string())
+}
+
+/// Where `serve` keeps its queue: `--state-dir`, else `$XDG_STATE_HOME/benchctl`, else
+/// `~/.local/state/benchctl`.
+fn state_dir(flag: &Option<PathBuf>) -> PathBuf {
+    if let Some(d) = flag {
+        return d.clone();
     }
+    if let Some(d) = env::var("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("benchctl");
+    }
+    match env::var("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/benchctl"),
+        None => std::env::temp_dir().join("benchctl-state"),
+    }
+}
+
+async fn cmd_serve(args: &ServeArgs) -> Result<i32> {
+    use crate::server::{ReviewTargets, ServeConfig};
+    let mut repos = std::collections::HashMap::new();
+    for r in &args.repos {
+        let (name, url) = r.split_once('=').ok_or_else(|| {
+            Error::usage(format!(
+                "--repo `{r}` is not NAME=URL (e.g. acme/shop=git@github.com:acme/shop.git)"
+            ))
+        })?;
+        if name.trim().is_empty() || url.trim().is_empty() {
+            return Err(Error::usage(format!("--repo `{r}` needs a name and a URL")));
+        }
+        crate::git::resolve_repo(Some(url.trim()))?;
+        repos.insert(name.trim().to_string(), url.trim().to_string());
+    }
+    let issue_pattern = args
+        .issue_pattern
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ISSUE_PATTERN.to_string());
+    let templates = crate::notify::Templates {
+        dir: args.templates_dir.clone(),
+    };
+    templates.check()?;
+    let max_body = parse_bytes(&args.max_body)?;
+    if max_body < 1024 {
+        return Err(Error::usage("--max-body must be at least 1k"));
+    }
+    let field = config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
+    let cfg = ServeConfig {
+        listen: args.listen,
+        secrets: crate::webhook::Secrets::from_env(&ProcessEnv)?,
+        state_dir: state_dir(&args.state_dir),
+        max_body: max_body as usize,
+        max_parallel: args.max_parallel.max(1),
+        max_attempts: args.max_attempts.max(1),
+        retry_base: Duration::from_secs(args.retry_delay),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        repos,
+        issue_pattern,
+        review_targets: ReviewTargets {
+            approved: review_target(&args.on_approved),
+            changes_requested: review_target(&args.on_changes_requested),
+            rejected: review_target(&args.on_rejected),
+        },
+        review_comment: args.review_comment,
+        closed_statuses: args.closed_statuses.clone(),
+        deploy: bench_settings(&args.bench, field, !args.no_link, false)?,
+        lock: args.lock.options(),
+        templates: templates.clone(),
+    };
+    let tracker = tracker_client(&args.tracker)?;
+    let notifier = crate::notify::Notifier::from_env(&ProcessEnv, templates)?;
+    if tracker.is_none() {
+        crate::server::log(
+            "warning: no Tracker configured: reviews and closes cannot be handled, benches are not linked",
+        );
+    }
+    let messengers = notifier.describe();
+    if !messengers.is_empty() {
+        crate::server::log(&format!("notifications to {}", messengers.join(", ")));
+    }
+    crate::server::serve(cfg, tracker, notifier).await?;
+    Ok(exit::OK)
+}
+
+async fn cmd_tracker_init(args: &TrackerInitArgs, mode: OutputMode) -> Result<i32> {
+    let tracker = tracker_client(&args.tracker)?.ok_or_else(|| {
+        Error::usage(
+            "tracker init needs the Tracker: set BENCHCTL_TRACKER_TOKEN (or BENCHCTL_TRACKER_IAM_TOKEN) \
+             and BENCHCTL_TRACKER_ORG_ID (or BENCHCTL_TRACKER_CLOUD_ORG_ID)",
+        )
+    })?;
+    let secret = config::secret_from_env(&ProcessEnv, env::TRACKER_HOOK_SECRET)?;
+    let opts = crate::tracker::InitOptions {
+        queue: args.queue.clone(),
+        field_key: args.field_key.clone(),
+        field_name: args.field_name.clone(),
+        hook_url: args.hook_url.clone(),
+        closed_status: args.closed_status.clone(),
+        apply: args.apply,
+    };
+    let out = crate::tracker::init(&tracker, &opts, secret.as_ref()).await?;
+    if mode == OutputMode::Json {
+        print_json(&out);
+        return Ok(exit::OK);
+    }
+    println!(
+        "field: {} ({})",
+        out.field_key,
+        if out.field_created {
+            "created"
+        } else {
+            "already there"
+        }
+    );
+    println!(
+        "  use it with: export BENCHCTL_BENCH_FIELD='{}'",
+        out.field_key
+    );
+    match (&out.trigger_state[..], &out.trigger) {
+        ("created", _) => println!("trigger: \"{}\" created", out.trigger_name),
+        ("exists", _) => println!("trigger: \"{}\" already there", out.trigger_name),
+        (_, Some(body)) => {
+            println!(
+                "trigger: not created (pass --apply to create it); it would be, with the secret of {} in place of <secret>:",
+                env::TRACKER_HOOK_SECRET
+            );
+            println!(
+                "{}",
+                redact(&serde_json::to_string_pretty(body).expect("serializable"))
+            );
+        }
+        _ => println!("trigger: pass --hook-url <https://.../hooks/tracker> to create or print it"),
+    }
+    Ok(exit::OK)
 }
 
 /// Parses `args` and runs the command; returns the exit code.
@@ -762,6 +1016,8 @@ where
             Command::Status(a) => cmd_status(a, mode).await,
             Command::Logs(a) => cmd_logs(a).await,
             Command::Gc(a) => cmd_gc(a, mode, mode.reporter()).await,
+            Command::Serve(a) => cmd_serve(a).await,
+            Command::Tracker(TrackerCommand::Init(a)) => cmd_tracker_init(a, mode).await,
         }
     });
     match result {

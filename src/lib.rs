@@ -17,9 +17,12 @@ pub mod git;
 pub mod image;
 pub mod lock;
 pub mod naming;
+pub mod notify;
 pub mod output;
 pub mod runtime;
 pub mod secret;
+pub mod server;
+pub mod signal;
 pub mod tracker;
 pub mod webhook;
 

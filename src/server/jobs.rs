@@ -1,0 +1,406 @@
+//! What each job does: the review flow (a transition chosen by `to.key`), the deploy flow (the
+//! same [`bench::deploy`] as the CLI), branch removal and the close flow (teardown).
+
+use super::queue::{Cancel, Job, Outcome, Runner};
+use super::{log, Metrics, ServeConfig};
+use crate::bench::{self, Action};
+use crate::notify::{Message, Notifier};
+use crate::output::{Event, Reporter, SharedReporter};
+use crate::runtime::{labels, DockerEngine};
+use crate::tracker::{TrackerClient, TrackerError};
+use crate::webhook::{Intent, Review};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Logs what the orchestration reports, one line per event, prefixed with the issue.
+struct JobReporter {
+    issue: String,
+}
+
+impl Reporter for JobReporter {
+    fn report(&self, event: Event) {
+        match event {
+            Event::Step(s) | Event::Done(s) | Event::Info(s) => {
+                log(&format!("[{}] {s}", self.issue))
+            }
+            Event::Warn(s) => log(&format!("[{}] warning: {s}", self.issue)),
+            Event::BuildOutput(_) | Event::FetchProgress { .. } | Event::ContextProgress { .. } => {
+            }
+        }
+    }
+}
+
+pub struct Worker {
+    pub cfg: Arc<ServeConfig>,
+    pub engine: DockerEngine,
+    pub tracker: Option<TrackerClient>,
+    pub notifier: Notifier,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A Tracker failure as a job outcome: passing failures are retried, the rest are not.
+fn tracker_outcome(e: &TrackerError) -> Outcome {
+    match e.status {
+        None | Some(429) | Some(500..=599) | Some(409 | 412 | 423) => Outcome::Retry(e.to_string()),
+        _ => Outcome::Failed(e.to_string()),
+    }
+}
+
+impl Worker {
+    fn tracker(&self, what: &str) -> Result<&TrackerClient, Outcome> {
+        self.tracker.as_ref().ok_or_else(|| {
+            Outcome::Failed(format!(
+                "{what} needs the Tracker, and none is configured (BENCHCTL_TRACKER_TOKEN and \
+                 BENCHCTL_TRACKER_ORG_ID / BENCHCTL_TRACKER_CLOUD_ORG_ID)"
+            ))
+        })
+    }
+
+    async fn notify(&self, msg: Message) {
+        for w in self.notifier.send(&msg).await {
+            log(&format!("warning: {w}"));
+        }
+    }
+
+    /// The issue's status key (`Ok(None)` without a Tracker).
+    async fn status_of(&self, issue: &str) -> Result<Option<String>, Outcome> {
+        let Some(t) = &self.tracker else {
+            return Ok(None);
+        };
+        let v = t.get_issue(issue).await.map_err(|e| tracker_outcome(&e))?;
+        Ok(v["status"]["key"].as_str().map(str::to_string))
+    }
+
+    fn is_closed(&self, status: &str) -> bool {
+        self.cfg.closed_statuses.iter().any(|c| c == status)
+    }
+
+    async fn review(
+        &self,
+        issue: &str,
+        review: Review,
+        repo: &str,
+        branch: &str,
+        title: &str,
+        url: Option<&str>,
+    ) -> Outcome {
+        let Some(target) = self.cfg.review_targets.target(review) else {
+            return Outcome::Done(format!(
+                "no status is configured for a pull request {}",
+                review.name()
+            ));
+        };
+        let t = match self.tracker("the review flow") {
+            Ok(t) => t,
+            Err(o) => return o,
+        };
+        let issue_json = match t.get_issue(issue).await {
+            Ok(v) => v,
+            Err(e) => return tracker_outcome(&e),
+        };
+        let status = issue_json["status"]["key"].as_str().unwrap_or("");
+        if status == target {
+            self.metrics
+                .inc("benchctl_transitions_total", &[("result", "already")]);
+            return Outcome::Done(format!("{issue} is already in status `{target}`"));
+        }
+        let transitions = match t.transitions(issue).await {
+            Ok(v) => v,
+            Err(e) => return tracker_outcome(&e),
+        };
+        let Some(tr) = transitions.iter().find(|tr| tr.to == target) else {
+            self.metrics
+                .inc("benchctl_transitions_total", &[("result", "no_transition")]);
+            let available: Vec<String> = transitions
+                .iter()
+                .map(|t| format!("`{}` -> `{}`", t.id, t.to))
+                .collect();
+            return Outcome::Failed(format!(
+                "no transition of {issue} leads from `{status}` to `{target}`; available: {}",
+                if available.is_empty() {
+                    "none".to_string()
+                } else {
+                    available.join(", ")
+                }
+            ));
+        };
+        let comment = self.cfg.review_comment.then(|| {
+            self.cfg.templates.render(
+                "tracker/review-comment.txt",
+                &[
+                    ("issue", issue),
+                    ("review", &review.name().replace('_', " ")),
+                    ("status", target),
+                    ("title", title),
+                    ("pr_url", url.unwrap_or("")),
+                    ("branch", branch),
+                    ("repo", repo),
+                ],
+            )
+        });
+        match t
+            .execute_transition(issue, &tr.id, comment.as_deref())
+            .await
+        {
+            Ok(_) => {
+                self.metrics
+                    .inc("benchctl_transitions_total", &[("result", "ok")]);
+                Outcome::Done(format!(
+                    "{issue}: `{status}` -> `{target}` by transition `{}` (pull request {})",
+                    tr.id,
+                    review.name()
+                ))
+            }
+            Err(e) => {
+                self.metrics
+                    .inc("benchctl_transitions_total", &[("result", "error")]);
+                tracker_outcome(&e)
+            }
+        }
+    }
+
+    async fn deploy(
+        &self,
+        issue: &str,
+        repo: &str,
+        branch: &str,
+        mut cancel: watch::Receiver<Cancel>,
+    ) -> Outcome {
+        let Some(location) = self.cfg.repos.get(repo) else {
+            return Outcome::Failed(format!(
+                "repository `{repo}` is not configured; start serve with --repo {repo}=<clone URL>"
+            ));
+        };
+        match self.status_of(issue).await {
+            Ok(Some(s)) if self.is_closed(&s) => {
+                return Outcome::Done(format!(
+                    "{issue} is closed (`{s}`): branch {branch} is not deployed"
+                ))
+            }
+            Err(o) => return o,
+            _ => {}
+        }
+        let spec = match crate::git::resolve_repo(Some(location)) {
+            Ok(s) => s,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let req = self.cfg.deploy.for_branch(spec, branch, issue);
+        let reporter: SharedReporter = Arc::new(JobReporter {
+            issue: issue.to_string(),
+        });
+        let tracker = if req.link {
+            self.tracker.as_ref()
+        } else {
+            None
+        };
+        let run = bench::deploy(&req, &self.engine, tracker, &reporter, self.cfg.lock);
+        let result = tokio::select! {
+            r = run => r,
+            why = async { cancel.wait_for(|c| *c != Cancel::No).await.map(|c| *c).unwrap_or(Cancel::Shutdown) } => {
+                let cleanup = bench::recover_interrupted(&req, &self.engine).await;
+                self.metrics.inc("benchctl_deploys_total", &[("result", "cancelled")]);
+                return match why {
+                    Cancel::Shutdown => Outcome::Abandoned(format!("deploy of {branch} stopped for shutdown: {cleanup}")),
+                    _ => Outcome::Done(format!("deploy of {branch} cancelled: the issue closed ({cleanup})")),
+                };
+            }
+        };
+        match result {
+            Ok(o) => {
+                let result = match (o.action, &o.link_error) {
+                    (_, Some(_)) => "not_linked",
+                    (Action::Deployed, None) => "deployed",
+                    (Action::Unchanged, None) => "unchanged",
+                    (Action::Skipped, None) => "skipped",
+                };
+                self.metrics
+                    .inc("benchctl_deploys_total", &[("result", result)]);
+                let url = o.bench.url.clone().unwrap_or_default();
+                if o.action == Action::Deployed {
+                    self.notify(Message::Up {
+                        issue: issue.to_string(),
+                        url: url.clone(),
+                        branch: branch.to_string(),
+                        commit: o.bench.commit.clone(),
+                    })
+                    .await;
+                }
+                match o.link_error {
+                    Some(e) => Outcome::Failed(format!("bench up at {url} but not linked: {e}")),
+                    None => Outcome::Done(format!(
+                        "{issue} {} at {url} (commit {})",
+                        match o.action {
+                            Action::Deployed => "deployed",
+                            Action::Unchanged => "unchanged",
+                            Action::Skipped => "keeps its newer bench",
+                        },
+                        crate::naming::short_commit(&o.bench.commit)
+                    )),
+                }
+            }
+            Err(e) => {
+                self.metrics
+                    .inc("benchctl_deploys_total", &[("result", "failed")]);
+                let passing = matches!(
+                    e,
+                    crate::Error::Locked { .. }
+                        | crate::Error::Engine(_)
+                        | crate::Error::Git { .. }
+                );
+                let reason = crate::secret::redact(&e.to_string());
+                if passing {
+                    Outcome::Retry(reason)
+                } else {
+                    self.notify(Message::Failed {
+                        issue: issue.to_string(),
+                        branch: branch.to_string(),
+                        reason: reason.clone(),
+                    })
+                    .await;
+                    Outcome::Failed(reason)
+                }
+            }
+        }
+    }
+
+    async fn teardown(&self, issue: &str, reason: &str) -> Outcome {
+        let reporter: SharedReporter = Arc::new(JobReporter {
+            issue: issue.to_string(),
+        });
+        let out = bench::teardown(
+            issue,
+            &self.engine,
+            self.tracker.as_ref(),
+            &self.cfg.deploy.field,
+            self.cfg.deploy.link,
+            &reporter,
+            self.cfg.lock,
+        )
+        .await;
+        match out {
+            Ok(o) if o.removed_containers.is_empty() => {
+                Outcome::Done(format!("{issue} has no bench; nothing to remove"))
+            }
+            Ok(o) => {
+                self.metrics
+                    .inc("benchctl_teardowns_total", &[("result", "ok")]);
+                self.notify(Message::Removed {
+                    issue: issue.to_string(),
+                    reason: reason.to_string(),
+                })
+                .await;
+                match o.link_error {
+                    Some(e) => Outcome::Failed(format!("bench removed, field not cleared: {e}")),
+                    None => Outcome::Done(format!(
+                        "{issue}: removed {} container(s) ({reason})",
+                        o.removed_containers.len()
+                    )),
+                }
+            }
+            Err(e) => {
+                self.metrics
+                    .inc("benchctl_teardowns_total", &[("result", "failed")]);
+                Outcome::Retry(e.to_string())
+            }
+        }
+    }
+
+    async fn remove_branch(&self, issue: &str, branch: &str) -> Outcome {
+        match bench::find_bench(&self.engine, issue).await {
+            Ok(Some(c)) if c.labels.get(labels::BRANCH).map(String::as_str) == Some(branch) => {
+                self.teardown(issue, &format!("branch {branch} was deleted"))
+                    .await
+            }
+            Ok(Some(_)) => Outcome::Done(format!(
+                "{issue}'s bench was deployed from another branch than {branch}; left alone"
+            )),
+            Ok(None) => Outcome::Done(format!("{issue} has no bench; nothing to remove")),
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+
+    async fn close(&self, issue: &str) -> Outcome {
+        if let Err(o) = self.tracker("the close flow") {
+            return o;
+        }
+        match self.status_of(issue).await {
+            Ok(Some(s)) if self.is_closed(&s) => {
+                self.teardown(issue, &format!("the issue was closed (`{s}`)"))
+                    .await
+            }
+            Ok(s) => Outcome::Done(format!(
+                "{issue} is not closed (status `{}`); its bench stays",
+                s.unwrap_or_default()
+            )),
+            Err(o) => o,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Runner for Worker {
+    async fn run(&self, job: &Job, cancel: watch::Receiver<Cancel>) -> Outcome {
+        log(&format!(
+            "[{}] job {} ({} from {}, attempt {})",
+            job.issue(),
+            job.seq,
+            job.intent.kind(),
+            job.source.name(),
+            job.attempts + 1
+        ));
+        match &job.intent {
+            Intent::Review {
+                issue,
+                review,
+                repo,
+                branch,
+                title,
+                url,
+            } => {
+                self.review(issue, *review, repo, branch, title, url.as_deref())
+                    .await
+            }
+            Intent::Deploy {
+                issue,
+                repo,
+                branch,
+                ..
+            } => self.deploy(issue, repo, branch, cancel).await,
+            Intent::Remove { issue, branch, .. } => self.remove_branch(issue, branch).await,
+            Intent::Close { issue } => self.close(issue).await,
+        }
+    }
+
+    fn finished(&self, job: &Job, outcome: &Outcome) {
+        let (result, text) = match outcome {
+            Outcome::Done(t) => ("done", t),
+            Outcome::Failed(t) => ("failed", t),
+            Outcome::Retry(t) => ("retry", t),
+            Outcome::Abandoned(t) => ("abandoned", t),
+        };
+        self.metrics.inc(
+            "benchctl_jobs_total",
+            &[("kind", job.intent.kind()), ("result", result)],
+        );
+        log(&format!(
+            "[{}] job {} {result}: {text}",
+            job.issue(),
+            job.seq
+        ));
+    }
+
+    fn superseded(&self, job: &Job, by: &Job) {
+        self.metrics.inc(
+            "benchctl_jobs_total",
+            &[("kind", job.intent.kind()), ("result", "superseded")],
+        );
+        log(&format!(
+            "[{}] job {} ({}) superseded by job {} ({})",
+            job.issue(),
+            job.seq,
+            job.intent.kind(),
+            by.seq,
+            by.intent.kind()
+        ));
+    }
+}

@@ -1,0 +1,429 @@
+//! `benchctl serve`: webhooks in (authenticated, acknowledged at once, queued durably), jobs
+//! out (transitions, deploys, teardowns), `/healthz` and Prometheus `/metrics`.
+
+pub mod jobs;
+pub mod queue;
+
+use crate::bench::{DeployRequest, LockOptions};
+use crate::notify::{Notifier, Templates};
+use crate::tracker::TrackerClient;
+use crate::webhook::{self, KeyFinder, Refusal, Review, Secrets, Source};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use queue::{Scheduler, Store};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Which status each review outcome moves the issue to (`None`: leave it).
+#[derive(Debug, Clone)]
+pub struct ReviewTargets {
+    pub approved: Option<String>,
+    pub changes_requested: Option<String>,
+    pub rejected: Option<String>,
+}
+
+impl Default for ReviewTargets {
+    fn default() -> Self {
+        ReviewTargets {
+            approved: Some("readyForTest".into()),
+            changes_requested: Some("needsImprovement".into()),
+            rejected: Some("needsImprovement".into()),
+        }
+    }
+}
+
+impl ReviewTargets {
+    pub fn target(&self, review: Review) -> Option<&str> {
+        match review {
+            Review::Approved => self.approved.as_deref(),
+            Review::ChangesRequested => self.changes_requested.as_deref(),
+            Review::Rejected => self.rejected.as_deref(),
+        }
+    }
+}
+
+/// Everything `serve` runs with, resolved by the CLI.
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub secrets: Secrets,
+    pub state_dir: PathBuf,
+    pub max_body: usize,
+    pub max_parallel: usize,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub shutdown_grace: Duration,
+    /// Repository name as the payloads carry it (`owner/name`, `PROJECT/slug`) -> clone URL or path.
+    pub repos: HashMap<String, String>,
+    pub issue_pattern: String,
+    pub review_targets: ReviewTargets,
+    pub review_comment: bool,
+    pub closed_statuses: Vec<String>,
+    /// Settings of every deploy (repo, branch and issue filled in per job).
+    pub deploy: DeployRequest,
+    pub lock: LockOptions,
+    pub templates: Templates,
+}
+
+/// One log line on stderr, with a UTC time stamp; secrets redacted.
+pub fn log(line: &str) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    eprintln!("{} {}", crate::lock::utc(now), crate::secret::redact(line));
+}
+
+/// Counters for `/metrics`, keyed by name and labels.
+#[derive(Default)]
+pub struct Metrics {
+    counters: Mutex<BTreeMap<(String, String), u64>>,
+}
+
+impl Metrics {
+    pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect::<Vec<_>>()
+            .join(",");
+        *self
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((name.to_string(), labels))
+            .or_default() += 1;
+    }
+
+    /// Prometheus text format.
+    pub fn render(&self, queued: usize, running: usize) -> String {
+        const HELP: &[(&str, &str)] = &[
+            (
+                "benchctl_webhook_requests_total",
+                "Webhook deliveries by source and outcome.",
+            ),
+            ("benchctl_jobs_total", "Finished jobs by kind and result."),
+            (
+                "benchctl_deploys_total",
+                "Deploys run by the service, by result.",
+            ),
+            (
+                "benchctl_transitions_total",
+                "Review-flow transitions, by result.",
+            ),
+            (
+                "benchctl_teardowns_total",
+                "Teardowns run by the service, by result.",
+            ),
+        ];
+        let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        for (name, help) in HELP {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            for ((n, labels), v) in counters.iter() {
+                if n == name {
+                    out.push_str(&format!("{n}{{{labels}}} {v}\n"));
+                }
+            }
+        }
+        out.push_str(
+            "# HELP benchctl_queue_depth Jobs waiting to run.\n# TYPE benchctl_queue_depth gauge\n",
+        );
+        out.push_str(&format!("benchctl_queue_depth {queued}\n"));
+        out.push_str(
+            "# HELP benchctl_jobs_running Jobs running now.\n# TYPE benchctl_jobs_running gauge\n",
+        );
+        out.push_str(&format!("benchctl_jobs_running {running}\n"));
+        out
+    }
+}
+
+struct AppState {
+    cfg: Arc<ServeConfig>,
+    keys: KeyFinder,
+    store: Arc<Store>,
+    scheduler: Arc<Scheduler>,
+    metrics: Arc<Metrics>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+async fn hook(
+    State(app): State<Arc<AppState>>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(source) = Source::ALL.into_iter().find(|s| s.name() == source) else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("no endpoint /hooks/{source}; use github, bitbucket, gitlab or tracker")}),
+        );
+    };
+    let (status, outcome, body) = receive(&app, source, &headers, body).await;
+    app.metrics.inc(
+        "benchctl_webhook_requests_total",
+        &[("source", source.name()), ("outcome", outcome)],
+    );
+    if !status.is_success() {
+        log(&format!(
+            "{} delivery refused ({}): {}",
+            source.name(),
+            status.as_u16(),
+            body["error"].as_str().unwrap_or("")
+        ));
+    }
+    answer(status, body)
+}
+
+/// Authenticates, parses and queues one delivery: (status, outcome label, answer body).
+async fn receive(
+    app: &AppState,
+    source: Source,
+    headers: &HeaderMap,
+    body: Body,
+) -> (StatusCode, &'static str, serde_json::Value) {
+    let err = |status, outcome, msg: String| (status, outcome, json!({ "error": msg }));
+    if app.cfg.secrets.get(source).is_none() {
+        return err(
+            StatusCode::FORBIDDEN,
+            "not_configured",
+            format!(
+                "{} webhooks are not accepted: {} is not set",
+                source.name(),
+                source.secret_var()
+            ),
+        );
+    }
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let too_large = || {
+        err(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {} bytes", app.cfg.max_body),
+        )
+    };
+    if declared.is_some_and(|n| n > app.cfg.max_body) {
+        return too_large();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, app.cfg.max_body).await else {
+        return too_large();
+    };
+    let unsigned_ping = source == Source::Bitbucket
+        && webhook::is_bitbucket_ping(headers)
+        && !headers.contains_key("x-hub-signature");
+    if unsigned_ping {
+        return (StatusCode::OK, "ping", json!({ "ping": true }));
+    }
+    match webhook::authenticate(source, &app.cfg.secrets, headers, &bytes) {
+        Ok(()) => {}
+        Err(Refusal::NotConfigured(m)) => return err(StatusCode::FORBIDDEN, "not_configured", m),
+        Err(Refusal::Unauthenticated(m)) => {
+            return err(StatusCode::UNAUTHORIZED, "unauthenticated", m)
+        }
+    }
+    let parsed = match webhook::parse(source, headers, &bytes, &app.keys) {
+        Ok(p) => p,
+        Err(m) => return err(StatusCode::BAD_REQUEST, "bad_request", m),
+    };
+    if parsed.ping {
+        return (StatusCode::OK, "ping", json!({ "ping": true }));
+    }
+    if parsed.intents.is_empty() {
+        log(&format!(
+            "{} `{}` ignored: {}",
+            source.name(),
+            parsed.event,
+            parsed.ignored.join("; ")
+        ));
+        return (
+            StatusCode::OK,
+            "ignored",
+            json!({ "event": parsed.event, "ignored": parsed.ignored }),
+        );
+    }
+    let delivery = webhook::delivery_id(source, headers);
+    let store = app.store.clone();
+    let intents = parsed.intents.clone();
+    let d = delivery.clone();
+    let accepted = tokio::task::spawn_blocking(move || {
+        store.accept(source, d.as_deref(), intents, now_unix())
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))
+    .and_then(|r| r);
+    match accepted {
+        Ok(None) => (
+            StatusCode::OK,
+            "duplicate",
+            json!({ "duplicate": true, "delivery": delivery }),
+        ),
+        Ok(Some(jobs)) => {
+            let summary: Vec<serde_json::Value> = jobs
+                .iter()
+                .map(|j| json!({ "job": j.seq, "issue": j.issue(), "kind": j.intent.kind() }))
+                .collect();
+            for j in jobs {
+                log(&format!(
+                    "[{}] queued job {} ({} from {} `{}`, delivery {})",
+                    j.issue(),
+                    j.seq,
+                    j.intent.kind(),
+                    source.name(),
+                    parsed.event,
+                    if j.delivery.is_empty() {
+                        "-"
+                    } else {
+                        &j.delivery
+                    }
+                ));
+                app.scheduler.enqueue(j);
+            }
+            (
+                StatusCode::ACCEPTED,
+                "accepted",
+                json!({ "event": parsed.event, "queued": summary, "ignored": parsed.ignored }),
+            )
+        }
+        Err(e) => err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "error",
+            format!("could not queue the delivery: {e}"),
+        ),
+    }
+}
+
+async fn healthz(State(app): State<Arc<AppState>>) -> Response {
+    let (queued, running) = app.scheduler.depth();
+    answer(
+        StatusCode::OK,
+        json!({ "status": "ok", "queued": queued, "running": running }),
+    )
+}
+
+async fn prometheus(State(app): State<Arc<AppState>>) -> Response {
+    let (queued, running) = app.scheduler.depth();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(queued, running),
+    )
+        .into_response()
+}
+
+/// Runs the service until SIGTERM/SIGINT: binds, re-queues what the last run left, serves,
+/// then stops accepting and lets running jobs finish (or abandons them after the grace time;
+/// they stay queued for the next start).
+pub async fn serve(
+    cfg: ServeConfig,
+    tracker: Option<TrackerClient>,
+    notifier: Notifier,
+) -> crate::Result<()> {
+    let cfg = Arc::new(cfg);
+    let engine = crate::runtime::DockerEngine::connect().await?;
+    let (store, leftover) = Store::open(&cfg.state_dir).map_err(|e| {
+        crate::Error::usage(format!(
+            "cannot use the state directory `{}`: {e}",
+            cfg.state_dir.display()
+        ))
+    })?;
+    let store = Arc::new(store);
+    let metrics = Arc::new(Metrics::default());
+    let worker = jobs::Worker {
+        cfg: cfg.clone(),
+        engine,
+        tracker,
+        notifier,
+        metrics: metrics.clone(),
+    };
+    let scheduler = Scheduler::new(
+        store.clone(),
+        Arc::new(worker),
+        cfg.max_parallel,
+        cfg.max_attempts,
+        cfg.retry_base,
+    );
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| crate::Error::usage(format!("cannot listen on {}: {e}", cfg.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| crate::Error::usage(e.to_string()))?;
+    if !leftover.is_empty() {
+        log(&format!(
+            "{} job(s) left by the last run are queued again",
+            leftover.len()
+        ));
+    }
+    for job in leftover {
+        scheduler.enqueue(job);
+    }
+    let app_state = Arc::new(AppState {
+        keys: KeyFinder::new(&cfg.issue_pattern)?,
+        cfg: cfg.clone(),
+        store,
+        scheduler: scheduler.clone(),
+        metrics,
+    });
+    let app = axum::Router::new()
+        .route("/hooks/{source}", post(hook))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(app_state);
+    let configured: Vec<&str> = Source::ALL
+        .into_iter()
+        .filter(|s| cfg.secrets.get(*s).is_some())
+        .map(Source::name)
+        .collect();
+    log(&format!(
+        "listening on http://{local} (accepting: {}; state in {})",
+        if configured.is_empty() {
+            "none: set the webhook secrets".to_string()
+        } else {
+            configured.join(", ")
+        },
+        cfg.state_dir.display()
+    ));
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<&'static str>();
+    tokio::spawn(async move {
+        let (name, _) = crate::signal::interrupted().await;
+        let _ = signal_tx.send(name);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let name = signal_rx.await.unwrap_or("shutdown");
+            log(&format!("{name}: no longer accepting deliveries"));
+        })
+        .await
+        .map_err(|e| crate::Error::usage(format!("server error: {e}")))?;
+    let (queued, running) = scheduler.depth();
+    log(&format!(
+        "stopping: {running} job(s) running, {queued} queued (kept for the next start); waiting up to {}s",
+        cfg.shutdown_grace.as_secs()
+    ));
+    scheduler.shutdown(cfg.shutdown_grace).await;
+    log("stopped");
+    Ok(())
+}
