@@ -224,6 +224,10 @@ pub enum Intent {
     /// Move the issue to the status configured for this review outcome.
     Review {
         issue: String,
+        /// Further keys found (in the title, description, comment), tried in order when the
+        /// Tracker does not know `issue` (a branch like `fix-build-2024` looks like a key).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        candidates: Vec<String>,
         review: Review,
         repo: String,
         branch: String,
@@ -310,15 +314,27 @@ impl KeyFinder {
         crate::naming::normalize_issue_key(m.as_str()).ok()
     }
 
-    fn in_text(&self, text: &str) -> Option<String> {
-        let caps = self.text.captures(text)?;
-        crate::naming::normalize_issue_key(caps.get(1)?.as_str()).ok()
-    }
-
     /// The source branch first, then each text in order.
     pub fn find(&self, branch: &str, texts: &[&str]) -> Option<String> {
-        self.in_branch(branch)
-            .or_else(|| texts.iter().find_map(|t| self.in_text(t)))
+        self.find_all(branch, texts).into_iter().next()
+    }
+
+    /// Every key found, the branch's first, then each text's in order, without repeats.
+    pub fn find_all(&self, branch: &str, texts: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = self.in_branch(branch).into_iter().collect();
+        for t in texts {
+            for caps in self.text.captures_iter(t) {
+                if let Some(k) = caps
+                    .get(1)
+                    .and_then(|m| crate::naming::normalize_issue_key(m.as_str()).ok())
+                {
+                    if !out.contains(&k) {
+                        out.push(k);
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -345,14 +361,18 @@ struct PullRequest<'a> {
 
 impl PullRequest<'_> {
     fn review(&self, event: &str, review: Review, keys: &KeyFinder) -> Parsed {
-        match keys.find(
-            self.source_branch,
-            &[self.title, self.description, self.comment],
-        ) {
+        let mut found = keys
+            .find_all(
+                self.source_branch,
+                &[self.title, self.description, self.comment],
+            )
+            .into_iter();
+        match found.next() {
             Some(issue) => Parsed {
                 event: event.to_string(),
                 intents: vec![Intent::Review {
                     issue,
+                    candidates: found.take(5).collect(),
                     review,
                     repo: self.repo.clone(),
                     branch: self.source_branch.to_string(),

@@ -77,7 +77,7 @@ impl Worker {
 
     async fn review(
         &self,
-        issue: &str,
+        keys: &[&str],
         review: Review,
         repo: &str,
         branch: &str,
@@ -94,9 +94,25 @@ impl Worker {
             Ok(t) => t,
             Err(o) => return o,
         };
-        let issue_json = match t.get_issue(issue).await {
-            Ok(v) => v,
-            Err(e) => return tracker_outcome(&e),
+        // the first key the Tracker knows
+        let mut found = None;
+        for (i, key) in keys.iter().enumerate() {
+            match t.get_issue(key).await {
+                Ok(v) => {
+                    found = Some((*key, v));
+                    break;
+                }
+                Err(e) if e.status == Some(404) && i + 1 < keys.len() => {
+                    log(&format!(
+                        "[{key}] not an issue of the Tracker; trying {}",
+                        keys[i + 1]
+                    ));
+                }
+                Err(e) => return tracker_outcome(&e),
+            }
+        }
+        let Some((issue, issue_json)) = found else {
+            return Outcome::Failed("no issue key found".into());
         };
         let status = issue_json["status"]["key"].as_str().unwrap_or("");
         if status == target {
@@ -351,13 +367,17 @@ impl Runner for Worker {
         match &job.intent {
             Intent::Review {
                 issue,
+                candidates,
                 review,
                 repo,
                 branch,
                 title,
                 url,
             } => {
-                self.review(issue, *review, repo, branch, title, url.as_deref())
+                let keys: Vec<&str> = std::iter::once(issue.as_str())
+                    .chain(candidates.iter().map(String::as_str))
+                    .collect();
+                self.review(&keys, *review, repo, branch, title, url.as_deref())
                     .await
             }
             Intent::Deploy {

@@ -248,6 +248,25 @@ async fn receive(
     if parsed.ping {
         return (StatusCode::OK, "ping", json!({ "ping": true }));
     }
+    let mut parsed = parsed;
+    // Deploys and removals only for configured repositories (a payload never chooses what is
+    // cloned).
+    let (kept, unmapped): (Vec<_>, Vec<_>) = parsed.intents.drain(..).partition(|i| match i {
+        webhook::Intent::Deploy { repo, .. } | webhook::Intent::Remove { repo, .. } => {
+            app.cfg.repos.contains_key(repo)
+        }
+        _ => true,
+    });
+    parsed.intents = kept;
+    for i in unmapped {
+        if let webhook::Intent::Deploy { repo, branch, .. }
+        | webhook::Intent::Remove { repo, branch, .. } = i
+        {
+            parsed.ignored.push(format!(
+                "repository `{repo}` (branch `{branch}`) is not configured; start serve with --repo {repo}=<clone URL>"
+            ));
+        }
+    }
     if parsed.intents.is_empty() {
         log(&format!(
             "{} `{}` ignored: {}",

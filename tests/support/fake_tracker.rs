@@ -1,6 +1,8 @@
 //! A fake Yandex Tracker on 127.0.0.1 that follows `shared/reference/tracker-api.md`: auth and
-//! organization headers, `GET`/`PATCH /v3/issues/<key>`, error bodies with `errorMessages`,
-//! 404 for unknown issues, 422 for unknown fields, growing `version`, and injectable faults.
+//! organization headers, `GET`/`PATCH /v3/issues/<key>`, transitions (ids that are not status
+//! keys) and their execution, comments, queue-local fields, triggers, error bodies with
+//! `errorMessages`, 404 for unknown issues, 422 for unknown fields, growing `version`, and
+//! injectable faults.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -46,6 +48,14 @@ struct State {
     fields: HashSet<String>,
     requests: Vec<Recorded>,
     faults: VecDeque<Fault>,
+    queues: HashSet<String>,
+    local_fields: HashMap<String, Vec<Value>>,
+    triggers: HashMap<String, Vec<Value>>,
+    comments: Vec<(String, String)>,
+    /// Transitions executed: (issue, transition id).
+    executed: Vec<(String, String)>,
+    /// Per-issue workflows replacing [`WORKFLOW`]: (transition id, target status).
+    workflows: HashMap<String, Vec<(String, String)>>,
 }
 
 pub struct FakeTracker {
@@ -139,21 +149,181 @@ async fn handle(
             )
         }
     }
-    let Some(key) = recorded.path.strip_prefix("/v3/issues/") else {
-        return error(StatusCode::NOT_FOUND, &["Not found."], json!({}));
-    };
-    if key.contains('/') {
-        return error(StatusCode::NOT_FOUND, &["Not found."], json!({}));
+    let segments: Vec<String> = recorded
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .map(str::to_string)
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match segs.as_slice() {
+        ["v3", "issues", key] => issue(&mut s, key, &method, recorded.body.clone()),
+        ["v3", "issues", key, "transitions"] if method == Method::GET => {
+            let Some(current) = status_of(&s, key) else {
+                return error(StatusCode::NOT_FOUND, &["Issue does not exist."], json!({}));
+            };
+            (StatusCode::OK, axum::Json(transitions(&s, key, &current))).into_response()
+        }
+        ["v3", "issues", key, "transitions", id, "_execute"] if method == Method::POST => {
+            execute(&mut s, key, id, recorded.body.clone())
+        }
+        ["v3", "issues", key, "comments"] if method == Method::POST => {
+            if !s.issues.contains_key(*key) {
+                return error(StatusCode::NOT_FOUND, &["Issue does not exist."], json!({}));
+            }
+            let Some(text) = recorded.body.as_ref().and_then(|b| b["text"].as_str()) else {
+                return error(StatusCode::BAD_REQUEST, &["Text is required."], json!({}));
+            };
+            let id = s.comments.len() + 1;
+            s.comments.push((key.to_string(), text.to_string()));
+            (
+                StatusCode::CREATED,
+                axum::Json(json!({"id": id, "longId": format!("{id:024x}"), "text": text})),
+            )
+                .into_response()
+        }
+        ["v3", "queues", queue, "localFields"] => {
+            if !s.queues.contains(*queue) {
+                return error(StatusCode::NOT_FOUND, &["Queue does not exist."], json!({}));
+            }
+            match method {
+                Method::GET => {
+                    let list = s.local_fields.get(*queue).cloned().unwrap_or_default();
+                    (StatusCode::OK, axum::Json(Value::Array(list))).into_response()
+                }
+                Method::POST => {
+                    let body = recorded.body.clone().unwrap_or(Value::Null);
+                    let (Some(short), Some(_name), Some(ty)) = (
+                        body["id"].as_str(),
+                        body["name"]["en"].as_str(),
+                        body["type"].as_str(),
+                    ) else {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            &["id, name and type are required."],
+                            json!({}),
+                        );
+                    };
+                    let full = format!("6063181a59590578909db920--{short}");
+                    let field = json!({"id": full, "key": short, "name": body["name"]["en"], "schema": {"type": ty}});
+                    s.local_fields
+                        .entry(queue.to_string())
+                        .or_default()
+                        .push(field.clone());
+                    s.fields.insert(full);
+                    (StatusCode::CREATED, axum::Json(field)).into_response()
+                }
+                _ => error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &["Method not allowed."],
+                    json!({}),
+                ),
+            }
+        }
+        ["v3", "queues", queue, "triggers"] => {
+            if !s.queues.contains(*queue) {
+                return error(StatusCode::NOT_FOUND, &["Queue does not exist."], json!({}));
+            }
+            match method {
+                Method::GET => {
+                    let list = s.triggers.get(*queue).cloned().unwrap_or_default();
+                    (StatusCode::OK, axum::Json(Value::Array(list))).into_response()
+                }
+                Method::POST => {
+                    let mut body = recorded.body.clone().unwrap_or(Value::Null);
+                    if body["name"].as_str().is_none() || !body["actions"].is_array() {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            &["name and actions are required."],
+                            json!({}),
+                        );
+                    }
+                    let list = s.triggers.entry(queue.to_string()).or_default();
+                    body["id"] = json!(list.len() + 1);
+                    list.push(body.clone());
+                    (StatusCode::CREATED, axum::Json(body)).into_response()
+                }
+                _ => error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &["Method not allowed."],
+                    json!({}),
+                ),
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, &["Not found."], json!({})),
     }
-    let key = key.to_string();
-    let fields = s.fields.clone();
-    let Some(issue) = s.issues.get_mut(&key) else {
+}
+
+/// The default workflow: transition ids are not status keys.
+pub const WORKFLOW: &[(&str, &str, &str)] = &[
+    ("start_progress", "inProgress", "In progress"),
+    ("send_to_testing", "readyForTest", "Ready for testing"),
+    ("return_for_rework", "needsImprovement", "Needs improvement"),
+    ("close_issue", "closed", "Closed"),
+    ("reopen_issue", "open", "Open"),
+];
+
+fn status_of(s: &State, key: &str) -> Option<String> {
+    s.issues.get(key)?["status"]["key"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn transitions(s: &State, key: &str, current: &str) -> Value {
+    let all: Vec<(String, String)> = match s.workflows.get(key) {
+        Some(w) => w.clone(),
+        None => WORKFLOW
+            .iter()
+            .map(|(id, to, _)| (id.to_string(), to.to_string()))
+            .collect(),
+    };
+    Value::Array(
+        all.into_iter()
+            .filter(|(_, to)| to != current)
+            .map(|(id, to)| json!({"id": id, "display": format!("Go to {to}"), "to": {"key": to, "display": to}}))
+            .collect(),
+    )
+}
+
+fn execute(s: &mut State, key: &str, id: &str, body: Option<Value>) -> Response {
+    let Some(current) = status_of(s, key) else {
         return error(StatusCode::NOT_FOUND, &["Issue does not exist."], json!({}));
     };
-    match method {
+    let available = transitions(s, key, &current);
+    let Some(to) = available
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .map(|t| t["to"]["key"].as_str().unwrap().to_string())
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            &["Transition is not available."],
+            json!({}),
+        );
+    };
+    if let Some(c) = body.as_ref().and_then(|b| b["comment"].as_str()) {
+        s.comments.push((key.to_string(), c.to_string()));
+    }
+    let issue = s.issues.get_mut(key).unwrap();
+    issue.insert("status".into(), json!({"key": to, "display": to}));
+    let version = issue["version"].as_i64().unwrap_or(1) + 1;
+    issue.insert("version".into(), json!(version));
+    s.executed.push((key.to_string(), id.to_string()));
+    let next = transitions(s, key, &to);
+    (StatusCode::OK, axum::Json(next)).into_response()
+}
+
+fn issue(s: &mut State, key: &str, method: &Method, body: Option<Value>) -> Response {
+    let fields = s.fields.clone();
+    let Some(issue) = s.issues.get_mut(key) else {
+        return error(StatusCode::NOT_FOUND, &["Issue does not exist."], json!({}));
+    };
+    match *method {
         Method::GET => (StatusCode::OK, axum::Json(Value::Object(issue.clone()))).into_response(),
         Method::PATCH => {
-            let Some(Value::Object(changes)) = recorded.body.clone() else {
+            let Some(Value::Object(changes)) = body else {
                 return error(StatusCode::BAD_REQUEST, &["Invalid JSON."], json!({}));
             };
             for k in changes.keys() {
@@ -194,6 +364,12 @@ impl FakeTracker {
             fields: ["benchLink".to_string()].into_iter().collect(),
             requests: Vec::new(),
             faults: VecDeque::new(),
+            queues: HashSet::new(),
+            local_fields: HashMap::new(),
+            triggers: HashMap::new(),
+            comments: Vec::new(),
+            executed: Vec::new(),
+            workflows: HashMap::new(),
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -238,12 +414,63 @@ impl FakeTracker {
         let Value::Object(map) = issue else {
             unreachable!()
         };
+        let mut s = self.state.lock().unwrap();
+        s.issues.insert(key.to_string(), map);
+        s.queues.insert(queue.to_string());
+        drop(s);
+        self
+    }
+
+    pub fn add_queue(&self, queue: &str) -> &Self {
+        self.state.lock().unwrap().queues.insert(queue.to_string());
+        self
+    }
+
+    /// Replaces the issue's workflow: (transition id, target status key).
+    pub fn set_workflow(&self, key: &str, workflow: &[(&str, &str)]) -> &Self {
+        self.state.lock().unwrap().workflows.insert(
+            key.to_string(),
+            workflow
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        );
+        self
+    }
+
+    /// The issue's status key.
+    pub fn status(&self, key: &str) -> Option<String> {
+        status_of(&self.state.lock().unwrap(), key)
+    }
+
+    /// Transitions executed so far: (issue, transition id).
+    pub fn executed(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().executed.clone()
+    }
+
+    /// Comments posted so far (directly or with a transition): (issue, text).
+    pub fn comments(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().comments.clone()
+    }
+
+    pub fn local_fields(&self, queue: &str) -> Vec<Value> {
         self.state
             .lock()
             .unwrap()
-            .issues
-            .insert(key.to_string(), map);
-        self
+            .local_fields
+            .get(queue)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn triggers(&self, queue: &str) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .triggers
+            .get(queue)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn add_field(&self, field: &str) -> &Self {

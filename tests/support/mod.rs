@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_tracker;
+pub mod serve;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,324 @@
+//! `benchctl serve` as a real process on 127.0.0.1, a raw HTTP client for it (so tests can send
+//! any header and oversized bodies), and a recording HTTP endpoint (a fake Slack / Telegram).
+
+use super::fake_tracker::FakeTracker;
+use super::{benchctl, free_port};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "serve-tracker-canary-9c1d";
+pub const ORG: &str = "org-serve";
+pub const GITHUB_SECRET: &str = "gh-secret-canary-41f0";
+pub const BITBUCKET_SECRET: &str = "bb-secret-canary-77e2";
+pub const GITLAB_TOKEN: &str = "gl-token-canary-5a5a";
+pub const HOOK_SECRET: &str = "tracker-hook-canary-0b0b";
+
+/// A webhook payload from `tests/fixtures/webhooks/` (copies of `shared/fixtures/webhooks/`).
+pub fn fixture(rel: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/webhooks")
+        .join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A fixture as JSON, to be changed (issue keys, states) before it is signed.
+pub fn fixture_json(rel: &str) -> Value {
+    serde_json::from_slice(&fixture(rel)).unwrap()
+}
+
+/// The HMAC-SHA256 signature header value senders compute.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    benchctl::webhook::sign(secret, body)
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let mut s = std::net::TcpStream::connect(addr).expect("serve listens");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // the server may answer (413) and close before the whole body is sent
+    let _ = s.write_all(body);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Answer { status, body }
+}
+
+/// A running `benchctl serve`.
+pub struct Serve {
+    child: Mutex<Option<Child>>,
+    pub addr: String,
+    pub state_dir: PathBuf,
+    log: PathBuf,
+    _logdir: tempfile::TempDir,
+}
+
+/// How to start the service.
+pub struct ServeSetup<'a> {
+    pub tracker: Option<&'a FakeTracker>,
+    pub args: Vec<String>,
+    pub envs: Vec<(String, String)>,
+    pub state_dir: PathBuf,
+}
+
+impl<'a> ServeSetup<'a> {
+    /// Every source configured, the given Tracker, state in `state_dir`.
+    pub fn new(tracker: Option<&'a FakeTracker>, state_dir: &Path) -> Self {
+        ServeSetup {
+            tracker,
+            args: Vec::new(),
+            envs: vec![
+                ("BENCHCTL_GITHUB_SECRET".into(), GITHUB_SECRET.into()),
+                ("BENCHCTL_BITBUCKET_SECRET".into(), BITBUCKET_SECRET.into()),
+                ("BENCHCTL_GITLAB_TOKEN".into(), GITLAB_TOKEN.into()),
+                ("BENCHCTL_TRACKER_HOOK_SECRET".into(), HOOK_SECRET.into()),
+            ],
+            state_dir: state_dir.to_path_buf(),
+        }
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_string());
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.envs.retain(|(key, _)| key != k);
+        self.envs.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    pub fn without_env(mut self, k: &str) -> Self {
+        self.envs.retain(|(key, _)| key != k);
+        self
+    }
+
+    pub fn start(self) -> Serve {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let logdir = tempfile::tempdir().unwrap();
+        let log = logdir.path().join("serve.log");
+        let mut cmd = benchctl();
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(&addr)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(&self.args);
+        if let Some(t) = self.tracker {
+            cmd.env("BENCHCTL_TRACKER_URL", &t.url)
+                .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
+                .env("BENCHCTL_TRACKER_ORG_ID", ORG)
+                .env("BENCHCTL_TRACKER_RETRIES", "2")
+                .env("BENCHCTL_TRACKER_RETRY_SECS", "5");
+        }
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("benchctl serve starts");
+        let serve = Serve {
+            child: Mutex::new(Some(child)),
+            addr,
+            state_dir: self.state_dir,
+            log,
+            _logdir: logdir,
+        };
+        serve.wait_until("it answers /healthz", Duration::from_secs(20), |s| {
+            std::net::TcpStream::connect(&s.addr).is_ok()
+        });
+        serve
+    }
+}
+
+impl Serve {
+    pub fn post(&self, source: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+        let mut h = vec![("Content-Type", "application/json")];
+        h.extend_from_slice(headers);
+        http(&self.addr, "POST", &format!("/hooks/{source}"), &h, body)
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        http(&self.addr, "GET", path, &[], b"")
+    }
+
+    /// A GitHub delivery of `event`, signed with the test secret.
+    pub fn github(&self, event: &str, delivery: &str, body: &[u8]) -> Answer {
+        let sig = sign(GITHUB_SECRET, body);
+        self.post(
+            "github",
+            &[
+                ("X-GitHub-Event", event),
+                ("X-GitHub-Delivery", delivery),
+                ("X-Hub-Signature-256", &sig),
+            ],
+            body,
+        )
+    }
+
+    /// A Tracker trigger call for `issue`.
+    pub fn tracker_close(&self, issue: &str) -> Answer {
+        let body = serde_json::to_vec(&serde_json::json!({ "issue": issue })).unwrap();
+        self.post(
+            "tracker",
+            &[("Authorization", &format!("Bearer {HOOK_SECRET}"))],
+            &body,
+        )
+    }
+
+    /// The service's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `cond` until it holds; panics with the service's log after `timeout`.
+    pub fn wait_until(&self, what: &str, timeout: Duration, cond: impl Fn(&Serve) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !cond(self) {
+            let exited = self
+                .child
+                .lock()
+                .unwrap()
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                panic!(
+                    "serve exited ({status}) while waiting until {what}; log:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting until {what}; serve log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Jobs finished with `result` (from the log), e.g. `done`.
+    pub fn finished_jobs(&self, result: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&format!(" {result}: ")) && l.contains("] job "))
+            .count()
+    }
+
+    /// The number after `name{labels}` in /metrics (0 when absent).
+    pub fn metric(&self, series: &str) -> u64 {
+        self.get("/metrics")
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.lock().unwrap().take().expect("running");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        child.wait().unwrap()
+    }
+
+    /// SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An HTTP endpoint that records every request (path and body) and answers `status`.
+pub struct Recorder {
+    pub url: String,
+    pub requests: Arc<Mutex<Vec<(String, Value)>>>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl Recorder {
+    pub fn start(status: u16) -> Recorder {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests: Arc<Mutex<Vec<(String, Value)>>> = Default::default();
+        let rec = requests.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = axum::Router::new().fallback(
+                    move |uri: axum::http::Uri, body: axum::body::Bytes| {
+                        let rec = rec.clone();
+                        async move {
+                            let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            rec.lock().unwrap().push((uri.path().to_string(), v));
+                            axum::http::StatusCode::from_u16(status).unwrap()
+                        }
+                    },
+                );
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        Recorder {
+            url,
+            requests,
+            _thread: thread,
+        }
+    }
+
+    pub fn texts(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| v["text"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
