@@ -95,13 +95,16 @@ fn pushes_deploy_and_redeploy_and_a_deleted_branch_tears_the_bench_down() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.body.contains("is not configured"), "{}", a.body);
 
-    // GitHub push -> the bench is built, answers, and is linked
-    let a = s.github(
-        "push",
-        "p-1",
-        &github_push("feature/SRVP-1-login", &first, false),
-    );
-    assert_eq!(a.status, 202, "{}", a.body);
+    // GitHub push -> the bench is built, answers, and is linked; two more pushes of the branch
+    // arrive meanwhile: the newest replaces the queued older one
+    for d in ["p-1", "p-1b", "p-1c"] {
+        let a = s.github(
+            "push",
+            d,
+            &github_push("feature/SRVP-1-login", &first, false),
+        );
+        assert_eq!(a.status, 202, "{}", a.body);
+    }
     s.wait_until("SRVP-1 is linked", Duration::from_secs(90), |_| {
         bench_url(&t, "SRVP-1").is_some()
     });
@@ -228,6 +231,12 @@ fn pushes_deploy_and_redeploy_and_a_deleted_branch_tears_the_bench_down() {
     }
     assert_eq!(s.metric("benchctl_deploys_total{result=\"deployed\"}"), 2);
     assert_eq!(s.metric("benchctl_deploys_total{result=\"failed\"}"), 1);
+    assert!(
+        s.metric("benchctl_jobs_total{kind=\"deploy\",result=\"superseded\"}") >= 1,
+        "{}",
+        s.get("/metrics").body
+    );
+    assert!(log.contains("superseded by job"), "{log}");
 }
 
 #[test]

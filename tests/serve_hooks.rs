@@ -476,7 +476,7 @@ fn review_flow_moves_issues_by_transition_target_on_every_platform() {
 #[test]
 fn queued_jobs_survive_a_crash_and_a_restart_and_shutdown_finishes_running_jobs() {
     let t = tracker();
-    for k in ["SRVQ-1", "SRVQ-2", "SRVQ-3", "SRVQ-4"] {
+    for k in ["SRVQ-1", "SRVQ-2", "SRVQ-3", "SRVQ-4", "SRVQ-5"] {
         t.add_issue(k);
     }
     let state = tempfile::tempdir().unwrap();
@@ -553,4 +553,137 @@ fn queued_jobs_survive_a_crash_and_a_restart_and_shutdown_finishes_running_jobs(
     );
     assert!(log.contains("stopped"), "{log}");
     assert_eq!(queue_files(&s), 0);
+
+    // SIGTERM with a job that outlasts --shutdown-grace: abandoned, kept on disk, run on the
+    // next start
+    let mut s = ServeSetup::new(Some(&t), state.path())
+        .arg("--shutdown-grace")
+        .arg("1")
+        .env("BENCHCTL_TRACKER_RETRY_SECS", "60")
+        .start();
+    t.slow_next(Duration::from_secs(30));
+    let a = s.github("pull_request_review", "q-SRVQ-5", &approval("SRVQ-5"));
+    assert_eq!(a.status, 202);
+    s.wait_until("the job asked the Tracker", Duration::from_secs(10), |_| {
+        t.requests_for("SRVQ-5").len() == 1
+    });
+    let status = s.terminate();
+    assert!(status.success(), "{status}");
+    assert!(
+        s.log().contains("abandoned: stopped for shutdown"),
+        "{}",
+        s.log()
+    );
+    assert_eq!(queue_files(&s), 1);
+    assert_eq!(t.status("SRVQ-5").as_deref(), Some("open"));
+    let s = ServeSetup::new(Some(&t), state.path()).start();
+    s.wait_until("the abandoned job ran", Duration::from_secs(30), |_| {
+        t.status("SRVQ-5").as_deref() == Some("readyForTest")
+    });
+}
+
+#[test]
+fn tracker_init_creates_the_field_and_the_trigger_once() {
+    let t = tracker();
+    t.add_queue("SRVI");
+    let init = |extra: &[&str]| {
+        let mut cmd = support::benchctl();
+        cmd.args(["tracker", "init", "--queue", "SRVI"])
+            .args(extra)
+            .env("BENCHCTL_TRACKER_URL", &t.url)
+            .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
+            .env("BENCHCTL_TRACKER_ORG_ID", ORG)
+            .env("BENCHCTL_TRACKER_HOOK_SECRET", HOOK_SECRET);
+        support::run(&mut cmd)
+    };
+    let hook = "https://bench.example.com/hooks/tracker";
+
+    // without --apply: the field is created, the trigger only printed (secret left out)
+    let r = init(&["--hook-url", hook]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("field: 6063181a59590578909db920--benchLink (created)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r
+        .stdout
+        .contains("export BENCHCTL_BENCH_FIELD='6063181a59590578909db920--benchLink'"));
+    assert!(r.stdout.contains("pass --apply"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(hook) && r.stdout.contains("<secret>"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.all().contains(HOOK_SECRET), "{}", r.all());
+    assert!(t.triggers("SRVI").is_empty());
+    let fields = t.local_fields("SRVI");
+    assert_eq!(fields.len(), 1);
+    assert_eq!(
+        fields[0]["schema"]["type"],
+        "ru.yandex.startrek.core.fields.UriFieldType"
+    );
+
+    // with --apply, twice: the trigger is created once, the field not again
+    for round in 0..2 {
+        let r = init(&["--hook-url", hook, "--apply", "--json"]);
+        assert_eq!(r.code, 0, "{}", r.all());
+        let v = r.json();
+        assert_eq!(v["field_key"], "6063181a59590578909db920--benchLink");
+        assert_eq!(v["field_created"], false);
+        assert_eq!(
+            v["trigger_state"],
+            if round == 0 { "created" } else { "exists" }
+        );
+        assert!(!r.all().contains(HOOK_SECRET));
+    }
+    assert_eq!(t.local_fields("SRVI").len(), 1);
+    let triggers = t.triggers("SRVI");
+    assert_eq!(triggers.len(), 1, "{triggers:?}");
+    let action = &triggers[0]["actions"][0];
+    assert_eq!(action["type"], "Webhook");
+    assert_eq!(action["endpoint"], hook);
+    assert_eq!(action["authContext"]["accessToken"], HOOK_SECRET);
+    assert_eq!(action["authContext"]["tokenType"], "Bearer");
+    assert!(action["body"].as_str().unwrap().contains("{{issue.key}}"));
+    assert_eq!(
+        triggers[0]["conditions"][0],
+        json!({"type": "FieldBecameEqual", "field": "status", "value": "closed"})
+    );
+
+    // a queue that does not exist: exit 2, naming the queue
+    let mut cmd = support::benchctl();
+    cmd.args(["tracker", "init", "--queue", "NOPE"])
+        .env("BENCHCTL_TRACKER_URL", &t.url)
+        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
+        .env("BENCHCTL_TRACKER_ORG_ID", ORG);
+    let r = support::run(&mut cmd);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("queue NOPE") && r.stderr.contains("case-sensitive"),
+        "{}",
+        r.stderr
+    );
+    // --apply without the secret: exit 2, naming the variable
+    let mut cmd = support::benchctl();
+    cmd.args([
+        "tracker",
+        "init",
+        "--queue",
+        "SRVI",
+        "--apply",
+        "--hook-url",
+        hook,
+    ])
+    .env("BENCHCTL_TRACKER_URL", &t.url)
+    .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
+    .env("BENCHCTL_TRACKER_ORG_ID", ORG);
+    let r = support::run(&mut cmd);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("BENCHCTL_TRACKER_HOOK_SECRET"),
+        "{}",
+        r.stderr
+    );
 }

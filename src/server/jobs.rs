@@ -364,30 +364,45 @@ impl Runner for Worker {
             job.source.name(),
             job.attempts + 1
         ));
-        match &job.intent {
-            Intent::Review {
-                issue,
-                candidates,
-                review,
-                repo,
-                branch,
-                title,
-                url,
-            } => {
-                let keys: Vec<&str> = std::iter::once(issue.as_str())
-                    .chain(candidates.iter().map(String::as_str))
-                    .collect();
-                self.review(&keys, *review, repo, branch, title, url.as_deref())
-                    .await
+        if let Intent::Deploy {
+            issue,
+            repo,
+            branch,
+            ..
+        } = &job.intent
+        {
+            // a deploy watches `cancel` itself: it must clean up what it half-made
+            return self.deploy(issue, repo, branch, cancel).await;
+        }
+        let mut stop = cancel;
+        let work = async move {
+            match &job.intent {
+                Intent::Review {
+                    issue,
+                    candidates,
+                    review,
+                    repo,
+                    branch,
+                    title,
+                    url,
+                } => {
+                    let keys: Vec<&str> = std::iter::once(issue.as_str())
+                        .chain(candidates.iter().map(String::as_str))
+                        .collect();
+                    self.review(&keys, *review, repo, branch, title, url.as_deref())
+                        .await
+                }
+                Intent::Deploy { .. } => unreachable!("handled above"),
+                Intent::Remove { issue, branch, .. } => self.remove_branch(issue, branch).await,
+                Intent::Close { issue } => self.close(issue).await,
             }
-            Intent::Deploy {
-                issue,
-                repo,
-                branch,
-                ..
-            } => self.deploy(issue, repo, branch, cancel).await,
-            Intent::Remove { issue, branch, .. } => self.remove_branch(issue, branch).await,
-            Intent::Close { issue } => self.close(issue).await,
+        };
+        // Other jobs are idempotent: on shutdown they are dropped and run again on the next start.
+        tokio::select! {
+            o = work => o,
+            _ = stop.wait_for(|c| *c == Cancel::Shutdown) => {
+                Outcome::Abandoned("stopped for shutdown; runs again on the next start".into())
+            }
         }
     }
 

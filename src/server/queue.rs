@@ -400,10 +400,13 @@ impl Scheduler {
     pub async fn shutdown(&self, grace: Duration) {
         self.lock().stopping = true;
         let deadline = tokio::time::Instant::now() + grace;
+        // after asking jobs to abandon, their clean-up (removing a half-made container) gets
+        // this long before the process exits anyway (their files stay queued)
+        let cleanup = deadline + Duration::from_secs(30);
         let mut cancelled = false;
         loop {
             let notified = self.changed.notified();
-            if self.lock().running.is_empty() {
+            if self.lock().running.is_empty() || tokio::time::Instant::now() >= cleanup {
                 return;
             }
             if !cancelled && tokio::time::Instant::now() >= deadline {
