@@ -4,6 +4,7 @@ use crate::bench::{self, BenchRecord, DeployRequest};
 use crate::config::{self, ProcessEnv, TokenFiles};
 use crate::error::exit;
 use crate::naming::{self, DEFAULT_ISSUE_PATTERN};
+use crate::notify::{Message, Notifier, Templates};
 use crate::output::{OutputMode, SharedReporter};
 use crate::runtime::{DockerEngine, Limits};
 use crate::secret::redact;
@@ -139,7 +140,7 @@ pub struct ServeArgs {
     pub closed_statuses: Vec<String>,
 
     /// Directory whose files override the built-in templates (same relative paths).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "BENCHCTL_TEMPLATES_DIR", value_name = "DIR")]
     pub templates_dir: Option<PathBuf>,
 
     /// Largest accepted webhook body (413 past it).
@@ -428,6 +429,23 @@ fn tracker_client(args: &TrackerArgs) -> Result<Option<TrackerClient>> {
     )
 }
 
+/// The messengers configured in the environment (none is fine).
+fn notifier() -> Result<Notifier> {
+    Notifier::from_env(
+        &ProcessEnv,
+        Templates {
+            dir: env::var(env::TEMPLATES_DIR).map(PathBuf::from),
+        },
+    )
+}
+
+/// Sends a notification; a messenger that fails is a warning, never an error.
+async fn notify(notifier: &Notifier, msg: &Message, reporter: &SharedReporter) {
+    for w in notifier.send(msg).await {
+        reporter.report(crate::output::Event::Warn(w));
+    }
+}
+
 /// Resolves every input of a deploy before any work starts (bad input: exit 2, nothing done).
 fn deploy_request(args: &DeployArgs) -> Result<DeployRequest> {
     let branch = args.branch.clone().or_else(branch_from_ci).ok_or_else(|| {
@@ -583,14 +601,33 @@ async fn cmd_deploy(args: &DeployArgs, mode: OutputMode, reporter: SharedReporte
     } else {
         None
     };
+    let notifier = notifier()?;
     let engine = DockerEngine::connect().await?;
-    let outcome = tokio::select! {
-        r = bench::deploy(&req, &engine, tracker.as_ref(), &reporter, args.lock.options()) => r?,
+    let result = tokio::select! {
+        r = bench::deploy(&req, &engine, tracker.as_ref(), &reporter, args.lock.options()) => r,
         (signal, code) = crate::signal::interrupted() => {
             let cleanup = bench::recover_interrupted(&req, &engine).await;
             return Err(Error::Interrupted { signal: signal.to_string(), cleanup, code });
         }
     };
+    let message = match &result {
+        Ok(o) if o.action == bench::Action::Deployed => Some(Message::Up {
+            issue: req.issue.clone(),
+            url: o.bench.url.clone().unwrap_or_default(),
+            branch: req.branch.clone(),
+            commit: o.bench.commit.clone(),
+        }),
+        Err(e) if e.exit_code() == exit::FAILURE => Some(Message::Failed {
+            issue: req.issue.clone(),
+            branch: req.branch.clone(),
+            reason: redact(&e.to_string()),
+        }),
+        _ => None,
+    };
+    if let Some(m) = message {
+        notify(&notifier, &m, &reporter).await;
+    }
+    let outcome = result?;
     drop(reporter);
     let b = &outcome.bench;
     let url = b.url.clone().unwrap_or_default();
@@ -655,6 +692,7 @@ async fn cmd_teardown(
     } else {
         tracker_client(&args.tracker)?
     };
+    let notifier = notifier()?;
     let engine = DockerEngine::connect().await?;
     let out = bench::teardown(
         &issue,
@@ -666,6 +704,13 @@ async fn cmd_teardown(
         args.lock.options(),
     )
     .await?;
+    if !out.removed_containers.is_empty() {
+        let m = Message::Removed {
+            issue: issue.clone(),
+            reason: "benchctl teardown".into(),
+        };
+        notify(&notifier, &m, &reporter).await;
+    }
     drop(reporter);
     if mode == OutputMode::Json {
         print_json(&out);
@@ -880,7 +925,7 @@ async fn cmd_serve(args: &ServeArgs) -> Result<i32> {
         .issue_pattern
         .clone()
         .unwrap_or_else(|| DEFAULT_ISSUE_PATTERN.to_string());
-    let templates = crate::notify::Templates {
+    let templates = Templates {
         dir: args.templates_dir.clone(),
     };
     templates.check()?;
@@ -912,7 +957,7 @@ async fn cmd_serve(args: &ServeArgs) -> Result<i32> {
         templates: templates.clone(),
     };
     let tracker = tracker_client(&args.tracker)?;
-    let notifier = crate::notify::Notifier::from_env(&ProcessEnv, templates)?;
+    let notifier = Notifier::from_env(&ProcessEnv, templates)?;
     if tracker.is_none() {
         crate::server::log(
             "warning: no Tracker configured: reviews and closes cannot be handled, benches are not linked",

@@ -33,6 +33,8 @@ pub const TELEGRAM_BOT_TOKEN: &str = "BENCHCTL_TELEGRAM_BOT_TOKEN";
 pub const TELEGRAM_CHAT_ID: &str = "BENCHCTL_TELEGRAM_CHAT_ID";
 /// Telegram Bot API base URL (default `https://api.telegram.org`; tests point it at a fake).
 pub const TELEGRAM_API_URL: &str = "BENCHCTL_TELEGRAM_API_URL";
+/// A directory whose files override the built-in templates (`--templates-dir` of `serve`).
+pub const TEMPLATES_DIR: &str = "BENCHCTL_TEMPLATES_DIR";
 /// Where `benchctl serve` keeps its job queue and delivery ids (`--state-dir`).
 pub const STATE_DIR: &str = "BENCHCTL_STATE_DIR";
 /// Set by every CI system: plain output instead of progress bars.

@@ -367,3 +367,70 @@ fn the_trackers_close_tears_the_bench_down_and_wins_over_a_running_deploy() {
     });
     assert!(issue_containers("SRVC-3").is_empty());
 }
+
+#[test]
+fn deploy_and_teardown_from_the_command_line_notify_too() {
+    require_docker();
+    let _c = Cleanup::issues(&["SRVN-1"]);
+    let repo = AppRepo::new();
+    repo.branch_with("feature/SRVN-1", "n\n");
+    let slack = Recorder::start(200);
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(templates.path().join("notify")).unwrap();
+    std::fs::write(
+        templates.path().join("notify/bench-up.txt"),
+        "UP {issue} {url}\n",
+    )
+    .unwrap();
+    let with_slack = |args: &[&str]| {
+        let mut cmd = benchctl();
+        cmd.args(args)
+            .env("BENCHCTL_SLACK_WEBHOOK_URL", &slack.url)
+            .env("BENCHCTL_TEMPLATES_DIR", templates.path());
+        run(&mut cmd)
+    };
+    let r = with_slack(&[
+        "deploy",
+        "feature/SRVN-1",
+        "--repo",
+        &repo.path_str(),
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let url = r.json()["url"].as_str().unwrap().to_string();
+    // a broken redeploy: the old bench stays, the messenger hears of the failure
+    repo.write("Dockerfile", "FROM scratch\nCOPY missing-file /x\n");
+    repo.commit("broken");
+    let r = with_slack(&["deploy", "feature/SRVN-1", "--repo", &repo.path_str()]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let r = with_slack(&["teardown", "SRVN-1"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let texts = slack.texts();
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert_eq!(texts[0], format!("UP SRVN-1 {url}"));
+    assert!(
+        texts[1].contains("SRVN-1 failed") && texts[1].contains("missing-file"),
+        "{texts:?}"
+    );
+    assert!(texts[2].contains("SRVN-1 was removed"), "{texts:?}");
+    // a messenger that fails is a warning, the deploy still succeeds
+    git(
+        repo.path(),
+        &["checkout", "-q", "HEAD~1", "--", "Dockerfile"],
+    );
+    repo.commit("fixed");
+    let mut cmd = benchctl();
+    cmd.args(["deploy", "feature/SRVN-1", "--repo", &repo.path_str()])
+        .env(
+            "BENCHCTL_SLACK_WEBHOOK_URL",
+            "http://127.0.0.1:9/hook-canary-3c3c",
+        );
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("Slack notification not sent"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.all().contains("hook-canary-3c3c"), "{}", r.all());
+}
