@@ -912,6 +912,28 @@ mod tests {
         assert_eq!(p.intents[0].kind(), "deploy");
         assert_eq!(p.intents[1].kind(), "remove");
         assert_eq!(p.ignored.len(), 1);
+        // a merge into an issue branch redeploys that branch
+        let mut merged: Value =
+            serde_json::from_slice(&fixture("github/pull_request.closed.json")).unwrap();
+        merged["pull_request"]["merged"] = true.into();
+        merged["pull_request"]["base"]["ref"] = "feature/PROJ-5-epic".into();
+        merged["pull_request"]["merge_commit_sha"] = "abc123".into();
+        let p = parse(
+            Source::GitHub,
+            &headers(&[("x-github-event", "pull_request")]),
+            &serde_json::to_vec(&merged).unwrap(),
+            &keys,
+        )
+        .unwrap();
+        assert_eq!(
+            p.intents,
+            vec![Intent::Deploy {
+                issue: "PROJ-5".into(),
+                repo: "Codertocat/Hello-World".into(),
+                branch: "feature/PROJ-5-epic".into(),
+                commit: Some("abc123".into()),
+            }]
+        );
     }
 
     #[test]

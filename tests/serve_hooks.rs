@@ -687,3 +687,52 @@ fn tracker_init_creates_the_field_and_the_trigger_once() {
         r.stderr
     );
 }
+
+#[test]
+fn review_targets_are_configurable_per_event() {
+    let t = tracker();
+    t.add_issue("SRVT-1").add_issue("SRVT-2");
+    let state = tempfile::tempdir().unwrap();
+    let s = ServeSetup::new(Some(&t), state.path())
+        .arg("--on-approved")
+        .arg("inProgress")
+        .arg("--on-changes-requested")
+        .arg("none")
+        .start();
+    let review = |key: &str, state: &str| {
+        let mut v = fixture_json("github/pull_request_review.submitted.json");
+        set(&mut v, &["review", "state"], json!(state));
+        set(
+            &mut v,
+            &["pull_request", "head", "ref"],
+            json!(format!("feature/{key}")),
+        );
+        bytes(&v)
+    };
+    assert_eq!(
+        s.github("pull_request_review", "t-1", &review("SRVT-1", "approved"))
+            .status,
+        202
+    );
+    assert_eq!(
+        s.github(
+            "pull_request_review",
+            "t-2",
+            &review("SRVT-2", "changes_requested")
+        )
+        .status,
+        202
+    );
+    s.wait_until("both jobs finished", Duration::from_secs(30), |s| {
+        s.finished_jobs("done") == 2
+    });
+    assert_eq!(t.status("SRVT-1").as_deref(), Some("inProgress"));
+    assert_eq!(
+        t.executed(),
+        vec![("SRVT-1".to_string(), "start_progress".to_string())]
+    );
+    assert_eq!(t.status("SRVT-2").as_deref(), Some("open"));
+    assert!(s
+        .log()
+        .contains("no status is configured for a pull request changes_requested"));
+}
