@@ -130,14 +130,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub review_comment: bool,
 
-    /// Tracker status keys that count as closed (comma-separated).
-    #[arg(
-        long,
-        default_value = "closed",
-        value_delimiter = ',',
-        value_name = "KEYS"
-    )]
-    pub closed_statuses: Vec<String>,
+    #[command(flatten)]
+    pub closed: ClosedArgs,
 
     /// Directory whose files override the built-in templates (same relative paths).
     #[arg(long, env = "BENCHCTL_TEMPLATES_DIR", value_name = "DIR")]
@@ -188,14 +182,8 @@ pub struct GcArgs {
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
 
-    /// Tracker status keys that count as closed (comma-separated).
-    #[arg(
-        long,
-        default_value = "closed",
-        value_delimiter = ',',
-        value_name = "KEYS"
-    )]
-    pub closed_statuses: Vec<String>,
+    #[command(flatten)]
+    pub closed: ClosedArgs,
 
     /// Only benches of this repository (as given to `deploy --repo`).
     #[arg(long, value_name = "REPO")]
@@ -218,6 +206,18 @@ pub struct GcArgs {
 
     #[command(flatten)]
     pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ClosedArgs {
+    /// Tracker status keys that count as closed (comma-separated).
+    #[arg(
+        long,
+        default_value = "closed",
+        value_delimiter = ',',
+        value_name = "KEYS"
+    )]
+    pub closed_statuses: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -850,7 +850,7 @@ async fn cmd_gc(args: &GcArgs, mode: OutputMode, reporter: SharedReporter) -> Re
     let opts = crate::gc::GcOptions {
         dry_run: args.dry_run,
         ttl,
-        closed_statuses: args.closed_statuses.clone(),
+        closed_statuses: args.closed.closed_statuses.clone(),
         scope,
         field: config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?,
         clear_link: !args.keep_link,
@@ -951,7 +951,7 @@ async fn cmd_serve(args: &ServeArgs) -> Result<i32> {
             rejected: review_target(&args.on_rejected),
         },
         review_comment: args.review_comment,
-        closed_statuses: args.closed_statuses.clone(),
+        closed_statuses: args.closed.closed_statuses.clone(),
         deploy: bench_settings(&args.bench, field, !args.no_link, false)?,
         lock: args.lock.options(),
         templates: templates.clone(),

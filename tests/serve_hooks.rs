@@ -184,134 +184,132 @@ fn bytes(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap()
 }
 
+/// A captured payload with `edits` (path, value) applied.
+fn case(
+    issue: &'static str,
+    source: &'static str,
+    event: &'static str,
+    file: &str,
+    edits: &[(&[&str], Value)],
+    want: &'static str,
+) -> Case {
+    let mut v = fixture_json(file);
+    for (path, value) in edits {
+        set(&mut v, path, value.clone());
+    }
+    Case {
+        issue,
+        source,
+        event,
+        body: bytes(&v),
+        want,
+    }
+}
+
 fn cases() -> Vec<Case> {
-    let mut out = Vec::new();
-    // GitHub: review approved (key in the branch), changes requested (key in the review body),
-    // closed without merge (key in the title)
-    let mut v = fixture_json("github/pull_request_review.submitted.json");
-    set(&mut v, &["review", "state"], json!("approved"));
-    set(
-        &mut v,
-        &["pull_request", "head", "ref"],
-        json!("feature/SRVR-1-login"),
-    );
-    out.push(Case {
-        issue: "SRVR-1",
-        source: "github",
-        event: "pull_request_review",
-        body: bytes(&v),
-        want: "readyForTest",
-    });
-    let mut v = fixture_json("github/pull_request_review.submitted.json");
-    set(&mut v, &["review", "state"], json!("changes_requested"));
-    set(
-        &mut v,
-        &["review", "body"],
-        json!("Please rework SRVR-2, the tests fail."),
-    );
-    out.push(Case {
-        issue: "SRVR-2",
-        source: "github",
-        event: "pull_request_review",
-        body: bytes(&v),
-        want: "needsImprovement",
-    });
-    let mut v = fixture_json("github/pull_request.closed.json");
-    set(
-        &mut v,
-        &["pull_request", "title"],
-        json!("SRVR-3: update the README"),
-    );
-    out.push(Case {
-        issue: "SRVR-3",
-        source: "github",
-        event: "pull_request",
-        body: bytes(&v),
-        want: "needsImprovement",
-    });
-    // Bitbucket Cloud: approved (key in the description), changes requested (branch)
-    let mut v = fixture_json("bitbucket-cloud/bitbucket-cloud-pull-event-created.json");
-    set(
-        &mut v,
-        &["pullrequest", "description"],
-        json!("Implements SRVR-4."),
-    );
-    out.push(Case {
-        issue: "SRVR-4",
-        source: "bitbucket-cloud",
-        event: "pullrequest:approved",
-        body: bytes(&v),
-        want: "readyForTest",
-    });
-    let mut v = fixture_json("bitbucket-cloud/bitbucket-cloud-pull-event-created.json");
-    set(
-        &mut v,
-        &["pullrequest", "source", "branch", "name"],
-        json!("bugfix/srvr-5-crash"),
-    );
-    out.push(Case {
-        issue: "SRVR-5",
-        source: "bitbucket-cloud",
-        event: "pullrequest:changes_request_created",
-        body: bytes(&v),
-        want: "needsImprovement",
-    });
-    // Bitbucket Data Center: approved, needs work, declined
-    for (issue, file, event, want) in [
-        (
+    const REVIEW: &str = "github/pull_request_review.submitted.json";
+    const CLOUD: &str = "bitbucket-cloud/bitbucket-cloud-pull-event-created.json";
+    const GITLAB: &str = "gitlab/merge-request-event.json";
+    const READY: &str = "readyForTest";
+    const REWORK: &str = "needsImprovement";
+    let gl = |issue: &'static str, action: &str, want| {
+        let branch = json!(format!("{issue}-viewport"));
+        let edits: [(&[&str], Value); 2] = [
+            (&["object_attributes", "action"], json!(action)),
+            (&["object_attributes", "source_branch"], branch),
+        ];
+        case(issue, "gitlab", "Merge Request Hook", GITLAB, &edits, want)
+    };
+    let dc = |issue: &'static str, file: &str, event, want| {
+        let branch = json!(format!("feature/{issue}-wip"));
+        let edits: [(&[&str], Value); 1] = [(&["pullRequest", "fromRef", "displayId"], branch)];
+        case(issue, "bitbucket-dc", event, file, &edits, want)
+    };
+    vec![
+        // GitHub: approved (key in the branch), changes requested (key in the review body),
+        // closed without merge (key in the title)
+        case(
+            "SRVR-1",
+            "github",
+            "pull_request_review",
+            REVIEW,
+            &[
+                (&["review", "state"], json!("approved")),
+                (
+                    &["pull_request", "head", "ref"],
+                    json!("feature/SRVR-1-login"),
+                ),
+            ],
+            READY,
+        ),
+        case(
+            "SRVR-2",
+            "github",
+            "pull_request_review",
+            REVIEW,
+            &[
+                (&["review", "state"], json!("changes_requested")),
+                (
+                    &["review", "body"],
+                    json!("Please rework SRVR-2, the tests fail."),
+                ),
+            ],
+            REWORK,
+        ),
+        case(
+            "SRVR-3",
+            "github",
+            "pull_request",
+            "github/pull_request.closed.json",
+            &[(
+                &["pull_request", "title"],
+                json!("SRVR-3: update the README"),
+            )],
+            REWORK,
+        ),
+        // Bitbucket Cloud: approved (key in the description), changes requested (branch)
+        case(
+            "SRVR-4",
+            "bitbucket-cloud",
+            "pullrequest:approved",
+            CLOUD,
+            &[(&["pullrequest", "description"], json!("Implements SRVR-4."))],
+            READY,
+        ),
+        case(
+            "SRVR-5",
+            "bitbucket-cloud",
+            "pullrequest:changes_request_created",
+            CLOUD,
+            &[(
+                &["pullrequest", "source", "branch", "name"],
+                json!("bugfix/srvr-5-crash"),
+            )],
+            REWORK,
+        ),
+        // Bitbucket Data Center: approved, needs work, declined
+        dc(
             "SRVR-6",
             "bitbucket-server/pr-reviewer-approved.json",
             "pr:reviewer:approved",
-            "readyForTest",
+            READY,
         ),
-        (
+        dc(
             "SRVR-7",
             "bitbucket-server/pr-reviewer-needs-work.json",
             "pr:reviewer:needs_work",
-            "needsImprovement",
+            REWORK,
         ),
-        (
+        dc(
             "SRVR-8",
             "bitbucket-server/pr-declined.json",
             "pr:declined",
-            "needsImprovement",
+            REWORK,
         ),
-    ] {
-        let mut v = fixture_json(file);
-        set(
-            &mut v,
-            &["pullRequest", "fromRef", "displayId"],
-            json!(format!("feature/{issue}-wip")),
-        );
-        out.push(Case {
-            issue,
-            source: "bitbucket-dc",
-            event,
-            body: bytes(&v),
-            want,
-        });
-    }
-    // GitLab: approved, closed
-    for (issue, action, want) in [
-        ("SRVR-9", "approved", "readyForTest"),
-        ("SRVR-10", "close", "needsImprovement"),
-    ] {
-        let mut v = fixture_json("gitlab/merge-request-event.json");
-        set(&mut v, &["object_attributes", "action"], json!(action));
-        set(
-            &mut v,
-            &["object_attributes", "source_branch"],
-            json!(format!("{issue}-viewport")),
-        );
-        out.push(Case {
-            issue,
-            source: "gitlab",
-            event: "Merge Request Hook",
-            body: bytes(&v),
-            want,
-        });
-    }
-    out
+        // GitLab: approved, closed
+        gl("SRVR-9", "approved", READY),
+        gl("SRVR-10", "close", REWORK),
+    ]
 }
 
 fn send(s: &Serve, c: &Case, delivery: &str) -> Answer {

@@ -61,8 +61,7 @@ struct State {
 pub struct FakeTracker {
     pub url: String,
     state: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: super::LoopbackServer,
 }
 
 fn error(status: StatusCode, messages: &[&str], errors: Value) -> Response {
@@ -371,32 +370,15 @@ impl FakeTracker {
             executed: Vec::new(),
             workflows: HashMap::new(),
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new().fallback(handle).with_state(st);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let server = super::LoopbackServer::start(
+            axum::Router::new()
+                .fallback(handle)
+                .with_state(state.clone()),
+        );
         FakeTracker {
-            url,
+            url: server.url.clone(),
             state,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -566,16 +548,5 @@ impl FakeTracker {
             .into_iter()
             .filter(|r| r.path == path)
             .collect()
-    }
-}
-
-impl Drop for FakeTracker {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

@@ -2,7 +2,7 @@
 //! any header and oversized bodies), and a recording HTTP endpoint (a fake Slack / Telegram).
 
 use super::fake_tracker::FakeTracker;
-use super::{benchctl, free_port};
+use super::{benchctl, free_port, LoopbackServer};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -276,40 +276,27 @@ impl Drop for Serve {
 pub struct Recorder {
     pub url: String,
     pub requests: Arc<Mutex<Vec<(String, Value)>>>,
-    _thread: std::thread::JoinHandle<()>,
+    _server: LoopbackServer,
 }
 
 impl Recorder {
     pub fn start(status: u16) -> Recorder {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let requests: Arc<Mutex<Vec<(String, Value)>>> = Default::default();
         let rec = requests.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new().fallback(
-                    move |uri: axum::http::Uri, body: axum::body::Bytes| {
-                        let rec = rec.clone();
-                        async move {
-                            let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                            rec.lock().unwrap().push((uri.path().to_string(), v));
-                            axum::http::StatusCode::from_u16(status).unwrap()
-                        }
-                    },
-                );
-                axum::serve(listener, app).await.unwrap();
+        let app =
+            axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+                let rec = rec.clone();
+                async move {
+                    let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    rec.lock().unwrap().push((uri.path().to_string(), v));
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                }
             });
-        });
+        let server = LoopbackServer::start(app);
         Recorder {
-            url,
+            url: server.url.clone(),
             requests,
-            _thread: thread,
+            _server: server,
         }
     }
 
