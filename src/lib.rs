@@ -22,6 +22,7 @@ pub mod output;
 pub mod runtime;
 pub mod secret;
 pub mod server;
+pub mod settings;
 pub mod signal;
 pub mod tracker;
 pub mod webhook;
