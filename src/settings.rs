@@ -266,11 +266,13 @@ mod tests {
         )
         .unwrap();
         let local = parse("port = 4000\n[env]\nB = \"local\"\n", "l").unwrap();
-        let mut flags = FileConfig::default();
-        flags.limits = Some(LimitsConfig {
-            cpus: Some(0.5),
+        let flags = FileConfig {
+            limits: Some(LimitsConfig {
+                cpus: Some(0.5),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         let mut origins = BTreeMap::new();
         origins.insert("limits.cpus".to_string(), Origin::Flag("--cpus".into()));
         let flag_layer = Layer {
