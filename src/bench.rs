@@ -37,6 +37,40 @@ pub struct DeployRequest {
     pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Where cached clones live.
     pub cache_dir: std::path::PathBuf,
+    /// `--build-arg` values.
+    pub build_args: std::collections::BTreeMap<String, String>,
+    /// The Dockerfile stage to build (`--target`).
+    pub target: Option<String>,
+    /// Path the readiness probe asks (any answer below 500 counts for `/`, only 2xx/3xx for
+    /// another path).
+    pub health_path: String,
+    /// The bench's environment.
+    pub env: Vec<BenchEnv>,
+}
+
+/// One variable of a bench's environment. Values taken from benchctl's environment or an env
+/// file are secrets: they reach the container and nothing else (no label, no output).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchEnv {
+    pub name: String,
+    pub value: EnvValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnvValue {
+    /// Given on the command line or in a config file.
+    Plain(String),
+    /// Read from the environment or an env file.
+    Secret(crate::secret::Secret),
+}
+
+impl BenchEnv {
+    pub fn value(&self) -> &str {
+        match &self.value {
+            EnvValue::Plain(v) => v,
+            EnvValue::Secret(s) => s.expose(),
+        }
+    }
 }
 
 /// One bench, as `deploy --json` and `list --json` print it.
@@ -148,14 +182,17 @@ impl DeployRequest {
 
     /// Hash of what shapes the image besides the commit (images are tagged and reused by it).
     pub fn build_hash(&self) -> String {
-        let text = format!("b1|{}", self.dockerfile);
+        let mut text = format!("b1|{}", self.dockerfile);
+        if self.target.is_some() || !self.build_args.is_empty() {
+            text.push_str(&format!("|{:?}|{:?}", self.target, self.build_args));
+        }
         hex::encode(&sha2::Sha256::digest(text.as_bytes())[..3])
     }
 
     /// Hash of everything besides the commit that shapes the bench: a no-op redeploy needs the
     /// same commit and the same settings.
     pub fn settings_hash(&self) -> String {
-        let text = format!(
+        let mut text = format!(
             "v1|{}|{:?}|{}|{}|{}|{}|{}",
             self.dockerfile,
             self.port,
@@ -165,6 +202,23 @@ impl DeployRequest {
             self.limits.nano_cpus,
             self.limits.pids
         );
+        let extra = self.health_path != "/"
+            || !self.env.is_empty()
+            || self.target.is_some()
+            || !self.build_args.is_empty();
+        if extra {
+            // values (secrets among them) only enter as part of this one-way hash
+            let env: Vec<(&str, &str)> = self
+                .env
+                .iter()
+                .map(|e| (e.name.as_str(), e.value()))
+                .collect();
+            text.push_str(&format!(
+                "|{}|{}|{env:?}",
+                self.health_path,
+                self.build_hash()
+            ));
+        }
         hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
     }
 }
@@ -637,6 +691,8 @@ async fn deploy_locked(
                 dockerfile,
                 tag: tag.clone(),
                 labels: image_labels,
+                build_args: req.build_args.clone(),
+                target: req.target.clone(),
             };
             reporter.report(Event::Step(format!("building {tag}")));
             let id = image::build(engine, &src, &spec, issue, &req.branch, reporter).await?;
@@ -695,6 +751,11 @@ async fn deploy_locked(
         container_port: port,
         bind: req.bind.clone(),
         limits: req.limits.clone(),
+        env: req
+            .env
+            .iter()
+            .map(|e| format!("{}={}", e.name, e.value()))
+            .collect(),
     };
     reporter.report(Event::Step(format!("starting {name} (port {port})")));
     let id = engine.run(&cspec).await?;
@@ -708,7 +769,15 @@ async fn deploy_locked(
         "waiting for {issue} to answer (up to {} s)",
         req.ready_timeout.as_secs()
     )));
-    let host_port = match wait_ready(engine, &id, &probe_host, req.ready_timeout).await {
+    let host_port = match wait_ready(
+        engine,
+        &id,
+        &probe_host,
+        &req.health_path,
+        req.ready_timeout,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(reason) => {
             let logs = engine.logs_tail(&id, 20).await.unwrap_or_default();
@@ -838,6 +907,7 @@ async fn wait_ready(
     engine: &dyn Engine,
     id: &str,
     probe_host: &str,
+    health_path: &str,
     timeout: Duration,
 ) -> std::result::Result<u16, String> {
     let http = reqwest::Client::builder()
@@ -874,8 +944,17 @@ async fn wait_ready(
                 } else {
                     probe_host.to_string()
                 };
-                match http.get(format!("http://{host}:{port}/")).send().await {
-                    Ok(_) => return Ok(port),
+                let url = format!("http://{host}:{port}{health_path}");
+                match http.get(&url).send().await {
+                    // any answer shows the server is up; a health path must say it is well
+                    Ok(r) if health_path == "/" && r.status().as_u16() < 500 => return Ok(port),
+                    Ok(r) if r.status().is_success() || r.status().is_redirection() => {
+                        return Ok(port)
+                    }
+                    Ok(r) => {
+                        last_problem =
+                            format!("{health_path} answers {} on port {port}", r.status())
+                    }
                     Err(e) => last_problem = format!("no HTTP answer on port {port} ({e})"),
                 }
             }

@@ -8,9 +8,11 @@ use crate::notify::{Message, Notifier, Templates};
 use crate::output::{OutputMode, SharedReporter};
 use crate::runtime::{DockerEngine, Limits};
 use crate::secret::redact;
+use crate::settings::{FileConfig, Layer, LimitsConfig, Origin};
 use crate::tracker::TrackerClient;
 use crate::{env, Error, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,6 +57,9 @@ pub enum Command {
     /// Set up the Tracker for benchctl.
     #[command(subcommand)]
     Tracker(TrackerCommand),
+    /// Show the settings a deploy of the branch would use and where each comes from (flags,
+    /// environment, --config, the branch's benchctl.toml, defaults); secrets redacted.
+    Config(ConfigArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,21 +275,8 @@ pub struct TrackerArgs {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// The issue branch, e.g. `feature/PROJ-42-login` (default: the CI system's branch variable).
-    pub branch: Option<String>,
-
-    /// Repository: a remote URL (ssh, https, git://) or a local path (default: the repository
-    /// around the current directory).
-    #[arg(long, value_name = "URL|PATH")]
-    pub repo: Option<String>,
-
-    /// Issue key, when the branch name does not carry it.
-    #[arg(long, value_name = "KEY")]
-    pub issue: Option<String>,
-
-    /// Regex that finds the issue key in the branch name (its first group, or the whole match).
-    #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
-    pub issue_pattern: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
 
     #[command(flatten)]
     pub bench: BenchArgs,
@@ -305,12 +297,75 @@ pub struct DeployArgs {
     pub tracker: TrackerArgs,
 }
 
-/// How a bench is built and run (shared by `deploy` and `serve`).
+/// Which branch of which repository, and its issue.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The issue branch, e.g. `feature/PROJ-42-login` (default: the CI system's branch variable).
+    pub branch: Option<String>,
+
+    /// Repository: a remote URL (ssh, https, git://) or a local path (default: the repository
+    /// around the current directory).
+    #[arg(long, value_name = "URL|PATH")]
+    pub repo: Option<String>,
+
+    /// Issue key, when the branch name does not carry it.
+    #[arg(long, value_name = "KEY")]
+    pub issue: Option<String>,
+
+    /// Regex that finds the issue key in the branch name (its first group, or the whole match;
+    /// default `(?:^|[^A-Za-z])([A-Za-z]+-[0-9]+)`).
+    #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
+    pub issue_pattern: Option<String>,
+}
+
+/// `benchctl config`: the settings a deploy of the branch would use, and where each comes from.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub bench: BenchArgs,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+/// How a bench is built and run (shared by `deploy`, `serve` and `config`). Settings that a
+/// config file may hold have no default here: flags > environment > `--config` >
+/// the branch's `benchctl.toml` > defaults.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Dockerfile path inside the repository.
-    #[arg(long, default_value = "Dockerfile", value_name = "PATH")]
-    pub dockerfile: String,
+    /// A local config file (same format as the repository's `benchctl.toml`).
+    #[arg(long, env = "BENCHCTL_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Dockerfile path inside the repository (default `Dockerfile`).
+    #[arg(long, value_name = "PATH")]
+    pub dockerfile: Option<String>,
+
+    /// A build argument (repeatable).
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+
+    /// The Dockerfile stage to build.
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+
+    /// Path the readiness probe asks (default `/`: any answer counts; another path must
+    /// answer 2xx or 3xx).
+    #[arg(long, value_name = "PATH")]
+    pub health_path: Option<String>,
+
+    /// A variable of the bench's environment: `NAME=VALUE`, or `NAME` to pass benchctl's own
+    /// value (never shown). Repeatable.
+    #[arg(long = "env", short = 'e', value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// A file of `NAME=VALUE` lines for the bench's environment (values never shown).
+    /// Repeatable.
+    #[arg(long = "env-file", value_name = "PATH")]
+    pub env_files: Vec<PathBuf>,
 
     /// Container port to publish (default: the image's single EXPOSEd port).
     #[arg(long, value_name = "PORT")]
@@ -324,21 +379,21 @@ pub struct BenchArgs {
     #[arg(long, env = "BENCHCTL_PUBLIC_HOST", value_name = "HOST")]
     pub public_host: Option<String>,
 
-    /// Seconds to wait for the bench to answer.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub ready_timeout: u64,
+    /// Seconds to wait for the bench to answer (default 60).
+    #[arg(long, value_name = "SECONDS")]
+    pub ready_timeout: Option<u64>,
 
-    /// Memory limit of the bench (bytes, or with k/m/g suffix).
-    #[arg(long, default_value = "512m", value_name = "SIZE")]
-    pub memory: String,
+    /// Memory limit of the bench (bytes, or with k/m/g suffix; default 512m).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
 
-    /// CPU limit of the bench (cores).
-    #[arg(long, default_value_t = 1.0, value_name = "CPUS")]
-    pub cpus: f64,
+    /// CPU limit of the bench (cores; default 1).
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<f64>,
 
-    /// Maximum number of processes in the bench.
-    #[arg(long, default_value_t = 256, value_name = "N")]
-    pub pids_limit: i64,
+    /// Maximum number of processes in the bench (default 256).
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<i64>,
 
     /// Where cached clones live (default: the user's cache directory, `~/.cache/benchctl`).
     #[arg(long, env = "BENCHCTL_CACHE_DIR", value_name = "DIR")]
@@ -382,32 +437,7 @@ pub struct TeardownArgs {
     pub tracker: TrackerArgs,
 }
 
-/// Parses a size like `512m`, `1g`, `1048576` (a memory limit: at least 6m).
-pub fn parse_size(s: &str) -> Result<i64> {
-    let bytes = parse_bytes(s)?;
-    if bytes < 6 * (1 << 20) {
-        return Err(Error::usage(format!(
-            "memory limit `{s}` is below Docker's minimum of 6m"
-        )));
-    }
-    Ok(bytes)
-}
-
-/// Parses a size like `256k`, `5m`, `1g`, `1048576`.
-pub fn parse_bytes(s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| Error::usage(format!("`{s}` is not a size (e.g. 512m, 1g)")))?;
-    Ok((n * mult as f64) as i64)
-}
+pub use crate::settings::{parse_bytes, parse_memory as parse_size};
 
 /// `--cache-dir` (or `BENCHCTL_CACHE_DIR`), else the user's cache directory.
 fn cache_dir(flag: &Option<PathBuf>) -> PathBuf {
@@ -446,58 +476,185 @@ async fn notify(notifier: &Notifier, msg: &Message, reporter: &SharedReporter) {
     }
 }
 
-/// Resolves every input of a deploy before any work starts (bad input: exit 2, nothing done).
-fn deploy_request(args: &DeployArgs) -> Result<DeployRequest> {
-    let branch = args.branch.clone().or_else(branch_from_ci).ok_or_else(|| {
-        Error::usage(format!(
-            "no branch given; pass one (`benchctl deploy feature/PROJ-42-login`) or run in CI \
-             where one of {} is set",
-            env::CI_BRANCH_VARS.join(", ")
-        ))
-    })?;
-    naming::validate_branch(&branch)?;
-    let issue = match &args.issue {
-        Some(k) => naming::normalize_issue_key(k)?,
-        None => naming::issue_key_from_branch(
-            &branch,
-            args.issue_pattern
-                .as_deref()
-                .unwrap_or(DEFAULT_ISSUE_PATTERN),
-        )?,
-    };
-    let settings = bench_settings(
-        &args.bench,
-        config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?,
-        !args.no_link,
-        args.force,
-    )?;
-    Ok(settings.for_branch(
-        crate::git::resolve_repo(args.repo.as_deref())?,
-        &branch,
-        &issue,
-    ))
+/// The origin of a flag's value: the command line or its environment variable.
+fn origin_of(m: &ArgMatches, id: &str, flag: &str, var: Option<&str>) -> Origin {
+    match (m.value_source(id), var) {
+        (Some(ValueSource::EnvVariable), Some(v)) => Origin::Env(v.to_string()),
+        _ => Origin::Flag(flag.to_string()),
+    }
 }
 
-/// Resolves how benches are built and run; the result is a template that
-/// [`DeployRequest::for_branch`] fills in per deploy.
-pub fn bench_settings(
+/// What flags and the environment say about settings a config file may also hold.
+fn explicit_layer(
     args: &BenchArgs,
-    field: String,
+    field: Option<&str>,
+    issue_pattern: Option<&str>,
+    m: &ArgMatches,
+) -> Result<Layer> {
+    let mut c = FileConfig::default();
+    let mut origins = std::collections::BTreeMap::new();
+    let mut set = |key: &str, id: &str, flag: &str, var: Option<&str>| {
+        origins.insert(key.to_string(), origin_of(m, id, flag, var));
+    };
+    if let Some(v) = &args.dockerfile {
+        c.dockerfile = Some(v.clone());
+        set("dockerfile", "dockerfile", "--dockerfile", None);
+    }
+    if let Some(v) = &args.target {
+        c.target = Some(v.clone());
+        set("target", "target", "--target", None);
+    }
+    if let Some(v) = args.port {
+        c.port = Some(v);
+        set("port", "port", "--port", None);
+    }
+    if let Some(v) = &args.health_path {
+        c.health_path = Some(v.clone());
+        set("health-path", "health_path", "--health-path", None);
+    }
+    if let Some(v) = args.ready_timeout {
+        c.ready_timeout = Some(v);
+        set("ready-timeout", "ready_timeout", "--ready-timeout", None);
+    }
+    if let Some(v) = field {
+        c.field = Some(v.to_string());
+        set("field", "field", "--field", Some(env::BENCH_FIELD));
+    }
+    if let Some(v) = issue_pattern {
+        c.issue_pattern = Some(v.to_string());
+        set(
+            "issue-pattern",
+            "issue_pattern",
+            "--issue-pattern",
+            Some(env::ISSUE_PATTERN),
+        );
+    }
+    let mut limits = LimitsConfig::default();
+    if let Some(v) = &args.memory {
+        limits.memory = Some(v.clone());
+        set("limits.memory", "memory", "--memory", None);
+    }
+    if let Some(v) = args.cpus {
+        limits.cpus = Some(v);
+        set("limits.cpus", "cpus", "--cpus", None);
+    }
+    if let Some(v) = args.pids_limit {
+        limits.pids = Some(v);
+        set("limits.pids", "pids_limit", "--pids-limit", None);
+    }
+    c.limits = Some(limits);
+    let mut build_args = std::collections::BTreeMap::new();
+    for a in &args.build_args {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| Error::usage(format!("--build-arg `{a}` is not NAME=VALUE")))?;
+        build_args.insert(k.to_string(), v.to_string());
+        origins.insert(
+            format!("build-args.{k}"),
+            Origin::Flag("--build-arg".into()),
+        );
+    }
+    c.build_args = (!build_args.is_empty()).then_some(build_args);
+    // env files first: --env wins over them
+    let mut bench_env = std::collections::BTreeMap::new();
+    for f in &args.env_files {
+        for (k, v) in crate::settings::read_env_file(f)? {
+            origins.insert(format!("env.{k}"), Origin::EnvFile(f.display().to_string()));
+            bench_env.insert(k, v);
+        }
+    }
+    for e in &args.env {
+        let (name, value, origin) = match e.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string(), Origin::Flag("--env".into())),
+            None => {
+                let value = std::env::var(e).map_err(|_| {
+                    Error::usage(format!(
+                        "--env {e}: {e} is not set in benchctl's environment (pass NAME=VALUE, or export it)"
+                    ))
+                })?;
+                (e.clone(), value, Origin::Env(e.clone()))
+            }
+        };
+        if !crate::settings::valid_env_name(&name) {
+            return Err(Error::usage(format!(
+                "--env: `{}` is not a variable name",
+                name.escape_debug()
+            )));
+        }
+        origins.insert(format!("env.{name}"), origin);
+        bench_env.insert(name, value);
+    }
+    c.env = (!bench_env.is_empty()).then_some(bench_env);
+    Ok(Layer { config: c, origins })
+}
+
+/// The `--config` file as a layer.
+fn local_layer(args: &BenchArgs) -> Result<Option<Layer>> {
+    args.config
+        .as_ref()
+        .map(|p| {
+            let c = crate::settings::read_local(p)?;
+            Ok(Layer::file(
+                c,
+                Origin::LocalConfig(format!("--config {}", p.display())),
+            ))
+        })
+        .transpose()
+}
+
+/// The branch: given, else the CI system's.
+fn branch_of(source: &SourceArgs) -> Result<String> {
+    let branch = source
+        .branch
+        .clone()
+        .or_else(branch_from_ci)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "no branch given; pass one (`benchctl deploy feature/PROJ-42-login`) or run in CI \
+             where one of {} is set",
+                env::CI_BRANCH_VARS.join(", ")
+            ))
+        })?;
+    naming::validate_branch(&branch)?;
+    Ok(branch)
+}
+
+/// Resolves every input of a deploy before any work starts (bad input: exit 2, nothing done):
+/// the repository's `benchctl.toml` at the branch's head is read here.
+fn deploy_request(
+    source: &SourceArgs,
+    bench: &BenchArgs,
+    tracker: &TrackerArgs,
     link: bool,
     force: bool,
-) -> Result<DeployRequest> {
-    if args.ready_timeout == 0 {
-        return Err(Error::usage("--ready-timeout must be at least 1 second"));
+    m: &ArgMatches,
+    reporter: &SharedReporter,
+) -> Result<(DeployRequest, crate::settings::Effective)> {
+    let branch = branch_of(source)?;
+    if let Some(k) = &source.issue {
+        naming::normalize_issue_key(k)?;
     }
-    if !(args.cpus > 0.0 && args.cpus <= 1024.0) {
-        return Err(Error::usage(format!(
-            "--cpus {} is out of range",
-            args.cpus
-        )));
-    }
-    if args.pids_limit < 1 {
-        return Err(Error::usage("--pids-limit must be positive"));
-    }
+    let explicit = explicit_layer(
+        bench,
+        tracker.field.as_deref(),
+        source.issue_pattern.as_deref(),
+        m,
+    )?;
+    let local = local_layer(bench)?;
+    let base = base_request(bench, link, force)?;
+    let repo = crate::git::resolve_repo(source.repo.as_deref())?;
+    let inputs = crate::settings::Inputs {
+        base: &base,
+        explicit: &explicit,
+        local: local.as_ref(),
+        issue: source.issue.as_deref(),
+    };
+    tokio::task::block_in_place(|| crate::settings::resolve(&inputs, repo, &branch, reporter))
+}
+
+/// The settings no config file holds (bind address, public host, cache, link, force); the
+/// rest is filled in by [`crate::settings::resolve`].
+pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployRequest> {
     args.bind
         .parse::<std::net::IpAddr>()
         .map_err(|_| Error::usage(format!("--bind `{}` is not an IP address", args.bind)))?;
@@ -508,22 +665,22 @@ pub fn bench_settings(
         },
         branch: String::new(),
         issue: String::new(),
-        dockerfile: args.dockerfile.clone(),
-        port: args.port,
+        dockerfile: "Dockerfile".into(),
+        port: None,
         bind: args.bind.clone(),
         public_host: config::public_host(args.public_host.as_deref(), &ProcessEnv),
-        ready_timeout: Duration::from_secs(args.ready_timeout),
-        limits: Limits {
-            memory_bytes: parse_size(&args.memory)?,
-            nano_cpus: (args.cpus * 1e9) as i64,
-            pids: args.pids_limit,
-        },
-        field,
+        ready_timeout: Duration::from_secs(60),
+        limits: Limits::default(),
+        field: config::DEFAULT_FIELD.to_string(),
         link,
         force,
         deploy_id: String::new(),
         ready: Default::default(),
         cache_dir: cache_dir(&args.cache_dir),
+        build_args: Default::default(),
+        target: None,
+        health_path: "/".into(),
+        env: Vec::new(),
     })
 }
 
@@ -594,8 +751,21 @@ fn print_table(rows: &[BenchRecord]) {
     }
 }
 
-async fn cmd_deploy(args: &DeployArgs, mode: OutputMode, reporter: SharedReporter) -> Result<i32> {
-    let req = deploy_request(args)?;
+async fn cmd_deploy(
+    args: &DeployArgs,
+    m: &ArgMatches,
+    mode: OutputMode,
+    reporter: SharedReporter,
+) -> Result<i32> {
+    let (req, _) = deploy_request(
+        &args.source,
+        &args.bench,
+        &args.tracker,
+        !args.no_link,
+        args.force,
+        m,
+        &reporter,
+    )?;
     let tracker = if req.link {
         tracker_client(&args.tracker)?
     } else {
@@ -906,7 +1076,131 @@ fn state_dir(flag: &Option<PathBuf>) -> PathBuf {
     }
 }
 
-async fn cmd_serve(args: &ServeArgs) -> Result<i32> {
+async fn cmd_config(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> Result<i32> {
+    use crate::settings::Row;
+    let reporter = mode.reporter();
+    let has_branch = args.source.branch.is_some() || branch_from_ci().is_some();
+    let mut head: Vec<Row> = Vec::new();
+    let row = |key: &str, value: String, origin: &str| Row {
+        key: key.into(),
+        value,
+        origin: origin.into(),
+    };
+    let effective = if has_branch {
+        let (req, effective) = deploy_request(
+            &args.source,
+            &args.bench,
+            &args.tracker,
+            true,
+            false,
+            m,
+            &reporter,
+        )?;
+        let branch_origin = if args.source.branch.is_some() {
+            "argument"
+        } else {
+            "CI variable"
+        };
+        head.push(row("branch", req.branch.clone(), branch_origin));
+        head.push(row(
+            "repository",
+            req.repo.location.clone(),
+            if args.source.repo.is_some() {
+                "flag --repo"
+            } else {
+                "current directory"
+            },
+        ));
+        head.push(row(
+            "issue",
+            req.issue.clone(),
+            if args.source.issue.is_some() {
+                "flag --issue"
+            } else {
+                "issue-pattern on the branch"
+            },
+        ));
+        effective
+    } else {
+        let explicit = explicit_layer(
+            &args.bench,
+            args.tracker.field.as_deref(),
+            args.source.issue_pattern.as_deref(),
+            m,
+        )?;
+        let local = local_layer(&args.bench)?;
+        let mut layers = vec![&explicit];
+        layers.extend(local.as_ref());
+        let effective = crate::settings::merge(&layers);
+        crate::settings::apply(&base_request(&args.bench, true, false)?, &effective)?;
+        head.push(row(
+            "branch",
+            "-".into(),
+            "none given: the branch's benchctl.toml is not read",
+        ));
+        effective
+    };
+    drop(reporter);
+    let mut rows = head;
+    rows.extend(crate::settings::rows(&effective));
+    let public_host_origin = if args.bench.public_host.is_some() {
+        origin_of(m, "public_host", "--public-host", Some(env::PUBLIC_HOST)).to_string()
+    } else {
+        "default (this machine's host name)".into()
+    };
+    rows.push(row(
+        "public-host",
+        config::public_host(args.bench.public_host.as_deref(), &ProcessEnv),
+        &public_host_origin,
+    ));
+    rows.push(row(
+        "bind",
+        args.bench.bind.clone(),
+        "flag --bind or default",
+    ));
+    rows.push(row(
+        "cache-dir",
+        cache_dir(&args.bench.cache_dir).display().to_string(),
+        if args.bench.cache_dir.is_some() {
+            "flag --cache-dir or BENCHCTL_CACHE_DIR"
+        } else {
+            "default"
+        },
+    ));
+    match tracker_client(&args.tracker) {
+        Ok(Some(t)) => rows.push(row(
+            "tracker",
+            t.base_url().to_string(),
+            "token and organization set (token not shown)",
+        )),
+        Ok(None) => rows.push(row(
+            "tracker",
+            "-".into(),
+            "none configured: benches are not linked",
+        )),
+        Err(e) => rows.push(row("tracker", "-".into(), &format!("error: {e}"))),
+    }
+    if mode == OutputMode::Json {
+        print_json(&rows);
+        return Ok(exit::OK);
+    }
+    let w0 = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .map(|r| r.value.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(60);
+    for r in &rows {
+        println!(
+            "{}",
+            redact(&format!("{:<w0$}  {:<w1$}  {}", r.key, r.value, r.origin)).trim_end()
+        );
+    }
+    Ok(exit::OK)
+}
+
+async fn cmd_serve(args: &ServeArgs, m: &ArgMatches) -> Result<i32> {
     use crate::server::{ReviewTargets, ServeConfig};
     let mut repos = std::collections::HashMap::new();
     for r in &args.repos {
@@ -933,7 +1227,18 @@ async fn cmd_serve(args: &ServeArgs) -> Result<i32> {
     if max_body < 1024 {
         return Err(Error::usage("--max-body must be at least 1k"));
     }
-    let field = config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
+    let explicit = explicit_layer(
+        &args.bench,
+        args.tracker.field.as_deref(),
+        args.issue_pattern.as_deref(),
+        m,
+    )?;
+    let local = local_layer(&args.bench)?;
+    // what the deploys use when no branch's config says otherwise (checked now, at start)
+    let mut layers = vec![&explicit];
+    layers.extend(local.as_ref());
+    let mut deploy = base_request(&args.bench, !args.no_link, false)?;
+    deploy = crate::settings::apply(&deploy, &crate::settings::merge(&layers))?;
     let cfg = ServeConfig {
         listen: args.listen,
         secrets: crate::webhook::Secrets::from_env(&ProcessEnv)?,
@@ -952,7 +1257,9 @@ async fn cmd_serve(args: &ServeArgs) -> Result<i32> {
         },
         review_comment: args.review_comment,
         closed_statuses: args.closed.closed_statuses.clone(),
-        deploy: bench_settings(&args.bench, field, !args.no_link, false)?,
+        deploy,
+        explicit,
+        local,
         lock: args.lock.options(),
         templates: templates.clone(),
     };
@@ -1029,7 +1336,10 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let parsed = Cli::command()
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -1052,16 +1362,22 @@ where
             return exit::FAILURE;
         }
     };
+    // the subcommand's own matches tell where each value came from (flag or environment)
+    let sub = matches
+        .subcommand()
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
     let result = runtime.block_on(async {
         match &cli.command {
-            Command::Deploy(a) => cmd_deploy(a, mode, mode.reporter()).await,
+            Command::Deploy(a) => cmd_deploy(a, &sub, mode, mode.reporter()).await,
+            Command::Config(a) => cmd_config(a, &sub, mode).await,
             Command::List => cmd_list(mode).await,
             Command::Teardown(a) => cmd_teardown(a, mode, mode.reporter()).await,
             Command::Link(a) => cmd_link(a, mode, mode.reporter()).await,
             Command::Status(a) => cmd_status(a, mode).await,
             Command::Logs(a) => cmd_logs(a).await,
             Command::Gc(a) => cmd_gc(a, mode, mode.reporter()).await,
-            Command::Serve(a) => cmd_serve(a).await,
+            Command::Serve(a) => cmd_serve(a, &sub).await,
             Command::Tracker(TrackerCommand::Init(a)) => cmd_tracker_init(a, mode).await,
         }
     });

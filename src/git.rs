@@ -450,6 +450,34 @@ pub fn fetch_branch(
         });
     }
 
+    let (git, commit_id) = update_cache(repo, branch, cache, reporter)?;
+    let commit = git.find_commit(commit_id).map_err(git_err)?;
+
+    checkout(&git, &commit).map_err(git_err)?;
+    Ok(Fetched {
+        commit: commit.id().to_string(),
+        time: commit.time().seconds(),
+    })
+}
+
+/// Fetches `branch` into the cached clone of `repo` (creating it; incrementally and shallow
+/// where the transport allows; under the clone's `flock`); returns the clone and the commit.
+fn update_cache(
+    repo: &RepoSpec,
+    branch: &str,
+    cache: &Path,
+    reporter: &SharedReporter,
+) -> Result<(Repository, git2::Oid)> {
+    let git_err = |e: git2::Error| Error::Git {
+        branch: branch.to_string(),
+        repo: repo.location.clone(),
+        message: crate::secret::redact(e.message()),
+    };
+    let io_err = |what: &str, e: std::io::Error| Error::Git {
+        branch: branch.to_string(),
+        repo: repo.location.clone(),
+        message: format!("{what}: {e}"),
+    };
     let dir = cache_path(cache, repo);
     let parent = dir.parent().expect("cache path has a parent");
     std::fs::create_dir_all(parent)
@@ -503,15 +531,57 @@ pub fn fetch_branch(
         }
         Err(e) => return Err(git_err(e)),
     };
-    let commit = reference.peel_to_commit().map_err(git_err)?;
+    let commit = reference.peel_to_commit().map_err(git_err)?.id();
+    drop(reference);
     let _ = std::fs::write(dir.join(LAST_USED), b"");
     drop(guard);
+    Ok((git, commit))
+}
 
-    checkout(&git, &commit).map_err(git_err)?;
-    Ok(Fetched {
-        commit: commit.id().to_string(),
-        time: commit.time().seconds(),
-    })
+/// The text of `path` at the head of `branch`, and that head. A local repository is read
+/// directly; a remote one from the cached clone, fetched first when it lacks the head (the
+/// deploy that follows then has nothing left to fetch).
+pub fn read_branch_file(
+    repo: &RepoSpec,
+    branch: &str,
+    cache: &Path,
+    path: &str,
+    reporter: &SharedReporter,
+) -> Result<(String, Option<String>)> {
+    set_network_timeouts();
+    let git_err = |e: git2::Error| Error::Git {
+        branch: branch.to_string(),
+        repo: repo.location.clone(),
+        message: crate::secret::redact(e.message()),
+    };
+    let not_found = || Error::BranchNotFound {
+        branch: branch.to_string(),
+        repo: repo.location.clone(),
+    };
+    let read = |git: &Repository, commit: &git2::Commit| -> Option<String> {
+        let entry = commit.tree().ok()?.get_path(Path::new(path)).ok()?;
+        let blob = entry.to_object(git).ok()?.peel_to_blob().ok()?;
+        String::from_utf8(blob.content().to_vec()).ok()
+    };
+    if repo.is_local && !repo.location.starts_with("file://") {
+        let git = Repository::open(&repo.location).map_err(git_err)?;
+        let commit = match git.find_reference(&format!("refs/heads/{branch}")) {
+            Ok(r) => r.peel_to_commit().map_err(git_err)?,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Err(not_found()),
+            Err(e) => return Err(git_err(e)),
+        };
+        return Ok((commit.id().to_string(), read(&git, &commit)));
+    }
+    let head = remote_head(repo, branch)?.ok_or_else(not_found)?;
+    let oid = git2::Oid::from_str(&head).map_err(git_err)?;
+    if let Ok(git) = Repository::open_bare(cache_path(cache, repo)) {
+        if let Ok(commit) = git.find_commit(oid) {
+            return Ok((head, read(&git, &commit)));
+        }
+    }
+    let (git, id) = update_cache(repo, branch, cache, reporter)?;
+    let commit = git.find_commit(id).map_err(git_err)?;
+    Ok((id.to_string(), read(&git, &commit)))
 }
 
 #[cfg(test)]

@@ -18,12 +18,16 @@ const CHUNK: usize = 64 * 1024;
 const QUEUE: usize = 4;
 
 /// What to build.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BuildSpec {
     /// The Dockerfile, relative to the context root (slash-separated).
     pub dockerfile: String,
     pub tag: String,
     pub labels: HashMap<String, String>,
+    /// `--build-arg` values.
+    pub build_args: std::collections::BTreeMap<String, String>,
+    /// The stage to build (`--target`).
+    pub target: Option<String>,
 }
 
 /// Checks a `--dockerfile` value and normalizes it to a slash path inside the context.
@@ -321,8 +325,10 @@ async fn build_once(
         issue: issue.to_string(),
         message: format!("cannot read {}: {e}", spec.dockerfile),
     })?;
+    // a --target stage is not the Dockerfile's last: its trailing lines are not the image's
     let split = std::str::from_utf8(&original)
         .ok()
+        .filter(|_| spec.target.is_none())
         .and_then(crate::dockerfile::split_trailing_config);
     let labels = label_instruction(&spec.labels);
     let (content, changes) = match split {

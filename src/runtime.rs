@@ -54,6 +54,8 @@ pub struct ContainerSpec {
     /// Host address the port is published on (`0.0.0.0` for all interfaces).
     pub bind: String,
     pub limits: Limits,
+    /// `NAME=value` entries of the bench's environment.
+    pub env: Vec<String>,
 }
 
 /// Resource limits of a bench.
@@ -289,8 +291,17 @@ impl Engine for DockerEngine {
         if !spec.tag.is_empty() {
             options = options.t(&spec.tag);
         }
+        if let Some(t) = &spec.target {
+            options = options.target(t);
+        }
+        let build_args: HashMap<String, String> = spec
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let options = options
             .dockerfile(&spec.dockerfile)
+            .buildargs(&build_args)
             .rm(true)
             .forcerm(true)
             .labels(&spec.labels)
@@ -463,6 +474,7 @@ impl Engine for DockerEngine {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             labels: Some(spec.labels.clone()),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
             exposed_ports: Some(vec![port_key]),
             host_config: Some(HostConfig {
                 port_bindings: Some(bindings),

@@ -69,9 +69,17 @@ pub fn read_local(path: &Path) -> Result<FileConfig> {
 pub enum Origin {
     Flag(String),
     Env(String),
+    EnvFile(String),
     LocalConfig(String),
     RepoConfig(String),
     Default,
+}
+
+impl Origin {
+    /// Bench environment values from benchctl's environment or an env file are secrets.
+    pub fn is_secret(&self) -> bool {
+        matches!(self, Origin::Env(_) | Origin::EnvFile(_))
+    }
 }
 
 impl std::fmt::Display for Origin {
@@ -79,6 +87,7 @@ impl std::fmt::Display for Origin {
         match self {
             Origin::Flag(n) => write!(f, "flag {n}"),
             Origin::Env(n) => write!(f, "environment {n}"),
+            Origin::EnvFile(p) => write!(f, "env file {p}"),
             Origin::LocalConfig(p) => write!(f, "{p}"),
             Origin::RepoConfig(at) => write!(f, "{REPO_CONFIG} {at}"),
             Origin::Default => f.write_str("default"),
@@ -239,6 +248,320 @@ pub fn valid_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses a size like `256k`, `5m`, `1g`, `1048576`.
+pub fn parse_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| Error::usage(format!("`{s}` is not a size (e.g. 512m, 1g)")))?;
+    Ok((n * mult as f64) as i64)
+}
+
+/// Parses a memory limit (at least Docker's minimum of 6m).
+pub fn parse_memory(s: &str) -> Result<i64> {
+    let bytes = parse_bytes(s)?;
+    if bytes < 6 * (1 << 20) {
+        return Err(Error::usage(format!(
+            "memory limit `{s}` is below Docker's minimum of 6m"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Reads an env file (`NAME=value` per line, `#` comments, blank lines; a bare `NAME` takes
+/// the value from benchctl's environment), as `docker run --env-file` does: no quoting.
+pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::usage(format!(
+            "cannot read the env file `{}`: {e}",
+            path.display()
+        ))
+    })?;
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = match line.split_once('=') {
+            Some((k, v)) => (k.trim_end().to_string(), Some(v.to_string())),
+            None => (line.trim_end().to_string(), None),
+        };
+        if !valid_env_name(&name) {
+            return Err(Error::usage(format!(
+                "env file `{}`, line {}: `{}` is not a variable name",
+                path.display(),
+                n + 1,
+                name.escape_debug()
+            )));
+        }
+        let value = match value {
+            Some(v) => v,
+            None => std::env::var(&name).map_err(|_| {
+                Error::usage(format!(
+                    "env file `{}`, line {}: {name} has no value and is not set in the environment",
+                    path.display(),
+                    n + 1
+                ))
+            })?,
+        };
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
+/// Everything a deploy's settings come from besides the repository's config.
+pub struct Inputs<'a> {
+    /// Settings that are not in config files (bind, public host, link, cache, ...), as a
+    /// request whose repository, branch and issue are filled in by [`resolve`].
+    pub base: &'a crate::bench::DeployRequest,
+    /// What flags and the environment gave.
+    pub explicit: &'a Layer,
+    /// `--config`.
+    pub local: Option<&'a Layer>,
+    /// `--issue`, when given.
+    pub issue: Option<&'a str>,
+}
+
+/// The repository's config at the head of `branch` as a layer (`None` when it has none).
+pub fn repo_layer(
+    repo: &crate::git::RepoSpec,
+    branch: &str,
+    cache: &Path,
+    reporter: &crate::output::SharedReporter,
+) -> Result<Option<Layer>> {
+    let (head, text) = crate::git::read_branch_file(repo, branch, cache, REPO_CONFIG, reporter)?;
+    let at = format!(
+        "of branch {branch} at {}",
+        crate::naming::short_commit(&head)
+    );
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let config = parse(&text, &format!("{REPO_CONFIG} {at}"))?;
+    Ok(Some(Layer::file(config, Origin::RepoConfig(at))))
+}
+
+/// Merges the layers (reading the repository's config at the branch's head), derives the
+/// issue key, and checks every value: the request the deploy runs with, and where each setting
+/// came from. Blocking (git).
+pub fn resolve(
+    inputs: &Inputs,
+    repo: crate::git::RepoSpec,
+    branch: &str,
+    reporter: &crate::output::SharedReporter,
+) -> Result<(crate::bench::DeployRequest, Effective)> {
+    let repo_config = match repo_layer(&repo, branch, &inputs.base.cache_dir, reporter) {
+        Ok(l) => l,
+        // a branch that does not exist and carries no key: the key is the first thing wrong
+        Err(Error::BranchNotFound { .. }) if inputs.issue.is_none() => {
+            let mut layers = vec![inputs.explicit];
+            layers.extend(inputs.local);
+            let pattern = merge(&layers).config.issue_pattern.unwrap_or_default();
+            crate::naming::issue_key_from_branch(branch, &pattern)?;
+            return Err(Error::BranchNotFound {
+                branch: branch.to_string(),
+                repo: repo.location.clone(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let mut layers = vec![inputs.explicit];
+    layers.extend(inputs.local);
+    layers.extend(repo_config.as_ref());
+    let effective = merge(&layers);
+    let c = &effective.config;
+    let issue = match inputs.issue {
+        Some(k) => crate::naming::normalize_issue_key(k)?,
+        None => crate::naming::issue_key_from_branch(
+            branch,
+            c.issue_pattern.as_deref().unwrap_or_default(),
+        )?,
+    };
+    let req = apply(inputs.base, &effective)?.for_branch(repo, branch, &issue);
+    Ok((req, effective))
+}
+
+fn named(origins: &BTreeMap<String, Origin>, key: &str) -> String {
+    origins
+        .get(key)
+        .map(|o| format!(" (from {o})"))
+        .unwrap_or_default()
+}
+
+/// The request with the merged settings, each checked (errors say where the value came from).
+pub fn apply(
+    base: &crate::bench::DeployRequest,
+    e: &Effective,
+) -> Result<crate::bench::DeployRequest> {
+    use crate::bench::{BenchEnv, EnvValue};
+    let c = &e.config;
+    let o = &e.origins;
+    for key in ["url-template", "template"] {
+        if o.contains_key(key) {
+            return Err(Error::usage(format!(
+                "`{key}`{} is not supported yet",
+                named(o, key)
+            )));
+        }
+    }
+    let limits = c.limits.clone().unwrap_or_default();
+    let ready = c.ready_timeout.unwrap_or(60);
+    if ready == 0 {
+        return Err(Error::usage(format!(
+            "the ready timeout must be at least 1 second{}",
+            named(o, "ready-timeout")
+        )));
+    }
+    let cpus = limits.cpus.unwrap_or(1.0);
+    if !(cpus > 0.0 && cpus <= 1024.0) {
+        return Err(Error::usage(format!(
+            "cpus {cpus} is out of range{}",
+            named(o, "limits.cpus")
+        )));
+    }
+    let pids = limits.pids.unwrap_or(256);
+    if pids < 1 {
+        return Err(Error::usage(format!(
+            "the pids limit must be positive{}",
+            named(o, "limits.pids")
+        )));
+    }
+    let memory = parse_memory(limits.memory.as_deref().unwrap_or("512m"))
+        .map_err(|err| Error::usage(format!("{err}{}", named(o, "limits.memory"))))?;
+    let health_path = c.health_path.clone().unwrap_or_else(|| "/".into());
+    if !health_path.starts_with('/')
+        || health_path
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        return Err(Error::usage(format!(
+            "health path `{}` must start with `/` and hold no spaces{}",
+            health_path.escape_debug(),
+            named(o, "health-path")
+        )));
+    }
+    let mut env = Vec::new();
+    for (name, value) in c.env.iter().flatten() {
+        let key = format!("env.{name}");
+        if !valid_env_name(name) {
+            return Err(Error::usage(format!(
+                "`{}` is not an environment variable name{}",
+                name.escape_debug(),
+                named(o, &key)
+            )));
+        }
+        let secret = o.get(&key).is_some_and(Origin::is_secret);
+        env.push(BenchEnv {
+            name: name.clone(),
+            value: if secret {
+                EnvValue::Secret(crate::secret::Secret::new(value.clone()))
+            } else {
+                EnvValue::Plain(value.clone())
+            },
+        });
+    }
+    for name in c.build_args.iter().flat_map(|m| m.keys()) {
+        if !valid_env_name(name) {
+            return Err(Error::usage(format!(
+                "`{}` is not a build argument name{}",
+                name.escape_debug(),
+                named(o, &format!("build-args.{name}"))
+            )));
+        }
+    }
+    Ok(crate::bench::DeployRequest {
+        dockerfile: c.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into()),
+        port: c.port,
+        ready_timeout: std::time::Duration::from_secs(ready),
+        limits: crate::runtime::Limits {
+            memory_bytes: memory,
+            nano_cpus: (cpus * 1e9) as i64,
+            pids,
+        },
+        field: crate::config::bench_field(
+            c.field.as_deref(),
+            &std::collections::HashMap::<&str, &str>::new(),
+        )
+        .map_err(|err| Error::usage(format!("{err}{}", named(o, "field"))))?,
+        build_args: c.build_args.clone().unwrap_or_default(),
+        target: c.target.clone(),
+        health_path,
+        env,
+        ..base.clone()
+    })
+}
+
+/// One line of `benchctl config`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Row {
+    pub key: String,
+    pub value: String,
+    pub origin: String,
+}
+
+/// The effective settings as rows; values of secret origin are shown as `***`.
+pub fn rows(e: &Effective) -> Vec<Row> {
+    let c = &e.config;
+    let limits = c.limits.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut push = |key: &str, value: Option<String>, fallback: &str| {
+        let origin = e.origins.get(key);
+        let value = match (origin, value) {
+            (Some(o), Some(_)) if key.starts_with("env.") && o.is_secret() => "***".to_string(),
+            (_, Some(v)) => v,
+            (_, None) => fallback.to_string(),
+        };
+        out.push(Row {
+            key: key.to_string(),
+            value,
+            origin: origin.map_or("default".into(), |o| o.to_string()),
+        });
+    };
+    push("dockerfile", c.dockerfile.clone(), "");
+    push(
+        "template",
+        c.template.clone(),
+        "- (only for a branch without a Dockerfile)",
+    );
+    push("target", c.target.clone(), "- (the last stage)");
+    push(
+        "port",
+        c.port.map(|p| p.to_string()),
+        "- (the image's EXPOSEd port)",
+    );
+    push("health-path", c.health_path.clone(), "");
+    push(
+        "ready-timeout",
+        c.ready_timeout.map(|t| format!("{t}s")),
+        "",
+    );
+    push("limits.memory", limits.memory.clone(), "");
+    push("limits.cpus", limits.cpus.map(|v| v.to_string()), "");
+    push("limits.pids", limits.pids.map(|v| v.to_string()), "");
+    push(
+        "url-template",
+        c.url_template.clone(),
+        "- (http://<public host>:<published port>/)",
+    );
+    push("issue-pattern", c.issue_pattern.clone(), "");
+    push("field", c.field.clone(), "");
+    for (k, v) in c.build_args.iter().flatten() {
+        push(&format!("build-args.{k}"), Some(v.clone()), "");
+    }
+    for (k, v) in c.env.iter().flatten() {
+        push(&format!("env.{k}"), Some(v.clone()), "");
+    }
+    out
 }
 
 #[cfg(test)]

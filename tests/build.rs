@@ -73,6 +73,7 @@ fn committed_configuration_equals_docker_build() {
                 ("benchctl.issue".to_string(), "BLD-1".to_string()),
                 ("benchctl.managed".to_string(), "true".to_string()),
             ]),
+            ..Default::default()
         };
         image::build(&engine, dir, &spec, "BLD-1", "b", &reporter)
             .await

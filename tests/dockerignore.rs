@@ -149,6 +149,7 @@ fn context_matches_docker_build() {
             dockerfile: "Dockerfile".into(),
             tag: our_tag.into(),
             labels: HashMap::from([("benchctl.issue".to_string(), "IGN-1".to_string())]),
+            ..Default::default()
         };
         image::build(&engine, dir.path(), &spec, "IGN-1", "b", &reporter)
             .await

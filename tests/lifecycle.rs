@@ -603,9 +603,15 @@ fn gc_removes_closed_and_idle_benches_within_its_scope_only() {
     assert_eq!(tracker.field("LIFG-9", "benchLink"), None);
     assert_eq!(issue_containers("LIFG-10").len(), 1);
 
-    // a first deploy that failed leaves only its result; gc removes it
-    let r = run(benchctl().args(["deploy", "feature/LIFG-12-gone", "--repo", &scope]));
-    assert_eq!(r.code, 2, "{}", r.all());
+    // a first deploy that failed (its build) leaves only its result; gc removes it
+    git(
+        repo.path(),
+        &["checkout", "-q", "-B", "feature/LIFG-12-broken"],
+    );
+    repo.write("Dockerfile", "FROM scratch\nCOPY missing-file /x\n");
+    repo.commit("broken");
+    let r = run(benchctl().args(["deploy", "feature/LIFG-12-broken", "--repo", &scope]));
+    assert_eq!(r.code, 1, "{}", r.all());
     assert_eq!(
         all_issue_containers("LIFG-12").len(),
         1,

@@ -200,10 +200,42 @@ impl Worker {
             Ok(s) => s,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
-        let req = self.cfg.deploy.for_branch(spec, branch, issue);
         let reporter: SharedReporter = Arc::new(JobReporter {
             issue: issue.to_string(),
         });
+        // the branch's benchctl.toml joins the service's settings
+        let resolved = {
+            let cfg = self.cfg.clone();
+            let (branch, issue, rep) = (branch.to_string(), issue.to_string(), reporter.clone());
+            tokio::task::spawn_blocking(move || {
+                let inputs = crate::settings::Inputs {
+                    base: &cfg.deploy,
+                    explicit: &cfg.explicit,
+                    local: cfg.local.as_ref(),
+                    issue: Some(&issue),
+                };
+                crate::settings::resolve(&inputs, spec, &branch, &rep)
+            })
+            .await
+        };
+        let req = match resolved {
+            Ok(Ok((req, _))) => req,
+            Ok(Err(e)) => {
+                let passing = matches!(e, crate::Error::Git { .. });
+                let reason = crate::secret::redact(&e.to_string());
+                if passing {
+                    return Outcome::Retry(reason);
+                }
+                self.notify(Message::Failed {
+                    issue: issue.to_string(),
+                    branch: branch.to_string(),
+                    reason: reason.clone(),
+                })
+                .await;
+                return Outcome::Failed(reason);
+            }
+            Err(e) => return Outcome::Retry(format!("the settings task failed: {e}")),
+        };
         let tracker = if req.link {
             self.tracker.as_ref()
         } else {

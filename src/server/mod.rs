@@ -66,8 +66,11 @@ pub struct ServeConfig {
     pub review_targets: ReviewTargets,
     pub review_comment: bool,
     pub closed_statuses: Vec<String>,
-    /// Settings of every deploy (repo, branch and issue filled in per job).
+    /// Settings of every deploy (flags, environment, `--config`; each branch's `benchctl.toml`
+    /// and the job's repo, branch and issue are added per job).
     pub deploy: DeployRequest,
+    pub explicit: crate::settings::Layer,
+    pub local: Option<crate::settings::Layer>,
     pub lock: LockOptions,
     pub templates: Templates,
 }
