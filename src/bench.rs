@@ -46,6 +46,54 @@ pub struct DeployRequest {
     pub health_path: String,
     /// The bench's environment.
     pub env: Vec<BenchEnv>,
+    /// The bench's address as a template (`https://{issue}.bench.example.com`).
+    pub url_template: Option<String>,
+    /// Route through a reverse proxy instead of publishing a port.
+    pub router: Option<Router>,
+}
+
+/// Traefik routing: the bench joins `network` and carries the router labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Router {
+    pub network: String,
+    pub entrypoint: Option<String>,
+    pub cert_resolver: Option<String>,
+}
+
+impl Router {
+    /// Traefik's labels for a bench answering on `port` at `host`.
+    pub fn labels(&self, issue: &str, host: &str, port: u16) -> HashMap<String, String> {
+        let name = format!("benchctl-{}", crate::naming::slug(issue, 60));
+        let mut l = HashMap::new();
+        l.insert("traefik.enable".to_string(), "true".to_string());
+        l.insert("traefik.docker.network".to_string(), self.network.clone());
+        l.insert(
+            format!("traefik.http.routers.{name}.rule"),
+            format!("Host(`{host}`)"),
+        );
+        l.insert(format!("traefik.http.routers.{name}.service"), name.clone());
+        if let Some(e) = &self.entrypoint {
+            l.insert(
+                format!("traefik.http.routers.{name}.entrypoints"),
+                e.clone(),
+            );
+        }
+        if let Some(r) = &self.cert_resolver {
+            l.insert(
+                format!("traefik.http.routers.{name}.tls"),
+                "true".to_string(),
+            );
+            l.insert(
+                format!("traefik.http.routers.{name}.tls.certresolver"),
+                r.clone(),
+            );
+        }
+        l.insert(
+            format!("traefik.http.services.{name}.loadbalancer.server.port"),
+            port.to_string(),
+        );
+        l
+    }
 }
 
 /// One variable of a bench's environment. Values taken from benchctl's environment or an env
@@ -205,8 +253,11 @@ impl DeployRequest {
         let extra = self.health_path != "/"
             || !self.env.is_empty()
             || self.target.is_some()
-            || !self.build_args.is_empty();
+            || !self.build_args.is_empty()
+            || self.url_template.is_some()
+            || self.router.is_some();
         if extra {
+            text.push_str(&format!("|{:?}|{:?}", self.url_template, self.router));
             // values (secrets among them) only enter as part of this one-way hash
             let env: Vec<(&str, &str)> = self
                 .env
@@ -744,6 +795,22 @@ async fn deploy_locked(
     container_labels.insert(labels::DEPLOY_ID.to_string(), req.deploy_id.clone());
     container_labels.insert(labels::COMMIT_TIME.to_string(), commit_time.to_string());
     container_labels.insert(labels::SETTINGS.to_string(), settings);
+    container_labels.insert(labels::FIELD.to_string(), req.field.clone());
+    if let Some(t) = &req.url_template {
+        container_labels.insert(labels::URL_TEMPLATE.to_string(), t.clone());
+    }
+    if let (Some(router), Some(t)) = (&req.router, &req.url_template) {
+        let url = crate::naming::render_url(
+            t,
+            &crate::naming::UrlValues {
+                issue,
+                branch: &req.branch,
+                commit: &commit,
+                port: None,
+            },
+        )?;
+        container_labels.extend(router.labels(issue, crate::naming::url_host(&url), port));
+    }
     let cspec = ContainerSpec {
         name: name.clone(),
         image: tag.clone(),
@@ -756,6 +823,7 @@ async fn deploy_locked(
             .iter()
             .map(|e| format!("{}={}", e.name, e.value()))
             .collect(),
+        network: req.router.as_ref().map(|r| r.network.clone()),
     };
     reporter.report(Event::Step(format!("starting {name} (port {port})")));
     let id = engine.run(&cspec).await?;
@@ -769,14 +837,11 @@ async fn deploy_locked(
         "waiting for {issue} to answer (up to {} s)",
         req.ready_timeout.as_secs()
     )));
-    let host_port = match wait_ready(
-        engine,
-        &id,
-        &probe_host,
-        &req.health_path,
-        req.ready_timeout,
-    )
-    .await
+    let probe = match &req.router {
+        Some(_) => Probe::Direct(port),
+        None => Probe::Published(probe_host),
+    };
+    let host_port = match wait_ready(engine, &id, &probe, &req.health_path, req.ready_timeout).await
     {
         Ok(p) => p,
         Err(reason) => {
@@ -791,7 +856,14 @@ async fn deploy_locked(
         }
     };
     req.ready.store(true, std::sync::atomic::Ordering::SeqCst);
-    let url = bench_url(&req.public_host, host_port);
+    let url = bench_address(
+        &req.public_host,
+        host_port,
+        req.url_template.as_deref(),
+        issue,
+        &req.branch,
+        &commit,
+    );
     reporter.report(Event::Done(format!("{issue} answers at {url}")));
 
     // Fencing: only the lock's holder may switch benches.
@@ -901,15 +973,50 @@ async fn remove_candidates(
     done
 }
 
+/// Where readiness is probed: the published port on the host, or the container's own address
+/// on its network (routed benches publish nothing) with the container port.
+enum Probe {
+    Published(String),
+    Direct(u16),
+}
+
+/// A bench's address: its URL template rendered, else `http://<public host>:<host port>/`.
+pub fn bench_address(
+    public_host: &str,
+    host_port: Option<u16>,
+    template: Option<&str>,
+    issue: &str,
+    branch: &str,
+    commit: &str,
+) -> String {
+    let rendered = template.and_then(|t| {
+        crate::naming::render_url(
+            t,
+            &crate::naming::UrlValues {
+                issue,
+                branch,
+                commit,
+                port: host_port,
+            },
+        )
+        .ok()
+    });
+    match (rendered, host_port) {
+        (Some(u), _) => u,
+        (None, Some(p)) if !public_host.is_empty() => bench_url(public_host, p),
+        _ => String::new(),
+    }
+}
+
 /// Waits until the container is healthy (with a HEALTHCHECK) or answers HTTP (without one).
 /// Returns the host port, or why it never became ready.
 async fn wait_ready(
     engine: &dyn Engine,
     id: &str,
-    probe_host: &str,
+    probe: &Probe,
     health_path: &str,
     timeout: Duration,
-) -> std::result::Result<u16, String> {
+) -> std::result::Result<Option<u16>, String> {
     let http = reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_millis(500))
@@ -933,29 +1040,42 @@ async fn wait_ready(
                 _ => format!("the container is {}", info.state),
             });
         }
-        let port = info.host_port.ok_or("the engine published no host port")?;
+        let (host_port, address) = match probe {
+            Probe::Published(host) => {
+                let port = info.host_port.ok_or("the engine published no host port")?;
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                (Some(port), format!("{host}:{port}"))
+            }
+            Probe::Direct(port) => {
+                let ip = info
+                    .ip
+                    .clone()
+                    .ok_or("the container has no address on its network")?;
+                (None, format!("{ip}:{port}"))
+            }
+        };
         match info.health.as_deref() {
-            Some("healthy") => return Ok(port),
+            Some("healthy") => return Ok(host_port),
             Some("unhealthy") => return Err("its HEALTHCHECK reports unhealthy".into()),
             Some(_) => last_problem = "its HEALTHCHECK has not passed yet".into(),
             None => {
-                let host = if probe_host.contains(':') {
-                    format!("[{probe_host}]")
-                } else {
-                    probe_host.to_string()
-                };
-                let url = format!("http://{host}:{port}{health_path}");
+                let url = format!("http://{address}{health_path}");
                 match http.get(&url).send().await {
                     // any answer shows the server is up; a health path must say it is well
-                    Ok(r) if health_path == "/" && r.status().as_u16() < 500 => return Ok(port),
+                    Ok(r) if health_path == "/" && r.status().as_u16() < 500 => {
+                        return Ok(host_port)
+                    }
                     Ok(r) if r.status().is_success() || r.status().is_redirection() => {
-                        return Ok(port)
+                        return Ok(host_port)
                     }
                     Ok(r) => {
-                        last_problem =
-                            format!("{health_path} answers {} on port {port}", r.status())
+                        last_problem = format!("{health_path} answers {} at {address}", r.status())
                     }
-                    Err(e) => last_problem = format!("no HTTP answer on port {port} ({e})"),
+                    Err(e) => last_problem = format!("no HTTP answer at {address} ({e})"),
                 }
             }
         }
@@ -997,10 +1117,15 @@ async fn remove_unused_images(
 
 fn record_from(c: &ContainerInfo, now: u64) -> BenchRecord {
     let l = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
-    let url = match (c.host_port, c.labels.get(labels::PUBLIC_HOST)) {
-        (Some(p), Some(h)) => Some(bench_url(h, p)),
-        _ => None,
-    };
+    let url = Some(bench_address(
+        &l(labels::PUBLIC_HOST),
+        c.host_port,
+        c.labels.get(labels::URL_TEMPLATE).map(String::as_str),
+        &l(labels::ISSUE),
+        &l(labels::BRANCH),
+        &l(labels::COMMIT),
+    ))
+    .filter(|u| !u.is_empty());
     let deployed = l(labels::DEPLOYED_AT).parse::<u64>().ok();
     let since = deployed.or(c.created.map(|c| c.max(0) as u64));
     BenchRecord {
@@ -1082,6 +1207,12 @@ async fn teardown_locked(
         link_cleared: false,
         link_error: None,
     };
+    // the field the bench was linked in (a branch's config may name another than the default)
+    let field = containers
+        .iter()
+        .find_map(|c| c.labels.get(labels::FIELD).cloned())
+        .unwrap_or_else(|| field.to_string());
+    let field = field.as_str();
     if let (true, Some(t)) = (clear_link, tracker) {
         reporter.report(Event::Step(format!("clearing field `{field}` of {issue}")));
         match t.set_field(issue, field, None).await {

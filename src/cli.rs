@@ -367,6 +367,28 @@ pub struct BenchArgs {
     #[arg(long = "env-file", value_name = "PATH")]
     pub env_files: Vec<PathBuf>,
 
+    /// The bench's address, e.g. `https://{issue}.bench.example.com` (placeholders {issue},
+    /// {branch}, {commit}, {port}; each a DNS-safe slug, host labels at most 63 characters).
+    #[arg(long, env = "BENCHCTL_URL_TEMPLATE", value_name = "TEMPLATE")]
+    pub url_template: Option<String>,
+
+    /// Route benches through a reverse proxy instead of publishing ports (`traefik`: router
+    /// labels on the host of --url-template; the bench joins --network).
+    #[arg(long, env = "BENCHCTL_ROUTER", value_name = "PROXY", value_parser = ["traefik"])]
+    pub router: Option<String>,
+
+    /// The Docker network the proxy watches (with --router).
+    #[arg(long, env = "BENCHCTL_NETWORK", value_name = "NAME")]
+    pub network: Option<String>,
+
+    /// Traefik entrypoint of the bench routers (e.g. `websecure`).
+    #[arg(long, env = "BENCHCTL_TRAEFIK_ENTRYPOINT", value_name = "NAME")]
+    pub traefik_entrypoint: Option<String>,
+
+    /// Traefik certificate resolver (turns TLS on for the routers).
+    #[arg(long, env = "BENCHCTL_TRAEFIK_CERT_RESOLVER", value_name = "NAME")]
+    pub traefik_cert_resolver: Option<String>,
+
     /// Container port to publish (default: the image's single EXPOSEd port).
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
@@ -516,6 +538,15 @@ fn explicit_layer(
         c.ready_timeout = Some(v);
         set("ready-timeout", "ready_timeout", "--ready-timeout", None);
     }
+    if let Some(v) = &args.url_template {
+        c.url_template = Some(v.clone());
+        set(
+            "url-template",
+            "url_template",
+            "--url-template",
+            Some("BENCHCTL_URL_TEMPLATE"),
+        );
+    }
     if let Some(v) = field {
         c.field = Some(v.to_string());
         set("field", "field", "--field", Some(env::BENCH_FIELD));
@@ -658,6 +689,22 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
     args.bind
         .parse::<std::net::IpAddr>()
         .map_err(|_| Error::usage(format!("--bind `{}` is not an IP address", args.bind)))?;
+    let router = match (&args.router, &args.network) {
+        (Some(_), Some(network)) => Some(bench::Router {
+            network: network.clone(),
+            entrypoint: args.traefik_entrypoint.clone(),
+            cert_resolver: args.traefik_cert_resolver.clone(),
+        }),
+        (Some(_), None) => {
+            return Err(Error::usage(
+                "--router traefik needs --network <name>: the Docker network the proxy watches",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(Error::usage("--network is only used with --router traefik"))
+        }
+        (None, None) => None,
+    };
     Ok(DeployRequest {
         repo: crate::git::RepoSpec {
             location: String::new(),
@@ -681,6 +728,8 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
         target: None,
         health_path: "/".into(),
         env: Vec::new(),
+        url_template: None,
+        router,
     })
 }
 

@@ -39,6 +39,10 @@ pub mod labels {
     pub const COMMIT_TIME: &str = "benchctl.commit-time";
     /// Hash of the settings the bench was built and run with (no-op redeploys compare it).
     pub const SETTINGS: &str = "benchctl.settings";
+    /// The URL template the bench's address is rendered from (`list` renders it again).
+    pub const URL_TEMPLATE: &str = "benchctl.url-template";
+    /// The Tracker field the bench's address was written to (teardown clears that one).
+    pub const FIELD: &str = "benchctl.field";
 }
 
 /// The build context as a stream of tar bytes.
@@ -56,6 +60,8 @@ pub struct ContainerSpec {
     pub limits: Limits,
     /// `NAME=value` entries of the bench's environment.
     pub env: Vec<String>,
+    /// Join this network instead of publishing the port (a reverse proxy routes to it).
+    pub network: Option<String>,
 }
 
 /// Resource limits of a bench.
@@ -94,6 +100,8 @@ pub struct ContainerInfo {
     /// `healthy`, `unhealthy`, `starting`, or `None` without a HEALTHCHECK.
     pub health: Option<String>,
     pub host_port: Option<u16>,
+    /// The container's address on its network (from `inspect`).
+    pub ip: Option<String>,
     /// Unix seconds.
     pub created: Option<i64>,
 }
@@ -274,6 +282,7 @@ impl DockerEngine {
             restarts: 0,
             health,
             host_port,
+            ip: None,
             created: c.created,
         }
     }
@@ -477,7 +486,8 @@ impl Engine for DockerEngine {
             env: (!spec.env.is_empty()).then(|| spec.env.clone()),
             exposed_ports: Some(vec![port_key]),
             host_config: Some(HostConfig {
-                port_bindings: Some(bindings),
+                port_bindings: spec.network.is_none().then_some(bindings),
+                network_mode: spec.network.clone(),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
@@ -549,14 +559,19 @@ impl Engine for DockerEngine {
             Err(e) => return Err(e.into()),
         };
         let state = c.state.unwrap_or_default();
-        let host_port = c
-            .network_settings
-            .and_then(|n| n.ports)
+        let net = c.network_settings.unwrap_or_default();
+        let host_port = net
+            .ports
             .unwrap_or_default()
             .into_values()
             .flatten()
             .flatten()
             .find_map(|b| b.host_port.and_then(|p| p.parse().ok()));
+        let ip = net
+            .networks
+            .unwrap_or_default()
+            .into_values()
+            .find_map(|n| n.ip_address.filter(|a| !a.is_empty()));
         let cfg = c.config.unwrap_or_default();
         Ok(Some(ContainerInfo {
             id: c.id.unwrap_or_default(),
@@ -578,6 +593,7 @@ impl Engine for DockerEngine {
                 .map(|s| s.to_string())
                 .filter(|s| !s.is_empty() && s != "none"),
             host_port,
+            ip,
             created: None,
         }))
     }

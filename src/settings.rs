@@ -406,7 +406,7 @@ pub fn apply(
     use crate::bench::{BenchEnv, EnvValue};
     let c = &e.config;
     let o = &e.origins;
-    for key in ["url-template", "template"] {
+    for key in ["template"] {
         if o.contains_key(key) {
             return Err(Error::usage(format!(
                 "`{key}`{} is not supported yet",
@@ -479,7 +479,28 @@ pub fn apply(
             )));
         }
     }
+    if let Some(t) = &c.url_template {
+        crate::naming::check_url_template(t)
+            .map_err(|err| Error::usage(format!("{err}{}", named(o, "url-template"))))?;
+    }
+    if base.router.is_some() {
+        match &c.url_template {
+            None => {
+                return Err(Error::usage(
+                    "--router traefik needs --url-template (the host name the proxy routes)",
+                ))
+            }
+            Some(t) if t.contains("{port}") => {
+                return Err(Error::usage(format!(
+                    "URL template `{t}`: a routed bench publishes no port, so {{port}} cannot be used{}",
+                    named(o, "url-template")
+                )))
+            }
+            _ => {}
+        }
+    }
     Ok(crate::bench::DeployRequest {
+        url_template: c.url_template.clone(),
         dockerfile: c.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into()),
         port: c.port,
         ready_timeout: std::time::Duration::from_secs(ready),
