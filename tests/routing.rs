@@ -88,10 +88,7 @@ fn traefik_routing_labels_a_bench_on_the_proxy_network() {
     );
     assert_eq!(inspect(&id, "{{.HostConfig.NetworkMode}}"), net.0);
     // nothing published on the host; the bench answers on its network address
-    assert_eq!(
-        inspect(&id, "{{json .NetworkSettings.Ports}}").contains("HostPort"),
-        false
-    );
+    assert!(!inspect(&id, "{{json .NetworkSettings.Ports}}").contains("HostPort"));
     let ip = inspect(
         &id,
         &format!(
