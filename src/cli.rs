@@ -16,10 +16,18 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BENCHCTL_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "benchctl",
-    version,
+    version = VERSION,
     about = "Give every Yandex Tracker issue its own Docker test bench",
     after_help = "Tokens are read from the environment (BENCHCTL_TRACKER_TOKEN or \
                   BENCHCTL_TRACKER_IAM_TOKEN) or from a file, never from a flag.\n\
@@ -57,9 +65,27 @@ pub enum Command {
     /// Set up the Tracker for benchctl.
     #[command(subcommand)]
     Tracker(TrackerCommand),
+    /// Print a shell completion script (bash, zsh, fish): e.g.
+    /// `benchctl completions bash > /etc/bash_completion.d/benchctl`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), generated from these definitions:
+    /// `benchctl man > /usr/local/share/man/man1/benchctl.1`.
+    Man,
     /// Show the settings a deploy of the branch would use and where each comes from (flags,
     /// environment, --config, the branch's benchctl.toml, defaults); secrets redacted.
     Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: CompletionShell,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1385,7 +1411,13 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    let color = if crate::output::no_color() {
+        clap::ColorChoice::Never
+    } else {
+        clap::ColorChoice::Auto
+    };
     let parsed = Cli::command()
+        .color(color)
         .try_get_matches_from(args)
         .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
     let (cli, matches) = match parsed {
@@ -1420,6 +1452,27 @@ where
         match &cli.command {
             Command::Deploy(a) => cmd_deploy(a, &sub, mode, mode.reporter()).await,
             Command::Config(a) => cmd_config(a, &sub, mode).await,
+            Command::Completions(a) => {
+                let shell = match a.shell {
+                    CompletionShell::Bash => clap_complete::Shell::Bash,
+                    CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                    CompletionShell::Fish => clap_complete::Shell::Fish,
+                };
+                let mut out = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "benchctl", &mut out);
+                use std::io::Write;
+                let _ = std::io::stdout().write_all(&out);
+                Ok(exit::OK)
+            }
+            Command::Man => {
+                let mut out = Vec::new();
+                clap_mangen::Man::new(Cli::command())
+                    .render(&mut out)
+                    .map_err(|e| Error::usage(format!("cannot render the man page: {e}")))?;
+                use std::io::Write;
+                let _ = std::io::stdout().write_all(&out);
+                Ok(exit::OK)
+            }
             Command::List => cmd_list(mode).await,
             Command::Teardown(a) => cmd_teardown(a, mode, mode.reporter()).await,
             Command::Link(a) => cmd_link(a, mode, mode.reporter()).await,

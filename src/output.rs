@@ -121,12 +121,25 @@ pub struct TerminalReporter {
     bar: ProgressBar,
 }
 
+/// The spinner's template: colored unless `NO_COLOR` is set (https://no-color.org).
+pub fn spinner_template(no_color: bool) -> &'static str {
+    if no_color {
+        "{spinner} {msg} {prefix}"
+    } else {
+        "{spinner:.cyan} {msg} {prefix:.dim}"
+    }
+}
+
+/// Whether `NO_COLOR` asks for no color (set to anything non-empty).
+pub fn no_color() -> bool {
+    crate::env::var(crate::env::NO_COLOR).is_some()
+}
+
 impl TerminalReporter {
     pub fn new() -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{spinner:.cyan} {msg} {prefix:.dim}")
-                .expect("static template"),
+            ProgressStyle::with_template(spinner_template(no_color())).expect("static template"),
         );
         bar.enable_steady_tick(Duration::from_millis(100));
         TerminalReporter { bar }
@@ -179,6 +192,12 @@ impl Reporter for TerminalReporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_color_drops_the_styles() {
+        assert!(!spinner_template(true).contains('.'));
+        assert!(spinner_template(false).contains(".cyan"));
+    }
 
     #[test]
     fn mode_is_decided_in_one_place() {
