@@ -50,6 +50,8 @@ pub struct DeployRequest {
     pub url_template: Option<String>,
     /// Route through a reverse proxy instead of publishing a port.
     pub router: Option<Router>,
+    /// The host of a remote engine (`DOCKER_HOST`), where published ports are probed.
+    pub engine_host: Option<String>,
 }
 
 /// Traefik routing: the bench joins `network` and carries the router labels.
@@ -828,10 +830,12 @@ async fn deploy_locked(
     reporter.report(Event::Step(format!("starting {name} (port {port})")));
     let id = engine.run(&cspec).await?;
 
-    let probe_host = match req.bind.as_str() {
-        "0.0.0.0" | "" => "127.0.0.1".to_string(),
-        "::" => "::1".to_string(),
-        other => other.to_string(),
+    // a remote engine publishes on its own host; a local one on the bind address
+    let probe_host = match (req.bind.as_str(), &req.engine_host) {
+        ("0.0.0.0" | "" | "::", Some(remote)) => remote.clone(),
+        ("0.0.0.0" | "", None) => "127.0.0.1".to_string(),
+        ("::", None) => "::1".to_string(),
+        (other, _) => other.to_string(),
     };
     reporter.report(Event::Step(format!(
         "waiting for {issue} to answer (up to {} s)",

@@ -756,6 +756,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
         env: Vec::new(),
         url_template: None,
         router,
+        engine_host: config::remote_engine_host(&ProcessEnv),
     })
 }
 
@@ -1220,6 +1221,8 @@ async fn cmd_config(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> Resu
     rows.extend(crate::settings::rows(&effective));
     let public_host_origin = if args.bench.public_host.is_some() {
         origin_of(m, "public_host", "--public-host", Some(env::PUBLIC_HOST)).to_string()
+    } else if config::remote_engine_host(&ProcessEnv).is_some() {
+        "DOCKER_HOST (the remote engine's host)".into()
     } else {
         "default (this machine's host name)".into()
     };

@@ -241,11 +241,22 @@ pub fn bench_field(flag: Option<&str>, envs: &dyn EnvSource) -> Result<String> {
     }
 }
 
-/// The host name used in bench addresses: flag > env > this machine's host name.
+/// The host name used in bench addresses: flag > env > a remote engine's host > this
+/// machine's host name.
 pub fn public_host(flag: Option<&str>, envs: &dyn EnvSource) -> String {
     flag.map(str::to_string)
         .or_else(|| envs.get(env::PUBLIC_HOST))
+        .or_else(|| remote_engine_host(envs))
         .unwrap_or_else(machine_hostname)
+}
+
+/// The host name of a remote engine (`DOCKER_HOST=tcp://build.example.com:2376`): benches
+/// publish their ports there.
+pub fn remote_engine_host(envs: &dyn EnvSource) -> Option<String> {
+    crate::runtime::Endpoint::from_env(&|k| envs.get(k))
+        .ok()?
+        .remote_host()
+        .map(str::to_string)
 }
 
 pub fn machine_hostname() -> String {
