@@ -311,6 +311,11 @@ pub struct DeployArgs {
     #[arg(long)]
     pub no_link: bool,
 
+    /// A branch without an issue key is not an error: exit 0 and do nothing (for CI jobs that
+    /// run on every branch).
+    #[arg(long)]
+    pub skip_no_issue: bool,
+
     /// Rebuild and replace even when the bench already serves this commit, and deploy an
     /// older commit over a newer one.
     #[arg(long)]
@@ -471,8 +476,21 @@ impl LockArgs {
 
 #[derive(Debug, Args)]
 pub struct TeardownArgs {
-    /// Issue key, e.g. PROJ-42.
-    pub issue: String,
+    /// Issue key, e.g. PROJ-42 (or give --branch; in CI the branch variable is used).
+    pub issue: Option<String>,
+
+    /// The issue branch whose bench to remove (its key is derived with --issue-pattern).
+    #[arg(long, value_name = "BRANCH", conflicts_with = "issue")]
+    pub branch: Option<String>,
+
+    /// Regex that finds the issue key in the branch name.
+    #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
+    pub issue_pattern: Option<String>,
+
+    /// A branch without an issue key is not an error: exit 0 and do nothing (for CI jobs that
+    /// run on every branch).
+    #[arg(long)]
+    pub skip_no_issue: bool,
 
     /// Leave the Tracker field as it is.
     #[arg(long)]
@@ -505,6 +523,18 @@ fn tracker_client(args: &TrackerArgs) -> Result<Option<TrackerClient>> {
         config::tracker_config(&ProcessEnv, args.tracker_url.as_deref(), &files)?
             .map(TrackerClient::new),
     )
+}
+
+/// `--skip-no-issue`: a branch without an issue key is left alone, successfully.
+fn skipped_no_issue(branch: &str, mode: OutputMode) -> i32 {
+    if mode == OutputMode::Json {
+        print_json(
+            &serde_json::json!({ "skipped": true, "branch": branch, "reason": "no issue key" }),
+        );
+    } else {
+        println!("branch `{branch}` carries no issue key; nothing to do (--skip-no-issue)");
+    }
+    exit::OK
 }
 
 /// The messengers configured in the environment (none is fine).
@@ -833,7 +863,7 @@ async fn cmd_deploy(
     mode: OutputMode,
     reporter: SharedReporter,
 ) -> Result<i32> {
-    let (req, _) = deploy_request(
+    let resolved = deploy_request(
         &args.source,
         &args.bench,
         &args.tracker,
@@ -841,7 +871,13 @@ async fn cmd_deploy(
         args.force,
         m,
         &reporter,
-    )?;
+    );
+    let (req, _) = match resolved {
+        Err(Error::NoIssueKey { branch, .. }) if args.skip_no_issue => {
+            return Ok(skipped_no_issue(&branch, mode));
+        }
+        other => other?,
+    };
     let tracker = if req.link {
         tracker_client(&args.tracker)?
     } else {
@@ -931,7 +967,28 @@ async fn cmd_teardown(
     mode: OutputMode,
     reporter: SharedReporter,
 ) -> Result<i32> {
-    let issue = naming::normalize_issue_key(&args.issue)?;
+    let issue = match (&args.issue, args.branch.clone().or_else(branch_from_ci)) {
+        (Some(k), _) => naming::normalize_issue_key(k)?,
+        (None, Some(branch)) => {
+            let pattern = args
+                .issue_pattern
+                .as_deref()
+                .unwrap_or(DEFAULT_ISSUE_PATTERN);
+            match naming::issue_key_from_branch(&branch, pattern) {
+                Ok(k) => k,
+                Err(Error::NoIssueKey { .. }) if args.skip_no_issue => {
+                    return Ok(skipped_no_issue(&branch, mode));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        (None, None) => {
+            return Err(Error::usage(
+                "name the bench: `benchctl teardown PROJ-42`, or --branch <branch> (in CI the \
+                 branch variable is used)",
+            ))
+        }
+    };
     let field = config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
     let tracker = if args.keep_link {
         None

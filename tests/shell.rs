@@ -138,3 +138,72 @@ fn the_ci_systems_branch_variables_name_the_branch() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("SHL-1"), "{}", r.stdout);
 }
+
+#[test]
+fn ci_jobs_skip_branches_without_a_key_and_tear_down_by_branch() {
+    let repo = AppRepo::new();
+    // a push to main: nothing to do, successfully
+    let r = run(benchctl()
+        .args([
+            "deploy",
+            "--skip-no-issue",
+            "--repo",
+            &repo.path_str(),
+            "--no-link",
+        ])
+        .env("CI_COMMIT_REF_NAME", "main"));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("branch `main` carries no issue key; nothing to do"),
+        "{}",
+        r.stdout
+    );
+    // without the flag it stays an error
+    let r = run(benchctl()
+        .args(["deploy", "--repo", &repo.path_str(), "--no-link"])
+        .env("CI_COMMIT_REF_NAME", "main"));
+    assert_eq!(r.code, 2, "{}", r.all());
+    // teardown by branch (flag or CI variable); no bench: says so
+    let r = run(benchctl().args(["teardown", "--branch", "feature/SHL-9-x", "--keep-link"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("SHL-9 has no bench"), "{}", r.stdout);
+    let r = run(benchctl()
+        .args(["--json", "teardown", "--keep-link", "--skip-no-issue"])
+        .env("BITBUCKET_BRANCH", "main"));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.json()["skipped"], true);
+    let r = run(benchctl().args(["teardown"]));
+    assert_eq!(r.code, 2, "{}", r.all());
+}
+
+/// The CI recipes in examples/ci parse as YAML and call benchctl the way these tests do.
+#[test]
+fn ci_recipes_are_valid_yaml_and_use_the_tested_commands() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci");
+    for name in [
+        "github-actions.yml",
+        "gitlab-ci.yml",
+        "bitbucket-pipelines.yml",
+    ] {
+        let path = dir.join(name);
+        let out = Command::new("python3")
+            .args(["-c", "import sys, yaml; yaml.safe_load(open(sys.argv[1]))"])
+            .arg(&path)
+            .output()
+            .expect("python3 with PyYAML is needed (apt-get install python3-yaml)");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("benchctl deploy --skip-no-issue"), "{name}");
+        assert!(text.contains("benchctl teardown"), "{name}");
+        // tokens travel in variables, never in a clone URL (it would end up in labels)
+        assert!(
+            !text.contains("@github.com") && !text.contains("gitlab-ci-token:"),
+            "{name}"
+        );
+    }
+}
