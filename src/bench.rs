@@ -52,6 +52,8 @@ pub struct DeployRequest {
     pub router: Option<Router>,
     /// The host of a remote engine (`DOCKER_HOST`), where published ports are probed.
     pub engine_host: Option<String>,
+    /// The Dockerfile template to build with instead of the branch's Dockerfile.
+    pub template: Option<crate::templates::Chosen>,
 }
 
 /// Traefik routing: the bench joins `network` and carries the router labels.
@@ -122,6 +124,9 @@ impl BenchEnv {
         }
     }
 }
+
+/// Where a template's Dockerfile is put in the build context.
+const TEMPLATE_DOCKERFILE: &str = ".benchctl.Dockerfile";
 
 /// One bench, as `deploy --json` and `list --json` print it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -235,6 +240,9 @@ impl DeployRequest {
         let mut text = format!("b1|{}", self.dockerfile);
         if self.target.is_some() || !self.build_args.is_empty() {
             text.push_str(&format!("|{:?}|{:?}", self.target, self.build_args));
+        }
+        if let Some(t) = &self.template {
+            text.push_str(&format!("|template|{}|{}", t.name, t.dockerfile));
         }
         hex::encode(&sha2::Sha256::digest(text.as_bytes())[..3])
     }
@@ -737,7 +745,22 @@ async fn deploy_locked(
         }
         (None, Some(checkout)) => {
             let src = checkout.path().join("src");
-            let dockerfile = image::dockerfile_path(&src, &req.dockerfile, &req.branch)?;
+            let dockerfile = match &req.template {
+                Some(t) => {
+                    reporter.report(Event::Info(format!(
+                        "building with template `{}` ({}; {})",
+                        t.name, t.reason, t.source
+                    )));
+                    std::fs::write(src.join(TEMPLATE_DOCKERFILE), &t.dockerfile).map_err(|e| {
+                        Error::Context {
+                            issue: issue.to_string(),
+                            message: format!("cannot write the template's Dockerfile: {e}"),
+                        }
+                    })?;
+                    TEMPLATE_DOCKERFILE.to_string()
+                }
+                None => image::dockerfile_path(&src, &req.dockerfile, &req.branch)?,
+            };
             let mut image_labels = base_labels.clone();
             image_labels.insert(labels::COMMIT_TIME.to_string(), commit_time.to_string());
             let spec = BuildSpec {

@@ -65,6 +65,9 @@ pub enum Command {
     /// Set up the Tracker for benchctl.
     #[command(subcommand)]
     Tracker(TrackerCommand),
+    /// List the Dockerfile templates for branches without a Dockerfile; with a branch, say
+    /// which one its deploy would use and why.
+    Templates(ConfigArgs),
     /// Print a shell completion script (bash, zsh, fish): e.g.
     /// `benchctl completions bash > /etc/bash_completion.d/benchctl`.
     Completions(CompletionsArgs),
@@ -375,6 +378,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PATH")]
     pub dockerfile: Option<String>,
 
+    /// Build with this Dockerfile template instead of the branch's Dockerfile (without it, a
+    /// branch that has no Dockerfile gets the template its files suggest; `benchctl templates`).
+    #[arg(long, value_name = "NAME")]
+    pub template: Option<String>,
+
     /// A build argument (repeatable).
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
     pub build_args: Vec<String>,
@@ -578,6 +586,10 @@ fn explicit_layer(
         c.dockerfile = Some(v.clone());
         set("dockerfile", "dockerfile", "--dockerfile", None);
     }
+    if let Some(v) = &args.template {
+        c.template = Some(v.clone());
+        set("template", "template", "--template", None);
+    }
     if let Some(v) = &args.target {
         c.target = Some(v.clone());
         set("target", "target", "--target", None);
@@ -730,11 +742,13 @@ fn deploy_request(
     let local = local_layer(bench)?;
     let base = base_request(bench, link, force)?;
     let repo = crate::git::resolve_repo(source.repo.as_deref())?;
+    let templates_dir = env::var(env::TEMPLATES_DIR).map(PathBuf::from);
     let inputs = crate::settings::Inputs {
         base: &base,
         explicit: &explicit,
         local: local.as_ref(),
         issue: source.issue.as_deref(),
+        templates_dir: templates_dir.as_deref(),
     };
     tokio::task::block_in_place(|| crate::settings::resolve(&inputs, repo, &branch, reporter))
 }
@@ -787,6 +801,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
         url_template: None,
         router,
         engine_host: config::remote_engine_host(&ProcessEnv),
+        template: None,
     })
 }
 
@@ -1209,6 +1224,67 @@ fn state_dir(flag: &Option<PathBuf>) -> PathBuf {
     }
 }
 
+async fn cmd_templates(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> Result<i32> {
+    let dir = env::var(env::TEMPLATES_DIR).map(PathBuf::from);
+    let list = crate::templates::list(dir.as_deref());
+    let has_branch = args.source.branch.is_some() || branch_from_ci().is_some();
+    let chosen = if has_branch {
+        let reporter = mode.reporter();
+        let (req, _) = deploy_request(
+            &args.source,
+            &args.bench,
+            &args.tracker,
+            true,
+            false,
+            m,
+            &reporter,
+        )?;
+        Some(req)
+    } else {
+        None
+    };
+    if mode == OutputMode::Json {
+        print_json(&serde_json::json!({
+            "templates": list,
+            "branch": chosen.as_ref().map(|r| &r.branch),
+            "chosen": chosen.as_ref().and_then(|r| r.template.as_ref()),
+        }));
+        return Ok(exit::OK);
+    }
+    let w = list.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    println!(
+        "{:<w$}  {:<34}  {:<40}  SOURCE",
+        "NAME", "CHOSEN BY", "FROM"
+    );
+    for t in &list {
+        let by = if t.chosen_by.is_empty() {
+            "--template only".to_string()
+        } else {
+            t.chosen_by.join(" or ")
+        };
+        println!(
+            "{:<w$}  {:<34}  {:<40}  {}",
+            t.name,
+            by,
+            t.base_images.join(", "),
+            t.source
+        );
+    }
+    if let Some(req) = chosen {
+        match &req.template {
+            Some(t) => println!(
+                "\nbranch `{}` is built with template `{}`: {}",
+                req.branch, t.name, t.reason
+            ),
+            None => println!(
+                "\nbranch `{}` is built with its own `{}`",
+                req.branch, req.dockerfile
+            ),
+        }
+    }
+    Ok(exit::OK)
+}
+
 async fn cmd_config(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> Result<i32> {
     use crate::settings::Row;
     let reporter = mode.reporter();
@@ -1253,6 +1329,9 @@ async fn cmd_config(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> Resu
                 "issue-pattern on the branch"
             },
         ));
+        if let Some(t) = &req.template {
+            head.push(row("template (chosen)", t.name.clone(), &t.reason));
+        }
         effective
     } else {
         let explicit = explicit_layer(
@@ -1512,6 +1591,7 @@ where
         match &cli.command {
             Command::Deploy(a) => cmd_deploy(a, &sub, mode, mode.reporter()).await,
             Command::Config(a) => cmd_config(a, &sub, mode).await,
+            Command::Templates(a) => cmd_templates(a, &sub, mode).await,
             Command::Completions(a) => {
                 let shell = match a.shell {
                     CompletionShell::Bash => clap_complete::Shell::Bash,

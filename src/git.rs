@@ -538,16 +538,34 @@ fn update_cache(
     Ok((git, commit))
 }
 
-/// The text of `path` at the head of `branch`, and that head. A local repository is read
+/// What a deploy reads from the branch before anything else: its head, the text of one file
+/// (the repository's config), and the names at its root (to choose a Dockerfile template).
+#[derive(Debug, Clone)]
+pub struct BranchPeek {
+    pub head: String,
+    pub text: Option<String>,
+    pub root: Vec<String>,
+}
+
+/// Opens the repository that holds `commit`: the local one, or the cached clone.
+fn open_holding(repo: &RepoSpec, cache: &Path) -> std::result::Result<Repository, git2::Error> {
+    if repo.is_local && !repo.location.starts_with("file://") {
+        Repository::open(&repo.location)
+    } else {
+        Repository::open_bare(cache_path(cache, repo))
+    }
+}
+
+/// Reads `path` and the root's names at the head of `branch`. A local repository is read
 /// directly; a remote one from the cached clone, fetched first when it lacks the head (the
 /// deploy that follows then has nothing left to fetch).
-pub fn read_branch_file(
+pub fn peek_branch(
     repo: &RepoSpec,
     branch: &str,
     cache: &Path,
     path: &str,
     reporter: &SharedReporter,
-) -> Result<(String, Option<String>)> {
+) -> Result<BranchPeek> {
     set_network_timeouts();
     let git_err = |e: git2::Error| Error::Git {
         branch: branch.to_string(),
@@ -558,10 +576,23 @@ pub fn read_branch_file(
         branch: branch.to_string(),
         repo: repo.location.clone(),
     };
-    let read = |git: &Repository, commit: &git2::Commit| -> Option<String> {
-        let entry = commit.tree().ok()?.get_path(Path::new(path)).ok()?;
-        let blob = entry.to_object(git).ok()?.peel_to_blob().ok()?;
-        String::from_utf8(blob.content().to_vec()).ok()
+    let peek = |git: &Repository, commit: &git2::Commit| -> BranchPeek {
+        let tree = commit.tree().ok();
+        let text = tree.as_ref().and_then(|t| {
+            let entry = t.get_path(Path::new(path)).ok()?;
+            let blob = entry.to_object(git).ok()?.peel_to_blob().ok()?;
+            String::from_utf8(blob.content().to_vec()).ok()
+        });
+        let root = tree
+            .iter()
+            .flat_map(|t| t.iter())
+            .filter_map(|e| e.name().map(str::to_string))
+            .collect();
+        BranchPeek {
+            head: commit.id().to_string(),
+            text,
+            root,
+        }
     };
     if repo.is_local && !repo.location.starts_with("file://") {
         let git = Repository::open(&repo.location).map_err(git_err)?;
@@ -570,18 +601,30 @@ pub fn read_branch_file(
             Err(e) if e.code() == git2::ErrorCode::NotFound => return Err(not_found()),
             Err(e) => return Err(git_err(e)),
         };
-        return Ok((commit.id().to_string(), read(&git, &commit)));
+        return Ok(peek(&git, &commit));
     }
     let head = remote_head(repo, branch)?.ok_or_else(not_found)?;
     let oid = git2::Oid::from_str(&head).map_err(git_err)?;
-    if let Ok(git) = Repository::open_bare(cache_path(cache, repo)) {
+    if let Ok(git) = open_holding(repo, cache) {
         if let Ok(commit) = git.find_commit(oid) {
-            return Ok((head, read(&git, &commit)));
+            return Ok(peek(&git, &commit));
         }
     }
     let (git, id) = update_cache(repo, branch, cache, reporter)?;
     let commit = git.find_commit(id).map_err(git_err)?;
-    Ok((id.to_string(), read(&git, &commit)))
+    Ok(peek(&git, &commit))
+}
+
+/// Whether `commit` (already read by [`peek_branch`]) holds a file at `path`.
+pub fn commit_has_file(repo: &RepoSpec, cache: &Path, commit: &str, path: &str) -> bool {
+    let Ok(git) = open_holding(repo, cache) else {
+        return false;
+    };
+    let found = git2::Oid::from_str(commit)
+        .and_then(|oid| git.find_commit(oid))
+        .and_then(|c| c.tree())
+        .and_then(|t| t.get_path(Path::new(path)));
+    matches!(found, Ok(e) if e.kind() == Some(git2::ObjectType::Blob))
 }
 
 #[cfg(test)]

@@ -40,8 +40,9 @@ pub fn dockerfile_path(root: &Path, dockerfile: &str, branch: &str) -> Result<St
     }
     if !root.join(&clean).is_file() {
         return Err(Error::usage(format!(
-            "branch `{branch}` has no `{clean}`; add a Dockerfile to the branch or pass \
-             --dockerfile <path>"
+            "branch `{branch}` has no `{clean}` and no template fits it; add a Dockerfile to \
+             the branch, pass --dockerfile <path>, or --template <name> (`benchctl templates` \
+             lists them)"
         )));
     }
     Ok(clean)

@@ -330,6 +330,8 @@ pub struct Inputs<'a> {
     pub local: Option<&'a Layer>,
     /// `--issue`, when given.
     pub issue: Option<&'a str>,
+    /// A user's template directory (`BENCHCTL_TEMPLATES_DIR`).
+    pub templates_dir: Option<&'a Path>,
 }
 
 /// The repository's config at the head of `branch` as a layer (`None` when it has none).
@@ -338,17 +340,20 @@ pub fn repo_layer(
     branch: &str,
     cache: &Path,
     reporter: &crate::output::SharedReporter,
-) -> Result<Option<Layer>> {
-    let (head, text) = crate::git::read_branch_file(repo, branch, cache, REPO_CONFIG, reporter)?;
+) -> Result<(crate::git::BranchPeek, Option<Layer>)> {
+    let peek = crate::git::peek_branch(repo, branch, cache, REPO_CONFIG, reporter)?;
     let at = format!(
         "of branch {branch} at {}",
-        crate::naming::short_commit(&head)
+        crate::naming::short_commit(&peek.head)
     );
-    let Some(text) = text else {
-        return Ok(None);
+    let layer = match &peek.text {
+        Some(text) => {
+            let config = parse(text, &format!("{REPO_CONFIG} {at}"))?;
+            Some(Layer::file(config, Origin::RepoConfig(at)))
+        }
+        None => None,
     };
-    let config = parse(&text, &format!("{REPO_CONFIG} {at}"))?;
-    Ok(Some(Layer::file(config, Origin::RepoConfig(at))))
+    Ok((peek, layer))
 }
 
 /// Merges the layers (reading the repository's config at the branch's head), derives the
@@ -360,7 +365,7 @@ pub fn resolve(
     branch: &str,
     reporter: &crate::output::SharedReporter,
 ) -> Result<(crate::bench::DeployRequest, Effective)> {
-    let repo_config = match repo_layer(&repo, branch, &inputs.base.cache_dir, reporter) {
+    let (peek, repo_config) = match repo_layer(&repo, branch, &inputs.base.cache_dir, reporter) {
         Ok(l) => l,
         // a branch that does not exist and carries no key: the key is the first thing wrong
         Err(Error::BranchNotFound { .. }) if inputs.issue.is_none() => {
@@ -387,7 +392,34 @@ pub fn resolve(
             c.issue_pattern.as_deref().unwrap_or_default(),
         )?,
     };
-    let req = apply(inputs.base, &effective)?.for_branch(repo, branch, &issue);
+    let mut req = apply(inputs.base, &effective)?;
+    // a Dockerfile template: named (--template / `template`), or chosen by what the branch
+    // holds when it has no Dockerfile where the (default) path says
+    let dockerfile_named = effective
+        .origins
+        .get("dockerfile")
+        .is_some_and(|o| *o != Origin::Default);
+    req.template = match &c.template {
+        Some(name) => Some(crate::templates::load(
+            name,
+            inputs.templates_dir,
+            format!("template named{}", named(&effective.origins, "template")),
+        )?),
+        None if !dockerfile_named
+            && !crate::git::commit_has_file(
+                &repo,
+                &inputs.base.cache_dir,
+                &peek.head,
+                &req.dockerfile,
+            ) =>
+        {
+            crate::templates::detect(&peek.root)
+                .map(|(name, why)| crate::templates::load(name, inputs.templates_dir, why))
+                .transpose()?
+        }
+        None => None,
+    };
+    let req = req.for_branch(repo, branch, &issue);
     Ok((req, effective))
 }
 
@@ -406,14 +438,6 @@ pub fn apply(
     use crate::bench::{BenchEnv, EnvValue};
     let c = &e.config;
     let o = &e.origins;
-    for key in ["template"] {
-        if o.contains_key(key) {
-            return Err(Error::usage(format!(
-                "`{key}`{} is not supported yet",
-                named(o, key)
-            )));
-        }
-    }
     let limits = c.limits.clone().unwrap_or_default();
     let ready = c.ready_timeout.unwrap_or(60);
     if ready == 0 {

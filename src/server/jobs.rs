@@ -213,6 +213,7 @@ impl Worker {
                     explicit: &cfg.explicit,
                     local: cfg.local.as_ref(),
                     issue: Some(&issue),
+                    templates_dir: cfg.templates.dir.as_deref(),
                 };
                 crate::settings::resolve(&inputs, spec, &branch, &rep)
             })
