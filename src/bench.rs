@@ -54,6 +54,9 @@ pub struct DeployRequest {
     pub engine_host: Option<String>,
     /// The Dockerfile template to build with instead of the branch's Dockerfile.
     pub template: Option<crate::templates::Chosen>,
+    /// The branch's head as read with its config just before (the read-only no-op check uses
+    /// it; under the lock the head is asked for again).
+    pub head_hint: Option<String>,
 }
 
 /// Traefik routing: the bench joins `network` and carries the router labels.
@@ -231,6 +234,7 @@ impl DeployRequest {
             issue: issue.to_string(),
             deploy_id: format!("{:016x}", rand::random::<u64>()),
             ready: Default::default(),
+            head_hint: None,
             ..self.clone()
         }
     }
@@ -306,8 +310,14 @@ async fn unchanged_at_a_glance(
     if req.force {
         return Ok(None);
     }
-    // ask the git server and the engine at the same time
-    let head = branch_head(req);
+    // ask the git server and the engine at the same time (the head read with the branch's
+    // config a moment ago is asked for only once)
+    let head = async {
+        match &req.head_hint {
+            Some(h) => Ok(Some(h.clone())),
+            None => branch_head(req).await,
+        }
+    };
     let state = async {
         let locked = engine
             .inspect(&crate::lock::lock_name(issue))

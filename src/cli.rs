@@ -802,6 +802,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
         router,
         engine_host: config::remote_engine_host(&ProcessEnv),
         template: None,
+        head_hint: None,
     })
 }
 

@@ -419,7 +419,8 @@ pub fn resolve(
         }
         None => None,
     };
-    let req = req.for_branch(repo, branch, &issue);
+    let mut req = req.for_branch(repo, branch, &issue);
+    req.head_hint = Some(peek.head.clone());
     Ok((req, effective))
 }
 
