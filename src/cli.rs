@@ -582,52 +582,73 @@ fn explicit_layer(
     let mut set = |key: &str, id: &str, flag: &str, var: Option<&str>| {
         origins.insert(key.to_string(), origin_of(m, id, flag, var));
     };
-    if let Some(v) = &args.dockerfile {
-        c.dockerfile = Some(v.clone());
-        set("dockerfile", "dockerfile", "--dockerfile", None);
+    // a value given by flag (or its variable) goes into the layer with where it came from
+    macro_rules! take {
+        ($value:expr, $field:ident, $key:literal, $id:literal, $flag:literal, $var:expr) => {
+            if let Some(v) = $value {
+                c.$field = Some(v.to_owned());
+                set($key, $id, $flag, $var);
+            }
+        };
     }
-    if let Some(v) = &args.template {
-        c.template = Some(v.clone());
-        set("template", "template", "--template", None);
-    }
-    if let Some(v) = &args.target {
-        c.target = Some(v.clone());
-        set("target", "target", "--target", None);
-    }
-    if let Some(v) = args.port {
-        c.port = Some(v);
-        set("port", "port", "--port", None);
-    }
-    if let Some(v) = &args.health_path {
-        c.health_path = Some(v.clone());
-        set("health-path", "health_path", "--health-path", None);
-    }
-    if let Some(v) = args.ready_timeout {
-        c.ready_timeout = Some(v);
-        set("ready-timeout", "ready_timeout", "--ready-timeout", None);
-    }
-    if let Some(v) = &args.url_template {
-        c.url_template = Some(v.clone());
-        set(
-            "url-template",
-            "url_template",
-            "--url-template",
-            Some("BENCHCTL_URL_TEMPLATE"),
-        );
-    }
-    if let Some(v) = field {
-        c.field = Some(v.to_string());
-        set("field", "field", "--field", Some(env::BENCH_FIELD));
-    }
-    if let Some(v) = issue_pattern {
-        c.issue_pattern = Some(v.to_string());
-        set(
-            "issue-pattern",
-            "issue_pattern",
-            "--issue-pattern",
-            Some(env::ISSUE_PATTERN),
-        );
-    }
+    take!(
+        &args.dockerfile,
+        dockerfile,
+        "dockerfile",
+        "dockerfile",
+        "--dockerfile",
+        None
+    );
+    take!(
+        &args.template,
+        template,
+        "template",
+        "template",
+        "--template",
+        None
+    );
+    take!(&args.target, target, "target", "target", "--target", None);
+    take!(&args.port, port, "port", "port", "--port", None);
+    take!(
+        &args.health_path,
+        health_path,
+        "health-path",
+        "health_path",
+        "--health-path",
+        None
+    );
+    take!(
+        &args.ready_timeout,
+        ready_timeout,
+        "ready-timeout",
+        "ready_timeout",
+        "--ready-timeout",
+        None
+    );
+    take!(
+        &args.url_template,
+        url_template,
+        "url-template",
+        "url_template",
+        "--url-template",
+        Some("BENCHCTL_URL_TEMPLATE")
+    );
+    take!(
+        field,
+        field,
+        "field",
+        "field",
+        "--field",
+        Some(env::BENCH_FIELD)
+    );
+    take!(
+        issue_pattern,
+        issue_pattern,
+        "issue-pattern",
+        "issue_pattern",
+        "--issue-pattern",
+        Some(env::ISSUE_PATTERN)
+    );
     let mut limits = LimitsConfig::default();
     if let Some(v) = &args.memory {
         limits.memory = Some(v.clone());

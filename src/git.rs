@@ -197,11 +197,7 @@ fn callbacks<'a>(reporter: Option<SharedReporter>) -> RemoteCallbacks<'a> {
 /// `None` when the branch does not exist.
 pub fn remote_head(repo: &RepoSpec, branch: &str) -> Result<Option<String>> {
     set_network_timeouts();
-    let git_err = |e: git2::Error| Error::Git {
-        branch: branch.to_string(),
-        repo: repo.location.clone(),
-        message: crate::secret::redact(e.message()),
-    };
+    let git_err = git_error(repo, branch);
     let mut remote = git2::Remote::create_detached(repo.location.as_str()).map_err(git_err)?;
     let conn = remote
         .connect_auth(git2::Direction::Fetch, Some(callbacks(None)), None)
@@ -405,16 +401,8 @@ pub fn fetch_branch(
     reporter: &SharedReporter,
 ) -> Result<Fetched> {
     set_network_timeouts();
-    let git_err = |e: git2::Error| Error::Git {
-        branch: branch.to_string(),
-        repo: repo.location.clone(),
-        message: crate::secret::redact(e.message()),
-    };
-    let io_err = |what: &str, e: std::io::Error| Error::Git {
-        branch: branch.to_string(),
-        repo: repo.location.clone(),
-        message: format!("{what}: {e}"),
-    };
+    let git_err = git_error(repo, branch);
+    let io_err = io_error(repo, branch);
     let workdir = dest.join("src");
     std::fs::create_dir_all(&workdir)
         .map_err(|e| io_err(&format!("cannot create {}", workdir.display()), e))?;
@@ -433,16 +421,7 @@ pub fn fetch_branch(
     // A repository on this machine is read directly: cloning it would only copy it.
     if repo.is_local && !repo.location.starts_with("file://") {
         let git = Repository::open(&repo.location).map_err(git_err)?;
-        let commit = match git.find_reference(&format!("refs/heads/{branch}")) {
-            Ok(r) => r.peel_to_commit().map_err(git_err)?,
-            Err(e) if e.code() == git2::ErrorCode::NotFound => {
-                return Err(Error::BranchNotFound {
-                    branch: branch.to_string(),
-                    repo: repo.location.clone(),
-                })
-            }
-            Err(e) => return Err(git_err(e)),
-        };
+        let commit = local_branch_commit(&git, repo, branch)?;
         checkout(&git, &commit).map_err(git_err)?;
         return Ok(Fetched {
             commit: commit.id().to_string(),
@@ -460,6 +439,43 @@ pub fn fetch_branch(
     })
 }
 
+/// A failed git operation on `branch` of `repo`, as an error (secrets redacted).
+fn git_error<'a>(repo: &'a RepoSpec, branch: &'a str) -> impl Fn(git2::Error) -> Error + Copy + 'a {
+    move |e| Error::Git {
+        branch: branch.to_string(),
+        repo: repo.location.clone(),
+        message: crate::secret::redact(e.message()),
+    }
+}
+
+/// A failed file operation while fetching `branch` of `repo`, as an error.
+fn io_error<'a>(
+    repo: &'a RepoSpec,
+    branch: &'a str,
+) -> impl Fn(&str, std::io::Error) -> Error + Copy + 'a {
+    move |what, e| Error::Git {
+        branch: branch.to_string(),
+        repo: repo.location.clone(),
+        message: format!("{what}: {e}"),
+    }
+}
+
+/// The commit `refs/heads/<branch>` of a local repository points at.
+fn local_branch_commit<'r>(
+    git: &'r Repository,
+    repo: &RepoSpec,
+    branch: &str,
+) -> Result<git2::Commit<'r>> {
+    match git.find_reference(&format!("refs/heads/{branch}")) {
+        Ok(r) => r.peel_to_commit().map_err(git_error(repo, branch)),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Err(Error::BranchNotFound {
+            branch: branch.to_string(),
+            repo: repo.location.clone(),
+        }),
+        Err(e) => Err(git_error(repo, branch)(e)),
+    }
+}
+
 /// Fetches `branch` into the cached clone of `repo` (creating it; incrementally and shallow
 /// where the transport allows; under the clone's `flock`); returns the clone and the commit.
 fn update_cache(
@@ -468,16 +484,8 @@ fn update_cache(
     cache: &Path,
     reporter: &SharedReporter,
 ) -> Result<(Repository, git2::Oid)> {
-    let git_err = |e: git2::Error| Error::Git {
-        branch: branch.to_string(),
-        repo: repo.location.clone(),
-        message: crate::secret::redact(e.message()),
-    };
-    let io_err = |what: &str, e: std::io::Error| Error::Git {
-        branch: branch.to_string(),
-        repo: repo.location.clone(),
-        message: format!("{what}: {e}"),
-    };
+    let git_err = git_error(repo, branch);
+    let io_err = io_error(repo, branch);
     let dir = cache_path(cache, repo);
     let parent = dir.parent().expect("cache path has a parent");
     std::fs::create_dir_all(parent)
@@ -567,11 +575,7 @@ pub fn peek_branch(
     reporter: &SharedReporter,
 ) -> Result<BranchPeek> {
     set_network_timeouts();
-    let git_err = |e: git2::Error| Error::Git {
-        branch: branch.to_string(),
-        repo: repo.location.clone(),
-        message: crate::secret::redact(e.message()),
-    };
+    let git_err = git_error(repo, branch);
     let not_found = || Error::BranchNotFound {
         branch: branch.to_string(),
         repo: repo.location.clone(),
@@ -596,11 +600,7 @@ pub fn peek_branch(
     };
     if repo.is_local && !repo.location.starts_with("file://") {
         let git = Repository::open(&repo.location).map_err(git_err)?;
-        let commit = match git.find_reference(&format!("refs/heads/{branch}")) {
-            Ok(r) => r.peel_to_commit().map_err(git_err)?,
-            Err(e) if e.code() == git2::ErrorCode::NotFound => return Err(not_found()),
-            Err(e) => return Err(git_err(e)),
-        };
+        let commit = local_branch_commit(&git, repo, branch)?;
         return Ok(peek(&git, &commit));
     }
     let head = remote_head(repo, branch)?.ok_or_else(not_found)?;
