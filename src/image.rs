@@ -332,12 +332,15 @@ async fn build_once(
         .filter(|_| spec.target.is_none())
         .and_then(crate::dockerfile::split_trailing_config);
     let labels = label_instruction(&spec.labels);
-    let (content, changes) = match split {
-        Some((head, mut trailing)) => {
+    let (content, changes) = match (split, &spec.target) {
+        (Some((head, mut trailing)), _) => {
             trailing.extend(labels.map(|l| l.trim_end().to_string()));
             (head.into_bytes(), Some(trailing.join("\n")))
         }
-        None => (
+        // a LABEL appended to the Dockerfile would land in its last stage, not the target's:
+        // the labels are committed onto the target stage's image instead
+        (None, Some(_)) => (original, labels.map(|l| l.trim_end().to_string())),
+        (None, None) => (
             match &labels {
                 Some(l) => dockerfile_with(original, l),
                 None => original,

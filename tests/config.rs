@@ -299,4 +299,13 @@ fn a_deploy_uses_the_branchs_config_and_keeps_secret_values_out_of_labels_and_ou
         r.stderr
     );
     assert_eq!(issue_containers("CFG-3").len(), 1);
+    // the --target stage's image carries benchctl's labels, so teardown finds and removes it
+    let labelled = docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=CFG-3"]);
+    assert!(!labelled.is_empty());
+    let r = run(benchctl().args(["teardown", "CFG-3", "--keep-link"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        docker_lines(&["images", "-q", "benchctl/cfg-3"]).is_empty(),
+        "images of CFG-3 left behind"
+    );
 }
