@@ -915,6 +915,7 @@ async fn cmd_deploy(
         }
         other => other?,
     };
+    crate::settings::ensure_buildable(&req)?;
     let tracker = if req.link {
         tracker_client(&args.tracker)?
     } else {

@@ -431,6 +431,25 @@ fn named(origins: &BTreeMap<String, Origin>, key: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Refuses, before any work, a deploy that has nothing to build: the branch has no Dockerfile
+/// where the settings say, and no template was chosen.
+pub fn ensure_buildable(req: &crate::bench::DeployRequest) -> Result<()> {
+    let Some(head) = &req.head_hint else {
+        return Ok(());
+    };
+    if req.template.is_none()
+        && !crate::git::commit_has_file(&req.repo, &req.cache_dir, head, &req.dockerfile)
+    {
+        return Err(Error::usage(format!(
+            "branch `{}` has no `{}` and no template fits it; add a Dockerfile to the \
+             branch, pass --dockerfile <path>, or --template <name> (`benchctl templates` lists \
+             them)",
+            req.branch, req.dockerfile
+        )));
+    }
+    Ok(())
+}
+
 /// The request with the merged settings, each checked (errors say where the value came from).
 pub fn apply(
     base: &crate::bench::DeployRequest,

@@ -34,8 +34,9 @@ fn inspect(id: &str, format: &str) -> String {
 #[test]
 fn traefik_routing_labels_a_bench_on_the_proxy_network() {
     require_docker();
-    let _c = Cleanup::issues(&["TRF-1"]);
+    // the network goes after the bench that uses it (locals drop in reverse order)
     let net = Network::create("benchctl-test-trf");
+    let _c = Cleanup::issues(&["TRF-1"]);
     let repo = AppRepo::new();
     repo.branch_with("feature/TRF-1-Shop_Page", "routed\n");
     let deploy = || {

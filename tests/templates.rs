@@ -83,6 +83,8 @@ fn each_template_is_chosen_by_what_the_branch_holds() {
         "--no-link",
     ]));
     assert_eq!(r.code, 2, "{}", r.all());
+    // refused before any work: nothing of TPL-8 on the engine, not even a result
+    assert!(all_issue_containers("TPL-8").is_empty());
     assert!(
         r.stderr.contains("no template fits") && r.stderr.contains("--template"),
         "{}",

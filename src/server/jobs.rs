@@ -219,8 +219,10 @@ impl Worker {
             })
             .await
         };
-        let req = match resolved {
-            Ok(Ok((req, _))) => req,
+        let req = match resolved
+            .map(|r| r.and_then(|(req, _)| crate::settings::ensure_buildable(&req).map(|()| req)))
+        {
+            Ok(Ok(req)) => req,
             Ok(Err(e)) => {
                 let passing = matches!(e, crate::Error::Git { .. });
                 let reason = crate::secret::redact(&e.to_string());
