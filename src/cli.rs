@@ -1247,25 +1247,33 @@ fn state_dir(flag: &Option<PathBuf>) -> PathBuf {
     }
 }
 
+/// For `config` and `templates`: the deploy a branch (given, or the CI system's) would get;
+/// `None` without a branch.
+fn resolve_shown(
+    args: &ConfigArgs,
+    m: &ArgMatches,
+    mode: OutputMode,
+) -> Result<Option<(DeployRequest, crate::settings::Effective)>> {
+    if args.source.branch.is_none() && branch_from_ci().is_none() {
+        return Ok(None);
+    }
+    let reporter = mode.reporter();
+    deploy_request(
+        &args.source,
+        &args.bench,
+        &args.tracker,
+        true,
+        false,
+        m,
+        &reporter,
+    )
+    .map(Some)
+}
+
 async fn cmd_templates(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> Result<i32> {
     let dir = env::var(env::TEMPLATES_DIR).map(PathBuf::from);
     let list = crate::templates::list(dir.as_deref());
-    let has_branch = args.source.branch.is_some() || branch_from_ci().is_some();
-    let chosen = if has_branch {
-        let reporter = mode.reporter();
-        let (req, _) = deploy_request(
-            &args.source,
-            &args.bench,
-            &args.tracker,
-            true,
-            false,
-            m,
-            &reporter,
-        )?;
-        Some(req)
-    } else {
-        None
-    };
+    let chosen = resolve_shown(args, m, mode)?.map(|(req, _)| req);
     if mode == OutputMode::Json {
         print_json(&serde_json::json!({
             "templates": list,
@@ -1310,24 +1318,13 @@ async fn cmd_templates(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> R
 
 async fn cmd_config(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> Result<i32> {
     use crate::settings::Row;
-    let reporter = mode.reporter();
-    let has_branch = args.source.branch.is_some() || branch_from_ci().is_some();
     let mut head: Vec<Row> = Vec::new();
     let row = |key: &str, value: String, origin: &str| Row {
         key: key.into(),
         value,
         origin: origin.into(),
     };
-    let effective = if has_branch {
-        let (req, effective) = deploy_request(
-            &args.source,
-            &args.bench,
-            &args.tracker,
-            true,
-            false,
-            m,
-            &reporter,
-        )?;
+    let effective = if let Some((req, effective)) = resolve_shown(args, m, mode)? {
         let branch_origin = if args.source.branch.is_some() {
             "argument"
         } else {
@@ -1375,7 +1372,6 @@ async fn cmd_config(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> Resu
         ));
         effective
     };
-    drop(reporter);
     let mut rows = head;
     rows.extend(crate::settings::rows(&effective));
     let public_host_origin = if args.bench.public_host.is_some() {
