@@ -66,6 +66,11 @@ fn pushes_deploy_and_redeploy_and_a_deleted_branch_tears_the_bench_down() {
     let t = tracker();
     t.add_issue("SRVP-1").add_issue("SRVP-2");
     let repo = AppRepo::new();
+    // the branch's own settings apply to the service's deploys too
+    repo.write(
+        "benchctl.toml",
+        "health-path = \"/index.html\"\n[env]\nFROM_REPO = \"yes\"\n",
+    );
     let first = repo.branch_with("feature/SRVP-1-login", "first\n");
     let slack = Recorder::start(200);
     let telegram = Recorder::start(500);
@@ -111,6 +116,13 @@ fn pushes_deploy_and_redeploy_and_a_deleted_branch_tears_the_bench_down() {
     let url = bench_url(&t, "SRVP-1").unwrap();
     assert_eq!(http_get(&url).as_deref(), Some("first\n"));
     assert_eq!(issue_containers("SRVP-1").len(), 1);
+    let id = issue_containers("SRVP-1")[0]
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let env = docker_lines(&["inspect", "-f", "{{json .Config.Env}}", &id]).join("");
+    assert!(env.contains("FROM_REPO=yes"), "{env}");
 
     // GitLab push of a new commit -> redeployed with the new content
     let second = repo.branch_with("feature/SRVP-1-login", "second\n");
