@@ -282,9 +282,15 @@ pub fn stream_context(
 }
 
 /// Whether a build failed because a concurrent image removal pruned a cached parent layer
-/// (the classic builder then reports an unknown parent): building again succeeds.
+/// (the classic builder then reports an unknown parent), or pruned the just-built untagged
+/// head before the trailing configuration was committed onto it (another image's removal
+/// takes its dangling parents along): building again succeeds.
 fn lost_cache_race(message: &str) -> bool {
-    message.contains("unknown parent image ID") || message.contains("failed to set parent")
+    message.contains("unknown parent image ID")
+        || message.contains("failed to set parent")
+        || message
+            .to_ascii_lowercase()
+            .contains("no such image: sha256:")
 }
 
 /// Builds the image of `root` with the engine, streaming the context; returns the image id.
@@ -400,6 +406,19 @@ async fn build_once(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn races_with_image_removals_are_recognised() {
+        assert!(lost_cache_race("unknown parent image ID sha256:abc"));
+        assert!(lost_cache_race(
+            "no such image: sha256:7f4a90: No such image: sha256:7f4a90"
+        ));
+        assert!(!lost_cache_race(
+            "COPY failed: file not found in build context"
+        ));
+        assert!(!lost_cache_race("No such image: node:20-alpine"));
+    }
+
     use super::*;
 
     #[test]
