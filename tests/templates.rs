@@ -144,11 +144,12 @@ fn each_template_is_chosen_by_what_the_branch_holds() {
     );
 }
 
-/// The stand-in for `nginx:1-alpine`: busybox httpd serving nginx's web root on port 80.
+/// A local stand-in for an official base image: FROM scratch + busybox (its applets installed
+/// in /bin), plus `tools` (path, shell script), labelled so the test never shadows a real image.
 struct StandIn(&'static str);
 
 impl StandIn {
-    fn build(tag: &'static str) -> StandIn {
+    fn build(tag: &'static str, tools: &[(&str, &str)], cmd: Option<&str>) -> StandIn {
         let existing = docker_lines(&["images", "-q", tag]);
         if !existing.is_empty() {
             let ours = docker_lines(&[
@@ -165,12 +166,19 @@ impl StandIn {
         }
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(BUSYBOX, dir.path().join("busybox")).unwrap();
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM scratch\nCOPY busybox /bin/busybox\nLABEL benchctl.test-standin=true\n\
-             CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/usr/share/nginx/html\"]\n",
-        )
-        .unwrap();
+        let mut dockerfile = String::from(
+            "FROM scratch\nCOPY busybox /bin/busybox\n\
+             RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             ENV PATH=/usr/local/bin:/usr/bin:/bin\nLABEL benchctl.test-standin=true\n",
+        );
+        for (i, (path, script)) in tools.iter().enumerate() {
+            std::fs::write(dir.path().join(format!("tool{i}")), script).unwrap();
+            dockerfile.push_str(&format!("COPY tool{i} {path}\nRUN chmod +x {path}\n"));
+        }
+        if let Some(cmd) = cmd {
+            dockerfile.push_str(&format!("CMD {cmd}\n"));
+        }
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
         let out = std::process::Command::new("docker")
             .args(["build", "-q", "-t", tag])
             .arg(dir.path())
@@ -194,11 +202,101 @@ impl Drop for StandIn {
     }
 }
 
+/// A shell script that serves `text` on $PORT (what the stand-in toolchains "build").
+fn server_script(text: &str) -> String {
+    format!(
+        "#!/bin/sh\nmkdir -p /tmp/www && echo '{text}' > /tmp/www/index.html\n\
+         exec httpd -f -p \"${{PORT:-8080}}\" -h /tmp/www\n"
+    )
+}
+
+/// The rust, node, python and go templates, built for real on stand-ins of their base images
+/// whose toolchains (`cargo`, `npm`, `pip`/`python`, `go`) are scripts: every instruction of
+/// each template runs, and the bench it gives answers on the port the template exposes.
+#[test]
+fn the_language_templates_build_and_run_on_stand_in_bases() {
+    require_docker();
+    let _c = Cleanup::issues(&["TPL-11", "TPL-12", "TPL-13", "TPL-14"]);
+    let cargo = format!(
+        "#!/bin/sh\n# cargo install --locked --path . --root /out\n[ \"$1\" = install ] || exit 1\n\
+         test -f Cargo.toml || exit 1\nmkdir -p /out/bin\ncat > /out/bin/app <<'EOF'\n{}EOF\n\
+         chmod +x /out/bin/app\n",
+        server_script("rust bench")
+    );
+    let npm = "#!/bin/sh\ncase \"$1\" in ci|install) test -f package.json ;; start) exec /srv/serve ;; *) exit 1 ;; esac\n";
+    let go = format!(
+        "#!/bin/sh\n# go build -o /app .\n[ \"$1\" = build ] && [ \"$2\" = -o ] || exit 1\n\
+         test -f go.mod || exit 1\ncat > \"$3\" <<'EOF'\n{}EOF\nchmod +x \"$3\"\n",
+        server_script("go bench")
+    );
+    let python = "#!/bin/sh\n[ \"$1\" = app.py ] && test -f app.py && exec /srv/serve\nexit 1\n";
+    let pip = "#!/bin/sh\n[ \"$1\" = install ] && test -f requirements.txt\n";
+    let _bases = [
+        StandIn::build(
+            "rust:1-slim-bookworm",
+            &[("/usr/local/bin/cargo", &cargo)],
+            None,
+        ),
+        StandIn::build("debian:bookworm-slim", &[], None),
+        StandIn::build(
+            "node:20-alpine",
+            &[
+                ("/usr/local/bin/npm", npm),
+                ("/srv/serve", &server_script("node bench")),
+            ],
+            None,
+        ),
+        StandIn::build(
+            "python:3.12-slim",
+            &[
+                ("/usr/local/bin/python", python),
+                ("/usr/local/bin/pip", pip),
+                ("/srv/serve", &server_script("python bench")),
+            ],
+            None,
+        ),
+        StandIn::build("golang:1.22-alpine", &[("/usr/local/bin/go", &go)], None),
+        StandIn::build("alpine:3.20", &[], None),
+    ];
+    for (issue, file, want) in [
+        ("TPL-11", "Cargo.toml", "rust bench"),
+        ("TPL-12", "package.json", "node bench"),
+        ("TPL-13", "requirements.txt", "python bench"),
+        ("TPL-14", "go.mod", "go bench"),
+    ] {
+        let branch = format!("feature/{issue}");
+        let mut files = vec![(file, "x\n")];
+        if file == "requirements.txt" {
+            files.push(("app.py", "print('hi')\n"));
+        }
+        let repo = repo_with(&branch, &files);
+        let r = run(benchctl().args([
+            "--json",
+            "deploy",
+            &branch,
+            "--repo",
+            &repo.path_str(),
+            "--no-link",
+        ]));
+        assert_eq!(r.code, 0, "{issue} ({file}): {}", r.all());
+        let url = r.json()["url"].as_str().unwrap().to_string();
+        assert_eq!(
+            http_get(&url).as_deref(),
+            Some(format!("{want}\n").as_str()),
+            "{issue}"
+        );
+    }
+}
+
 #[test]
 fn the_static_template_is_built_and_served_for_real() {
     require_docker();
     let _c = Cleanup::issues(&["TPL-9"]);
-    let _base = StandIn::build("nginx:1-alpine");
+    let _base = StandIn::build(
+        "nginx:1-alpine",
+        &[],
+        Some("[\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/usr/share/nginx/html\"]"),
+    );
     let repo = repo_with(
         "feature/TPL-9",
         &[
