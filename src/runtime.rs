@@ -302,6 +302,22 @@ pub fn engine_location() -> String {
     }
 }
 
+/// An error with its causes (refused, TLS certificate, ...), which hyper keeps in the source
+/// chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let text = inner.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = inner.source();
+    }
+    out
+}
+
 /// Turns a bollard error into a message for the user.
 pub fn describe_engine_error(e: &bollard::errors::Error) -> String {
     use bollard::errors::Error as B;
@@ -309,12 +325,17 @@ pub fn describe_engine_error(e: &bollard::errors::Error) -> String {
         B::DockerResponseServerError { message, .. } => message.clone(),
         B::DockerStreamError { error } => error.clone(),
         B::HyperResponseError { .. }
+        | B::HyperLegacyError { .. }
         | B::IOError { .. }
         | B::SocketNotFoundError(_)
-        | B::RequestTimeoutError => format!(
-            "cannot reach the Docker engine at {}: {e}; start the engine or set DOCKER_HOST",
-            engine_location()
-        ),
+        | B::RequestTimeoutError => {
+            format!(
+                "cannot reach the Docker engine at {}: {}; start the engine, or check \
+                 DOCKER_HOST (and DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)",
+                engine_location(),
+                error_chain(e)
+            )
+        }
         other => other.to_string(),
     }
 }
@@ -383,9 +404,10 @@ impl DockerEngine {
     pub async fn connect() -> Result<Self> {
         let unreachable = |e: bollard::errors::Error| {
             Error::Engine(format!(
-                "cannot reach the Docker engine at {}: {e}; start the engine (`docker info` \
-                 should work) or set DOCKER_HOST",
-                engine_location()
+                "cannot reach the Docker engine at {}: {}; start the engine (`docker info` \
+                 should work) or check DOCKER_HOST (and DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)",
+                engine_location(),
+                error_chain(&e)
             ))
         };
         let endpoint = Endpoint::from_env(&|k| std::env::var(k).ok())?;

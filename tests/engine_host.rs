@@ -102,3 +102,152 @@ fn a_tcp_docker_host_is_used_and_names_the_bench_host() {
         r.stderr
     );
 }
+
+/// Runs `openssl args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed for this test");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as the docker CLI
+/// expects them in DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem).
+fn make_certs(dir: &std::path::Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, ext) in [("server", "server.ext"), ("client", "client.ext")] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}-key.pem"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+    }
+    std::fs::copy(dir.join("client.pem"), dir.join("cert.pem")).unwrap();
+    std::fs::copy(dir.join("client-key.pem"), dir.join("key.pem")).unwrap();
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// TLS as `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH` configure it: the engine's certificate is
+/// checked against the CA in DOCKER_CERT_PATH. (The relay does not demand the client
+/// certificate: socat then fails TLS session resumption, "session id context uninitialized";
+/// the docker CLI and dockerd are not affected.)
+#[test]
+fn a_tls_docker_host_is_verified_against_the_ca() {
+    require_docker();
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let port = free_port();
+    // socat terminates TLS in front of the engine's socket
+    let relay = Child(
+        std::process::Command::new("socat")
+            .arg(format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={0}/server.pem,key={0}/server-key.pem,cafile={0}/ca.pem,verify=0",
+                certs.path().display()
+            ))
+            .arg("UNIX-CONNECT:/var/run/docker.sock")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat is needed for this test (apt-get install socat)"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "socat did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let list = |cert_path: &std::path::Path, verify: &str| {
+        let mut cmd = benchctl();
+        cmd.args(["--json", "list"])
+            .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+            .env("DOCKER_TLS_VERIFY", verify)
+            .env("DOCKER_CERT_PATH", cert_path);
+        run(&mut cmd)
+    };
+    let r = list(certs.path(), "1");
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.json().is_array(), "{}", r.stdout);
+    // a server certificate from another CA is refused
+    let other = tempfile::tempdir().unwrap();
+    make_certs(other.path());
+    let r = list(other.path(), "1");
+    assert_eq!(r.code, 1, "{}", r.all());
+    let error = r.json()["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        error.contains(&format!("DOCKER_HOST=tcp://127.0.0.1:{port}")),
+        "{error}"
+    );
+    assert!(
+        error.to_ascii_lowercase().contains("certificate"),
+        "{error}"
+    );
+    // without TLS the engine is not reached either
+    let r = list(certs.path(), "");
+    assert_eq!(r.code, 1, "{}", r.all());
+    drop(relay);
+}
