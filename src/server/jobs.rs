@@ -223,20 +223,7 @@ impl Worker {
             .map(|r| r.and_then(|(req, _)| crate::settings::ensure_buildable(&req).map(|()| req)))
         {
             Ok(Ok(req)) => req,
-            Ok(Err(e)) => {
-                let passing = matches!(e, crate::Error::Git { .. });
-                let reason = crate::secret::redact(&e.to_string());
-                if passing {
-                    return Outcome::Retry(reason);
-                }
-                self.notify(Message::Failed {
-                    issue: issue.to_string(),
-                    branch: branch.to_string(),
-                    reason: reason.clone(),
-                })
-                .await;
-                return Outcome::Failed(reason);
-            }
+            Ok(Err(e)) => return self.deploy_failed(e, issue, branch).await,
             Err(e) => return Outcome::Retry(format!("the settings task failed: {e}")),
         };
         let tracker = if req.link {
@@ -292,26 +279,29 @@ impl Worker {
             Err(e) => {
                 self.metrics
                     .inc("benchctl_deploys_total", &[("result", "failed")]);
-                let passing = matches!(
-                    e,
-                    crate::Error::Locked { .. }
-                        | crate::Error::Engine(_)
-                        | crate::Error::Git { .. }
-                );
-                let reason = crate::secret::redact(&e.to_string());
-                if passing {
-                    Outcome::Retry(reason)
-                } else {
-                    self.notify(Message::Failed {
-                        issue: issue.to_string(),
-                        branch: branch.to_string(),
-                        reason: reason.clone(),
-                    })
-                    .await;
-                    Outcome::Failed(reason)
-                }
+                self.deploy_failed(e, issue, branch).await
             }
         }
+    }
+
+    /// A deploy that failed: passing failures (git, engine, the issue's lock) are retried; the
+    /// others are told to the messengers and not retried.
+    async fn deploy_failed(&self, e: crate::Error, issue: &str, branch: &str) -> Outcome {
+        let passing = matches!(
+            e,
+            crate::Error::Locked { .. } | crate::Error::Engine(_) | crate::Error::Git { .. }
+        );
+        let reason = crate::secret::redact(&e.to_string());
+        if passing {
+            return Outcome::Retry(reason);
+        }
+        self.notify(Message::Failed {
+            issue: issue.to_string(),
+            branch: branch.to_string(),
+            reason: reason.clone(),
+        })
+        .await;
+        Outcome::Failed(reason)
     }
 
     async fn teardown(&self, issue: &str, reason: &str) -> Outcome {
