@@ -436,7 +436,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
     pub bind: String,
 
-    /// Host name used in the bench address (default: this machine's host name).
+    /// Host name used in the bench address (default: a remote engine's host from DOCKER_HOST,
+    /// else this machine's host name).
     #[arg(long, env = "BENCHCTL_PUBLIC_HOST", value_name = "HOST")]
     pub public_host: Option<String>,
 
