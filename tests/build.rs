@@ -8,7 +8,6 @@ use benchctl::output::{SharedReporter, Silent};
 use benchctl::runtime::DockerEngine;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::Arc;
 use support::*;
 
@@ -49,17 +48,7 @@ fn committed_configuration_equals_docker_build() {
     let dir = repo.path();
 
     let tag = "benchctl-test/bld-1:docker";
-    let out = Command::new("docker")
-        .args(["build", "-q", "--label", "benchctl.issue=BLD-1", "-t", tag])
-        .arg(dir)
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    docker_build(dir, tag, &["--label", "benchctl.issue=BLD-1"]);
 
     let ours = "benchctl/bld-1:test";
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -224,18 +224,22 @@ fn a_deploy_uses_the_branchs_config_and_keeps_secret_values_out_of_labels_and_ou
         "health-path = \"/ok.html\"\ntarget = \"web\"\n[build-args]\nGREETING = \"hello from the repo\"\n[env]\nMODE = \"bench\"\n",
     );
     repo.commit("configured");
-    let mut cmd = benchctl();
-    cmd.args([
-        "--json",
-        "deploy",
-        "feature/CFG-3",
-        "--repo",
-        &repo.path_str(),
-        "--no-link",
-    ])
-    .args(["--env", "API_KEY", "--env", "PLAIN=visible"])
-    .env("API_KEY", "deploy-canary-4b4b");
-    let r = run(&mut cmd);
+    // the deploy, with API_KEY taken from benchctl's environment
+    let deploy_with_key = |key: &str| {
+        let mut cmd = benchctl();
+        cmd.args([
+            "--json",
+            "deploy",
+            "feature/CFG-3",
+            "--repo",
+            &repo.path_str(),
+            "--no-link",
+        ])
+        .args(["--env", "API_KEY", "--env", "PLAIN=visible"])
+        .env("API_KEY", key);
+        run(&mut cmd)
+    };
+    let r = deploy_with_key("deploy-canary-4b4b");
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(!r.all().contains("deploy-canary-4b4b"), "{}", r.all());
     let url = r.json()["url"].as_str().unwrap().to_string();
@@ -255,31 +259,9 @@ fn a_deploy_uses_the_branchs_config_and_keeps_secret_values_out_of_labels_and_ou
         assert!(env.contains(want), "{want} not in {env}");
     }
     // the same deploy again is a no-op; another value of the secret redeploys
-    let mut cmd = benchctl();
-    cmd.args([
-        "--json",
-        "deploy",
-        "feature/CFG-3",
-        "--repo",
-        &repo.path_str(),
-        "--no-link",
-    ])
-    .args(["--env", "API_KEY", "--env", "PLAIN=visible"])
-    .env("API_KEY", "deploy-canary-4b4b");
-    let r = run(&mut cmd);
+    let r = deploy_with_key("deploy-canary-4b4b");
     assert_eq!(r.json()["action"], "unchanged", "{}", r.all());
-    let mut cmd = benchctl();
-    cmd.args([
-        "--json",
-        "deploy",
-        "feature/CFG-3",
-        "--repo",
-        &repo.path_str(),
-        "--no-link",
-    ])
-    .args(["--env", "API_KEY", "--env", "PLAIN=visible"])
-    .env("API_KEY", "deploy-canary-5a5a");
-    let r = run(&mut cmd);
+    let r = deploy_with_key("deploy-canary-5a5a");
     assert_eq!(r.json()["action"], "deployed", "{}", r.all());
     // a health path that does not answer 2xx: not ready, the old bench stays
     let mut cmd = benchctl();

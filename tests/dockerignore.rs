@@ -116,17 +116,7 @@ fn context_matches_docker_build() {
 
     // What docker build sends (classic builder, as benchctl uses).
     let tag = "benchctl-test/ign-1:docker";
-    let out = Command::new("docker")
-        .args(["build", "-q", "--label", "benchctl.issue=IGN-1", "-t", tag])
-        .arg(dir.path())
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    docker_build(dir.path(), tag, &["--label", "benchctl.issue=IGN-1"]);
     let docker_set = image_files(tag);
 
     // What benchctl's walker sends. Like the CLI, it sends the Dockerfile even though the

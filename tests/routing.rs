@@ -102,15 +102,7 @@ fn traefik_routing_labels_a_bench_on_the_proxy_network() {
         Some("routed\n")
     );
     // list renders the same address
-    let r = run(benchctl().args(["--json", "list"]));
-    let listed = r.json();
-    let row = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["issue"] == "TRF-1")
-        .unwrap()
-        .clone();
+    let row = listed("TRF-1");
     assert_eq!(row["url"], url.as_str());
     // a new commit replaces it on the same route
     repo.branch_with("feature/TRF-1-Shop_Page", "routed again\n");

@@ -179,17 +179,7 @@ impl StandIn {
             dockerfile.push_str(&format!("CMD {cmd}\n"));
         }
         std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-        let out = std::process::Command::new("docker")
-            .args(["build", "-q", "-t", tag])
-            .arg(dir.path())
-            .env("DOCKER_BUILDKIT", "0")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        docker_build(dir.path(), tag, &[]);
         StandIn(tag)
     }
 }
@@ -336,16 +326,7 @@ fn the_static_template_is_built_and_served_for_real() {
         "{}",
         r.stderr
     );
-    let list = run(benchctl().args(["--json", "list"])).json();
-    let url = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["issue"] == "TPL-9")
-        .unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let url = listed("TPL-9")["url"].as_str().unwrap().to_string();
     assert_eq!(http_get(&url).as_deref(), Some("<h1>again</h1>\n"));
     // nothing was written into the repository
     assert!(!Path::new(&repo.path().join("Dockerfile")).exists());

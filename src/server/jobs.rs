@@ -389,19 +389,15 @@ impl Runner for Worker {
             job.source.name(),
             job.attempts + 1
         ));
-        if let Intent::Deploy {
-            issue,
-            repo,
-            branch,
-            ..
-        } = &job.intent
-        {
-            // a deploy watches `cancel` itself: it must clean up what it half-made
-            return self.deploy(issue, repo, branch, cancel).await;
-        }
-        let mut stop = cancel;
-        let work = async move {
+        let work: std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + '_>> =
             match &job.intent {
+                // a deploy watches `cancel` itself: it must clean up what it half-made
+                Intent::Deploy {
+                    issue,
+                    repo,
+                    branch,
+                    ..
+                } => return self.deploy(issue, repo, branch, cancel).await,
                 Intent::Review {
                     issue,
                     candidates,
@@ -410,18 +406,17 @@ impl Runner for Worker {
                     branch,
                     title,
                     url,
-                } => {
+                } => Box::pin(async move {
                     let keys: Vec<&str> = std::iter::once(issue.as_str())
                         .chain(candidates.iter().map(String::as_str))
                         .collect();
                     self.review(&keys, *review, repo, branch, title, url.as_deref())
                         .await
-                }
-                Intent::Deploy { .. } => unreachable!("handled above"),
-                Intent::Remove { issue, branch, .. } => self.remove_branch(issue, branch).await,
-                Intent::Close { issue } => self.close(issue).await,
-            }
-        };
+                }),
+                Intent::Remove { issue, branch, .. } => Box::pin(self.remove_branch(issue, branch)),
+                Intent::Close { issue } => Box::pin(self.close(issue)),
+            };
+        let mut stop = cancel;
         // Other jobs are idempotent: on shutdown they are dropped and run again on the next start.
         tokio::select! {
             o = work => o,

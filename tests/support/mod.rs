@@ -290,6 +290,36 @@ pub fn docker_lines(args: &[&str]) -> Vec<String> {
     v
 }
 
+/// `docker build` (classic builder, as benchctl uses) of `dir` tagged `tag`; panics with the
+/// engine's message when it fails.
+pub fn docker_build(dir: &Path, tag: &str, extra: &[&str]) {
+    let out = Command::new("docker")
+        .args(["build", "-q"])
+        .args(extra)
+        .args(["-t", tag])
+        .arg(dir)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The issue's row of `benchctl --json list`.
+pub fn listed(issue: &str) -> serde_json::Value {
+    let r = run(benchctl().args(["--json", "list"]));
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["issue"] == issue)
+        .unwrap_or_else(|| panic!("{issue} not listed: {}", r.stdout))
+        .clone()
+}
+
 /// Bench containers of an issue (all states, lock and result markers left out), as
 /// `id name state`.
 pub fn issue_containers(key: &str) -> Vec<String> {
