@@ -288,6 +288,17 @@ impl DeployRequest {
     }
 }
 
+/// The settings hash of a bench of `req` on `engine` (what the engine adds, e.g. a swarm's
+/// publish mode, changes it too).
+fn settings_of(req: &DeployRequest, engine: &dyn Engine) -> String {
+    let shape = engine.shape();
+    if shape.is_empty() {
+        return req.settings_hash();
+    }
+    let text = format!("{}|{shape}", req.settings_hash());
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+}
+
 /// The commit the branch points at in the repository (`git ls-remote`, in a blocking task).
 async fn branch_head(req: &DeployRequest) -> Result<Option<String>> {
     let repo = req.repo.clone();
@@ -332,7 +343,7 @@ async fn unchanged_at_a_glance(
     let [cur] = existing.as_slice() else {
         return Ok(None);
     };
-    let settings = req.settings_hash();
+    let settings = settings_of(req, engine);
     if locked
         || cur.name != container_name(issue)
         || !cur.running
@@ -642,7 +653,7 @@ async fn deploy_locked(
 ) -> Result<DeployOutcome> {
     let issue = req.issue.as_str();
     let final_name = container_name(issue);
-    let settings = req.settings_hash();
+    let settings = settings_of(req, engine);
     let existing = benches(engine, Some(issue)).await?;
     let current = existing
         .iter()
@@ -859,8 +870,16 @@ async fn deploy_locked(
             .map(|e| format!("{}={}", e.name, e.value()))
             .collect(),
         network: req.router.as_ref().map(|r| r.network.clone()),
+        replaces: existing
+            .iter()
+            .find(|c| c.name == final_name)
+            .map(|c| c.id.clone()),
+        health_path: req.health_path.clone(),
+        ready_timeout: req.ready_timeout,
     };
-    reporter.report(Event::Step(format!("starting {name} (port {port})")));
+    reporter.report(Event::Step(format!(
+        "starting the new bench of {issue} (port {port})"
+    )));
     let id = engine.run(&cspec).await?;
 
     // a remote engine publishes on its own host; a local one on the bind address
@@ -878,12 +897,20 @@ async fn deploy_locked(
         Some(_) => Probe::Direct(port),
         None => Probe::Published(probe_host),
     };
-    let host_port = match wait_ready(engine, &id, &probe, &req.health_path, req.ready_timeout).await
+    let (host_port, node) = match wait_ready(
+        engine,
+        &id,
+        &req.deploy_id,
+        &probe,
+        &req.health_path,
+        req.ready_timeout,
+    )
+    .await
     {
         Ok(p) => p,
         Err(reason) => {
             let logs = engine.logs_tail(&id, 20).await.unwrap_or_default();
-            engine.remove(&id).await?;
+            engine.discard(&id).await?;
             return Err(Error::NotReady {
                 issue: issue.to_string(),
                 reason,
@@ -894,7 +921,7 @@ async fn deploy_locked(
     };
     req.ready.store(true, std::sync::atomic::Ordering::SeqCst);
     let url = bench_address(
-        &req.public_host,
+        node.as_deref().unwrap_or(&req.public_host),
         host_port,
         req.url_template.as_deref(),
         issue,
@@ -905,10 +932,10 @@ async fn deploy_locked(
 
     // Fencing: only the lock's holder may switch benches.
     if !held.still_held(engine).await? {
-        engine.remove(&id).await?;
+        engine.discard(&id).await?;
         return Err(Error::Engine(format!(
             "the lock of {issue} was broken while this deploy ran (it outlived --lock-lease); \
-             the new container was removed and the running bench left as it was"
+             the new version was removed and the running bench left as it was"
         )));
     }
     for old in existing.iter().filter(|c| c.id != id) {
@@ -999,7 +1026,7 @@ async fn remove_candidates(
                 if c.name != final_name && engine.rename(&c.id, &final_name).await.is_ok() {
                     done.push(format!("kept the new bench as {final_name}"));
                 }
-            } else if engine.remove(&c.id).await.is_ok() {
+            } else if engine.discard(&c.id).await.is_ok() {
                 done.push(format!("removed the unfinished container {}", c.name));
             }
         }
@@ -1045,15 +1072,17 @@ pub fn bench_address(
     }
 }
 
-/// Waits until the container is healthy (with a HEALTHCHECK) or answers HTTP (without one).
-/// Returns the host port, or why it never became ready.
+/// Waits until the container is healthy (with a HEALTHCHECK) or answers HTTP (without one);
+/// a published port must also accept connections. Returns the host port and the host the
+/// engine placed it on (when it knows), or why it never became ready.
 async fn wait_ready(
     engine: &dyn Engine,
     id: &str,
+    deploy_id: &str,
     probe: &Probe,
     health_path: &str,
     timeout: Duration,
-) -> std::result::Result<Option<u16>, String> {
+) -> std::result::Result<(Option<u16>, Option<String>), String> {
     let http = reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_millis(500))
@@ -1063,12 +1092,23 @@ async fn wait_ready(
         .map_err(|e| e.to_string())?;
     let deadline = Instant::now() + timeout;
     let mut last_problem: String;
+    let mut note: Option<String> = None;
+    // since when the engine has called it healthy while its published port does not answer
+    let mut healthy_unreachable: Option<Instant> = None;
     loop {
         let info = engine
             .inspect(id)
             .await
             .map_err(|e| e.to_string())?
             .ok_or("the container disappeared")?;
+        note = info.reach_note.clone().or(note);
+        if info.labels.get(labels::DEPLOY_ID).map(String::as_str) != Some(deploy_id) {
+            // an engine that updates in place (swarm) went back to the previous version
+            return Err(format!(
+                "the new version failed and the engine went back to the previous one ({})",
+                info.state
+            ));
+        }
         if !info.running || info.restarts > 0 || info.state == "restarting" {
             return Err(match info.exit_code {
                 Some(code) if !info.running || info.restarts > 0 => {
@@ -1077,37 +1117,68 @@ async fn wait_ready(
                 _ => format!("the container is {}", info.state),
             });
         }
-        let (host_port, address) = match probe {
-            Probe::Published(host) => {
+        let health = info.health.as_deref();
+        let target = match (probe, health) {
+            // not started yet (e.g. a swarm task being scheduled): nothing to probe
+            (_, Some("starting")) if info.host_port.is_none() && info.ip.is_none() => None,
+            (Probe::Published(host), _) => {
                 let port = info.host_port.ok_or("the engine published no host port")?;
-                let host = if host.contains(':') {
+                let host = info.host.clone().unwrap_or_else(|| host.clone());
+                let shown = if host.contains(':') {
                     format!("[{host}]")
                 } else {
                     host.clone()
                 };
-                (Some(port), format!("{host}:{port}"))
+                Some((Some(port), format!("{shown}:{port}")))
             }
-            Probe::Direct(port) => {
-                let ip = info
-                    .ip
-                    .clone()
-                    .ok_or("the container has no address on its network")?;
-                (None, format!("{ip}:{port}"))
-            }
+            (Probe::Direct(port), _) => match (&info.ip, health) {
+                (Some(ip), _) => Some((None, format!("{ip}:{port}"))),
+                // a swarm task's address is not reachable from here: its health check tells
+                (None, Some(_)) => Some((None, String::new())),
+                (None, None) => {
+                    return Err("it has no address on its network that benchctl can reach, \
+                                and no HEALTHCHECK"
+                        .into())
+                }
+            },
         };
-        match info.health.as_deref() {
-            Some("healthy") => return Ok(host_port),
-            Some("unhealthy") => return Err("its HEALTHCHECK reports unhealthy".into()),
-            Some(_) => last_problem = "its HEALTHCHECK has not passed yet".into(),
-            None => {
+        let placed = info.host.clone();
+        match (health, target) {
+            (Some("unhealthy"), _) => return Err("its HEALTHCHECK reports unhealthy".into()),
+            (_, None) => last_problem = info.state.clone(),
+            (Some("healthy"), Some((host_port, address))) => {
+                if matches!(probe, Probe::Direct(_)) {
+                    return Ok((host_port, placed));
+                }
+                // healthy inside; the published port must answer from outside too
+                match http
+                    .get(format!("http://{address}{health_path}"))
+                    .send()
+                    .await
+                {
+                    Ok(_) => return Ok((host_port, placed)),
+                    Err(e) => {
+                        last_problem = format!(
+                            "it is healthy, but its published port does not answer at \
+                             {address} ({e})"
+                        );
+                        let since = *healthy_unreachable.get_or_insert_with(Instant::now);
+                        if note.is_some() && since.elapsed() > Duration::from_secs(5) {
+                            return Err(format!("{last_problem}; {}", note.unwrap_or_default()));
+                        }
+                    }
+                }
+            }
+            (Some(_), _) => last_problem = "its HEALTHCHECK has not passed yet".into(),
+            (None, Some((host_port, address))) => {
                 let url = format!("http://{address}{health_path}");
                 match http.get(&url).send().await {
                     // any answer shows the server is up; a health path must say it is well
                     Ok(r) if health_path == "/" && r.status().as_u16() < 500 => {
-                        return Ok(host_port)
+                        return Ok((host_port, placed))
                     }
                     Ok(r) if r.status().is_success() || r.status().is_redirection() => {
-                        return Ok(host_port)
+                        return Ok((host_port, placed))
                     }
                     Ok(r) => {
                         last_problem = format!("{health_path} answers {} at {address}", r.status())
@@ -1117,8 +1188,10 @@ async fn wait_ready(
             }
         }
         if Instant::now() >= deadline {
+            let hint = note.map(|n| format!("; {n}")).unwrap_or_default();
             return Err(format!(
-                "not ready within {} s: {last_problem}; raise --ready-timeout if it needs longer",
+                "not ready within {} s: {last_problem}{hint}; raise --ready-timeout if it needs \
+                 longer",
                 timeout.as_secs()
             ));
         }
@@ -1155,7 +1228,7 @@ async fn remove_unused_images(
 fn record_from(c: &ContainerInfo, now: u64) -> BenchRecord {
     let l = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
     let url = Some(bench_address(
-        &l(labels::PUBLIC_HOST),
+        c.host.as_deref().unwrap_or(&l(labels::PUBLIC_HOST)),
         c.host_port,
         c.labels.get(labels::URL_TEMPLATE).map(String::as_str),
         &l(labels::ISSUE),

@@ -6,7 +6,7 @@ use crate::error::exit;
 use crate::naming::{self, DEFAULT_ISSUE_PATTERN};
 use crate::notify::{Message, Notifier, Templates};
 use crate::output::{OutputMode, SharedReporter};
-use crate::runtime::{DockerEngine, Limits};
+use crate::runtime::Limits;
 use crate::secret::redact;
 use crate::settings::{FileConfig, Layer, LimitsConfig, Origin};
 use crate::tracker::TrackerClient;
@@ -37,6 +37,9 @@ pub struct Cli {
     /// Print only a JSON result on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     #[command(subcommand)]
     pub command: Command,
@@ -77,6 +80,101 @@ pub enum Command {
     /// Show the settings a deploy of the branch would use and where each comes from (flags,
     /// environment, --config, the branch's benchctl.toml, defaults); secrets redacted.
     Config(ConfigArgs),
+}
+
+/// Where benches run (flags > environment > the `--config` file > `docker`).
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Where benches run: `docker` (containers on the engine) or `swarm` (one-replica services
+    /// on the swarm the engine manages; README: Swarm).
+    #[arg(long, global = true, env = "BENCHCTL_BACKEND", value_name = "BACKEND",
+          value_parser = ["docker", "swarm"])]
+    pub backend: Option<String>,
+
+    /// How a swarm bench publishes its port: `ingress` (the routing mesh, default; reachable
+    /// on every node) or `host` (on the node the bench runs on).
+    #[arg(long, global = true, env = "BENCHCTL_PUBLISH_MODE", value_name = "MODE",
+          value_parser = ["ingress", "host"])]
+    pub publish_mode: Option<String>,
+
+    /// Registry the swarm backend pushes images to, e.g. `registry.example.com:5000`
+    /// (credentials: BENCHCTL_REGISTRY_USER and BENCHCTL_REGISTRY_PASSWORD, else `docker login`).
+    #[arg(long, global = true, env = "BENCHCTL_REGISTRY", value_name = "HOST")]
+    pub registry: Option<String>,
+}
+
+impl EngineArgs {
+    /// The backend, from flags, the environment and the local config file `config` (the
+    /// command's `--config`, else BENCHCTL_CONFIG).
+    pub fn backend(&self, config: Option<&std::path::Path>) -> Result<crate::runtime::Backend> {
+        let from_env = env::var(env::CONFIG).map(PathBuf::from);
+        let path = config.map(PathBuf::from).or(from_env);
+        let file = match &path {
+            Some(p) => crate::settings::read_local(p)?,
+            None => FileConfig::default(),
+        };
+        let backend = self
+            .backend
+            .clone()
+            .or(file.backend)
+            .unwrap_or("docker".into());
+        let publish_mode = self.publish_mode.clone().or(file.publish_mode);
+        let registry = self.registry.clone().or(file.registry);
+        match backend.as_str() {
+            "docker" => {
+                let stray = [
+                    ("--publish-mode", publish_mode.is_some()),
+                    ("--registry", registry.is_some()),
+                ];
+                if let Some((flag, _)) = stray.iter().find(|(_, set)| *set) {
+                    return Err(Error::usage(format!(
+                        "{flag} only applies to --backend swarm (BENCHCTL_BACKEND=swarm); the \
+                         docker backend runs benches on its own engine"
+                    )));
+                }
+                Ok(crate::runtime::Backend::Docker)
+            }
+            "swarm" => {
+                let publish_mode = publish_mode.as_deref().unwrap_or("ingress").parse()?;
+                let credentials = match &registry {
+                    Some(r) => registry_auth(r)?,
+                    None => None,
+                };
+                Ok(crate::runtime::Backend::Swarm(crate::swarm::SwarmOptions {
+                    publish_mode,
+                    registry,
+                    credentials,
+                }))
+            }
+            other => Err(Error::usage(format!(
+                "unknown backend `{other}`: use `docker` or `swarm`"
+            ))),
+        }
+    }
+}
+
+/// Registry credentials: BENCHCTL_REGISTRY_USER with BENCHCTL_REGISTRY_PASSWORD (or its
+/// `_FILE`), else the docker CLI's `docker login` entry; none is fine (an open registry).
+fn registry_auth(registry: &str) -> Result<Option<crate::swarm::RegistryAuth>> {
+    let password = config::secret_from_env(&ProcessEnv, env::REGISTRY_PASSWORD)?;
+    match (env::var(env::REGISTRY_USER), password) {
+        (Some(username), Some(password)) => {
+            return Ok(Some(crate::swarm::RegistryAuth { username, password }))
+        }
+        (None, None) => {}
+        _ => {
+            return Err(Error::usage(format!(
+                "set both {} and {} (or neither, to use `docker login {registry}`)",
+                env::REGISTRY_USER,
+                env::REGISTRY_PASSWORD
+            )))
+        }
+    }
+    let dir = env::var(env::DOCKER_CONFIG)
+        .map(PathBuf::from)
+        .or_else(|| env::var("HOME").map(|h| PathBuf::from(h).join(".docker")));
+    let text = dir.and_then(|d| std::fs::read_to_string(d.join("config.json")).ok());
+    Ok(text.and_then(|t| crate::swarm::docker_config_auth(&t, registry)))
 }
 
 #[derive(Debug, Args)]
@@ -896,6 +994,7 @@ fn print_table(rows: &[BenchRecord]) {
 }
 
 async fn cmd_deploy(
+    engine_args: &EngineArgs,
     args: &DeployArgs,
     m: &ArgMatches,
     mode: OutputMode,
@@ -923,11 +1022,15 @@ async fn cmd_deploy(
         None
     };
     let notifier = notifier()?;
-    let engine = DockerEngine::connect().await?;
+    let engine = engine_args
+        .backend(args.bench.config.as_deref())?
+        .connect()
+        .await?;
+    let engine = engine.as_ref();
     let result = tokio::select! {
-        r = bench::deploy(&req, &engine, tracker.as_ref(), &reporter, args.lock.options()) => r,
+        r = bench::deploy(&req, engine, tracker.as_ref(), &reporter, args.lock.options()) => r,
         (signal, code) = crate::signal::interrupted() => {
-            let cleanup = bench::recover_interrupted(&req, &engine).await;
+            let cleanup = bench::recover_interrupted(&req, engine).await;
             return Err(Error::Interrupted { signal: signal.to_string(), cleanup, code });
         }
     };
@@ -990,9 +1093,10 @@ async fn cmd_deploy(
     })
 }
 
-async fn cmd_list(mode: OutputMode) -> Result<i32> {
-    let engine = DockerEngine::connect().await?;
-    let rows = bench::list(&engine).await?;
+async fn cmd_list(engine_args: &EngineArgs, mode: OutputMode) -> Result<i32> {
+    let engine = engine_args.backend(None)?.connect().await?;
+    let engine = engine.as_ref();
+    let rows = bench::list(engine).await?;
     if mode == OutputMode::Json {
         print_json(&rows);
     } else {
@@ -1002,6 +1106,7 @@ async fn cmd_list(mode: OutputMode) -> Result<i32> {
 }
 
 async fn cmd_teardown(
+    engine_args: &EngineArgs,
     args: &TeardownArgs,
     mode: OutputMode,
     reporter: SharedReporter,
@@ -1035,10 +1140,11 @@ async fn cmd_teardown(
         tracker_client(&args.tracker)?
     };
     let notifier = notifier()?;
-    let engine = DockerEngine::connect().await?;
+    let engine = engine_args.backend(None)?.connect().await?;
+    let engine = engine.as_ref();
     let out = bench::teardown(
         &issue,
-        &engine,
+        engine,
         tracker.as_ref(),
         &field,
         !args.keep_link,
@@ -1079,7 +1185,12 @@ async fn cmd_teardown(
     Ok(exit::OK)
 }
 
-async fn cmd_link(args: &LinkArgs, mode: OutputMode, reporter: SharedReporter) -> Result<i32> {
+async fn cmd_link(
+    engine_args: &EngineArgs,
+    args: &LinkArgs,
+    mode: OutputMode,
+    reporter: SharedReporter,
+) -> Result<i32> {
     let issue = naming::normalize_issue_key(&args.issue)?;
     let field = config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
     let tracker = tracker_client(&args.tracker)?.ok_or_else(|| {
@@ -1091,8 +1202,9 @@ async fn cmd_link(args: &LinkArgs, mode: OutputMode, reporter: SharedReporter) -
             env::TRACKER_CLOUD_ORG_ID
         ))
     })?;
-    let engine = DockerEngine::connect().await?;
-    let result = bench::link(&issue, &engine, &tracker, &field, &reporter).await?;
+    let engine = engine_args.backend(None)?.connect().await?;
+    let engine = engine.as_ref();
+    let result = bench::link(&issue, engine, &tracker, &field, &reporter).await?;
     drop(reporter);
     let (url, error) = match &result {
         Ok(url) => (Some(url.clone()), None),
@@ -1115,10 +1227,11 @@ async fn cmd_link(args: &LinkArgs, mode: OutputMode, reporter: SharedReporter) -
     })
 }
 
-async fn cmd_status(args: &IssueArg, mode: OutputMode) -> Result<i32> {
+async fn cmd_status(engine_args: &EngineArgs, args: &IssueArg, mode: OutputMode) -> Result<i32> {
     let issue = naming::normalize_issue_key(&args.issue)?;
-    let engine = DockerEngine::connect().await?;
-    let st = bench::status(&engine, &issue).await?;
+    let engine = engine_args.backend(None)?.connect().await?;
+    let engine = engine.as_ref();
+    let st = bench::status(engine, &issue).await?;
     let code = if st.bench.is_some() {
         exit::OK
     } else {
@@ -1159,15 +1272,16 @@ async fn cmd_status(args: &IssueArg, mode: OutputMode) -> Result<i32> {
     Ok(code)
 }
 
-async fn cmd_logs(args: &LogsArgs) -> Result<i32> {
+async fn cmd_logs(engine_args: &EngineArgs, args: &LogsArgs) -> Result<i32> {
     use futures_util::StreamExt;
     use std::io::Write;
     let issue = naming::normalize_issue_key(&args.issue)?;
-    let engine = DockerEngine::connect().await?;
-    let Some(bench) = bench::find_bench(&engine, &issue).await? else {
+    let engine = engine_args.backend(None)?.connect().await?;
+    let engine = engine.as_ref();
+    let Some(bench) = bench::find_bench(engine, &issue).await? else {
         return Err(Error::usage(format!("{issue} has no bench")));
     };
-    let mut stream = crate::runtime::Engine::logs(&engine, &bench.id, args.follow, args.tail);
+    let mut stream = crate::runtime::Engine::logs(engine, &bench.id, args.follow, args.tail);
     let mut out = std::io::stdout().lock();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
@@ -1178,7 +1292,12 @@ async fn cmd_logs(args: &LogsArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-async fn cmd_gc(args: &GcArgs, mode: OutputMode, reporter: SharedReporter) -> Result<i32> {
+async fn cmd_gc(
+    engine_args: &EngineArgs,
+    args: &GcArgs,
+    mode: OutputMode,
+    reporter: SharedReporter,
+) -> Result<i32> {
     let ttl = match &args.ttl {
         Some(t) => Some(crate::gc::parse_duration(t).ok_or_else(|| {
             Error::usage(format!("--ttl `{t}` is not a duration (e.g. 90m, 12h, 3d)"))
@@ -1205,9 +1324,10 @@ async fn cmd_gc(args: &GcArgs, mode: OutputMode, reporter: SharedReporter) -> Re
         })?,
     };
     let tracker = tracker_client(&args.tracker)?;
-    let engine = DockerEngine::connect().await?;
+    let engine = engine_args.backend(None)?.connect().await?;
+    let engine = engine.as_ref();
     let actions = crate::gc::gc(
-        &engine,
+        engine,
         tracker.as_ref(),
         &opts,
         &reporter,
@@ -1434,7 +1554,7 @@ async fn cmd_config(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> Resu
     Ok(exit::OK)
 }
 
-async fn cmd_serve(args: &ServeArgs, m: &ArgMatches) -> Result<i32> {
+async fn cmd_serve(engine_args: &EngineArgs, args: &ServeArgs, m: &ArgMatches) -> Result<i32> {
     use crate::server::{ReviewTargets, ServeConfig};
     let mut repos = std::collections::HashMap::new();
     for r in &args.repos {
@@ -1496,6 +1616,7 @@ async fn cmd_serve(args: &ServeArgs, m: &ArgMatches) -> Result<i32> {
         local,
         lock: args.lock.options(),
         templates: templates.clone(),
+        backend: engine_args.backend(args.bench.config.as_deref())?,
     };
     let tracker = tracker_client(&args.tracker)?;
     let notifier = Notifier::from_env(&ProcessEnv, templates)?;
@@ -1609,7 +1730,7 @@ where
         .unwrap_or_default();
     let result = runtime.block_on(async {
         match &cli.command {
-            Command::Deploy(a) => cmd_deploy(a, &sub, mode, mode.reporter()).await,
+            Command::Deploy(a) => cmd_deploy(&cli.engine, a, &sub, mode, mode.reporter()).await,
             Command::Config(a) => cmd_config(a, &sub, mode).await,
             Command::Templates(a) => cmd_templates(a, &sub, mode).await,
             Command::Completions(a) => {
@@ -1633,13 +1754,13 @@ where
                 let _ = std::io::stdout().write_all(&out);
                 Ok(exit::OK)
             }
-            Command::List => cmd_list(mode).await,
-            Command::Teardown(a) => cmd_teardown(a, mode, mode.reporter()).await,
-            Command::Link(a) => cmd_link(a, mode, mode.reporter()).await,
-            Command::Status(a) => cmd_status(a, mode).await,
-            Command::Logs(a) => cmd_logs(a).await,
-            Command::Gc(a) => cmd_gc(a, mode, mode.reporter()).await,
-            Command::Serve(a) => cmd_serve(a, &sub).await,
+            Command::List => cmd_list(&cli.engine, mode).await,
+            Command::Teardown(a) => cmd_teardown(&cli.engine, a, mode, mode.reporter()).await,
+            Command::Link(a) => cmd_link(&cli.engine, a, mode, mode.reporter()).await,
+            Command::Status(a) => cmd_status(&cli.engine, a, mode).await,
+            Command::Logs(a) => cmd_logs(&cli.engine, a).await,
+            Command::Gc(a) => cmd_gc(&cli.engine, a, mode, mode.reporter()).await,
+            Command::Serve(a) => cmd_serve(&cli.engine, a, &sub).await,
             Command::Tracker(TrackerCommand::Init(a)) => cmd_tracker_init(a, mode).await,
         }
     });

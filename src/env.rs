@@ -37,6 +37,20 @@ pub const TELEGRAM_API_URL: &str = "BENCHCTL_TELEGRAM_API_URL";
 pub const TEMPLATES_DIR: &str = "BENCHCTL_TEMPLATES_DIR";
 /// Where `benchctl serve` keeps its job queue and delivery ids (`--state-dir`).
 pub const STATE_DIR: &str = "BENCHCTL_STATE_DIR";
+/// Where benches run: `docker` (containers) or `swarm` (services), `--backend`.
+pub const BACKEND: &str = "BENCHCTL_BACKEND";
+/// How swarm benches publish their port: `ingress` (the routing mesh) or `host`.
+pub const PUBLISH_MODE: &str = "BENCHCTL_PUBLISH_MODE";
+/// Registry the swarm backend pushes images to (`--registry`).
+pub const REGISTRY: &str = "BENCHCTL_REGISTRY";
+/// Registry credentials (the password also from a file named by `<VAR>_FILE`); without them,
+/// the docker CLI's `docker login` entry for the registry is used.
+pub const REGISTRY_USER: &str = "BENCHCTL_REGISTRY_USER";
+pub const REGISTRY_PASSWORD: &str = "BENCHCTL_REGISTRY_PASSWORD";
+/// The docker CLI's config directory (`config.json` holds `docker login` credentials).
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// A local config file (`--config`).
+pub const CONFIG: &str = "BENCHCTL_CONFIG";
 /// Set by every CI system: plain output instead of progress bars.
 pub const CI: &str = "CI";
 pub const NO_COLOR: &str = "NO_COLOR";

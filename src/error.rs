@@ -57,7 +57,7 @@ pub enum Error {
     Engine(String),
 
     /// The new container exited or never became ready (exit 1).
-    #[error("bench for {issue} did not become ready: {reason}{}\nthe new container was removed{}", logs_suffix(.logs), kept_suffix(.kept_old))]
+    #[error("bench for {issue} did not become ready: {reason}{}\nthe new version was removed{}", logs_suffix(.logs), kept_suffix(.kept_old))]
     NotReady {
         issue: String,
         reason: String,

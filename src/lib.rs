@@ -24,6 +24,7 @@ pub mod secret;
 pub mod server;
 pub mod settings;
 pub mod signal;
+pub mod swarm;
 pub mod templates;
 pub mod tracker;
 pub mod webhook;

@@ -62,6 +62,13 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     /// Join this network instead of publishing the port (a reverse proxy routes to it).
     pub network: Option<String>,
+    /// The bench this one replaces. Plain containers start beside it (the orchestration
+    /// removes it once the new one answers); a swarm service is updated in place.
+    pub replaces: Option<String>,
+    /// What the readiness probe asks (a swarm service's health check asks it too).
+    pub health_path: String,
+    /// How long the bench may take to answer.
+    pub ready_timeout: std::time::Duration,
 }
 
 /// Resource limits of a bench.
@@ -104,6 +111,11 @@ pub struct ContainerInfo {
     pub ip: Option<String>,
     /// Unix seconds.
     pub created: Option<i64>,
+    /// Where the published port is, when the engine knows better than the public host (the
+    /// node a swarm task runs on in host publish mode).
+    pub host: Option<String>,
+    /// What to suspect when the published port does not answer (the swarm's routing mesh).
+    pub reach_note: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +156,16 @@ pub trait Engine: Send + Sync {
     async fn rename(&self, id: &str, name: &str) -> Result<()>;
     /// Removes a container (stopping it first); a container already gone is not an error.
     async fn remove(&self, id: &str) -> Result<()>;
+    /// What about this engine shapes a bench besides its settings (a change redeploys even
+    /// an unchanged commit); empty for plain containers.
+    fn shape(&self) -> String {
+        String::new()
+    }
+    /// Abandons a bench version that failed or was interrupted before it became the bench:
+    /// a container is removed; a service updated in place goes back to its previous version.
+    async fn discard(&self, id: &str) -> Result<()> {
+        self.remove(id).await
+    }
     /// The last `n` lines the container printed.
     async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>>;
     /// The container's output (stdout and stderr), the last `tail` lines first, then, with
@@ -294,6 +316,26 @@ impl Endpoint {
     }
 }
 
+/// Where benches run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Containers on the engine.
+    #[default]
+    Docker,
+    /// One-replica services on the swarm the engine manages.
+    Swarm(crate::swarm::SwarmOptions),
+}
+
+impl Backend {
+    /// Connects to the engine of this backend.
+    pub async fn connect(&self) -> Result<Box<dyn Engine>> {
+        Ok(match self {
+            Backend::Docker => Box::new(DockerEngine::connect().await?),
+            Backend::Swarm(o) => Box::new(crate::swarm::SwarmEngine::connect(o.clone()).await?),
+        })
+    }
+}
+
 /// Where the engine is expected, for error messages.
 pub fn engine_location() -> String {
     match std::env::var("DOCKER_HOST") {
@@ -340,7 +382,7 @@ pub fn describe_engine_error(e: &bollard::errors::Error) -> String {
     }
 }
 
-fn not_found(e: &bollard::errors::Error) -> bool {
+pub(crate) fn not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
         bollard::errors::Error::DockerResponseServerError {
@@ -359,7 +401,7 @@ fn parse_port(p: &str) -> Option<u16> {
 pub const LOCK_IMAGE: &str = "benchctl/lock:1";
 
 pub struct DockerEngine {
-    docker: Docker,
+    pub(crate) docker: Docker,
 }
 
 impl DockerEngine {
@@ -447,6 +489,8 @@ impl DockerEngine {
             host_port,
             ip: None,
             created: c.created,
+            host: None,
+            reach_note: None,
         }
     }
 }
@@ -758,6 +802,8 @@ impl Engine for DockerEngine {
             host_port,
             ip,
             created: None,
+            host: None,
+            reach_note: None,
         }))
     }
 
@@ -769,7 +815,12 @@ impl Engine for DockerEngine {
             .filters(&filters)
             .build();
         let list = self.docker.list_containers(Some(opts)).await?;
-        Ok(list.into_iter().map(Self::summary_to_info).collect())
+        Ok(list
+            .into_iter()
+            .map(Self::summary_to_info)
+            // a swarm task inherits its image's labels, but the swarm backend owns it
+            .filter(|c| !c.labels.contains_key("com.docker.swarm.task.id"))
+            .collect())
     }
 
     async fn rename(&self, id: &str, name: &str) -> Result<()> {

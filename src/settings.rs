@@ -28,6 +28,12 @@ pub struct FileConfig {
     pub url_template: Option<String>,
     pub issue_pattern: Option<String>,
     pub field: Option<String>,
+    /// Where benches run (`docker` or `swarm`): only in a local config, never a branch's.
+    pub backend: Option<String>,
+    /// How swarm benches publish their port (`ingress` or `host`): local config only.
+    pub publish_mode: Option<String>,
+    /// Registry the swarm backend pushes to: local config only.
+    pub registry: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -163,6 +169,7 @@ pub fn defaults() -> FileConfig {
         url_template: None,
         issue_pattern: Some(crate::naming::DEFAULT_ISSUE_PATTERN.into()),
         field: Some("benchLink".into()),
+        ..Default::default()
     }
 }
 
@@ -349,6 +356,18 @@ pub fn repo_layer(
     let layer = match &peek.text {
         Some(text) => {
             let config = parse(text, &format!("{REPO_CONFIG} {at}"))?;
+            let engine_keys = [
+                ("backend", config.backend.is_some()),
+                ("publish-mode", config.publish_mode.is_some()),
+                ("registry", config.registry.is_some()),
+            ];
+            if let Some((key, _)) = engine_keys.iter().find(|(_, set)| *set) {
+                return Err(Error::usage(format!(
+                    "{REPO_CONFIG} {at} sets `{key}`, which only whoever runs benchctl chooses \
+                     (where benches run is the same for every branch): remove it from the \
+                     branch and set it with --{key}, the environment, or a --config file"
+                )));
+            }
             Some(Layer::file(config, Origin::RepoConfig(at)))
         }
         None => None,

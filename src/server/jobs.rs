@@ -6,7 +6,7 @@ use super::{log, Metrics, ServeConfig};
 use crate::bench::{self, Action};
 use crate::notify::{Message, Notifier};
 use crate::output::{Event, Reporter, SharedReporter};
-use crate::runtime::{labels, DockerEngine};
+use crate::runtime::{labels, Engine};
 use crate::tracker::{TrackerClient, TrackerError};
 use crate::webhook::{Intent, Review};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ impl Reporter for JobReporter {
 
 pub struct Worker {
     pub cfg: Arc<ServeConfig>,
-    pub engine: DockerEngine,
+    pub engine: Box<dyn Engine>,
     pub tracker: Option<TrackerClient>,
     pub notifier: Notifier,
     pub metrics: Arc<Metrics>,
@@ -231,11 +231,17 @@ impl Worker {
         } else {
             None
         };
-        let run = bench::deploy(&req, &self.engine, tracker, &reporter, self.cfg.lock);
+        let run = bench::deploy(
+            &req,
+            self.engine.as_ref(),
+            tracker,
+            &reporter,
+            self.cfg.lock,
+        );
         let result = tokio::select! {
             r = run => r,
             why = async { cancel.wait_for(|c| *c != Cancel::No).await.map(|c| *c).unwrap_or(Cancel::Shutdown) } => {
-                let cleanup = bench::recover_interrupted(&req, &self.engine).await;
+                let cleanup = bench::recover_interrupted(&req, self.engine.as_ref()).await;
                 self.metrics.inc("benchctl_deploys_total", &[("result", "cancelled")]);
                 return match why {
                     Cancel::Shutdown => Outcome::Abandoned(format!("deploy of {branch} stopped for shutdown: {cleanup}")),
@@ -310,7 +316,7 @@ impl Worker {
         });
         let out = bench::teardown(
             issue,
-            &self.engine,
+            self.engine.as_ref(),
             self.tracker.as_ref(),
             &self.cfg.deploy.field,
             self.cfg.deploy.link,
@@ -347,7 +353,7 @@ impl Worker {
     }
 
     async fn remove_branch(&self, issue: &str, branch: &str) -> Outcome {
-        match bench::find_bench(&self.engine, issue).await {
+        match bench::find_bench(self.engine.as_ref(), issue).await {
             Ok(Some(c)) if c.labels.get(labels::BRANCH).map(String::as_str) == Some(branch) => {
                 self.teardown(issue, &format!("branch {branch} was deleted"))
                     .await

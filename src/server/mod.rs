@@ -73,6 +73,8 @@ pub struct ServeConfig {
     pub local: Option<crate::settings::Layer>,
     pub lock: LockOptions,
     pub templates: Templates,
+    /// Where benches run.
+    pub backend: crate::runtime::Backend,
 }
 
 /// One log line on stderr, with a UTC time stamp; secrets redacted.
@@ -363,7 +365,7 @@ pub async fn serve(
     notifier: Notifier,
 ) -> crate::Result<()> {
     let cfg = Arc::new(cfg);
-    let engine = crate::runtime::DockerEngine::connect().await?;
+    let engine = cfg.backend.connect().await?;
     let (store, leftover) = Store::open(&cfg.state_dir).map_err(|e| {
         crate::Error::usage(format!(
             "cannot use the state directory `{}`: {e}",

@@ -255,6 +255,23 @@ impl Cleanup {
     fn run(&self) {
         for key in &self.0 {
             let filter = format!("label=benchctl.issue={key}");
+            // swarm services (an engine outside a swarm refuses to list them: nothing to do)
+            if let Ok(out) = Command::new("docker")
+                .args(["service", "ls", "-q", "--filter", &filter])
+                .output()
+            {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("docker").args(["service", "rm", id]).output();
+                    // its task stops after the call: wait, so that the image can go
+                    let task = format!("label=com.docker.swarm.service.id={id}");
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    while Instant::now() < deadline
+                        && !docker_lines(&["ps", "-q", "--filter", &task]).is_empty()
+                    {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            }
             for id in docker_lines(&["ps", "-aq", "--filter", &filter]) {
                 let _ = Command::new("docker").args(["rm", "-f", &id]).output();
             }

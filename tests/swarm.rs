@@ -1,0 +1,611 @@
+//! The swarm backend on a real single-node swarm (initialised here when the engine is not in
+//! one, and left again when the last test is done): deploy, in-place update, a failing new
+//! version rolled back while the old one keeps serving, no-op redeploys, list, status, logs,
+//! teardown, gc, the routing mesh, a registry, and the same deploy on both backends.
+
+mod support;
+
+use serde_json::Value;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::fake_tracker::{Auth, FakeTracker, Org};
+use support::*;
+
+const TOKEN: &str = "swarm-canary-5f5f5f";
+
+/// The app prints a line at start (for `logs`) and serves `/www` on 8080.
+const SWARM_APP: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\n\
+CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo bench-started; exec /bin/busybox httpd -f -p 8080 -h /www\"]\n";
+
+/// A new version that exits at once.
+const CRASHING_APP: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\n\
+CMD [\"/bin/busybox\", \"false\"]\n";
+
+/// A new version that runs but never answers on its port.
+const DEAF_APP: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\n\
+CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"9999\", \"-h\", \"/www\"]\n";
+
+/// How many tests use the swarm now, and whether this process initialised it.
+static SWARM: Mutex<(usize, bool)> = Mutex::new((0, false));
+
+/// A single-node swarm for the test's duration: initialised when the engine is in none, left
+/// again by the last user when this process initialised it.
+struct SwarmGuard;
+
+fn swarm_state() -> String {
+    docker_lines(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .pop()
+        .unwrap_or_default()
+}
+
+impl SwarmGuard {
+    fn acquire() -> SwarmGuard {
+        require_docker();
+        let mut s = SWARM.lock().unwrap_or_else(|e| e.into_inner());
+        if swarm_state() != "active" {
+            let out = Command::new("docker")
+                .args(["swarm", "init", "--advertise-addr", "127.0.0.1"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "docker swarm init failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            s.1 = true;
+        }
+        s.0 += 1;
+        SwarmGuard
+    }
+}
+
+impl Drop for SwarmGuard {
+    fn drop(&mut self) {
+        let mut s = SWARM.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 -= 1;
+        if s.0 == 0 && s.1 {
+            let _ = Command::new("docker")
+                .args(["swarm", "leave", "--force"])
+                .output();
+            s.1 = false;
+        }
+    }
+}
+
+fn swarm_app() -> AppRepo {
+    let repo = AppRepo::new();
+    repo.write("Dockerfile", SWARM_APP);
+    repo.commit("swarm app");
+    repo
+}
+
+fn tracker_env(cmd: &mut Command, t: &FakeTracker) {
+    cmd.env("BENCHCTL_TRACKER_URL", &t.url)
+        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
+        .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
+}
+
+/// `benchctl --backend swarm --publish-mode host ...` (host mode: this engine's routing mesh
+/// does not forward).
+fn swarm_cmd() -> Command {
+    let mut cmd = benchctl();
+    cmd.env("BENCHCTL_BACKEND", "swarm")
+        .env("BENCHCTL_PUBLISH_MODE", "host");
+    cmd
+}
+
+/// `deploy main` of `repo` as `issue` with small limits; `timeout` seconds to answer.
+fn deploy(cmd: &mut Command, repo: &AppRepo, issue: &str, timeout: u32, extra: &[&str]) -> Run {
+    let timeout = timeout.to_string();
+    let repo = repo.path_str();
+    let args = [
+        "--json", "deploy", "main", "--repo", &repo, "--issue", issue,
+    ];
+    run(cmd
+        .args(args)
+        .args([
+            "--cpus",
+            "0.1",
+            "--memory",
+            "64m",
+            "--ready-timeout",
+            &timeout,
+        ])
+        .args(extra))
+}
+
+fn service_of(issue: &str) -> Option<Value> {
+    let filter = format!("label=benchctl.issue={issue}");
+    let ids = docker_lines(&["service", "ls", "-q", "--filter", &filter]);
+    assert!(ids.len() <= 1, "one service per issue: {ids:?}");
+    let id = ids.first()?;
+    let out = Command::new("docker")
+        .args(["service", "inspect", id])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    Some(v[0].clone())
+}
+
+/// Polls `url` until stopped; returns what each poll got.
+struct Poller {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<Option<String>>>>,
+}
+
+impl Poller {
+    fn start(url: &str) -> Poller {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, url) = (stop.clone(), url.to_string());
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !s.load(Ordering::SeqCst) {
+                seen.push(http_get(&url));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            seen
+        });
+        Poller {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Vec<Option<String>> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+#[test]
+fn a_bench_is_a_service_updated_in_place_and_rolled_back_when_the_new_version_fails() {
+    let _swarm = SwarmGuard::acquire();
+    let _cleanup = Cleanup::issues(&["SWA-1"]);
+    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    tracker.add_issue("SWA-1");
+    let repo = swarm_app();
+
+    // first deploy: a one-replica service with benchctl's labels, limits, health check
+    let mut cmd = swarm_cmd();
+    tracker_env(&mut cmd, &tracker);
+    let r = deploy(&mut cmd, &repo, "SWA-1", 20, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let first = r.json();
+    let url = first["url"].as_str().unwrap().to_string();
+    assert_eq!(http_get(&url).as_deref(), Some("main\n"), "{url}");
+    assert_eq!(
+        tracker.field("SWA-1", "benchLink"),
+        Some(Value::String(url.clone()))
+    );
+    let svc = service_of("SWA-1").expect("a service");
+    let spec = &svc["Spec"];
+    let id = svc["ID"].as_str().unwrap().to_string();
+    assert_eq!(spec["Name"], "benchctl-swa-1");
+    assert_eq!(spec["Labels"]["benchctl.managed"], "true");
+    assert_eq!(spec["Labels"]["benchctl.commit"], first["commit"]);
+    assert_eq!(spec["Mode"]["Replicated"]["Replicas"], 1);
+    let res = &spec["TaskTemplate"]["Resources"];
+    assert_eq!(res["Limits"]["MemoryBytes"], 64 << 20);
+    assert_eq!(res["Reservations"]["MemoryBytes"], 64 << 20);
+    assert_eq!(res["Limits"]["NanoCPUs"], 100_000_000);
+    assert_eq!(res["Reservations"]["NanoCPUs"], 100_000_000);
+    assert_eq!(spec["TaskTemplate"]["RestartPolicy"]["Condition"], "any");
+    let health = &spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["Test"];
+    assert_eq!(health[0], "CMD", "{health}");
+    assert!(
+        health.to_string().contains("http://127.0.0.1:8080/"),
+        "{health}"
+    );
+    assert_eq!(spec["UpdateConfig"]["Order"], "start-first");
+    assert_eq!(spec["UpdateConfig"]["FailureAction"], "rollback");
+
+    // the same commit again: nothing to do
+    let mut cmd = swarm_cmd();
+    tracker_env(&mut cmd, &tracker);
+    let r = deploy(&mut cmd, &repo, "SWA-1", 20, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.json()["action"], "unchanged");
+
+    // a new commit updates the same service; the old version serves until the new one answers
+    repo.write("www/index.html", "v2\n");
+    let v2 = repo.commit("v2");
+    let poll = Poller::start(&url);
+    let mut cmd = swarm_cmd();
+    tracker_env(&mut cmd, &tracker);
+    let r = deploy(&mut cmd, &repo, "SWA-1", 20, &[]);
+    let seen = poll.finish();
+    assert_eq!(r.code, 0, "{}", r.all());
+    let second = r.json();
+    assert_eq!(second["action"], "deployed");
+    assert_eq!(second["commit"], v2);
+    let url2 = second["url"].as_str().unwrap().to_string();
+    assert_eq!(http_get(&url2).as_deref(), Some("v2\n"));
+    assert_eq!(
+        service_of("SWA-1").unwrap()["ID"],
+        id.as_str(),
+        "updated in place"
+    );
+    // the old task answers until the new one is healthy; then it stops (in host mode its port
+    // goes with it) and nothing else ever answers there
+    let answered = seen.iter().take_while(|s| s.is_some()).count();
+    assert!(answered > 0, "{seen:?}");
+    assert!(
+        seen[..answered]
+            .iter()
+            .all(|s| s.as_deref() == Some("main\n"))
+            && seen[answered..].iter().all(Option::is_none),
+        "the old version answered until it was replaced: {seen:?}"
+    );
+    assert_eq!(
+        tracker.field("SWA-1", "benchLink"),
+        Some(Value::String(url2.clone()))
+    );
+
+    // a new version that crashes, then one that never answers: the swarm goes back, and the
+    // running version answers all through
+    for (app, what) in [(CRASHING_APP, "crashing"), (DEAF_APP, "deaf")] {
+        repo.write("Dockerfile", app);
+        repo.commit(what);
+        let poll = Poller::start(&url2);
+        let mut cmd = swarm_cmd();
+        tracker_env(&mut cmd, &tracker);
+        let r = deploy(&mut cmd, &repo, "SWA-1", 6, &[]);
+        let seen = poll.finish();
+        assert_eq!(r.code, 1, "the {what} version must fail: {}", r.all());
+        assert!(r.all().contains("did not become ready"), "{}", r.all());
+        assert!(
+            r.all().contains("previous bench keeps running"),
+            "{}",
+            r.all()
+        );
+        assert!(!seen.is_empty());
+        assert!(
+            seen.iter().all(|s| s.as_deref() == Some("v2\n")),
+            "the {what} version interrupted the running one: {seen:?}"
+        );
+        let svc = service_of("SWA-1").unwrap();
+        assert_eq!(svc["ID"], id.as_str());
+        assert_eq!(svc["Spec"]["Labels"]["benchctl.commit"], v2.as_str());
+        assert_eq!(http_get(&url2).as_deref(), Some("v2\n"));
+        assert_eq!(
+            tracker.field("SWA-1", "benchLink"),
+            Some(Value::String(url2.clone())),
+            "the link still points at the running version"
+        );
+    }
+
+    // list, status and logs read the service
+    let r = run(swarm_cmd().args(["--json", "list"]));
+    let rows = r.json();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["issue"] == "SWA-1")
+        .unwrap_or_else(|| panic!("SWA-1 not listed: {}", r.stdout));
+    assert_eq!(row["commit"], v2.as_str());
+    assert_eq!(row["url"], url2.as_str());
+    assert!(
+        row["state"].as_str().unwrap().starts_with("running"),
+        "{row}"
+    );
+    let r = run(swarm_cmd().args(["--json", "status", "SWA-1"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let st = r.json();
+    assert_eq!(st["bench"]["commit"], v2.as_str());
+    assert_eq!(st["last_deploy"]["result"], "failed");
+    let r = run(swarm_cmd().args(["logs", "SWA-1"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("bench-started"), "{}", r.all());
+    // the docker backend does not see swarm benches as containers
+    let r = run(benchctl().args(["--json", "list"]));
+    assert!(!r.stdout.contains("SWA-1"), "{}", r.stdout);
+
+    // teardown removes the service, its images and the link
+    let mut cmd = swarm_cmd();
+    tracker_env(&mut cmd, &tracker);
+    let r = run(cmd.args(["teardown", "SWA-1"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(service_of("SWA-1").is_none());
+    assert_eq!(http_get(&url2), None);
+    assert_eq!(tracker.field("SWA-1", "benchLink"), None);
+    let images = docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=SWA-1"]);
+    assert!(images.is_empty(), "images left: {images:?}");
+}
+
+#[test]
+fn gc_removes_swarm_benches_of_closed_issues_and_nothing_else() {
+    let _swarm = SwarmGuard::acquire();
+    let _cleanup = Cleanup::issues(&["SWG-1", "SWG-2"]);
+    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    tracker.add_issue("SWG-1").add_issue("SWG-2");
+    let repo = swarm_app();
+    for issue in ["SWG-1", "SWG-2"] {
+        let mut cmd = swarm_cmd();
+        tracker_env(&mut cmd, &tracker);
+        let r = deploy(&mut cmd, &repo, issue, 20, &[]);
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+    let kept_url = listed_swarm("SWG-2")["url"].as_str().unwrap().to_string();
+    // a service benchctl does not own, on the same swarm
+    let foreign = format!("not-benchctl-{}", std::process::id());
+    let out = Command::new("docker")
+        .args(["service", "create", "-d", "--name", &foreign])
+        .args([
+            "--label",
+            "benchctl.issue=SWG-1",
+            "benchctl/sw-foreign:none",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tracker.set_status("SWG-1", "closed");
+
+    let mut cmd = swarm_cmd();
+    tracker_env(&mut cmd, &tracker);
+    let r = run(cmd.args(["--json", "gc"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("SWG-1"), "{}", r.stdout);
+    assert!(!r.stdout.contains("SWG-2"), "{}", r.stdout);
+    let filter = "label=benchctl.issue=SWG-1".to_string();
+    let left = docker_lines(&[
+        "service",
+        "ls",
+        "--format",
+        "{{.Name}}",
+        "--filter",
+        &filter,
+    ]);
+    let _ = Command::new("docker")
+        .args(["service", "rm", &foreign])
+        .output();
+    assert_eq!(left, vec![foreign], "only the foreign service is left");
+    assert_eq!(tracker.field("SWG-1", "benchLink"), None);
+    assert_eq!(http_get(&kept_url).as_deref(), Some("main\n"));
+}
+
+fn listed_swarm(issue: &str) -> Value {
+    let r = run(swarm_cmd().args(["--json", "list"]));
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["issue"] == issue)
+        .unwrap_or_else(|| panic!("{issue} not listed: {}", r.stdout))
+        .clone()
+}
+
+#[test]
+fn the_routing_mesh_either_answers_or_is_named_as_the_reason() {
+    let _swarm = SwarmGuard::acquire();
+    let _cleanup = Cleanup::issues(&["SWM-1"]);
+    let repo = swarm_app();
+    let mut cmd = benchctl();
+    cmd.env("BENCHCTL_BACKEND", "swarm");
+    let r = deploy(&mut cmd, &repo, "SWM-1", 30, &["--no-link"]);
+    match r.code {
+        // an engine with IPVS: the mesh forwards from every node's port
+        0 => {
+            let url = r.json()["url"].as_str().unwrap().to_string();
+            assert_eq!(http_get(&url).as_deref(), Some("main\n"));
+        }
+        _ => {
+            assert!(r.all().contains("routing mesh"), "{}", r.all());
+            assert!(r.all().contains("--publish-mode host"), "{}", r.all());
+            assert!(
+                service_of("SWM-1").is_none(),
+                "the failed first bench is gone"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_same_deploy_gives_the_same_bench_on_both_backends() {
+    let _swarm = SwarmGuard::acquire();
+    let _cleanup = Cleanup::issues(&["SWB-1", "SWB-2"]);
+    let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    tracker.add_issue("SWB-1").add_issue("SWB-2");
+    let repo = swarm_app();
+    let mut results = Vec::new();
+    for (issue, backend) in [("SWB-1", "docker"), ("SWB-2", "swarm")] {
+        let mut cmd = benchctl();
+        tracker_env(&mut cmd, &tracker);
+        cmd.env("BENCHCTL_PUBLISH_MODE", "host");
+        if backend == "docker" {
+            cmd.env_remove("BENCHCTL_PUBLISH_MODE");
+        }
+        let args = ["--backend", backend];
+        let r = run(cmd.args(args).args([
+            "--json",
+            "deploy",
+            "main",
+            "--repo",
+            &repo.path_str(),
+            "--issue",
+            issue,
+            "--memory",
+            "64m",
+        ]));
+        assert_eq!(r.code, 0, "{backend}: {}", r.all());
+        let v = r.json();
+        let url = v["url"].as_str().unwrap().to_string();
+        assert_eq!(http_get(&url).as_deref(), Some("main\n"), "{backend}");
+        assert_eq!(
+            tracker.field(issue, "benchLink"),
+            Some(Value::String(url.clone()))
+        );
+        // again: nothing to do on either backend
+        let mut cmd = benchctl();
+        tracker_env(&mut cmd, &tracker);
+        if backend == "swarm" {
+            cmd.env("BENCHCTL_PUBLISH_MODE", "host");
+        }
+        let r = run(cmd.args(args).args([
+            "--json",
+            "deploy",
+            "main",
+            "--repo",
+            &repo.path_str(),
+            "--issue",
+            issue,
+            "--memory",
+            "64m",
+        ]));
+        assert_eq!(r.code, 0, "{backend}: {}", r.all());
+        assert_eq!(r.json()["action"], "unchanged", "{backend}");
+        results.push(v);
+    }
+    let (a, b) = (&results[0], &results[1]);
+    for key in ["action", "branch", "commit", "linked"] {
+        assert_eq!(a[key], b[key], "{key}: {a} vs {b}");
+    }
+    assert_eq!(a["container"], "benchctl-swb-1");
+    assert_eq!(b["container"], "benchctl-swb-2");
+    let tag = |v: &Value| {
+        v["image"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        tag(a),
+        tag(b),
+        "the same image tag (commit and build settings)"
+    );
+}
+
+#[test]
+fn with_a_registry_the_image_is_pushed_and_the_service_runs_it_by_digest() {
+    let _swarm = SwarmGuard::acquire();
+    let _cleanup = Cleanup::issues(&["SWR-1"]);
+    let registry = Registry::start();
+    let repo = swarm_app();
+    let mut cmd = swarm_cmd();
+    let r = deploy(
+        &mut cmd,
+        &repo,
+        "SWR-1",
+        20,
+        &["--no-link", "--registry", &registry.host],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let url = r.json()["url"].as_str().unwrap().to_string();
+    assert_eq!(http_get(&url).as_deref(), Some("main\n"));
+    let svc = service_of("SWR-1").unwrap();
+    let image = svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prefix = format!("{}/benchctl/swr-1:", registry.host);
+    assert!(image.starts_with(&prefix), "{image}");
+    let digest = image.split_once('@').map(|(_, d)| d).unwrap_or("");
+    assert!(
+        digest.starts_with("sha256:"),
+        "referenced by digest: {image}"
+    );
+    let catalog = http_get(&format!("http://{}/v2/_catalog", registry.host)).unwrap();
+    assert!(catalog.contains("benchctl/swr-1"), "{catalog}");
+    // the registry serves the manifest of exactly that digest
+    let tags = http_get(&format!(
+        "http://{}/v2/benchctl/swr-1/tags/list",
+        registry.host
+    ))
+    .unwrap();
+    let tag = image[prefix.len()..].split('@').next().unwrap();
+    assert!(tags.contains(tag), "{tags}");
+
+    let r = run(swarm_cmd().args(["--registry", &registry.host, "teardown", "SWR-1"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(service_of("SWR-1").is_none());
+    let images = docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=SWR-1"]);
+    assert!(images.is_empty(), "images left: {images:?}");
+}
+
+/// A real registry (Debian's `docker-registry`) on a loopback port, until dropped; the engine
+/// trusts 127.0.0.0/8 registries without TLS.
+struct Registry {
+    host: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let bin = "/usr/bin/docker-registry";
+        assert!(
+            std::path::Path::new(bin).exists(),
+            "this test needs {bin} (apt-get install docker-registry); .ci/run installs it"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: {host}\n",
+            dir.path().join("data").display()
+        );
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http_get(&format!("http://{host}/v2/")).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the registry did not start on {host}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Registry {
+            host,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn where_benches_run_is_not_a_branch_s_choice() {
+    require_docker();
+    let repo = AppRepo::new();
+    repo.write("benchctl.toml", "backend = \"swarm\"\n");
+    repo.commit("config");
+    let r = run(benchctl().args([
+        "deploy",
+        "main",
+        "--repo",
+        &repo.path_str(),
+        "--issue",
+        "SWC-1",
+        "--no-link",
+    ]));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("`backend`"), "{}", r.stderr);
+    assert!(r.stderr.contains("--backend"), "{}", r.stderr);
+    // registry settings without the swarm backend are a mistake, said at once
+    let r = run(benchctl().args(["--registry", "reg.example.com", "list"]));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("--backend swarm"), "{}", r.stderr);
+}
