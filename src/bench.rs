@@ -74,6 +74,8 @@ impl Router {
         let mut l = HashMap::new();
         l.insert("traefik.enable".to_string(), "true".to_string());
         l.insert("traefik.docker.network".to_string(), self.network.clone());
+        // Traefik v3's swarm provider reads its own key (v2 in swarm mode reads the one above)
+        l.insert("traefik.swarm.network".to_string(), self.network.clone());
         l.insert(
             format!("traefik.http.routers.{name}.rule"),
             format!("Host(`{host}`)"),

@@ -587,6 +587,165 @@ impl Drop for Registry {
 }
 
 #[test]
+fn traefik_routes_to_a_service_on_an_overlay_network() {
+    let _swarm = SwarmGuard::acquire();
+    let net = format!("benchctl-test-swtrf-{}", std::process::id());
+    docker_lines(&["network", "create", "-d", "overlay", "--attachable", &net]);
+    let _cleanup = Cleanup::issues(&["SWT-1"]);
+    let repo = swarm_app();
+    let mut cmd = swarm_cmd();
+    cmd.env("BENCHCTL_ROUTER", "traefik")
+        .env("BENCHCTL_NETWORK", &net)
+        .env("BENCHCTL_URL_TEMPLATE", "https://{issue}.bench.test");
+    let r = deploy(&mut cmd, &repo, "SWT-1", 20, &["--no-link"]);
+    let svc = service_of("SWT-1");
+    // a proxy on the network reaches the bench's task, as Traefik does (its own balancing
+    // over the task addresses, which needs no IPVS)
+    let reached = svc.as_ref().map(|_| {
+        let image = listed_swarm("SWT-1")["image"].as_str().unwrap().to_string();
+        Command::new("docker")
+            .args(["run", "--rm", "--network", &net, &image])
+            .args([
+                "/bin/busybox",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                "http://tasks.benchctl-swt-1:8080/",
+            ])
+            .output()
+            .unwrap()
+    });
+    drop(_cleanup);
+    let _ = Command::new("docker")
+        .args(["network", "rm", &net])
+        .output();
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.json()["url"], "https://swt-1.bench.test/");
+    let svc = svc.unwrap();
+    let labels = &svc["Spec"]["Labels"];
+    assert_eq!(labels["traefik.enable"], "true");
+    assert_eq!(labels["traefik.swarm.network"], net.as_str());
+    assert_eq!(
+        labels["traefik.http.routers.benchctl-swt-1.rule"],
+        "Host(`swt-1.bench.test`)"
+    );
+    assert_eq!(
+        labels["traefik.http.services.benchctl-swt-1.loadbalancer.server.port"],
+        "8080"
+    );
+    assert!(
+        svc["Spec"]["EndpointSpec"]["Ports"].is_null(),
+        "nothing published: {}",
+        svc["Spec"]["EndpointSpec"]
+    );
+    let out = reached.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "main\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn concurrent_deploys_of_one_issue_take_turns_on_the_swarm() {
+    let _swarm = SwarmGuard::acquire();
+    let _cleanup = Cleanup::issues(&["SWL-1"]);
+    let repo = swarm_app();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            let mut cmd = swarm_cmd();
+            let repo = repo.path_str();
+            cmd.args([
+                "--json", "deploy", "main", "--repo", &repo, "--issue", "SWL-1",
+            ])
+            .args(["--no-link", "--cpus", "0.1", "--memory", "64m"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let mut actions: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: Value = serde_json::from_str(&text).unwrap();
+            v["action"].as_str().unwrap().to_string()
+        })
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        ["deployed", "unchanged"],
+        "one deployed, the other found it done"
+    );
+    assert!(service_of("SWL-1").is_some());
+}
+
+#[test]
+fn an_interrupted_update_goes_back_to_the_running_version() {
+    let _swarm = SwarmGuard::acquire();
+    let _cleanup = Cleanup::issues(&["SWI-1"]);
+    let repo = swarm_app();
+    let r = deploy(&mut swarm_cmd(), &repo, "SWI-1", 20, &["--no-link"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let first = r.json();
+    let url = first["url"].as_str().unwrap().to_string();
+    // a new version that never answers, interrupted while the swarm updates to it
+    repo.write("Dockerfile", DEAF_APP);
+    repo.commit("deaf");
+    let poll = Poller::start(&url);
+    let mut cmd = swarm_cmd();
+    let path = repo.path_str();
+    cmd.args([
+        "deploy",
+        "main",
+        "--repo",
+        &path,
+        "--issue",
+        "SWI-1",
+        "--no-link",
+    ])
+    .args(["--cpus", "0.1", "--memory", "64m", "--ready-timeout", "60"])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while service_of("SWI-1").unwrap()["Spec"]["Labels"]["benchctl.commit"] == first["commit"] {
+        assert!(Instant::now() < deadline, "the update never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let seen = poll.finish();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let svc = service_of("SWI-1").unwrap();
+    assert_eq!(
+        svc["Spec"]["Labels"]["benchctl.commit"], first["commit"],
+        "back to the running version: {stderr}"
+    );
+    assert!(
+        seen.iter().all(|s| s.as_deref() == Some("main\n")),
+        "the running version answered all through: {seen:?}"
+    );
+    assert_eq!(http_get(&url).as_deref(), Some("main\n"));
+    let r = run(swarm_cmd().args(["--json", "status", "SWI-1"]));
+    assert_eq!(r.json()["bench"]["commit"], first["commit"]);
+}
+
+#[test]
 fn where_benches_run_is_not_a_branch_s_choice() {
     require_docker();
     let repo = AppRepo::new();
