@@ -484,21 +484,32 @@ fn the_same_deploy_gives_the_same_bench_on_both_backends() {
     );
 }
 
+/// The registry's only user (its password's bcrypt hash is in [`Registry::start`]).
+const REGISTRY_USER: &str = "bench";
+const REGISTRY_PASSWORD: &str = "s3cret-registry-pass";
+
 #[test]
 fn with_a_registry_the_image_is_pushed_and_the_service_runs_it_by_digest() {
     let _swarm = SwarmGuard::acquire();
-    let _cleanup = Cleanup::issues(&["SWR-1"]);
+    let _cleanup = Cleanup::issues(&["SWR-1", "SWR-2"]);
     let registry = Registry::start();
     let repo = swarm_app();
+    let reg = ["--no-link", "--registry", &registry.host];
+
+    // the registry wants credentials: without them the push fails and says where they go
+    let r = deploy(&mut swarm_cmd(), &repo, "SWR-1", 20, &reg);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.all().contains("cannot push"), "{}", r.all());
+    assert!(r.all().contains("BENCHCTL_REGISTRY_USER"), "{}", r.all());
+    assert!(service_of("SWR-1").is_none());
+
+    // from the environment
     let mut cmd = swarm_cmd();
-    let r = deploy(
-        &mut cmd,
-        &repo,
-        "SWR-1",
-        20,
-        &["--no-link", "--registry", &registry.host],
-    );
+    cmd.env("BENCHCTL_REGISTRY_USER", REGISTRY_USER)
+        .env("BENCHCTL_REGISTRY_PASSWORD", REGISTRY_PASSWORD);
+    let r = deploy(&mut cmd, &repo, "SWR-1", 20, &reg);
     assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.all().contains(REGISTRY_PASSWORD));
     let url = r.json()["url"].as_str().unwrap().to_string();
     assert_eq!(http_get(&url).as_deref(), Some("main\n"));
     let svc = service_of("SWR-1").unwrap();
@@ -508,27 +519,57 @@ fn with_a_registry_the_image_is_pushed_and_the_service_runs_it_by_digest() {
         .to_string();
     let prefix = format!("{}/benchctl/swr-1:", registry.host);
     assert!(image.starts_with(&prefix), "{image}");
-    let digest = image.split_once('@').map(|(_, d)| d).unwrap_or("");
+    let (tag, digest) = image[prefix.len()..].split_once('@').unwrap();
     assert!(
         digest.starts_with("sha256:"),
         "referenced by digest: {image}"
     );
-    let catalog = http_get(&format!("http://{}/v2/_catalog", registry.host)).unwrap();
-    assert!(catalog.contains("benchctl/swr-1"), "{catalog}");
-    // the registry serves the manifest of exactly that digest
-    let tags = http_get(&format!(
-        "http://{}/v2/benchctl/swr-1/tags/list",
-        registry.host
-    ))
-    .unwrap();
-    let tag = image[prefix.len()..].split('@').next().unwrap();
-    assert!(tags.contains(tag), "{tags}");
+    // the registry holds that tag, and its manifest is that digest
+    let manifest = registry.get(&format!("/v2/benchctl/swr-1/manifests/{tag}"));
+    assert!(
+        manifest.contains(&format!("docker-content-digest: {digest}")),
+        "{manifest}"
+    );
 
-    let r = run(swarm_cmd().args(["--registry", &registry.host, "teardown", "SWR-1"]));
+    // from `docker login`'s config.json
+    let config = tempfile::tempdir().unwrap();
+    let auth = base64(&format!("{REGISTRY_USER}:{REGISTRY_PASSWORD}"));
+    let json = format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, registry.host);
+    std::fs::write(config.path().join("config.json"), json).unwrap();
+    let mut cmd = swarm_cmd();
+    cmd.env("DOCKER_CONFIG", config.path());
+    let r = deploy(&mut cmd, &repo, "SWR-2", 20, &reg);
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(service_of("SWR-1").is_none());
-    let images = docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=SWR-1"]);
-    assert!(images.is_empty(), "images left: {images:?}");
+
+    for issue in ["SWR-1", "SWR-2"] {
+        let r = run(swarm_cmd().args(["--registry", &registry.host, "teardown", issue]));
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(service_of(issue).is_none());
+        let filter = format!("label=benchctl.issue={issue}");
+        let images = docker_lines(&["images", "-q", "--filter", &filter]);
+        assert!(images.is_empty(), "images of {issue} left: {images:?}");
+    }
+}
+
+fn base64(text: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// A real registry (Debian's `docker-registry`) on a loopback port, until dropped; the engine
@@ -549,10 +590,16 @@ impl Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
+        // bcrypt of REGISTRY_PASSWORD
+        let htpasswd = format!(
+            "{REGISTRY_USER}:$2b$05$uQ4sOJpG7EZcdOV6m8HbCO.0oyOtg47rk.RUcvSL.el7FvPyMBInu\n"
+        );
+        std::fs::write(dir.path().join("htpasswd"), htpasswd).unwrap();
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: {host}\n",
-            dir.path().join("data").display()
+             http:\n  addr: {host}\nauth:\n  htpasswd:\n    realm: benchctl-test\n    path: {}\n",
+            dir.path().join("data").display(),
+            dir.path().join("htpasswd").display()
         );
         let cfg = dir.path().join("config.yml");
         std::fs::write(&cfg, config).unwrap();
@@ -576,6 +623,25 @@ impl Registry {
             child,
             _dir: dir,
         }
+    }
+}
+
+impl Registry {
+    /// The response head and body of an authenticated GET (a v2 manifest).
+    fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.host).unwrap();
+        let auth = base64(&format!("{REGISTRY_USER}:{REGISTRY_PASSWORD}"));
+        write!(
+            s,
+            "GET {path} HTTP/1.0\r\nHost: {}\r\nAuthorization: Basic {auth}\r\n\
+             Accept: application/vnd.docker.distribution.manifest.v2+json\r\n\r\n",
+            self.host
+        )
+        .unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).unwrap();
+        buf.to_ascii_lowercase()
     }
 }
 
