@@ -153,6 +153,83 @@ impl EngineArgs {
     }
 }
 
+impl EngineArgs {
+    /// The backend settings as `config` shows them: key, value, origin.
+    fn rows(
+        &self,
+        config: Option<&std::path::Path>,
+        m: &ArgMatches,
+    ) -> Result<Vec<(&'static str, String, String)>> {
+        let backend = self.backend(config)?;
+        let path = config
+            .map(PathBuf::from)
+            .or_else(|| env::var(env::CONFIG).map(PathBuf::from));
+        let file = match &path {
+            Some(p) => crate::settings::read_local(p)?,
+            None => FileConfig::default(),
+        };
+        let origin = |flag: &Option<String>, in_file: bool, id: &str, name: &str, var: &str| {
+            if flag.is_some() {
+                origin_of(m, id, name, Some(var)).to_string()
+            } else if in_file {
+                format!(
+                    "--config {}",
+                    path.as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                )
+            } else {
+                "default".to_string()
+            }
+        };
+        let mut rows = vec![];
+        let (name, swarm) = match &backend {
+            crate::runtime::Backend::Docker => ("docker", None),
+            crate::runtime::Backend::Swarm(o) => ("swarm", Some(o)),
+        };
+        rows.push((
+            "backend",
+            name.to_string(),
+            origin(
+                &self.backend,
+                file.backend.is_some(),
+                "backend",
+                "--backend",
+                env::BACKEND,
+            ),
+        ));
+        if let Some(o) = swarm {
+            let mode = match o.publish_mode {
+                crate::swarm::PublishMode::Ingress => "ingress",
+                crate::swarm::PublishMode::Host => "host",
+            };
+            rows.push((
+                "publish-mode",
+                mode.to_string(),
+                origin(
+                    &self.publish_mode,
+                    file.publish_mode.is_some(),
+                    "publish_mode",
+                    "--publish-mode",
+                    env::PUBLISH_MODE,
+                ),
+            ));
+            rows.push((
+                "registry",
+                o.registry.clone().unwrap_or_else(|| "-".into()),
+                origin(
+                    &self.registry,
+                    file.registry.is_some(),
+                    "registry",
+                    "--registry",
+                    env::REGISTRY,
+                ),
+            ));
+        }
+        Ok(rows)
+    }
+}
+
 /// Registry credentials: BENCHCTL_REGISTRY_USER with BENCHCTL_REGISTRY_PASSWORD (or its
 /// `_FILE`), else the docker CLI's `docker login` entry; none is fine (an open registry).
 fn registry_auth(registry: &str) -> Result<Option<crate::swarm::RegistryAuth>> {
@@ -1437,7 +1514,12 @@ async fn cmd_templates(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> R
     Ok(exit::OK)
 }
 
-async fn cmd_config(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> Result<i32> {
+async fn cmd_config(
+    engine_args: &EngineArgs,
+    args: &ConfigArgs,
+    m: &ArgMatches,
+    mode: OutputMode,
+) -> Result<i32> {
     use crate::settings::Row;
     let mut head: Vec<Row> = Vec::new();
     let row = |key: &str, value: String, origin: &str| Row {
@@ -1512,6 +1594,12 @@ async fn cmd_config(args: &ConfigArgs, m: &ArgMatches, mode: OutputMode) -> Resu
         args.bench.bind.clone(),
         "flag --bind or default",
     ));
+    rows.extend(
+        engine_args
+            .rows(args.bench.config.as_deref(), m)?
+            .into_iter()
+            .map(|(k, v, o)| row(k, v, &o)),
+    );
     rows.push(row(
         "cache-dir",
         cache_dir(&args.bench.cache_dir).display().to_string(),
@@ -1731,7 +1819,7 @@ where
     let result = runtime.block_on(async {
         match &cli.command {
             Command::Deploy(a) => cmd_deploy(&cli.engine, a, &sub, mode, mode.reporter()).await,
-            Command::Config(a) => cmd_config(a, &sub, mode).await,
+            Command::Config(a) => cmd_config(&cli.engine, a, &sub, mode).await,
             Command::Templates(a) => cmd_templates(a, &sub, mode).await,
             Command::Completions(a) => {
                 let shell = match a.shell {

@@ -829,6 +829,36 @@ fn where_benches_run_is_not_a_branch_s_choice() {
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("`backend`"), "{}", r.stderr);
     assert!(r.stderr.contains("--backend"), "{}", r.stderr);
+    // a local config chooses it, and `config` says so
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("local.toml");
+    std::fs::write(&file, "backend = \"swarm\"\npublish-mode = \"host\"\n").unwrap();
+    let r = run(benchctl()
+        .args(["config", "--config"])
+        .arg(&file)
+        .args(["--registry", "reg.example.com:5000"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let line = |key: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in {}", r.stdout))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        line("backend"),
+        format!("backend swarm --config {}", file.display())
+    );
+    assert_eq!(
+        line("publish-mode"),
+        format!("publish-mode host --config {}", file.display())
+    );
+    assert_eq!(
+        line("registry"),
+        "registry reg.example.com:5000 flag --registry"
+    );
     // registry settings without the swarm backend are a mistake, said at once
     let r = run(benchctl().args(["--registry", "reg.example.com", "list"]));
     assert_eq!(r.code, 2, "{}", r.all());
