@@ -7,11 +7,16 @@
 #   bench/run.sh              # RUNS=5 by default
 #   RUNS=3 SKIP_1G=1 bench/run.sh
 #   CASES="3 7" bench/run.sh   # only some cases (numbers as printed)
+#   CASES=8 bench/run.sh       # the swarm backend (makes the engine a single-node swarm when it
+#                              # is in none, and leaves it again); not run by default
 #
 # Needs: Docker, git (with git-daemon), /bin/busybox, python3, curl, /usr/bin/time.
 set -euo pipefail
 RUNS=${RUNS:-5}
 want() { [ -z "${CASES:-}" ] || [[ " $CASES " == *" $1 "* ]]; }
+# case 8 changes the engine's swarm state: only when asked for by number
+want_swarm() { [[ " ${CASES:-} " == *" 8 "* ]]; }
+swarm_inited=0
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 for tool in docker git python3 curl /usr/bin/time /bin/busybox; do
@@ -34,6 +39,11 @@ cleanup() {
   for key in $(docker ps -a --format '{{.Label "benchctl.issue"}}' | grep '^BEN' | sort -u); do
     "$BENCHCTL" teardown "$key" --keep-link >/dev/null 2>&1 || true
   done
+  for svc in $(docker service ls -q --filter label=pipeline.issue 2>/dev/null); do docker service rm "$svc" >/dev/null 2>&1 || true; done
+  for key in $(docker service ls --format '{{.Name}}' 2>/dev/null | sed -n 's/^benchctl-\(ben-.*\)/\1/p'); do
+    BENCHCTL_BACKEND=swarm "$BENCHCTL" teardown "$(echo "$key" | tr '[:lower:]' '[:upper:]')" --keep-link >/dev/null 2>&1 || true
+  done
+  if [ "$swarm_inited" = 1 ]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
   docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^(pipeline/|benchctl/ben)' | xargs -r docker rmi -f >/dev/null 2>&1 || true
   rm -rf "$W"
 }
@@ -231,6 +241,22 @@ if [ "${SKIP_1G:-0}" != 1 ] && want 7; then
   measure huge_ours "$BENCHCTL" deploy feature/BEN-7-huge --repo "$d" --ready-timeout 120
 fi
 
+if want_swarm; then
+  echo "bench: case 8, redeploy after one new commit on a single-node swarm (small app)" >&2
+  if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
+    docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+    swarm_inited=1
+  fi
+  swarm_ours() { BENCHCTL_BACKEND=swarm BENCHCTL_PUBLISH_MODE=host "$BENCHCTL" deploy "$@"; }
+  swarm_ours feature/BEN-1-small --issue BEN-8 --repo "$SMALL" >/dev/null 2>&1
+  "$root/bench/pipeline-swarm.sh" "$SMALL" feature/BEN-1-small BEN-8
+  for i in $(seq 1 "$RUNS"); do
+    new_commit small feature/BEN-1-small
+    measure swarm_ours env BENCHCTL_BACKEND=swarm BENCHCTL_PUBLISH_MODE=host "$BENCHCTL" deploy feature/BEN-1-small --issue BEN-8 --repo "$SMALL"
+    measure swarm_pipe "$root/bench/pipeline-swarm.sh" "$SMALL" feature/BEN-1-small BEN-8
+  done
+fi
+
 # --- report -------------------------------------------------------------------------------
 row() { # label ours_file pipe_file target
   local ow orss pw prss ratio
@@ -257,6 +283,7 @@ if [ -f "$W/par_ours" ] && [ -f "$W/first_ours" ]; then
 one=$(median first_ours 1); par=$(median par_ours 1)
 printf '| %-44s | %7.2f s | %10s | %9s | %10s | %5s | %-7s |\n' "8 concurrent first deploys (vs one: $(awk -v a="$par" -v b="$one" 'BEGIN{printf "%.2fx", a/b}'))" "$par" "-" "-" "-" "-" "<= 3x"
 fi
+row "swarm: redeploy after one new commit (small)" swarm_ours swarm_pipe "<= 1.0"
 row "list with ${n_listed:-0} benches" list_ours "" "< 0.2 s"
 row "--help" help_ours "" "-"
 [ "${SKIP_1G:-0}" != 1 ] && row "deploy with a 1 GiB build context" huge_ours "" "< 64 MiB"

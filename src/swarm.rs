@@ -40,7 +40,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How long a bench's task may take to stop before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(1);
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// The local image a service runs (its id), so gc knows the image is used.
 const IMAGE_ID: &str = "benchctl.image-id";
@@ -311,14 +311,26 @@ impl SwarmEngine {
             test.extend(["-q", "-O", "/dev/null"].map(String::from));
         }
         test.push(url);
+        // checked often while the task starts (that gates the switch), rarely afterwards; an
+        // engine older than API 1.44 has one interval for both: the start's
+        let v = self.docker().client_version();
+        let start_interval = (v.major_version, v.minor_version) >= (1, 44);
+        let (interval, start) = if start_interval {
+            (
+                Duration::from_secs(10),
+                Some(nanos(Duration::from_millis(500))),
+            )
+        } else {
+            (Duration::from_secs(1), None)
+        };
         Ok((
             Some(HealthConfig {
                 test: Some(test),
-                interval: Some(nanos(Duration::from_secs(1))),
+                interval: Some(nanos(interval)),
                 timeout: Some(nanos(Duration::from_secs(3))),
                 retries: Some(3),
                 start_period: Some(nanos(spec.ready_timeout)),
-                start_interval: None,
+                start_interval: start,
             }),
             "benchctl",
         ))
@@ -398,13 +410,11 @@ impl SwarmEngine {
         });
         // how long a new task is watched for failure before the update counts as done: a
         // health check already gated it; without one, a crash soon after the start must show
-        let monitor = nanos(Duration::from_secs(
-            if health.is_some() || health_from == "image" {
-                1
-            } else {
-                5
-            },
-        ));
+        let monitor = nanos(if health.is_some() || health_from == "image" {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_secs(5)
+        });
         Ok(ServiceSpec {
             name: Some(name.to_string()),
             labels: Some(service_labels),
@@ -657,17 +667,11 @@ impl Engine for SwarmEngine {
     }
 
     async fn remove_image(&self, id: &str) -> Result<()> {
-        // the task a finished update replaced may still be stopping (its grace period)
-        let deadline = Instant::now() + STOP_GRACE + Duration::from_secs(3);
-        loop {
-            match self.inner.remove_image(id).await {
-                Err(Error::Engine(m))
-                    if m.contains("running container") && Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(250)).await
-                }
-                other => return other,
-            }
+        match self.inner.remove_image(id).await {
+            // the task a finished update replaced is still stopping (its grace period): its
+            // image goes with the next deploy, teardown or gc rather than delay this one
+            Err(Error::Engine(m)) if m.contains("running container") => Ok(()),
+            other => other,
         }
     }
 
