@@ -291,3 +291,18 @@ fn a_deploy_uses_the_branchs_config_and_keeps_secret_values_out_of_labels_and_ou
         "images of CFG-3 left behind"
     );
 }
+
+#[test]
+fn the_swarm_backend_on_an_engine_outside_a_swarm_says_how_to_make_one() {
+    require_docker();
+    let state = docker_lines(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    let r = run(benchctl().args(["--backend", "swarm", "--json", "list"]));
+    if state.first().map(String::as_str) == Some("active") {
+        // a machine whose engine is a swarm manager: the backend simply works
+        assert_eq!(r.code, 0, "{}", r.all());
+    } else {
+        assert_eq!(r.code, 2, "{}", r.all());
+        assert!(r.all().contains("docker swarm init"), "{}", r.all());
+        assert!(r.all().contains("DOCKER_HOST"), "{}", r.all());
+    }
+}
