@@ -812,6 +812,52 @@ fn an_interrupted_update_goes_back_to_the_running_version() {
 }
 
 #[test]
+fn serve_deploys_pushes_as_services_and_a_close_removes_them() {
+    use support::serve::{fixture_json, ServeSetup, ORG, TOKEN as SERVE_TOKEN};
+    let _swarm = SwarmGuard::acquire();
+    let _cleanup = Cleanup::issues(&["SWS-1"]);
+    let t = FakeTracker::start(Auth::OAuth(SERVE_TOKEN), Org::Org(ORG));
+    t.add_issue("SWS-1");
+    let repo = swarm_app();
+    let commit = repo.branch_with("feature/SWS-1-shop", "served\n");
+    let state = tempfile::tempdir().unwrap();
+    let s = ServeSetup::new(Some(&t), state.path())
+        .arg("--repo")
+        .arg(&format!("acme/app={}", repo.path_str()))
+        .arg("--ready-timeout")
+        .arg("20")
+        .env("BENCHCTL_BACKEND", "swarm")
+        .env("BENCHCTL_PUBLISH_MODE", "host")
+        .start();
+    let mut push = fixture_json("github/push.json");
+    push["ref"] = Value::String("refs/heads/feature/SWS-1-shop".into());
+    push["deleted"] = Value::Bool(false);
+    push["after"] = Value::String(commit);
+    push["repository"]["full_name"] = Value::String("acme/app".into());
+    let a = s.github("push", "sws-1", &serde_json::to_vec(&push).unwrap());
+    assert_eq!(a.status, 202, "{}", a.body);
+    let link = |t: &FakeTracker| {
+        t.field("SWS-1", "benchLink")
+            .and_then(|v| v.as_str().map(String::from))
+    };
+    s.wait_until("SWS-1 is linked", Duration::from_secs(90), |_| {
+        link(&t).is_some()
+    });
+    assert_eq!(http_get(&link(&t).unwrap()).as_deref(), Some("served\n"));
+    assert!(service_of("SWS-1").is_some(), "a service, not a container");
+
+    t.set_status("SWS-1", "closed");
+    let a = s.tracker_close("SWS-1");
+    assert_eq!(a.status, 202, "{}", a.body);
+    s.wait_until("SWS-1's service is gone", Duration::from_secs(60), |_| {
+        service_of("SWS-1").is_none()
+    });
+    s.wait_until("SWS-1's link is cleared", Duration::from_secs(30), |_| {
+        link(&t).is_none()
+    });
+}
+
+#[test]
 fn where_benches_run_is_not_a_branch_s_choice() {
     require_docker();
     let repo = AppRepo::new();
