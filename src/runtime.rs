@@ -397,6 +397,38 @@ fn parse_port(p: &str) -> Option<u16> {
     (proto == "tcp").then(|| num.parse().ok()).flatten()
 }
 
+/// Options for a container's or a service's output: stdout and stderr, the last `tail` lines
+/// (all without), then with `follow` what comes.
+pub(crate) fn log_options(
+    follow: bool,
+    tail: Option<usize>,
+) -> bollard::query_parameters::LogsOptions {
+    let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
+    LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .follow(follow)
+        .tail(&tail)
+        .build()
+}
+
+/// The last `n` lines of a finite log stream (at most 5 s of it: a service's stream may stay
+/// open).
+pub(crate) async fn last_lines<S>(stream: S, n: usize) -> Vec<String>
+where
+    S: Stream<Item = std::result::Result<bollard::container::LogOutput, bollard::errors::Error>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Ok(Some(Ok(out))) = tokio::time::timeout_at(deadline, stream.next()).await {
+        text.push_str(&String::from_utf8_lossy(&out.into_bytes()));
+    }
+    let lines: Vec<String> = text.lines().map(|l| l.to_string()).collect();
+    let skip = lines.len().saturating_sub(n);
+    lines.into_iter().skip(skip).collect()
+}
+
 /// The empty image lock containers are made from (built locally, nothing to pull).
 pub const LOCK_IMAGE: &str = "benchctl/lock:1";
 
@@ -846,37 +878,13 @@ impl Engine for DockerEngine {
     }
 
     async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>> {
-        let opts = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .tail(&n.to_string())
-            .build();
-        let mut stream = self.docker.logs(id, Some(opts));
-        let mut text = String::new();
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(out) => text.push_str(&String::from_utf8_lossy(&out.into_bytes())),
-                Err(_) => break,
-            }
-        }
-        let lines: Vec<String> = text.lines().map(|l| l.to_string()).collect();
-        let skip = lines.len().saturating_sub(n);
-        Ok(lines.into_iter().skip(skip).collect())
+        let stream = self.docker.logs(id, Some(log_options(false, Some(n))));
+        Ok(last_lines(stream, n).await)
     }
 
     fn logs(&self, id: &str, follow: bool, tail: Option<usize>) -> LogStream {
-        let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
-        let opts = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .follow(follow)
-            .tail(&tail)
-            .build();
-        Box::pin(
-            self.docker
-                .logs(id, Some(opts))
-                .map(|item| item.map(|o| o.into_bytes()).map_err(Error::from)),
-        )
+        let stream = self.docker.logs(id, Some(log_options(follow, tail)));
+        Box::pin(stream.map(|item| item.map(|o| o.into_bytes()).map_err(Error::from)))
     }
 }
 

@@ -12,8 +12,8 @@
 use crate::image::BuildSpec;
 use crate::output::SharedReporter;
 use crate::runtime::{
-    labels, not_found, ContainerInfo, ContainerSpec, ContextStream, DockerEngine, Engine,
-    ImageInfo, LogStream,
+    labels, last_lines, log_options, not_found, ContainerInfo, ContainerSpec, ContextStream,
+    DockerEngine, Engine, ImageInfo, LogStream,
 };
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -31,8 +31,8 @@ use bollard::models::{
 use bollard::query_parameters::{
     ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder, InspectServiceOptions,
     ListContainersOptionsBuilder, ListServicesOptionsBuilder, ListTasksOptionsBuilder,
-    LogsOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder,
-    TagImageOptionsBuilder, UpdateServiceOptionsBuilder,
+    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, TagImageOptionsBuilder,
+    UpdateServiceOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -831,38 +831,17 @@ impl Engine for SwarmEngine {
         if self.service(id).await?.is_none() {
             return self.inner.logs_tail(id, n).await;
         }
-        let opts = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .tail(&n.to_string())
-            .build();
-        let mut stream = self.docker().service_logs(id, Some(opts));
-        let mut text = String::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while let Ok(Some(item)) = tokio::time::timeout_at(deadline.into(), stream.next()).await {
-            match item {
-                Ok(out) => text.push_str(&String::from_utf8_lossy(&out.into_bytes())),
-                Err(_) => break,
-            }
-        }
-        let lines: Vec<String> = text.lines().map(|l| l.to_string()).collect();
-        let skip = lines.len().saturating_sub(n);
-        Ok(lines.into_iter().skip(skip).collect())
+        let stream = self
+            .docker()
+            .service_logs(id, Some(log_options(false, Some(n))));
+        Ok(last_lines(stream, n).await)
     }
 
     fn logs(&self, id: &str, follow: bool, tail: Option<usize>) -> LogStream {
-        let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
-        let opts = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .follow(follow)
-            .tail(&tail)
-            .build();
-        Box::pin(
-            self.docker()
-                .service_logs(id, Some(opts))
-                .map(|item| item.map(|o| o.into_bytes()).map_err(Error::from)),
-        )
+        let stream = self
+            .docker()
+            .service_logs(id, Some(log_options(follow, tail)));
+        Box::pin(stream.map(|item| item.map(|o| o.into_bytes()).map_err(Error::from)))
     }
 }
 

@@ -371,14 +371,7 @@ fn gc_removes_swarm_benches_of_closed_issues_and_nothing_else() {
 }
 
 fn listed_swarm(issue: &str) -> Value {
-    let r = run(swarm_cmd().args(["--json", "list"]));
-    r.json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["issue"] == issue)
-        .unwrap_or_else(|| panic!("{issue} not listed: {}", r.stdout))
-        .clone()
+    listed_by(swarm_cmd(), issue)
 }
 
 #[test]
@@ -415,24 +408,22 @@ fn the_same_deploy_gives_the_same_bench_on_both_backends() {
     let repo = swarm_app();
     let mut results = Vec::new();
     for (issue, backend) in [("SWB-1", "docker"), ("SWB-2", "swarm")] {
-        let mut cmd = benchctl();
-        tracker_env(&mut cmd, &tracker);
-        cmd.env("BENCHCTL_PUBLISH_MODE", "host");
-        if backend == "docker" {
-            cmd.env_remove("BENCHCTL_PUBLISH_MODE");
-        }
-        let args = ["--backend", backend];
-        let r = run(cmd.args(args).args([
-            "--json",
-            "deploy",
-            "main",
-            "--repo",
-            &repo.path_str(),
-            "--issue",
-            issue,
-            "--memory",
-            "64m",
-        ]));
+        let deploy = || {
+            let mut cmd = benchctl();
+            tracker_env(&mut cmd, &tracker);
+            if backend == "swarm" {
+                cmd.env("BENCHCTL_PUBLISH_MODE", "host");
+            }
+            let repo = repo.path_str();
+            let args = [
+                "--json", "deploy", "main", "--repo", &repo, "--issue", issue,
+            ];
+            run(cmd
+                .args(["--backend", backend])
+                .args(args)
+                .args(["--memory", "64m"]))
+        };
+        let r = deploy();
         assert_eq!(r.code, 0, "{backend}: {}", r.all());
         let v = r.json();
         let url = v["url"].as_str().unwrap().to_string();
@@ -442,22 +433,7 @@ fn the_same_deploy_gives_the_same_bench_on_both_backends() {
             Some(Value::String(url.clone()))
         );
         // again: nothing to do on either backend
-        let mut cmd = benchctl();
-        tracker_env(&mut cmd, &tracker);
-        if backend == "swarm" {
-            cmd.env("BENCHCTL_PUBLISH_MODE", "host");
-        }
-        let r = run(cmd.args(args).args([
-            "--json",
-            "deploy",
-            "main",
-            "--repo",
-            &repo.path_str(),
-            "--issue",
-            issue,
-            "--memory",
-            "64m",
-        ]));
+        let r = deploy();
         assert_eq!(r.code, 0, "{backend}: {}", r.all());
         assert_eq!(r.json()["action"], "unchanged", "{backend}");
         results.push(v);

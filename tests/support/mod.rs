@@ -327,7 +327,12 @@ pub fn docker_build(dir: &Path, tag: &str, extra: &[&str]) {
 
 /// The issue's row of `benchctl --json list`.
 pub fn listed(issue: &str) -> serde_json::Value {
-    let r = run(benchctl().args(["--json", "list"]));
+    listed_by(benchctl(), issue)
+}
+
+/// The issue's row of `--json list` run by `cmd` (e.g. with another backend).
+pub fn listed_by(mut cmd: Command, issue: &str) -> serde_json::Value {
+    let r = run(cmd.args(["--json", "list"]));
     r.json()
         .as_array()
         .unwrap()
