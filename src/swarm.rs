@@ -763,12 +763,45 @@ impl Engine for SwarmEngine {
         if self.service(id).await?.is_none() {
             return self.inner.remove(id).await;
         }
+        let live: Vec<String> = self
+            .tasks(id)
+            .await?
+            .into_iter()
+            .filter(|t| {
+                !matches!(
+                    task_state(t),
+                    Some(
+                        TaskState::COMPLETE
+                            | TaskState::SHUTDOWN
+                            | TaskState::FAILED
+                            | TaskState::REJECTED
+                            | TaskState::ORPHANED
+                    )
+                )
+            })
+            .filter_map(|t| t.id)
+            .collect();
         match self.docker().delete_service(id).await {
             Ok(()) => {}
             Err(e) if not_found(&e) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        // the swarm stops the tasks after the call returns: wait, so that their images can go
+        // the swarm stops the tasks after the call returns, on whichever node they run: wait
+        // until each has stopped (a removed bench answers no more), so that images can go too
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for task in &live {
+            while Instant::now() < deadline {
+                match self.docker().inspect_task(task).await {
+                    Ok(t)
+                        if matches!(
+                            task_state(&t),
+                            Some(TaskState::RUNNING | TaskState::STARTING | TaskState::PREPARING)
+                        ) => {}
+                    _ => break,
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
         let mut filters = HashMap::new();
         filters.insert(
             "label".to_string(),
