@@ -680,6 +680,9 @@ async fn deploy_locked(
         }
     }
 
+    // Something will be started: can it be, here?
+    engine.check_can_run().await?;
+
     // An image of this commit and build settings already exists: no fetch, no build.
     let build_hash = req.build_hash();
     let image_tag = |commit: &str| {

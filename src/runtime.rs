@@ -156,6 +156,11 @@ pub trait Engine: Send + Sync {
     async fn rename(&self, id: &str, name: &str) -> Result<()>;
     /// Removes a container (stopping it first); a container already gone is not an error.
     async fn remove(&self, id: &str) -> Result<()>;
+    /// Checks, before any fetch or build, that this engine can start a new bench at all (a
+    /// swarm of several nodes needs a registry).
+    async fn check_can_run(&self) -> Result<()> {
+        Ok(())
+    }
     /// What about this engine shapes a bench besides its settings (a change redeploys even
     /// an unchanged commit); empty for plain containers.
     fn shape(&self) -> String {

@@ -289,6 +289,8 @@ fn on_two_nodes_the_image_reaches_the_worker_through_the_registry() {
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.all().contains("2 nodes"), "{}", r.all());
     assert!(r.all().contains("--registry"), "{}", r.all());
+    let built = docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=SWN-1"]);
+    assert!(built.is_empty(), "refused before the build: {built:?}");
 
     // the manager takes no benches: the bench must run on the worker
     sh(
