@@ -495,6 +495,36 @@ impl DockerEngine {
         Ok(DockerEngine { docker })
     }
 
+    /// One bench per issue: a swarm service of the issue (the swarm backend's bench) on this
+    /// engine stops a container bench from being made beside it.
+    async fn refuse_other_backend(&self, issue: &str) -> Result<()> {
+        let mut filters = HashMap::new();
+        filters.insert(
+            "label".to_string(),
+            vec![
+                format!("{}=true", labels::MANAGED),
+                format!("{}={issue}", labels::ISSUE),
+            ],
+        );
+        let opts = bollard::query_parameters::ListServicesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        // an engine outside a swarm (or a worker) answers with an error: no services there
+        let services = self
+            .docker
+            .list_services(Some(opts))
+            .await
+            .unwrap_or_default();
+        if services.is_empty() {
+            return Ok(());
+        }
+        Err(Error::usage(format!(
+            "{issue} already has a bench on this engine's swarm (the swarm backend); one issue \
+             gets one bench: tear it down first (`benchctl --backend swarm teardown {issue}`) or \
+             deploy with --backend swarm"
+        )))
+    }
+
     fn summary_to_info(c: bollard::models::ContainerSummary) -> ContainerInfo {
         let state = c.state.map(|s| s.to_string()).unwrap_or_default();
         let host_port = c
@@ -715,6 +745,9 @@ impl Engine for DockerEngine {
     }
 
     async fn run(&self, spec: &ContainerSpec) -> Result<String> {
+        if let Some(issue) = spec.labels.get(labels::ISSUE) {
+            self.refuse_other_backend(issue).await?;
+        }
         let port_key = format!("{}/tcp", spec.container_port);
         let mut bindings = HashMap::new();
         bindings.insert(

@@ -667,6 +667,24 @@ impl Engine for SwarmEngine {
     }
 
     async fn run(&self, spec: &ContainerSpec) -> Result<String> {
+        // one bench per issue: a container bench (the docker backend's) stops a service
+        if let Some(issue) = spec.labels.get(labels::ISSUE) {
+            let filter = [
+                format!("{}=true", labels::MANAGED),
+                format!("{}={issue}", labels::ISSUE),
+            ];
+            let containers = self.inner.containers(&filter).await?;
+            if containers
+                .iter()
+                .any(|c| !c.labels.contains_key(labels::ROLE))
+            {
+                return Err(Error::usage(format!(
+                    "{issue} already has a container bench on this engine (the docker \
+                     backend); one issue gets one bench: tear it down first (`benchctl \
+                     --backend docker teardown {issue}`) or deploy with --backend docker"
+                )));
+            }
+        }
         let current = match &spec.replaces {
             Some(id) => self.service(id).await?,
             None => None,

@@ -438,6 +438,32 @@ fn the_same_deploy_gives_the_same_bench_on_both_backends() {
         assert_eq!(r.json()["action"], "unchanged", "{backend}");
         results.push(v);
     }
+    // one issue, one bench: neither backend makes a second one beside the other's
+    for (issue, other) in [("SWB-1", "swarm"), ("SWB-2", "docker")] {
+        let mut cmd = benchctl();
+        cmd.env("BENCHCTL_PUBLISH_MODE", "host");
+        if other == "docker" {
+            cmd.env_remove("BENCHCTL_PUBLISH_MODE");
+        }
+        let repo = repo.path_str();
+        let args = [
+            "deploy",
+            "main",
+            "--repo",
+            &repo,
+            "--issue",
+            issue,
+            "--no-link",
+        ];
+        let r = run(cmd.args(["--backend", other]).args(args).arg("--force"));
+        assert_eq!(r.code, 2, "{other}: {}", r.all());
+        assert!(
+            r.stderr.contains("one issue gets one bench"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("teardown"), "{}", r.stderr);
+    }
     let (a, b) = (&results[0], &results[1]);
     for key in ["action", "branch", "commit", "linked"] {
         assert_eq!(a[key], b[key], "{key}: {a} vs {b}");
