@@ -88,18 +88,26 @@ pub struct EngineArgs {
     /// Where benches run: `docker` (containers on the engine) or `swarm` (one-replica services
     /// on the swarm the engine manages; README: Swarm).
     #[arg(long, global = true, env = "BENCHCTL_BACKEND", value_name = "BACKEND",
+          help_heading = "Where benches run",
           value_parser = ["docker", "swarm"])]
     pub backend: Option<String>,
 
     /// How a swarm bench publishes its port: `ingress` (the routing mesh, default; reachable
     /// on every node) or `host` (on the node the bench runs on).
     #[arg(long, global = true, env = "BENCHCTL_PUBLISH_MODE", value_name = "MODE",
+          help_heading = "Where benches run",
           value_parser = ["ingress", "host"])]
     pub publish_mode: Option<String>,
 
     /// Registry the swarm backend pushes images to, e.g. `registry.example.com:5000`
     /// (credentials: BENCHCTL_REGISTRY_USER and BENCHCTL_REGISTRY_PASSWORD, else `docker login`).
-    #[arg(long, global = true, env = "BENCHCTL_REGISTRY", value_name = "HOST")]
+    #[arg(
+        long,
+        global = true,
+        env = "BENCHCTL_REGISTRY",
+        value_name = "HOST",
+        help_heading = "Where benches run"
+    )]
     pub registry: Option<String>,
 }
 
