@@ -171,13 +171,6 @@ pub struct TeardownOutcome {
     pub link_error: Option<String>,
 }
 
-fn issue_filter(issue: &str) -> Vec<String> {
-    vec![
-        format!("{}=true", labels::MANAGED),
-        format!("{}={issue}", labels::ISSUE),
-    ]
-}
-
 fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -447,7 +440,7 @@ async fn unchanged(
 /// The issue's benches (containers with its labels, lock containers excluded).
 pub async fn benches(engine: &dyn Engine, issue: Option<&str>) -> Result<Vec<ContainerInfo>> {
     let filter = match issue {
-        Some(i) => issue_filter(i),
+        Some(i) => labels::issue_filter(i),
         None => vec![format!("{}=true", labels::MANAGED)],
     };
     Ok(engine
@@ -1211,7 +1204,7 @@ async fn remove_unused_images(
     keep: Option<&str>,
     reporter: &SharedReporter,
 ) -> usize {
-    let Ok(images) = engine.images(&issue_filter(issue)).await else {
+    let Ok(images) = engine.images(&labels::issue_filter(issue)).await else {
         return 0;
     };
     let mut removed = 0;

@@ -43,6 +43,11 @@ pub mod labels {
     pub const URL_TEMPLATE: &str = "benchctl.url-template";
     /// The Tracker field the bench's address was written to (teardown clears that one).
     pub const FIELD: &str = "benchctl.field";
+
+    /// The label filter of what benchctl made for `issue`.
+    pub fn issue_filter(issue: &str) -> Vec<String> {
+        vec![format!("{MANAGED}=true"), format!("{ISSUE}={issue}")]
+    }
 }
 
 /// The build context as a stream of tar bytes.
@@ -499,13 +504,7 @@ impl DockerEngine {
     /// engine stops a container bench from being made beside it.
     async fn refuse_other_backend(&self, issue: &str) -> Result<()> {
         let mut filters = HashMap::new();
-        filters.insert(
-            "label".to_string(),
-            vec![
-                format!("{}=true", labels::MANAGED),
-                format!("{}={issue}", labels::ISSUE),
-            ],
-        );
+        filters.insert("label".to_string(), labels::issue_filter(issue));
         let opts = bollard::query_parameters::ListServicesOptionsBuilder::default()
             .filters(&filters)
             .build();

@@ -669,11 +669,7 @@ impl Engine for SwarmEngine {
     async fn run(&self, spec: &ContainerSpec) -> Result<String> {
         // one bench per issue: a container bench (the docker backend's) stops a service
         if let Some(issue) = spec.labels.get(labels::ISSUE) {
-            let filter = [
-                format!("{}=true", labels::MANAGED),
-                format!("{}={issue}", labels::ISSUE),
-            ];
-            let containers = self.inner.containers(&filter).await?;
+            let containers = self.inner.containers(&labels::issue_filter(issue)).await?;
             if containers
                 .iter()
                 .any(|c| !c.labels.contains_key(labels::ROLE))
