@@ -239,7 +239,8 @@ impl EngineArgs {
 }
 
 /// Registry credentials: BENCHCTL_REGISTRY_USER with BENCHCTL_REGISTRY_PASSWORD (or its
-/// `_FILE`), else the docker CLI's `docker login` entry; none is fine (an open registry).
+/// `_FILE`), else what the docker CLI would use (its credential helper for the registry, or
+/// the `docker login` entry); none is fine (an open registry).
 fn registry_auth(registry: &str) -> Result<Option<crate::swarm::RegistryAuth>> {
     let password = config::secret_from_env(&ProcessEnv, env::REGISTRY_PASSWORD)?;
     match (env::var(env::REGISTRY_USER), password) {
@@ -258,8 +259,14 @@ fn registry_auth(registry: &str) -> Result<Option<crate::swarm::RegistryAuth>> {
     let dir = env::var(env::DOCKER_CONFIG)
         .map(PathBuf::from)
         .or_else(|| env::var("HOME").map(|h| PathBuf::from(h).join(".docker")));
-    let text = dir.and_then(|d| std::fs::read_to_string(d.join("config.json")).ok());
-    Ok(text.and_then(|t| crate::swarm::docker_config_auth(&t, registry)))
+    let Some(text) = dir.and_then(|d| std::fs::read_to_string(d.join("config.json")).ok()) else {
+        return Ok(None);
+    };
+    // as the docker CLI: a configured helper holds the credentials, else the `auths` entry
+    match crate::swarm::credential_helper(&text, registry) {
+        Some(helper) => crate::swarm::helper_auth(&helper, registry),
+        None => Ok(crate::swarm::docker_config_auth(&text, registry)),
+    }
 }
 
 #[derive(Debug, Args)]

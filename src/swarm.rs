@@ -92,8 +92,68 @@ impl std::fmt::Debug for RegistryAuth {
     }
 }
 
+/// The credential helper the docker CLI uses for `registry`: its `credHelpers` entry, else
+/// `credsStore` (`docker-credential-<name>`).
+pub fn credential_helper(config_json: &str, registry: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(config_json).ok()?;
+    let named = v
+        .get("credHelpers")
+        .and_then(|h| h.get(registry))
+        .or_else(|| v.get("credsStore"))?;
+    named.as_str().filter(|n| !n.is_empty()).map(str::to_string)
+}
+
+/// Asks `docker-credential-<helper> get` (the registry on its stdin, as the docker CLI does;
+/// no shell) for the registry's credentials. `Ok(None)` when it has none.
+pub fn helper_auth(helper: &str, registry: &str) -> Result<Option<RegistryAuth>> {
+    use std::io::Write;
+    let program = format!("docker-credential-{helper}");
+    let failed = |why: String| {
+        Error::usage(format!(
+            "the docker credential helper `{program}` (named in the docker config) could not give \
+             the credentials of {registry}: {why}; fix it, or set BENCHCTL_REGISTRY_USER and \
+             BENCHCTL_REGISTRY_PASSWORD"
+        ))
+    };
+    let mut child = std::process::Command::new(&program)
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(registry.as_bytes())
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        // the helpers' own wording for "nothing stored"
+        if stdout.contains("credentials not found") {
+            return Ok(None);
+        }
+        let said = String::from_utf8_lossy(&out.stderr);
+        return Err(failed(format!("{} {}", stdout.trim(), said.trim())));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).map_err(|e| failed(format!("not JSON ({e})")))?;
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let (username, secret) = (field("Username"), field("Secret"));
+    if secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(RegistryAuth {
+        username,
+        password: crate::secret::Secret::new(secret),
+    }))
+}
+
 /// The credentials the docker CLI stored for `registry` with `docker login` (the `auths`
-/// entry of `config.json`; credential helpers are not read).
+/// entry of `config.json`; see [`credential_helper`] for the helpers).
 pub fn docker_config_auth(config_json: &str, registry: &str) -> Option<RegistryAuth> {
     use base64::Engine as _;
     let v: serde_json::Value = serde_json::from_str(config_json).ok()?;
@@ -188,9 +248,17 @@ impl SwarmEngine {
 
     fn credentials(&self) -> Option<DockerCredentials> {
         let auth = self.opts.credentials.as_ref()?;
+        let secret = auth.password.expose().to_string();
+        // a helper's `<token>` user means the secret is an identity token
+        let (username, password, identitytoken) = if auth.username == "<token>" {
+            (None, None, Some(secret))
+        } else {
+            (Some(auth.username.clone()), Some(secret), None)
+        };
         Some(DockerCredentials {
-            username: Some(auth.username.clone()),
-            password: Some(auth.password.expose().to_string()),
+            username,
+            password,
+            identitytoken,
             serveraddress: self.opts.registry.clone(),
             ..Default::default()
         })
@@ -912,6 +980,23 @@ mod tests {
         assert!(single_node_or_registry(1).is_ok());
         let e = single_node_or_registry(3).unwrap_err().to_string();
         assert!(e.contains("3 nodes") && e.contains("--registry"), "{e}");
+    }
+
+    #[test]
+    fn the_credential_helper_is_the_registry_s_own_else_the_store() {
+        let config = r#"{"credsStore":"desktop","credHelpers":{"reg.example.com":"ecr-login"}}"#;
+        assert_eq!(
+            credential_helper(config, "reg.example.com").as_deref(),
+            Some("ecr-login")
+        );
+        assert_eq!(
+            credential_helper(config, "other.example.com").as_deref(),
+            Some("desktop")
+        );
+        assert_eq!(
+            credential_helper(r#"{"auths":{}}"#, "reg.example.com"),
+            None
+        );
     }
 
     #[test]

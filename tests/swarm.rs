@@ -493,7 +493,7 @@ const REGISTRY_PASSWORD: &str = "s3cret-registry-pass";
 #[test]
 fn with_a_registry_the_image_is_pushed_and_the_service_runs_it_by_digest() {
     let _swarm = SwarmGuard::acquire();
-    let _cleanup = Cleanup::issues(&["SWR-1", "SWR-2"]);
+    let _cleanup = Cleanup::issues(&["SWR-1", "SWR-2", "SWR-3"]);
     let registry = Registry::start();
     let repo = swarm_app();
     let reg = ["--no-link", "--registry", &registry.host];
@@ -543,7 +543,37 @@ fn with_a_registry_the_image_is_pushed_and_the_service_runs_it_by_digest() {
     let r = deploy(&mut cmd, &repo, "SWR-2", 20, &reg);
     assert_eq!(r.code, 0, "{}", r.all());
 
-    for issue in ["SWR-1", "SWR-2"] {
+    // from docker's credential helper (`credsStore`), asked as the docker CLI asks it
+    let helper_dir = tempfile::tempdir().unwrap();
+    let helper = helper_dir.path().join("docker-credential-benchtest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread reg\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{REGISTRY_USER}\",\"Secret\":\"{REGISTRY_PASSWORD}\"}}' \"$reg\"\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    std::fs::write(
+        store.path().join("config.json"),
+        r#"{"credsStore":"benchtest"}"#,
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        helper_dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = swarm_cmd();
+    cmd.env("DOCKER_CONFIG", store.path()).env("PATH", path);
+    let r = deploy(&mut cmd, &repo, "SWR-3", 20, &reg);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.all().contains(REGISTRY_PASSWORD));
+
+    for issue in ["SWR-1", "SWR-2", "SWR-3"] {
         let r = run(swarm_cmd().args(["--registry", &registry.host, "teardown", issue]));
         assert_eq!(r.code, 0, "{}", r.all());
         assert!(service_of(issue).is_none());
