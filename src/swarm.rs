@@ -1,7 +1,7 @@
 //! The Swarm backend: a bench is a one-replica Swarm service, behind the same [`Engine`] trait
-//! as plain containers. Builds, images and the lock and result markers stay on the manager
-//! node benchctl talks to (markers are never-started containers there); only benches become
-//! services.
+//! as plain containers. Builds and images stay on the manager node benchctl talks to; the lock
+//! and result markers are swarm configs (names unique across the swarm, so benchctl processes
+//! talking to different managers share each issue's lock).
 //!
 //! A redeploy updates the service in place (`start-first`, automatic rollback): the old task
 //! keeps serving until the new one passes its health check, and a new version that fails goes
@@ -189,6 +189,27 @@ pub fn single_node_or_registry(nodes: i64) -> Result<()> {
     Ok(())
 }
 
+fn marker_info(c: bollard::models::Config) -> ContainerInfo {
+    let spec = c.spec.unwrap_or_default();
+    ContainerInfo {
+        id: c.id.unwrap_or_default(),
+        name: spec.name.unwrap_or_default(),
+        image: String::new(),
+        image_id: String::new(),
+        labels: spec.labels.unwrap_or_default(),
+        state: "created".into(),
+        running: false,
+        exit_code: None,
+        restarts: 0,
+        health: None,
+        host_port: None,
+        ip: None,
+        created: None,
+        host: None,
+        reach_note: None,
+    }
+}
+
 pub struct SwarmEngine {
     inner: DockerEngine,
     opts: SwarmOptions,
@@ -271,6 +292,16 @@ impl SwarmEngine {
             .await
         {
             Ok(s) => Ok(Some(s)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A marker (lock or result) kept as a swarm config: names are unique across the whole
+    /// swarm, so every manager sees the same lock.
+    async fn marker(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        match self.docker().inspect_config(id).await {
+            Ok(c) => Ok(Some(marker_info(c))),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -799,12 +830,28 @@ impl Engine for SwarmEngine {
         name: &str,
         labels: &HashMap<String, String>,
     ) -> Result<Option<String>> {
-        self.inner.create_marker(name, labels).await
+        let spec = bollard::models::ConfigSpec {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone()),
+            // "benchctl": a config must hold something
+            data: Some("YmVuY2hjdGw=".to_string()),
+            templating: None,
+        };
+        match self.docker().create_config(spec).await {
+            Ok(r) => Ok(Some(r.id)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
-        match self.service(id).await? {
-            Some(s) => Ok(Some(self.describe(s).await?)),
+        if let Some(s) = self.service(id).await? {
+            return Ok(Some(self.describe(s).await?));
+        }
+        match self.marker(id).await? {
+            Some(m) => Ok(Some(m)),
             None => self.inner.inspect(id).await,
         }
     }
@@ -819,7 +866,18 @@ impl Engine for SwarmEngine {
         for s in self.docker().list_services(Some(opts)).await? {
             out.push(self.describe(s).await?);
         }
-        // the lock and result markers stay containers on this node
+        // the lock and result markers: swarm configs
+        let opts = bollard::query_parameters::ListConfigsOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        out.extend(
+            self.docker()
+                .list_configs(Some(opts))
+                .await?
+                .into_iter()
+                .map(marker_info),
+        );
+        // and marker containers a container bench of the issue may have left on this node
         out.extend(
             self.inner
                 .containers(filter)
@@ -842,6 +900,12 @@ impl Engine for SwarmEngine {
 
     async fn remove(&self, id: &str) -> Result<()> {
         if self.service(id).await?.is_none() {
+            if self.marker(id).await?.is_some() {
+                return match self.docker().delete_config(id).await {
+                    Err(e) if !not_found(&e) => Err(e.into()),
+                    _ => Ok(()),
+                };
+            }
             return self.inner.remove(id).await;
         }
         let live: Vec<String> = self

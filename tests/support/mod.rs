@@ -272,6 +272,15 @@ impl Cleanup {
                     }
                 }
             }
+            // the swarm backend's lock and result markers (swarm configs)
+            if let Ok(out) = Command::new("docker")
+                .args(["config", "ls", "-q", "--filter", &filter])
+                .output()
+            {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("docker").args(["config", "rm", id]).output();
+                }
+            }
             for id in docker_lines(&["ps", "-aq", "--filter", &filter]) {
                 let _ = Command::new("docker").args(["rm", "-f", &id]).output();
             }
