@@ -1,7 +1,8 @@
 //! The swarm backend across two real nodes: this machine's engine as the manager, and a second
 //! engine (its own `dockerd`, data and network namespace, joined over a veth pair) as a worker.
 //! Without a registry a deploy is refused, saying why; with one, the image is pushed, the
-//! worker pulls it by digest, and the bench's address is the worker's. Needs root (`ip netns`,
+//! worker pulls it by digest, and the bench's address is the worker's; with the worker made a
+//! second manager, deploys through each manager share the issue's lock. Needs root (`ip netns`,
 //! a second dockerd) and an engine that is not in a swarm already; fails loudly otherwise.
 
 mod support;
@@ -226,6 +227,14 @@ impl TwoNodes {
         nodes
     }
 
+    fn worker_id(&self) -> String {
+        let out = self
+            .worker_docker(&["info", "--format", "{{.Swarm.NodeID}}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     fn registry(&self) -> String {
         format!("127.0.0.1:{}", self.registry_port)
     }
@@ -281,7 +290,7 @@ fn deploy(repo: &AppRepo, issue: &str, extra: &[&str]) -> Run {
 #[test]
 fn on_two_nodes_the_image_reaches_the_worker_through_the_registry() {
     let nodes = TwoNodes::start();
-    let _cleanup = Cleanup::issues(&["SWN-1"]);
+    let _cleanup = Cleanup::issues(&["SWN-1", "SWN-2"]);
     let repo = AppRepo::new();
 
     // without a registry the worker could not start the bench: refused, and why
@@ -341,4 +350,95 @@ fn on_two_nodes_the_image_reaches_the_worker_through_the_registry() {
     let r = run(cmd.args(["--registry", &registry, "teardown", "SWN-1"]));
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(http_get(&url), None);
+
+    // two managers: deploys of one issue through each take turns (the lock is the swarm's)
+    let worker_host = format!("unix://{}", nodes.worker_socket().display());
+    let mut cmd = benchctl();
+    cmd.env("BENCHCTL_BACKEND", "swarm")
+        .env("DOCKER_HOST", &worker_host);
+    let r = run(cmd.arg("list"));
+    assert_eq!(r.code, 2, "a worker cannot run benches: {}", r.all());
+    assert!(r.stderr.contains("is a worker"), "{}", r.stderr);
+    sh("docker", &["node", "promote", &nodes.worker_id()]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = nodes
+            .worker_docker(&["info", "--format", "{{.Swarm.ControlAvailable}}"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim() == "true" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never became a manager"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let children: Vec<_> = [None, Some(worker_host.as_str())]
+        .into_iter()
+        .map(|host| {
+            let mut cmd = benchctl();
+            cmd.env("BENCHCTL_BACKEND", "swarm")
+                .env("BENCHCTL_PUBLISH_MODE", "host");
+            if let Some(h) = host {
+                cmd.env("DOCKER_HOST", h);
+            }
+            let path = repo.path_str();
+            cmd.args([
+                "--json", "deploy", "main", "--repo", &path, "--issue", "SWN-2",
+            ])
+            .args(["--no-link", "--cpus", "0.1", "--memory", "64m"])
+            .args(["--registry", &registry])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    // the lock one of them holds is seen through the other manager too
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lock_seen_by_worker = loop {
+        let out = nodes
+            .worker_docker(&["config", "ls", "--format", "{{.Name}}"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("benchctl-lock-swn-2") {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut actions: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{text}\n{err}");
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            v["action"].as_str().unwrap().to_string()
+        })
+        .collect();
+    actions.sort();
+    assert_eq!(actions, ["deployed", "unchanged"]);
+    assert!(lock_seen_by_worker, "the issue's lock is a swarm object");
+    let configs = docker_lines(&["config", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        !configs.iter().any(|c| c.contains("benchctl-lock-swn-2")),
+        "released: {configs:?}"
+    );
+    let services = docker_lines(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        "label=benchctl.issue=SWN-2",
+    ]);
+    assert_eq!(services.len(), 1, "{services:?}");
+    let mut cmd = benchctl();
+    cmd.env("BENCHCTL_BACKEND", "swarm");
+    let r = run(cmd.args(["--registry", &registry, "teardown", "SWN-2"]));
+    assert_eq!(r.code, 0, "{}", r.all());
 }
