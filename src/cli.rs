@@ -113,8 +113,31 @@ pub struct EngineArgs {
 
 impl EngineArgs {
     /// The backend, from flags, the environment and the local config file `config` (the
-    /// command's `--config`, else BENCHCTL_CONFIG).
+    /// command's `--config`, else BENCHCTL_CONFIG), for commands that never push an image.
     pub fn backend(&self, config: Option<&std::path::Path>) -> Result<crate::runtime::Backend> {
+        Ok(self.resolve(config)?.0)
+    }
+
+    /// [`Self::backend`] with the registry's credentials (deploys push images); a credential
+    /// helper is only asked here.
+    pub fn pushing_backend(
+        &self,
+        config: Option<&std::path::Path>,
+    ) -> Result<crate::runtime::Backend> {
+        let mut backend = self.backend(config)?;
+        if let crate::runtime::Backend::Swarm(o) = &mut backend {
+            if let Some(r) = &o.registry {
+                o.credentials = registry_auth(r)?;
+            }
+        }
+        Ok(backend)
+    }
+
+    /// The backend (without credentials), and the local config file's path and contents.
+    fn resolve(
+        &self,
+        config: Option<&std::path::Path>,
+    ) -> Result<(crate::runtime::Backend, Option<PathBuf>, FileConfig)> {
         let from_env = env::var(env::CONFIG).map(PathBuf::from);
         let path = config.map(PathBuf::from).or(from_env);
         let file = match &path {
@@ -124,10 +147,10 @@ impl EngineArgs {
         let backend = self
             .backend
             .clone()
-            .or(file.backend)
+            .or(file.backend.clone())
             .unwrap_or("docker".into());
-        let publish_mode = self.publish_mode.clone().or(file.publish_mode);
-        let registry = self.registry.clone().or(file.registry);
+        let publish_mode = self.publish_mode.clone().or(file.publish_mode.clone());
+        let registry = self.registry.clone().or(file.registry.clone());
         match backend.as_str() {
             "docker" => {
                 let stray = [
@@ -140,19 +163,16 @@ impl EngineArgs {
                          docker backend runs benches on its own engine"
                     )));
                 }
-                Ok(crate::runtime::Backend::Docker)
+                Ok((crate::runtime::Backend::Docker, path, file))
             }
             "swarm" => {
                 let publish_mode = publish_mode.as_deref().unwrap_or("ingress").parse()?;
-                let credentials = match &registry {
-                    Some(r) => registry_auth(r)?,
-                    None => None,
-                };
-                Ok(crate::runtime::Backend::Swarm(crate::swarm::SwarmOptions {
+                let options = crate::swarm::SwarmOptions {
                     publish_mode,
                     registry,
-                    credentials,
-                }))
+                    credentials: None,
+                };
+                Ok((crate::runtime::Backend::Swarm(options), path, file))
             }
             other => Err(Error::usage(format!(
                 "unknown backend `{other}`: use `docker` or `swarm`"
@@ -168,14 +188,7 @@ impl EngineArgs {
         config: Option<&std::path::Path>,
         m: &ArgMatches,
     ) -> Result<Vec<(&'static str, String, String)>> {
-        let backend = self.backend(config)?;
-        let path = config
-            .map(PathBuf::from)
-            .or_else(|| env::var(env::CONFIG).map(PathBuf::from));
-        let file = match &path {
-            Some(p) => crate::settings::read_local(p)?,
-            None => FileConfig::default(),
-        };
+        let (backend, path, file) = self.resolve(config)?;
         let origin = |flag: &Option<String>, in_file: bool, id: &str, name: &str, var: &str| {
             if flag.is_some() {
                 origin_of(m, id, name, Some(var)).to_string()
@@ -1115,7 +1128,7 @@ async fn cmd_deploy(
     };
     let notifier = notifier()?;
     let engine = engine_args
-        .backend(args.bench.config.as_deref())?
+        .pushing_backend(args.bench.config.as_deref())?
         .connect()
         .await?;
     let engine = engine.as_ref();
@@ -1719,7 +1732,7 @@ async fn cmd_serve(engine_args: &EngineArgs, args: &ServeArgs, m: &ArgMatches) -
         local,
         lock: args.lock.options(),
         templates: templates.clone(),
-        backend: engine_args.backend(args.bench.config.as_deref())?,
+        backend: engine_args.pushing_backend(args.bench.config.as_deref())?,
     };
     let tracker = tracker_client(&args.tracker)?;
     let notifier = Notifier::from_env(&ProcessEnv, templates)?;

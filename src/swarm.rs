@@ -210,6 +210,28 @@ fn marker_info(c: bollard::models::Config) -> ContainerInfo {
     }
 }
 
+/// Node addresses as the swarm knows them, each node asked once (a listing of many host-mode
+/// benches on a few nodes).
+#[derive(Default)]
+struct NodeAddrs(HashMap<String, Option<String>>);
+
+impl NodeAddrs {
+    async fn addr(&mut self, docker: &Docker, node: &str) -> Option<String> {
+        if let Some(known) = self.0.get(node) {
+            return known.clone();
+        }
+        let addr = docker
+            .inspect_node(node)
+            .await
+            .ok()
+            .and_then(|n| n.status)
+            .and_then(|st| st.addr)
+            .filter(|a| !a.is_empty() && a != "0.0.0.0");
+        self.0.insert(node.to_string(), addr.clone());
+        addr
+    }
+}
+
 pub struct SwarmEngine {
     inner: DockerEngine,
     opts: SwarmOptions,
@@ -368,14 +390,14 @@ impl SwarmEngine {
     /// asking the readiness path, else none.
     async fn health_check(
         &self,
-        image: &str,
+        inspected: &bollard::models::ImageInspect,
         spec: &ContainerSpec,
     ) -> Result<(Option<HealthConfig>, &'static str)> {
-        let inspected = self.docker().inspect_image(image).await?;
         let own = inspected
             .config
-            .and_then(|c| c.healthcheck)
-            .and_then(|h| h.test)
+            .as_ref()
+            .and_then(|c| c.healthcheck.as_ref())
+            .and_then(|h| h.test.as_ref())
             .is_some_and(|t| !t.is_empty() && t[0] != "NONE");
         if own {
             return Ok((None, "image"));
@@ -384,7 +406,7 @@ impl SwarmEngine {
             "http://127.0.0.1:{}{}",
             spec.container_port, spec.health_path
         );
-        let Some(tool) = self.find_tool(image).await? else {
+        let Some(tool) = self.find_tool(&spec.image).await? else {
             return Ok((None, "none"));
         };
         let mut test = vec!["CMD".to_string()];
@@ -472,12 +494,12 @@ impl SwarmEngine {
 
     async fn service_spec(&self, spec: &ContainerSpec, name: &str) -> Result<ServiceSpec> {
         let local = self.docker().inspect_image(&spec.image).await?;
-        let image_id = local.id.unwrap_or_default();
+        let image_id = local.id.clone().unwrap_or_default();
         let reference = match &self.opts.registry {
             Some(r) => self.push(r, &spec.image, &image_id).await?,
             None => spec.image.clone(),
         };
-        let (health, health_from) = self.health_check(&spec.image, spec).await?;
+        let (health, health_from) = self.health_check(&local, spec).await?;
         let mut service_labels = spec.labels.clone();
         service_labels.insert(IMAGE_ID.to_string(), image_id);
         service_labels.insert(HEALTH.to_string(), health_from.to_string());
@@ -572,7 +594,7 @@ impl SwarmEngine {
     }
 
     /// What a service looks like as a bench: the newest task of its current version.
-    async fn describe(&self, s: Service) -> Result<ContainerInfo> {
+    async fn describe(&self, s: Service, nodes: &mut NodeAddrs) -> Result<ContainerInfo> {
         let id = s.id.clone().unwrap_or_default();
         let spec = s.spec.clone().unwrap_or_default();
         let service_labels = spec.labels.clone().unwrap_or_default();
@@ -634,14 +656,7 @@ impl SwarmEngine {
                         .and_then(|p| p.iter().find_map(|p| p.published_port))
                         .and_then(|p| u16::try_from(p).ok());
                     if let Some(node) = &t.node_id {
-                        host = self
-                            .docker()
-                            .inspect_node(node)
-                            .await
-                            .ok()
-                            .and_then(|n| n.status)
-                            .and_then(|st| st.addr)
-                            .filter(|a| !a.is_empty() && a != "0.0.0.0");
+                        host = nodes.addr(self.docker(), node).await;
                     }
                 }
             }
@@ -848,7 +863,7 @@ impl Engine for SwarmEngine {
 
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
         if let Some(s) = self.service(id).await? {
-            return Ok(Some(self.describe(s).await?));
+            return Ok(Some(self.describe(s, &mut NodeAddrs::default()).await?));
         }
         match self.marker(id).await? {
             Some(m) => Ok(Some(m)),
@@ -863,8 +878,9 @@ impl Engine for SwarmEngine {
             .filters(&filters)
             .build();
         let mut out = Vec::new();
+        let mut nodes = NodeAddrs::default();
         for s in self.docker().list_services(Some(opts)).await? {
-            out.push(self.describe(s).await?);
+            out.push(self.describe(s, &mut nodes).await?);
         }
         // the lock and result markers: swarm configs
         let opts = bollard::query_parameters::ListConfigsOptionsBuilder::default()
