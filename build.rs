@@ -34,7 +34,11 @@ fn main() {
     // the commit moves: HEAD switches branch, the branch's ref (loose or packed) moves; only
     // paths that exist are named (cargo counts a missing one as changed, every build)
     if let Some(dir) = git(&["rev-parse", "--git-dir"]).map(std::path::PathBuf::from) {
-        for path in [dir.join("HEAD"), dir.join("refs/heads"), dir.join("packed-refs")] {
+        for path in [
+            dir.join("HEAD"),
+            dir.join("refs/heads"),
+            dir.join("packed-refs"),
+        ] {
             if path.exists() {
                 println!("cargo:rerun-if-changed={}", path.display());
             }

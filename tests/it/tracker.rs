@@ -2,13 +2,11 @@
 //! errors (bounded), no retries of 4xx refusals, and messages that name issue, field and the
 //! Tracker's errorMessages without the token.
 
-mod support;
-
+use crate::support::fake_tracker::{Auth, FakeTracker, Org};
 use benchctl::config::{TrackerAuth, TrackerConfig, TrackerOrg};
 use benchctl::secret::Secret;
 use benchctl::tracker::{RetryPolicy, TrackerClient};
 use std::time::{Duration, Instant};
-use support::fake_tracker::{Auth, FakeTracker, Org};
 
 const TOKEN: &str = "tracker-canary-55aa77bb";
 
@@ -41,6 +39,7 @@ fn fake() -> FakeTracker {
 
 #[tokio::test]
 async fn transient_failures_are_retried_until_success() {
+    let _group = crate::support::group(module_path!());
     let t = fake();
     t.fail_next(429, None)
         .fail_next(503, None)
@@ -57,6 +56,7 @@ async fn transient_failures_are_retried_until_success() {
 
 #[tokio::test]
 async fn retry_after_is_honoured() {
+    let _group = crate::support::group(module_path!());
     let t = fake();
     t.fail_next(429, Some("1"));
     let c = client(&t.url, fast());
@@ -71,6 +71,7 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn retries_are_bounded() {
+    let _group = crate::support::group(module_path!());
     let t = fake();
     for _ in 0..10 {
         t.fail_next(503, None);
@@ -98,6 +99,7 @@ async fn retries_are_bounded() {
 
 #[tokio::test]
 async fn refusals_are_not_retried_and_are_explained() {
+    let _group = crate::support::group(module_path!());
     let t = fake();
     let c = client(&t.url, fast());
     // 422: unknown field
@@ -137,7 +139,8 @@ async fn refusals_are_not_retried_and_are_explained() {
 
 #[tokio::test]
 async fn unreachable_tracker_is_retried_then_named() {
-    let port = support::free_port();
+    let _group = crate::support::group(module_path!());
+    let port = crate::support::free_port();
     let c = client(&format!("http://127.0.0.1:{port}"), fast());
     let err = c.get_issue("TRK-1").await.unwrap_err();
     assert_eq!(err.status, None);
@@ -150,6 +153,7 @@ async fn unreachable_tracker_is_retried_then_named() {
 
 #[tokio::test]
 async fn edit_conflicts_reread_the_issue_and_try_again() {
+    let _group = crate::support::group(module_path!());
     let t = fake();
     let c = client(&t.url, fast());
     for (n, code) in [409u16, 412].into_iter().enumerate() {

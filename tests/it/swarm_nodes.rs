@@ -5,12 +5,10 @@
 //! second manager, deploys through each manager share the issue's lock. Needs root (`ip netns`,
 //! a second dockerd) and an engine that is not in a swarm already; fails loudly otherwise.
 
-mod support;
-
+use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::*;
 
 const NETNS: &str = "benchctl-test-worker";
 const HOST_IF: &str = "bctw-h";
@@ -289,6 +287,7 @@ fn deploy(repo: &AppRepo, issue: &str, extra: &[&str]) -> Run {
 
 #[test]
 fn on_two_nodes_the_image_reaches_the_worker_through_the_registry() {
+    let _group = crate::support::group(module_path!());
     let nodes = TwoNodes::start();
     let _cleanup = Cleanup::issues(&["SWN-1", "SWN-2"]);
     let repo = AppRepo::new();

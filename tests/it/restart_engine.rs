@@ -1,13 +1,11 @@
 //! After an engine restart, benches come back (restart policy `unless-stopped`) and `list`
-//! finds them by label. This restarts the Docker engine: it lives in its own test binary,
-//! which cargo runs when no other test binary runs. It needs root (as CI runs).
+//! finds them by label. This restarts the Docker engine: its module is a test group of its
+//! own, which runs when no other module's tests run. It needs root (as CI runs).
 
-mod support;
-
+use crate::support::fake_tracker::{Auth, FakeTracker, Org};
+use crate::support::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::fake_tracker::{Auth, FakeTracker, Org};
-use support::*;
 
 fn engine_up() -> bool {
     Command::new("docker")
@@ -86,6 +84,7 @@ fn restart_engine() {
 
 #[test]
 fn benches_come_back_after_an_engine_restart_and_list_finds_them() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["RST-1"]);
     let repo = AppRepo::new();

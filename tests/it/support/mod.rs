@@ -1,6 +1,5 @@
 //! Test support: real git repositories, a git daemon on loopback, a fake Tracker that follows
 //! `shared/reference/tracker-api.md`, the real binary, and cleanup of what each test creates.
-#![allow(dead_code)]
 
 pub mod fake_tracker;
 pub mod serve;
@@ -30,6 +29,38 @@ pub fn require_docker() {
 }
 
 pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Which test group runs now and how many of its tests: tests of one group (a module of this
+/// binary) run in parallel, tests of different groups one group after another, as when each
+/// module was a test binary of its own.
+static GROUP: std::sync::Mutex<(Option<&'static str>, usize)> = std::sync::Mutex::new((None, 0));
+static GROUP_FREE: std::sync::Condvar = std::sync::Condvar::new();
+
+/// Held by a test for its whole run (`let _group = group(module_path!());`).
+#[must_use]
+pub struct GroupGuard;
+
+/// Waits until no test of another group runs, then joins `name`.
+pub fn group(name: &'static str) -> GroupGuard {
+    let mut g = GROUP.lock().unwrap_or_else(|e| e.into_inner());
+    while g.0.is_some_and(|current| current != name) {
+        g = GROUP_FREE.wait(g).unwrap_or_else(|e| e.into_inner());
+    }
+    g.0 = Some(name);
+    g.1 += 1;
+    GroupGuard
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let mut g = GROUP.lock().unwrap_or_else(|e| e.into_inner());
+        g.1 -= 1;
+        if g.1 == 0 {
+            g.0 = None;
+            GROUP_FREE.notify_all();
+        }
+    }
+}
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
     git_env(dir, args, &[])
@@ -443,8 +474,4 @@ pub fn http_get(url: &str) -> Option<String> {
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
-
-pub fn tmp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(name)
 }

@@ -3,10 +3,8 @@
 //! (its base image `nginx:1-alpine` is a local stand-in: FROM scratch + busybox httpd, since no
 //! registry can be reached and the engine uses a local image before it tries to pull).
 
-mod support;
-
+use crate::support::*;
 use std::path::Path;
-use support::*;
 
 /// A repository whose branch `branch` holds `files` and no Dockerfile.
 fn repo_with(branch: &str, files: &[(&str, &str)]) -> AppRepo {
@@ -37,6 +35,7 @@ fn chosen(
 
 #[test]
 fn each_template_is_chosen_by_what_the_branch_holds() {
+    let _group = crate::support::group(module_path!());
     for (i, (file, want)) in [
         ("Cargo.toml", "rust"),
         ("package.json", "node"),
@@ -205,6 +204,7 @@ fn server_script(text: &str) -> String {
 /// each template runs, and the bench it gives answers on the port the template exposes.
 #[test]
 fn the_language_templates_build_and_run_on_stand_in_bases() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["TPL-11", "TPL-12", "TPL-13", "TPL-14"]);
     let cargo = format!(
@@ -280,6 +280,7 @@ fn the_language_templates_build_and_run_on_stand_in_bases() {
 
 #[test]
 fn the_static_template_is_built_and_served_for_real() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["TPL-9"]);
     let _base = StandIn::build(

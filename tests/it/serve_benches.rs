@@ -3,13 +3,11 @@
 //! Tracker's close trigger tears it down, a close that arrives during a deploy wins, and
 //! messengers (a fake Slack and a failing Telegram) get their messages without failing a deploy.
 
-mod support;
-
+use crate::support::fake_tracker::{Auth, FakeTracker, Org};
+use crate::support::serve::*;
+use crate::support::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use support::fake_tracker::{Auth, FakeTracker, Org};
-use support::serve::*;
-use support::*;
 
 fn tracker() -> FakeTracker {
     FakeTracker::start(Auth::OAuth(TOKEN), Org::Org(ORG))
@@ -61,6 +59,7 @@ fn bench_url(t: &FakeTracker, issue: &str) -> Option<String> {
 
 #[test]
 fn pushes_deploy_and_redeploy_and_a_deleted_branch_tears_the_bench_down() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["SRVP-1", "SRVP-2"]);
     let t = tracker();
@@ -253,6 +252,7 @@ fn pushes_deploy_and_redeploy_and_a_deleted_branch_tears_the_bench_down() {
 
 #[test]
 fn the_trackers_close_tears_the_bench_down_and_wins_over_a_running_deploy() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["SRVC-1", "SRVC-2", "SRVC-3", "SRVC-4"]);
     let t = tracker();
@@ -382,6 +382,7 @@ fn the_trackers_close_tears_the_bench_down_and_wins_over_a_running_deploy() {
 
 #[test]
 fn deploy_and_teardown_from_the_command_line_notify_too() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["SRVN-1"]);
     let repo = AppRepo::new();

@@ -3,12 +3,10 @@
 //! 401/403/413, duplicate deliveries, the review flow of every platform against the fake
 //! Tracker, and queued jobs surviving a restart and a crash.
 
-mod support;
-
+use crate::support::fake_tracker::{Auth, FakeTracker, Org};
+use crate::support::serve::*;
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::fake_tracker::{Auth, FakeTracker, Org};
-use support::serve::*;
 
 fn tracker() -> FakeTracker {
     FakeTracker::start(Auth::OAuth(TOKEN), Org::Org(ORG))
@@ -26,6 +24,7 @@ fn queue_files(s: &Serve) -> usize {
 
 #[test]
 fn deliveries_are_authenticated_before_anything_else() {
+    let _group = crate::support::group(module_path!());
     let t = tracker();
     let state = tempfile::tempdir().unwrap();
     let s = ServeSetup::new(Some(&t), state.path())
@@ -349,6 +348,7 @@ fn send(s: &Serve, c: &Case, delivery: &str) -> Answer {
 
 #[test]
 fn review_flow_moves_issues_by_transition_target_on_every_platform() {
+    let _group = crate::support::group(module_path!());
     let t = tracker();
     let cases = cases();
     for c in &cases {
@@ -473,6 +473,7 @@ fn review_flow_moves_issues_by_transition_target_on_every_platform() {
 
 #[test]
 fn queued_jobs_survive_a_crash_and_a_restart_and_shutdown_finishes_running_jobs() {
+    let _group = crate::support::group(module_path!());
     let t = tracker();
     for k in ["SRVQ-1", "SRVQ-2", "SRVQ-3", "SRVQ-4", "SRVQ-5"] {
         t.add_issue(k);
@@ -582,17 +583,18 @@ fn queued_jobs_survive_a_crash_and_a_restart_and_shutdown_finishes_running_jobs(
 
 #[test]
 fn tracker_init_creates_the_field_and_the_trigger_once() {
+    let _group = crate::support::group(module_path!());
     let t = tracker();
     t.add_queue("SRVI");
     let init = |extra: &[&str]| {
-        let mut cmd = support::benchctl();
+        let mut cmd = crate::support::benchctl();
         cmd.args(["tracker", "init", "--queue", "SRVI"])
             .args(extra)
             .env("BENCHCTL_TRACKER_URL", &t.url)
             .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
             .env("BENCHCTL_TRACKER_ORG_ID", ORG)
             .env("BENCHCTL_TRACKER_HOOK_SECRET", HOOK_SECRET);
-        support::run(&mut cmd)
+        crate::support::run(&mut cmd)
     };
     let hook = "https://bench.example.com/hooks/tracker";
 
@@ -651,12 +653,12 @@ fn tracker_init_creates_the_field_and_the_trigger_once() {
     );
 
     // a queue that does not exist: exit 2, naming the queue
-    let mut cmd = support::benchctl();
+    let mut cmd = crate::support::benchctl();
     cmd.args(["tracker", "init", "--queue", "NOPE"])
         .env("BENCHCTL_TRACKER_URL", &t.url)
         .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
         .env("BENCHCTL_TRACKER_ORG_ID", ORG);
-    let r = support::run(&mut cmd);
+    let r = crate::support::run(&mut cmd);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
         r.stderr.contains("queue NOPE") && r.stderr.contains("case-sensitive"),
@@ -664,7 +666,7 @@ fn tracker_init_creates_the_field_and_the_trigger_once() {
         r.stderr
     );
     // --apply without the secret: exit 2, naming the variable
-    let mut cmd = support::benchctl();
+    let mut cmd = crate::support::benchctl();
     cmd.args([
         "tracker",
         "init",
@@ -677,7 +679,7 @@ fn tracker_init_creates_the_field_and_the_trigger_once() {
     .env("BENCHCTL_TRACKER_URL", &t.url)
     .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
     .env("BENCHCTL_TRACKER_ORG_ID", ORG);
-    let r = support::run(&mut cmd);
+    let r = crate::support::run(&mut cmd);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
         r.stderr.contains("BENCHCTL_TRACKER_HOOK_SECRET"),
@@ -688,6 +690,7 @@ fn tracker_init_creates_the_field_and_the_trigger_once() {
 
 #[test]
 fn review_targets_are_configurable_per_event() {
+    let _group = crate::support::group(module_path!());
     let t = tracker();
     t.add_issue("SRVT-1").add_issue("SRVT-2");
     let state = tempfile::tempdir().unwrap();

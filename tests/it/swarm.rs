@@ -3,15 +3,13 @@
 //! version rolled back while the old one keeps serving, no-op redeploys, list, status, logs,
 //! teardown, gc, the routing mesh, a registry, and the same deploy on both backends.
 
-mod support;
-
+use crate::support::fake_tracker::{Auth, FakeTracker, Org};
+use crate::support::*;
 use serde_json::Value;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::fake_tracker::{Auth, FakeTracker, Org};
-use support::*;
 
 const TOKEN: &str = "swarm-canary-5f5f5f";
 
@@ -161,6 +159,7 @@ impl Poller {
 
 #[test]
 fn a_bench_is_a_service_updated_in_place_and_rolled_back_when_the_new_version_fails() {
+    let _group = crate::support::group(module_path!());
     let _swarm = SwarmGuard::acquire();
     let _cleanup = Cleanup::issues(&["SWA-1"]);
     let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
@@ -317,6 +316,7 @@ fn a_bench_is_a_service_updated_in_place_and_rolled_back_when_the_new_version_fa
 
 #[test]
 fn gc_removes_swarm_benches_of_closed_issues_and_nothing_else() {
+    let _group = crate::support::group(module_path!());
     let _swarm = SwarmGuard::acquire();
     let _cleanup = Cleanup::issues(&["SWG-1", "SWG-2"]);
     let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
@@ -376,6 +376,7 @@ fn listed_swarm(issue: &str) -> Value {
 
 #[test]
 fn the_routing_mesh_either_answers_or_is_named_as_the_reason() {
+    let _group = crate::support::group(module_path!());
     let _swarm = SwarmGuard::acquire();
     let _cleanup = Cleanup::issues(&["SWM-1"]);
     let repo = swarm_app();
@@ -401,6 +402,7 @@ fn the_routing_mesh_either_answers_or_is_named_as_the_reason() {
 
 #[test]
 fn the_same_deploy_gives_the_same_bench_on_both_backends() {
+    let _group = crate::support::group(module_path!());
     let _swarm = SwarmGuard::acquire();
     let _cleanup = Cleanup::issues(&["SWB-1", "SWB-2"]);
     let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
@@ -492,6 +494,7 @@ const REGISTRY_PASSWORD: &str = "s3cret-registry-pass";
 
 #[test]
 fn with_a_registry_the_image_is_pushed_and_the_service_runs_it_by_digest() {
+    let _group = crate::support::group(module_path!());
     let _swarm = SwarmGuard::acquire();
     let _cleanup = Cleanup::issues(&["SWR-1", "SWR-2", "SWR-3"]);
     let registry = Registry::start();
@@ -686,6 +689,7 @@ impl Drop for Registry {
 
 #[test]
 fn traefik_routes_to_a_service_on_an_overlay_network() {
+    let _group = crate::support::group(module_path!());
     let _swarm = SwarmGuard::acquire();
     let net = format!("benchctl-test-swtrf-{}", std::process::id());
     docker_lines(&["network", "create", "-d", "overlay", "--attachable", &net]);
@@ -748,6 +752,7 @@ fn traefik_routes_to_a_service_on_an_overlay_network() {
 
 #[test]
 fn concurrent_deploys_of_one_issue_take_turns_on_the_swarm() {
+    let _group = crate::support::group(module_path!());
     let _swarm = SwarmGuard::acquire();
     let _cleanup = Cleanup::issues(&["SWL-1"]);
     let repo = swarm_app();
@@ -789,6 +794,7 @@ fn concurrent_deploys_of_one_issue_take_turns_on_the_swarm() {
 
 #[test]
 fn an_interrupted_update_goes_back_to_the_running_version() {
+    let _group = crate::support::group(module_path!());
     let _swarm = SwarmGuard::acquire();
     let _cleanup = Cleanup::issues(&["SWI-1"]);
     let repo = swarm_app();
@@ -845,7 +851,8 @@ fn an_interrupted_update_goes_back_to_the_running_version() {
 
 #[test]
 fn serve_deploys_pushes_as_services_and_a_close_removes_them() {
-    use support::serve::{fixture_json, ServeSetup, ORG, TOKEN as SERVE_TOKEN};
+    let _group = crate::support::group(module_path!());
+    use crate::support::serve::{fixture_json, ServeSetup, ORG, TOKEN as SERVE_TOKEN};
     let _swarm = SwarmGuard::acquire();
     let _cleanup = Cleanup::issues(&["SWS-1"]);
     let t = FakeTracker::start(Auth::OAuth(SERVE_TOKEN), Org::Org(ORG));
@@ -891,6 +898,7 @@ fn serve_deploys_pushes_as_services_and_a_close_removes_them() {
 
 #[test]
 fn where_benches_run_is_not_a_branch_s_choice() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let repo = AppRepo::new();
     repo.write("benchctl.toml", "backend = \"swarm\"\n");

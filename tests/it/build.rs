@@ -1,15 +1,13 @@
 //! benchctl builds a Dockerfile up to its trailing configuration instructions and commits those
 //! (with its labels) in one step: the image configuration must equal `docker build`'s.
 
-mod support;
-
+use crate::support::*;
 use benchctl::image::{self, BuildSpec};
 use benchctl::output::{SharedReporter, Silent};
 use benchctl::runtime::DockerEngine;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
-use support::*;
 
 const DOCKERFILE: &str = "FROM scratch
 ENV PATH=/bin BASE=one
@@ -41,6 +39,7 @@ fn config(image: &str) -> Value {
 
 #[test]
 fn committed_configuration_equals_docker_build() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["BLD-1"]);
     let repo = AppRepo::new();

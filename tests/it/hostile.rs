@@ -2,16 +2,15 @@
 //! names are slugged, keys normalized; a canary token never shows anywhere; an unreachable
 //! engine is named.
 
-mod support;
-
+use crate::support::fake_tracker::{Auth, FakeTracker, Org};
+use crate::support::*;
 use std::path::Path;
-use support::fake_tracker::{Auth, FakeTracker, Org};
-use support::*;
 
 const CANARY: &str = "canary-token-d3adb33f-42";
 
 #[test]
 fn invalid_branch_names_and_keys_are_refused_before_any_work() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["HOS-1"]);
     let tracker = FakeTracker::start(Auth::OAuth(CANARY), Org::Org("org-1"));
@@ -71,6 +70,7 @@ fn invalid_branch_names_and_keys_are_refused_before_any_work() {
 
 #[test]
 fn shell_looking_and_long_branch_names_are_plain_data() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["HOS-2", "HOS-3"]);
     let marker = std::env::temp_dir().join("benchctl-pwned-HOS2");
@@ -123,6 +123,7 @@ fn shell_looking_and_long_branch_names_are_plain_data() {
 
 #[test]
 fn a_canary_token_never_appears_in_output_labels_or_inspect() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["HOS-4"]);
     let repo = AppRepo::new();
@@ -183,6 +184,7 @@ fn a_canary_token_never_appears_in_output_labels_or_inspect() {
 
 #[test]
 fn an_unreachable_engine_is_named() {
+    let _group = crate::support::group(module_path!());
     let repo = AppRepo::new();
     repo.branch_with("feature/HOS-5", "x\n");
     for args in [

@@ -455,16 +455,6 @@ impl FakeTracker {
             .unwrap_or_default()
     }
 
-    pub fn add_field(&self, field: &str) -> &Self {
-        self.state.lock().unwrap().fields.insert(field.to_string());
-        self
-    }
-
-    pub fn remove_field(&self, field: &str) -> &Self {
-        self.state.lock().unwrap().fields.remove(field);
-        self
-    }
-
     pub fn fail_next(&self, status: u16, retry_after: Option<&'static str>) -> &Self {
         self.state.lock().unwrap().faults.push_back(Fault {
             method: None,

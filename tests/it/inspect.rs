@@ -1,15 +1,14 @@
 //! `status`, `logs` and `link` of a running bench, found by its labels.
 
-mod support;
-
+use crate::support::fake_tracker::{Auth, FakeTracker, Org};
+use crate::support::*;
 use serde_json::Value;
-use support::fake_tracker::{Auth, FakeTracker, Org};
-use support::*;
 
 const TOKEN: &str = "link-canary-31415926";
 
 #[test]
 fn status_logs_and_link_after_a_failed_link() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["INS-1"]);
     let repo = AppRepo::new();

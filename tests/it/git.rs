@@ -1,12 +1,10 @@
 //! Fetching one branch: shallow over git://, full over the local transport.
 
-mod support;
-
+use crate::support::*;
 use benchctl::git::{fetch_branch, resolve_repo};
 use benchctl::output::{Event, Recorder, SharedReporter};
 use benchctl::Error;
 use std::sync::Arc;
-use support::*;
 
 fn repo_with_history() -> AppRepo {
     let repo = AppRepo::new();
@@ -19,6 +17,7 @@ fn repo_with_history() -> AppRepo {
 
 #[test]
 fn git_daemon_fetch_is_shallow_and_only_the_branch() {
+    let _group = crate::support::group(module_path!());
     let repo = repo_with_history();
     let head = git(repo.path(), &["rev-parse", "feature/GIT-1"]);
     let served = Served::new(&repo);
@@ -66,6 +65,7 @@ fn git_daemon_fetch_is_shallow_and_only_the_branch() {
 
 #[test]
 fn local_path_fetch_falls_back_to_full_and_checks_out() {
+    let _group = crate::support::group(module_path!());
     let repo = repo_with_history();
     let spec = resolve_repo(Some(&repo.path_str())).unwrap();
     assert!(spec.is_local);
@@ -95,6 +95,7 @@ fn local_path_fetch_falls_back_to_full_and_checks_out() {
 
 #[test]
 fn missing_branch_and_bad_repositories_are_named() {
+    let _group = crate::support::group(module_path!());
     let repo = repo_with_history();
     let spec = resolve_repo(Some(&repo.path_str())).unwrap();
     let dest = tempfile::tempdir().unwrap();
@@ -154,6 +155,7 @@ fn push_to_bare(repo: &AppRepo, bare: &std::path::Path, branch: &str) {
 
 #[test]
 fn cached_clone_is_updated_incrementally_and_stays_shallow() {
+    let _group = crate::support::group(module_path!());
     let repo = repo_with_history();
     let served = Served::new(&repo);
     let spec = resolve_repo(Some(&served.url.clone())).unwrap();
@@ -210,6 +212,7 @@ fn cached_clone_is_updated_incrementally_and_stays_shallow() {
 
 #[test]
 fn cached_clone_survives_killed_fetches_and_concurrent_ones() {
+    let _group = crate::support::group(module_path!());
     let repo = repo_with_history();
     let served = Served::new(&repo);
     let spec = resolve_repo(Some(&served.url.clone())).unwrap();
@@ -276,6 +279,7 @@ fn cached_clone_survives_killed_fetches_and_concurrent_ones() {
 
 #[test]
 fn only_the_build_context_is_written_and_it_matches_a_full_checkout() {
+    let _group = crate::support::group(module_path!());
     let repo = AppRepo::new();
     git(repo.path(), &["checkout", "-q", "-b", "feature/GIT-2"]);
     repo.write(".dockerignore", "data\n!data/keep.txt\n*.md\ndocker\n");

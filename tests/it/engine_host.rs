@@ -2,11 +2,9 @@
 //! relay on loopback): deploy, list and teardown work over it, and the bench's address uses
 //! the engine's host by default.
 
-mod support;
-
+use crate::support::*;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use support::*;
 
 /// Relays TCP connections on 127.0.0.1 to the engine's unix socket; returns the port.
 fn tcp_relay_to_engine() -> u16 {
@@ -36,6 +34,7 @@ fn tcp_relay_to_engine() -> u16 {
 
 #[test]
 fn a_tcp_docker_host_is_used_and_names_the_bench_host() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["ENG-1"]);
     let port = tcp_relay_to_engine();
@@ -200,6 +199,7 @@ impl Drop for Child {
 /// the docker CLI and dockerd are not affected.)
 #[test]
 fn a_tls_docker_host_is_verified_against_the_ca() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let certs = tempfile::tempdir().unwrap();
     make_certs(certs.path());

@@ -1,8 +1,7 @@
 //! `.dockerignore` differential test: the context benchctl streams must hold exactly the files
 //! that `docker build` (the docker CLI with the classic builder) sends for the same directory.
 
-mod support;
-
+use crate::support::*;
 use benchctl::image::{self, BuildSpec};
 use benchctl::output::{SharedReporter, Silent};
 use benchctl::runtime::DockerEngine;
@@ -10,7 +9,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use support::*;
 
 const IGNORE: &str = "\
 # comments and blank lines are skipped
@@ -109,6 +107,7 @@ fn image_files(image: &str) -> BTreeSet<String> {
 
 #[test]
 fn context_matches_docker_build() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["IGN-1"]);
     let dir = tempfile::tempdir().unwrap();
@@ -180,6 +179,7 @@ fn context_matches_docker_build() {
 
 #[test]
 fn dockerfile_in_an_excluded_directory_is_still_sent() {
+    let _group = crate::support::group(module_path!());
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("docker")).unwrap();
     std::fs::write(dir.path().join("docker/Dockerfile"), "FROM scratch\n").unwrap();

@@ -1,11 +1,9 @@
 //! Shell and packaging: completion scripts that each shell accepts, the man page, the version
 //! with the commit, NO_COLOR, and the CI systems' branch variables.
 
-mod support;
-
+use crate::support::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use support::*;
 
 /// Runs `shell args...` with `script` on stdin or as a file; panics (never skips) when the
 /// shell is missing: .ci/run installs bash, zsh and fish.
@@ -29,6 +27,7 @@ fn shell_accepts(shell: &str, args: &[&str], script: &str) {
 
 #[test]
 fn completions_for_each_shell_are_accepted_by_it() {
+    let _group = crate::support::group(module_path!());
     for (shell, args) in [
         ("bash", vec!["-n"]),
         ("zsh", vec!["-n"]),
@@ -70,6 +69,7 @@ fn completions_for_each_shell_are_accepted_by_it() {
 
 #[test]
 fn man_page_version_and_no_color() {
+    let _group = crate::support::group(module_path!());
     let r = run(benchctl().arg("man"));
     assert_eq!(r.code, 0);
     assert!(
@@ -105,6 +105,7 @@ fn man_page_version_and_no_color() {
 
 #[test]
 fn the_ci_systems_branch_variables_name_the_branch() {
+    let _group = crate::support::group(module_path!());
     let repo = AppRepo::new();
     repo.branch_with("feature/SHL-1-ci", "x\n");
     for var in [
@@ -141,6 +142,7 @@ fn the_ci_systems_branch_variables_name_the_branch() {
 
 #[test]
 fn ci_jobs_skip_branches_without_a_key_and_tear_down_by_branch() {
+    let _group = crate::support::group(module_path!());
     let repo = AppRepo::new();
     // a push to main: nothing to do, successfully
     let r = run(benchctl()
@@ -180,6 +182,7 @@ fn ci_jobs_skip_branches_without_a_key_and_tear_down_by_branch() {
 /// The CI recipes in examples/ci parse as YAML and call benchctl the way these tests do.
 #[test]
 fn ci_recipes_are_valid_yaml_and_use_the_tested_commands() {
+    let _group = crate::support::group(module_path!());
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci");
     for name in [
         "github-actions.yml",

@@ -2,10 +2,8 @@
 //! template's host, the bench on the proxy's network with no published port, readiness probed
 //! on the container's own address.
 
-mod support;
-
+use crate::support::*;
 use std::process::Command;
-use support::*;
 
 struct Network(String);
 
@@ -33,6 +31,7 @@ fn inspect(id: &str, format: &str) -> String {
 
 #[test]
 fn traefik_routing_labels_a_bench_on_the_proxy_network() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     // the network goes after the bench that uses it (locals drop in reverse order)
     let net = Network::create("benchctl-test-trf");
@@ -139,6 +138,7 @@ fn traefik_routing_labels_a_bench_on_the_proxy_network() {
 
 #[test]
 fn a_url_template_without_a_router_names_the_published_port() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["TRF-2"]);
     let repo = AppRepo::new();

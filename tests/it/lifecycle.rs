@@ -1,13 +1,11 @@
 //! Safe bench lifecycle: no-op redeploys, newest commit wins, one deploy per issue at a time
 //! (across real processes), abandoned locks, interruption (SIGTERM, SIGKILL) and recovery, gc.
 
-mod support;
-
+use crate::support::fake_tracker::{Auth, FakeTracker, Org};
+use crate::support::*;
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::fake_tracker::{Auth, FakeTracker, Org};
-use support::*;
 
 const TOKEN: &str = "life-canary-8080aa";
 
@@ -67,6 +65,7 @@ fn slow_app(repo: &AppRepo, delay: u32) {
 
 #[test]
 fn noop_redeploy_changes_nothing_and_reasserts_the_link() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["LIFA-1"]);
     let repo = AppRepo::new();
@@ -156,6 +155,7 @@ fn noop_redeploy_changes_nothing_and_reasserts_the_link() {
 
 #[test]
 fn an_older_commit_never_replaces_a_newer_one() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["LIFB-2"]);
     let repo = AppRepo::new();
@@ -199,6 +199,7 @@ fn an_older_commit_never_replaces_a_newer_one() {
 
 #[test]
 fn concurrent_deploys_of_one_issue_take_turns_and_different_issues_run_together() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["LIFC-3", "LIFC-4", "LIFC-5"]);
     let repo = AppRepo::new();
@@ -280,6 +281,7 @@ fn this_host_id() -> String {
 
 #[test]
 fn a_held_lock_times_out_naming_its_holder_and_abandoned_locks_are_broken() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["LIFD-6"]);
     let repo = AppRepo::new();
@@ -374,6 +376,7 @@ fn a_held_lock_times_out_naming_its_holder_and_abandoned_locks_are_broken() {
 
 #[test]
 fn sigterm_during_a_redeploy_removes_the_new_container_and_keeps_the_old() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["LIFE-7"]);
     let repo = AppRepo::new();
@@ -415,6 +418,7 @@ fn sigterm_during_a_redeploy_removes_the_new_container_and_keeps_the_old() {
 
 #[test]
 fn after_sigkill_gc_and_the_next_deploy_converge_to_one_bench() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["LIFF-8"]);
     let repo = AppRepo::new();
@@ -501,6 +505,7 @@ fn after_sigkill_gc_and_the_next_deploy_converge_to_one_bench() {
 
 #[test]
 fn gc_removes_closed_and_idle_benches_within_its_scope_only() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["LIFG-9", "LIFG-10", "LIFG-12"]);
     let repo = AppRepo::new();
@@ -648,6 +653,7 @@ fn gc_removes_closed_and_idle_benches_within_its_scope_only() {
 
 #[test]
 fn gc_removes_cached_clones_unused_for_long() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let repo = AppRepo::new();
     repo.branch_with("feature/LIFH-11", "cached\n");
@@ -718,6 +724,7 @@ fn gc_removes_cached_clones_unused_for_long() {
 
 #[test]
 fn sigterm_during_a_first_deploy_leaves_nothing_behind() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["LIFI-13"]);
     let repo = AppRepo::new();

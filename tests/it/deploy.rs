@@ -1,11 +1,9 @@
 //! deploy / list / teardown through the real binary, against the real engine and the fake
 //! Tracker. Each test uses its own issue keys and removes what it creates.
 
-mod support;
-
+use crate::support::fake_tracker::{Auth, FakeTracker, Org};
+use crate::support::*;
 use serde_json::Value;
-use support::fake_tracker::{Auth, FakeTracker, Org};
-use support::*;
 
 const TOKEN: &str = "oauth-canary-7f3e9d1c55";
 const IAM: &str = "iam-canary-0a9b8c7d6e";
@@ -53,6 +51,7 @@ impl Fixture {
 
 #[test]
 fn deploy_from_local_path_serves_the_branch_and_links_it() {
+    let _group = crate::support::group(module_path!());
     let f = Fixture::new("DEPA-1", "feature/DEPA-1-login", "hello from DEPA-1\n");
     let tracker = &f.tracker;
     let commit = git(f.repo.path(), &["rev-parse", "HEAD"]);
@@ -115,6 +114,7 @@ fn deploy_from_local_path_serves_the_branch_and_links_it() {
 
 #[test]
 fn deploy_over_git_daemon_with_iam_token_and_cloud_org() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["DEPB-2"]);
     let repo = AppRepo::new();
@@ -150,6 +150,7 @@ fn deploy_over_git_daemon_with_iam_token_and_cloud_org() {
 
 #[test]
 fn redeploy_replaces_the_bench_with_the_new_commit() {
+    let _group = crate::support::group(module_path!());
     let f = Fixture::new("DEPC-3", "feature/DEPC-3", "v1\n");
     let (repo, tracker) = (&f.repo, &f.tracker);
     let deploy = || {
@@ -184,6 +185,7 @@ fn redeploy_replaces_the_bench_with_the_new_commit() {
 
 #[test]
 fn branch_without_key_is_refused_before_any_work() {
+    let _group = crate::support::group(module_path!());
     let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
     let repo = AppRepo::new();
     for branch in ["feature/login", "main"] {
@@ -210,6 +212,7 @@ fn branch_without_key_is_refused_before_any_work() {
 
 #[test]
 fn missing_branch_names_branch_and_repository() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["NOPE-1"]);
     let repo = AppRepo::new();
@@ -222,6 +225,7 @@ fn missing_branch_names_branch_and_repository() {
 
 #[test]
 fn failing_build_shows_the_engine_error_and_starts_nothing() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["DEPD-4"]);
     let repo = AppRepo::new();
@@ -241,6 +245,7 @@ fn failing_build_shows_the_engine_error_and_starts_nothing() {
 
 #[test]
 fn container_that_exits_at_once_fails_and_is_removed_with_its_logs_shown() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["DEPE-5"]);
     let repo = AppRepo::new();
@@ -274,6 +279,7 @@ fn container_that_exits_at_once_fails_and_is_removed_with_its_logs_shown() {
 
 #[test]
 fn tracker_refusals_keep_the_bench_exit_3_and_hide_the_token() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["DEPF-6"]);
     let repo = AppRepo::new();
@@ -344,6 +350,7 @@ fn tracker_refusals_keep_the_bench_exit_3_and_hide_the_token() {
 
 #[test]
 fn list_and_teardown_twice() {
+    let _group = crate::support::group(module_path!());
     let f = Fixture::new("DEPG-7", "feature/DEPG-7-list", "listed\n");
     let tracker = &f.tracker;
     let deployed = f.deploy(&["--json"]);
@@ -401,6 +408,7 @@ fn list_and_teardown_twice() {
 
 #[test]
 fn no_tracker_configured_deploys_and_says_not_linked() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["DEPH-8"]);
     let repo = AppRepo::new();
@@ -431,6 +439,7 @@ fn no_tracker_configured_deploys_and_says_not_linked() {
 
 #[test]
 fn failed_redeploy_keeps_the_old_bench_and_link() {
+    let _group = crate::support::group(module_path!());
     let f = Fixture::new("DEPI-9", "feature/DEPI-9", "good\n");
     let (repo, tracker) = (&f.repo, &f.tracker);
     let r = f.deploy(&["--json"]);
@@ -473,6 +482,7 @@ fn failed_redeploy_keeps_the_old_bench_and_link() {
 
 #[test]
 fn a_bad_token_or_unknown_issue_fails_fast_with_nothing_started() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["DEPJ-10", "DEPJ-11"]);
     let repo = AppRepo::new();

@@ -1,9 +1,7 @@
 //! Readiness: a HEALTHCHECK decides when there is one; otherwise an HTTP answer; a bench that
 //! never answers fails after --ready-timeout and is removed.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 const SERVE: &str =
     "CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
@@ -18,6 +16,7 @@ fn app(key_branch: &str, dockerfile: &str) -> AppRepo {
 
 #[test]
 fn healthcheck_gates_readiness() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["RDYA-1", "RDYA-2"]);
     // healthy once httpd answers
@@ -73,6 +72,7 @@ fn healthcheck_gates_readiness() {
 
 #[test]
 fn bench_that_never_answers_times_out_and_is_removed() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["RDYB-3"]);
     let repo = app(

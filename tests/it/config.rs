@@ -2,10 +2,8 @@
 //! defaults), `benchctl config`, errors naming unknown keys and lines, and the bench's
 //! environment: values from benchctl's environment or env files reach the container only.
 
-mod support;
-
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 fn rows(v: &Value) -> std::collections::HashMap<String, (String, String)> {
     v.as_array()
@@ -41,6 +39,7 @@ GREETING = "hello from the repo"
 
 #[test]
 fn config_shows_each_setting_and_where_it_came_from() {
+    let _group = crate::support::group(module_path!());
     let repo = AppRepo::new();
     git(repo.path(), &["checkout", "-q", "-b", "feature/CFG-1"]);
     repo.write("benchctl.toml", REPO_CONFIG);
@@ -137,6 +136,7 @@ fn config_shows_each_setting_and_where_it_came_from() {
 
 #[test]
 fn unknown_keys_and_bad_values_name_the_file_line_and_key() {
+    let _group = crate::support::group(module_path!());
     let repo = AppRepo::new();
     git(repo.path(), &["checkout", "-q", "-b", "feature/CFG-2"]);
     repo.write(
@@ -206,6 +206,7 @@ fn unknown_keys_and_bad_values_name_the_file_line_and_key() {
 
 #[test]
 fn a_deploy_uses_the_branchs_config_and_keeps_secret_values_out_of_labels_and_output() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["CFG-3"]);
     let repo = AppRepo::new();
@@ -294,6 +295,7 @@ fn a_deploy_uses_the_branchs_config_and_keeps_secret_values_out_of_labels_and_ou
 
 #[test]
 fn the_swarm_backend_on_an_engine_outside_a_swarm_says_how_to_make_one() {
+    let _group = crate::support::group(module_path!());
     require_docker();
     let state = docker_lines(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
     let r = run(benchctl().args(["--backend", "swarm", "--json", "list"]));

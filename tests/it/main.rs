@@ -1,0 +1,26 @@
+//! The integration tests, one binary (cargo's `testsuite` layout): the support module is
+//! compiled once and the crate linked once. Each module is a group ([`support::group`]): tests
+//! of one module may run in parallel, tests of different modules never at the same time (some
+//! restart the engine, make it a swarm node, or count what it holds).
+
+mod support;
+
+mod build;
+mod config;
+mod deploy;
+mod dockerignore;
+mod engine_host;
+mod git;
+mod hostile;
+mod inspect;
+mod lifecycle;
+mod ready;
+mod restart_engine;
+mod routing;
+mod serve_benches;
+mod serve_hooks;
+mod shell;
+mod swarm;
+mod swarm_nodes;
+mod templates;
+mod tracker;
