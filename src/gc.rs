@@ -2,7 +2,8 @@
 //! interrupted deploys, abandoned locks, and images benchctl built that nothing uses. It finds
 //! everything by benchctl's labels and touches nothing else.
 
-use crate::bench::{self, LockOptions};
+use crate::app::{inspect, record, teardown};
+use crate::lock::LockOptions;
 use crate::lock::{self, IssueLock};
 use crate::naming::container_name;
 use crate::output::{Event, SharedReporter};
@@ -86,7 +87,7 @@ pub async fn gc(
     };
 
     // Benches, by issue, within the scope.
-    let all = bench::benches(engine, None).await?;
+    let all = inspect::benches(engine, None).await?;
     let in_scope = |c: &ContainerInfo| match &opts.scope {
         Some(repo) => c.labels.get(labels::REPO) == Some(repo),
         None => true,
@@ -153,7 +154,7 @@ pub async fn gc(
         if let Some(reason) = reason {
             if !opts.dry_run {
                 let field = opts.field.as_str();
-                bench::teardown(
+                teardown::teardown(
                     issue,
                     engine,
                     tracker,
@@ -260,7 +261,7 @@ pub async fn gc(
             continue;
         }
         if !opts.dry_run {
-            bench::LastDeploy::forget(engine, issue).await?;
+            record::LastDeploy::forget(engine, issue).await?;
         }
         act(
             "remove-result",

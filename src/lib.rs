@@ -5,8 +5,9 @@
 //! the build context and builds, [`runtime`] runs containers, [`tracker`] talks to the Tracker,
 //! [`bench`] orchestrates, and [`output`] draws what the orchestration reports.
 
-pub mod bench;
+pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod dockerfile;
 pub mod dockerignore;

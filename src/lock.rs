@@ -14,12 +14,13 @@
 //! Before a deploy switches benches it checks that it still holds the lock (fencing): a holder
 //! whose lock was broken stops without touching the running bench.
 
+use crate::clock::{now_unix, utc};
 use crate::naming::slug;
 use crate::output::{Event, SharedReporter};
 use crate::runtime::{labels, Engine};
 use crate::{Error, Result};
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -32,15 +33,25 @@ const PID: &str = "benchctl.lock.pid";
 const PID_START: &str = "benchctl.lock.pid-start";
 const PURPOSE: &str = "benchctl.lock.purpose";
 
-pub fn lock_name(issue: &str) -> String {
-    format!("benchctl-lock-{}", slug(issue, 60))
+/// How long to wait for another deploy of the issue, and how long a lock of a holder on
+/// another machine lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct LockOptions {
+    pub timeout: Duration,
+    pub lease: Duration,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            timeout: DEFAULT_TIMEOUT,
+            lease: DEFAULT_LEASE,
+        }
+    }
+}
+
+pub fn lock_name(issue: &str) -> String {
+    format!("benchctl-lock-{}", slug(issue, 60))
 }
 
 /// This kernel boot and PID namespace: pids are comparable only within it.
@@ -58,28 +69,6 @@ fn process_start(pid: u32) -> Option<u64> {
     // the command name (field 2) may hold spaces: fields after it follow the last ')'
     let rest = &stat[stat.rfind(')')? + 2..];
     rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Formats unix seconds as UTC `YYYY-MM-DD HH:MM:SS`.
-pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil-from-days
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// Who holds a lock, as its labels say.
@@ -121,7 +110,7 @@ impl Holder {
             }
             return None;
         }
-        (now() > self.lease_until).then(|| {
+        (now_unix() > self.lease_until).then(|| {
             format!(
                 "its lease ran out at {} (holder {})",
                 utc(self.lease_until),
@@ -153,7 +142,7 @@ impl IssueLock {
         let started = Instant::now();
         let mut told = false;
         loop {
-            let t = now();
+            let t = now_unix();
             let pid = std::process::id();
             let user = std::env::var("USER").unwrap_or_else(|_| "?".into());
             let mut l = HashMap::new();
@@ -253,13 +242,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utc_formats() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(1_798_416_000), "2026-12-28 00:00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-    }
-
-    #[test]
     fn own_process_is_alive_and_dead_pids_are_stale() {
         let me = std::process::id();
         let h = Holder {
@@ -267,8 +249,8 @@ mod tests {
             issue: "X-1".into(),
             holder: "me".into(),
             purpose: "deploy".into(),
-            since: now(),
-            lease_until: now() + 600,
+            since: now_unix(),
+            lease_until: now_unix() + 600,
             host_id: host_id(),
             pid: me,
             pid_start: process_start(me),
@@ -286,7 +268,7 @@ mod tests {
         assert!(elsewhere_live.stale_because().is_none());
         let elsewhere_expired = Holder {
             host_id: "other".into(),
-            lease_until: now() - 1,
+            lease_until: now_unix() - 1,
             ..h
         };
         assert!(elsewhere_expired.stale_because().is_some());

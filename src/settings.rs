@@ -330,7 +330,7 @@ pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
 pub struct Inputs<'a> {
     /// Settings that are not in config files (bind, public host, link, cache, ...), as a
     /// request whose repository, branch and issue are filled in by [`resolve`].
-    pub base: &'a crate::bench::DeployRequest,
+    pub base: &'a crate::app::request::DeployRequest,
     /// What flags and the environment gave.
     pub explicit: &'a Layer,
     /// `--config`.
@@ -383,7 +383,7 @@ pub fn resolve(
     repo: crate::git::RepoSpec,
     branch: &str,
     reporter: &crate::output::SharedReporter,
-) -> Result<(crate::bench::DeployRequest, Effective)> {
+) -> Result<(crate::app::request::DeployRequest, Effective)> {
     let (peek, repo_config) = match repo_layer(&repo, branch, &inputs.base.cache_dir, reporter) {
         Ok(l) => l,
         // a branch that does not exist and carries no key: the key is the first thing wrong
@@ -452,7 +452,7 @@ fn named(origins: &BTreeMap<String, Origin>, key: &str) -> String {
 
 /// Refuses, before any work, a deploy that has nothing to build: the branch has no Dockerfile
 /// where the settings say, and no template was chosen.
-pub fn ensure_buildable(req: &crate::bench::DeployRequest) -> Result<()> {
+pub fn ensure_buildable(req: &crate::app::request::DeployRequest) -> Result<()> {
     let Some(head) = &req.head_hint else {
         return Ok(());
     };
@@ -471,10 +471,10 @@ pub fn ensure_buildable(req: &crate::bench::DeployRequest) -> Result<()> {
 
 /// The request with the merged settings, each checked (errors say where the value came from).
 pub fn apply(
-    base: &crate::bench::DeployRequest,
+    base: &crate::app::request::DeployRequest,
     e: &Effective,
-) -> Result<crate::bench::DeployRequest> {
-    use crate::bench::{BenchEnv, EnvValue};
+) -> Result<crate::app::request::DeployRequest> {
+    use crate::app::request::{BenchEnv, EnvValue};
     let c = &e.config;
     let o = &e.origins;
     let limits = c.limits.clone().unwrap_or_default();
@@ -562,7 +562,7 @@ pub fn apply(
             _ => {}
         }
     }
-    Ok(crate::bench::DeployRequest {
+    Ok(crate::app::request::DeployRequest {
         url_template: c.url_template.clone(),
         dockerfile: c.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into()),
         port: c.port,
@@ -651,6 +651,15 @@ pub fn rows(e: &Effective) -> Vec<Row> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_memory("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("1GB").unwrap(), 1 << 30);
+        assert!(parse_memory("1k").is_err());
+        assert!(parse_memory("lots").is_err());
+    }
 
     #[test]
     fn unknown_keys_name_the_key_and_line() {

@@ -1,10 +1,12 @@
 //! What each job does: the review flow (a transition chosen by `to.key`), the deploy flow (the
-//! same [`bench::deploy`] as the CLI), branch removal and the close flow (teardown).
+//! same [`app::deploy::run`] as the CLI), branch removal and the close flow (the same
+//! [`app::teardown::run`]).
 
 use super::queue::{Cancel, Job, Outcome, Runner};
 use super::{log, Metrics, ServeConfig};
-use crate::bench::{self, Action};
-use crate::notify::{Message, Notifier};
+use crate::app::deploy::{Finished, Stop};
+use crate::app::{self, Context};
+use crate::notify::Notifier;
 use crate::output::{Event, Reporter, SharedReporter};
 use crate::runtime::{labels, Engine};
 use crate::tracker::{TrackerClient, TrackerError};
@@ -56,9 +58,14 @@ impl Worker {
         })
     }
 
-    async fn notify(&self, msg: Message) {
-        for w in self.notifier.send(&msg).await {
-            log(&format!("warning: {w}"));
+    /// The use cases' context for a job whose events `reporter` logs.
+    fn context<'a>(&'a self, reporter: &'a SharedReporter) -> Context<'a> {
+        Context {
+            engine: self.engine.as_ref(),
+            tracker: self.tracker.as_ref(),
+            reporter,
+            notifier: &self.notifier,
+            lock: self.cfg.lock,
         }
     }
 
@@ -219,123 +226,73 @@ impl Worker {
             })
             .await
         };
+        let ctx = self.context(&reporter);
         let req = match resolved
             .map(|r| r.and_then(|(req, _)| crate::settings::ensure_buildable(&req).map(|()| req)))
         {
             Ok(Ok(req)) => req,
-            Ok(Err(e)) => return self.deploy_failed(e, issue, branch).await,
+            Ok(Err(e)) => return deploy_failed(&ctx, e, issue, branch).await,
             Err(e) => return Outcome::Retry(format!("the settings task failed: {e}")),
         };
-        let tracker = if req.link {
-            self.tracker.as_ref()
-        } else {
-            None
-        };
-        let run = bench::deploy(
-            &req,
-            self.engine.as_ref(),
-            tracker,
-            &reporter,
-            self.cfg.lock,
-        );
-        let result = tokio::select! {
-            r = run => r,
-            why = async { cancel.wait_for(|c| *c != Cancel::No).await.map(|c| *c).unwrap_or(Cancel::Shutdown) } => {
-                let cleanup = bench::recover_interrupted(&req, self.engine.as_ref()).await;
-                self.metrics.inc("benchctl_deploys_total", &[("result", "cancelled")]);
-                return match why {
-                    Cancel::Shutdown => Outcome::Abandoned(format!("deploy of {branch} stopped for shutdown: {cleanup}")),
-                    _ => Outcome::Done(format!("deploy of {branch} cancelled: the issue closed ({cleanup})")),
-                };
+        let stop = async {
+            match cancel.wait_for(|c| *c != Cancel::No).await.map(|c| *c) {
+                Ok(Cancel::Shutdown) | Err(_) => Stop::Shutdown,
+                Ok(_) => Stop::Cancelled,
             }
         };
-        match result {
-            Ok(o) => {
-                let result = match (o.action, &o.link_error) {
-                    (_, Some(_)) => "not_linked",
-                    (Action::Deployed, None) => "deployed",
-                    (Action::Unchanged, None) => "unchanged",
-                    (Action::Skipped, None) => "skipped",
-                };
+        // the messengers hear of failures that are not retried
+        let finished = app::deploy::run(&ctx, &req, stop, |e| !app::deploy::is_passing(e)).await;
+        let o = match finished {
+            Finished::Stopped { stop, cleanup } => {
                 self.metrics
-                    .inc("benchctl_deploys_total", &[("result", result)]);
-                let url = o.bench.url.clone().unwrap_or_default();
-                if o.action == Action::Deployed {
-                    self.notify(Message::Up {
-                        issue: issue.to_string(),
-                        url: url.clone(),
-                        branch: branch.to_string(),
-                        commit: o.bench.commit.clone(),
-                    })
-                    .await;
-                }
-                match o.link_error {
-                    Some(e) => Outcome::Failed(format!("bench up at {url} but not linked: {e}")),
-                    None => Outcome::Done(format!(
-                        "{issue} {} at {url} (commit {})",
-                        match o.action {
-                            Action::Deployed => "deployed",
-                            Action::Unchanged => "unchanged",
-                            Action::Skipped => "keeps its newer bench",
-                        },
-                        crate::naming::short_commit(&o.bench.commit)
+                    .inc("benchctl_deploys_total", &[("result", "cancelled")]);
+                return match stop {
+                    Stop::Shutdown => Outcome::Abandoned(format!(
+                        "deploy of {branch} stopped for shutdown: {cleanup}"
                     )),
-                }
+                    _ => Outcome::Done(format!(
+                        "deploy of {branch} cancelled: the issue closed ({cleanup})"
+                    )),
+                };
             }
-            Err(e) => {
+            Finished::Done(Ok(o)) => o,
+            Finished::Done(Err(e)) => {
                 self.metrics
                     .inc("benchctl_deploys_total", &[("result", "failed")]);
-                self.deploy_failed(e, issue, branch).await
+                return failure(&e);
             }
-        }
-    }
-
-    /// A deploy that failed: passing failures (git, engine, the issue's lock) are retried; the
-    /// others are told to the messengers and not retried.
-    async fn deploy_failed(&self, e: crate::Error, issue: &str, branch: &str) -> Outcome {
-        let passing = matches!(
-            e,
-            crate::Error::Locked { .. } | crate::Error::Engine(_) | crate::Error::Git { .. }
+        };
+        self.metrics.inc(
+            "benchctl_deploys_total",
+            &[("result", &o.result().replace('-', "_"))],
         );
-        let reason = crate::secret::redact(&e.to_string());
-        if passing {
-            return Outcome::Retry(reason);
+        let url = o.bench.url.clone().unwrap_or_default();
+        match o.link.error() {
+            Some(e) => Outcome::Failed(format!("bench up at {url} but not linked: {e}")),
+            None => Outcome::Done(format!(
+                "{issue} {} at {url} (commit {})",
+                match o.action {
+                    app::deploy::Action::Skipped => "keeps its newer bench",
+                    action => action.as_str(),
+                },
+                crate::naming::short_commit(&o.bench.commit)
+            )),
         }
-        self.notify(Message::Failed {
-            issue: issue.to_string(),
-            branch: branch.to_string(),
-            reason: reason.clone(),
-        })
-        .await;
-        Outcome::Failed(reason)
     }
 
     async fn teardown(&self, issue: &str, reason: &str) -> Outcome {
         let reporter: SharedReporter = Arc::new(JobReporter {
             issue: issue.to_string(),
         });
-        let out = bench::teardown(
-            issue,
-            self.engine.as_ref(),
-            self.tracker.as_ref(),
-            &self.cfg.deploy.field,
-            self.cfg.deploy.link,
-            &reporter,
-            self.cfg.lock,
-        )
-        .await;
-        match out {
+        let ctx = self.context(&reporter);
+        let field = &self.cfg.deploy.field;
+        match app::teardown::run(&ctx, issue, field, self.cfg.deploy.link, reason).await {
             Ok(o) if o.removed_containers.is_empty() => {
                 Outcome::Done(format!("{issue} has no bench; nothing to remove"))
             }
             Ok(o) => {
                 self.metrics
                     .inc("benchctl_teardowns_total", &[("result", "ok")]);
-                self.notify(Message::Removed {
-                    issue: issue.to_string(),
-                    reason: reason.to_string(),
-                })
-                .await;
                 match o.link_error {
                     Some(e) => Outcome::Failed(format!("bench removed, field not cleared: {e}")),
                     None => Outcome::Done(format!(
@@ -353,7 +310,7 @@ impl Worker {
     }
 
     async fn remove_branch(&self, issue: &str, branch: &str) -> Outcome {
-        match bench::find_bench(self.engine.as_ref(), issue).await {
+        match app::inspect::find_bench(self.engine.as_ref(), issue).await {
             Ok(Some(c)) if c.labels.get(labels::BRANCH).map(String::as_str) == Some(branch) => {
                 self.teardown(issue, &format!("branch {branch} was deleted"))
                     .await
@@ -382,6 +339,26 @@ impl Worker {
             Err(o) => o,
         }
     }
+}
+
+/// A failed deploy as a job outcome: passing failures (git, engine, the issue's lock) are
+/// retried, the others are not.
+fn failure(e: &crate::Error) -> Outcome {
+    let reason = crate::secret::redact(&e.to_string());
+    if app::deploy::is_passing(e) {
+        Outcome::Retry(reason)
+    } else {
+        Outcome::Failed(reason)
+    }
+}
+
+/// A deploy that failed before it started (its settings): the messengers hear of it unless it
+/// is retried.
+async fn deploy_failed(ctx: &Context<'_>, e: crate::Error, issue: &str, branch: &str) -> Outcome {
+    if !app::deploy::is_passing(&e) {
+        ctx.notify_failed(issue, branch, &e).await;
+    }
+    failure(&e)
 }
 
 #[async_trait::async_trait]

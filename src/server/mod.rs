@@ -4,7 +4,8 @@
 pub mod jobs;
 pub mod queue;
 
-use crate::bench::{DeployRequest, LockOptions};
+use crate::app::request::DeployRequest;
+use crate::lock::LockOptions;
 use crate::notify::{Notifier, Templates};
 use crate::tracker::TrackerClient;
 use crate::webhook::{self, KeyFinder, Refusal, Review, Secrets, Source};
@@ -20,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Which status each review outcome moves the issue to (`None`: leave it).
 #[derive(Debug, Clone)]
@@ -79,11 +80,11 @@ pub struct ServeConfig {
 
 /// One log line on stderr, with a UTC time stamp; secrets redacted.
 pub fn log(line: &str) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    eprintln!("{} {}", crate::lock::utc(now), crate::secret::redact(line));
+    eprintln!(
+        "{} {}",
+        crate::clock::utc(crate::clock::now_unix()),
+        crate::secret::redact(line)
+    );
 }
 
 /// Counters for `/metrics`, keyed by name and labels.
@@ -156,13 +157,6 @@ struct AppState {
     store: Arc<Store>,
     scheduler: Arc<Scheduler>,
     metrics: Arc<Metrics>,
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
@@ -290,7 +284,7 @@ async fn receive(
     let intents = parsed.intents.clone();
     let d = delivery.clone();
     let accepted = tokio::task::spawn_blocking(move || {
-        store.accept(source, d.as_deref(), intents, now_unix())
+        store.accept(source, d.as_deref(), intents, crate::clock::now_unix())
     })
     .await
     .map_err(|e| std::io::Error::other(e.to_string()))

@@ -1,0 +1,347 @@
+//! The deploy use case, shared by `benchctl deploy` and serve's deploy jobs: [`run`] races the
+//! deploy against a stop (signal, shutdown, cancel), cleans up after a stop, and tells the
+//! messengers. [`deploy`] is the deploy itself: a read-only no-op check, then the issue's
+//! lock, the phases (`phases.rs`, deciding with `plan.rs`), and the result recorded.
+
+mod phases;
+pub mod plan;
+mod ready;
+
+use crate::app::inspect::{benches, BenchRecord};
+use crate::app::link::{self, LinkState};
+use crate::app::record::LastDeploy;
+use crate::app::request::DeployRequest;
+use crate::app::Context;
+use crate::clock::now_unix;
+use crate::lock::{IssueLock, LockOptions};
+use crate::naming::{container_name, short_commit};
+use crate::notify::Message;
+use crate::output::{Event, SharedReporter};
+use crate::runtime::{labels, Engine};
+use crate::tracker::TrackerClient;
+use crate::{Error, Result};
+use serde::Serialize;
+use sha2::Digest;
+use std::future::Future;
+
+/// What a deploy did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A new bench runs (first deploy or replacement).
+    Deployed,
+    /// The running bench already serves this commit with these settings: nothing changed.
+    Unchanged,
+    /// A newer commit is already deployed: this older one did not replace it.
+    Skipped,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deployed => "deployed",
+            Action::Unchanged => "unchanged",
+            Action::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeployOutcome {
+    pub bench: BenchRecord,
+    pub action: Action,
+    pub link: LinkState,
+}
+
+impl DeployOutcome {
+    /// The outcome; the bench record says whether it is linked.
+    pub fn new(mut bench: BenchRecord, action: Action, link: LinkState) -> DeployOutcome {
+        bench.linked = Some(link.is_linked());
+        DeployOutcome {
+            bench,
+            action,
+            link,
+        }
+    }
+
+    /// The deploy's result in one word: the action, or `not-linked` when linking failed.
+    pub fn result(&self) -> &'static str {
+        match self.link {
+            LinkState::Failed(_) => "not-linked",
+            _ => self.action.as_str(),
+        }
+    }
+}
+
+/// Why a deploy stopped before it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// A signal (`SIGINT`, `SIGTERM`) and the exit code the process ends with.
+    Signal { name: &'static str, code: i32 },
+    /// The service shuts down (its job runs again on the next start).
+    Shutdown,
+    /// The issue was closed meanwhile.
+    Cancelled,
+}
+
+/// How a deploy ended.
+#[derive(Debug)]
+pub enum Finished {
+    /// It ran to its end.
+    Done(Result<DeployOutcome>),
+    /// It was stopped; what the clean-up did.
+    Stopped { stop: Stop, cleanup: String },
+}
+
+/// Failures that may pass (git, the engine, the issue's lock): serve retries them.
+pub fn is_passing(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Locked { .. } | Error::Engine(_) | Error::Git { .. }
+    )
+}
+
+/// The deploy as the front ends run it: `req` resolved and checked, raced against `stop`
+/// (what it half-made is removed when `stop` wins); the messengers hear of a new bench, and
+/// of a failure when `tell_failure` says so.
+pub async fn run(
+    ctx: &Context<'_>,
+    req: &DeployRequest,
+    stop: impl Future<Output = Stop>,
+    tell_failure: fn(&Error) -> bool,
+) -> Finished {
+    let tracker = ctx.tracker.filter(|_| req.link);
+    let result = tokio::select! {
+        r = deploy(req, ctx.engine, tracker, ctx.reporter, ctx.lock) => r,
+        stop = stop => {
+            let cleanup = recover_interrupted(req, ctx.engine).await;
+            return Finished::Stopped { stop, cleanup };
+        }
+    };
+    match &result {
+        Ok(o) if o.action == Action::Deployed => {
+            ctx.notify(&Message::Up {
+                issue: req.issue.clone(),
+                url: o.bench.url.clone().unwrap_or_default(),
+                branch: req.branch.clone(),
+                commit: o.bench.commit.clone(),
+            })
+            .await
+        }
+        Err(e) if tell_failure(e) => ctx.notify_failed(&req.issue, &req.branch, e).await,
+        _ => {}
+    }
+    Finished::Done(result)
+}
+
+/// The settings hash of a bench of `req` on `engine` (what the engine adds, e.g. a swarm's
+/// publish mode, changes it too).
+fn settings_of(req: &DeployRequest, engine: &dyn Engine) -> String {
+    let shape = engine.shape();
+    if shape.is_empty() {
+        return req.settings_hash();
+    }
+    let text = format!("{}|{shape}", req.settings_hash());
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+}
+
+/// The common no-op, decided by reading only (no lock, no write): nobody holds the issue's lock,
+/// its one bench runs healthy with the branch's head and these settings, and the Tracker field
+/// already holds its address. Anything else (`None`) goes the locked way, which may write.
+async fn unchanged_at_a_glance(
+    req: &DeployRequest,
+    engine: &dyn Engine,
+    tracker: Option<&TrackerClient>,
+    reporter: &SharedReporter,
+) -> Result<Option<DeployOutcome>> {
+    let issue = req.issue.as_str();
+    if req.force {
+        return Ok(None);
+    }
+    // ask the git server and the engine at the same time (the head read with the branch's
+    // config a moment ago is asked for only once)
+    let head = async {
+        match &req.head_hint {
+            Some(h) => Ok(Some(h.clone())),
+            None => phases::branch_head(req).await,
+        }
+    };
+    let state = async {
+        let locked = engine
+            .inspect(&crate::lock::lock_name(issue))
+            .await?
+            .is_some();
+        Ok::<_, Error>((locked, benches(engine, Some(issue)).await?))
+    };
+    let (head, state) = tokio::join!(head, state);
+    let (locked, existing) = state?;
+    // a failing ls-remote is reported by the locked way
+    let Some(head) = head.ok().flatten() else {
+        return Ok(None);
+    };
+    let [cur] = existing.as_slice() else {
+        return Ok(None);
+    };
+    if locked
+        || cur.name != container_name(issue)
+        || !plan::serves(cur, &head, &settings_of(req, engine))
+    {
+        return Ok(None);
+    }
+    let bench = phases::reported(cur);
+    let Some(url) = bench.url.clone() else {
+        return Ok(None);
+    };
+    let link = match link::link_target(req.link, tracker) {
+        Err(why) => LinkState::Skipped(why),
+        Ok(t) if link::holds(t, issue, &req.field, &url).await => LinkState::Linked,
+        Ok(_) => return Ok(None),
+    };
+    reporter.report(Event::Done(format!(
+        "{issue} already serves commit {} with these settings: nothing to do",
+        short_commit(&bench.commit)
+    )));
+    Ok(Some(DeployOutcome::new(bench, Action::Unchanged, link)))
+}
+
+/// Deploys under the issue's lock: one deploy or teardown of an issue at a time. The result
+/// is recorded for `status`.
+pub async fn deploy(
+    req: &DeployRequest,
+    engine: &dyn Engine,
+    tracker: Option<&TrackerClient>,
+    reporter: &SharedReporter,
+    lock: LockOptions,
+) -> Result<DeployOutcome> {
+    if let Some(outcome) = unchanged_at_a_glance(req, engine, tracker, reporter).await? {
+        return Ok(outcome);
+    }
+    let held = IssueLock::acquire(
+        engine,
+        &req.issue,
+        &format!("deploy of {}", req.branch),
+        lock.timeout,
+        lock.lease,
+        reporter,
+    )
+    .await?;
+    let result = checked_deploy(req, engine, tracker, reporter, &held).await;
+    let (outcome, commit, message) = match &result {
+        Ok(o) => (
+            o.result(),
+            o.bench.commit.clone(),
+            o.link.error().unwrap_or_default().to_string(),
+        ),
+        Err(e) => ("failed", String::new(), e.to_string()),
+    };
+    let record = LastDeploy {
+        result: outcome.to_string(),
+        at: now_unix(),
+        branch: req.branch.clone(),
+        repo: req.repo.location.clone(),
+        commit,
+        message: crate::secret::redact(&message),
+    };
+    if let Err(e) = record.store(engine, &req.issue).await {
+        reporter.report(Event::Warn(format!(
+            "could not record the result of this deploy: {e}"
+        )));
+    }
+    if let Err(e) = held.release(engine).await {
+        reporter.report(Event::Warn(format!(
+            "could not release the lock of {}: {e}",
+            req.issue
+        )));
+    }
+    result
+}
+
+/// Runs the deploy while one `GET /v3/issues/<KEY>` checks, concurrently, that the token is
+/// good and the issue exists: a refusal (401, 403, 404) stops the deploy at once, removes what
+/// it started, and is a configuration error (exit 2). A Tracker that cannot be reached only
+/// warns: linking will tell.
+async fn checked_deploy(
+    req: &DeployRequest,
+    engine: &dyn Engine,
+    tracker: Option<&TrackerClient>,
+    reporter: &SharedReporter,
+    held: &IssueLock,
+) -> Result<DeployOutcome> {
+    let check = async {
+        match (req.link, tracker) {
+            (true, Some(t)) => t.get_issue(&req.issue).await.map(|_| ()),
+            _ => Ok(()),
+        }
+    };
+    let work = phases::deploy_locked(req, engine, tracker, reporter, held);
+    tokio::pin!(check, work);
+    let mut checked = false;
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            c = &mut check, if !checked => {
+                checked = true;
+                match c {
+                    Ok(()) => {}
+                    Err(e) if e.is_usage() => {
+                        let ready = req.ready.load(std::sync::atomic::Ordering::SeqCst);
+                        remove_candidates(engine, &req.issue, &req.deploy_id, ready).await;
+                        return Err(Error::Tracker(e));
+                    }
+                    Err(e) => reporter.report(Event::Warn(format!(
+                        "could not check {} in the Tracker ({e}); deploying anyway",
+                        req.issue
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// After a deploy was interrupted (its future dropped): removes what it half-created and
+/// keeps the previous bench; if the new container was ready and the previous bench already
+/// removed, the new one stays as the bench. Releases the lock when this process holds it.
+/// Returns what was done.
+pub async fn recover_interrupted(req: &DeployRequest, engine: &dyn Engine) -> String {
+    let ready = req.ready.load(std::sync::atomic::Ordering::SeqCst);
+    let issue = req.issue.as_str();
+    let mut done = remove_candidates(engine, issue, &req.deploy_id, ready).await;
+    if crate::lock::release_if_mine(engine, issue).await {
+        done.push("released the lock".to_string());
+    }
+    if done.is_empty() {
+        "nothing was left behind".to_string()
+    } else {
+        done.join("; ")
+    }
+}
+
+/// Removes what the deploy `deploy_id` created, unless it was `ready` and the previous bench is
+/// already gone (then its new container stays as the bench). Says what it did.
+async fn remove_candidates(
+    engine: &dyn Engine,
+    issue: &str,
+    deploy_id: &str,
+    ready: bool,
+) -> Vec<String> {
+    let mut done = Vec::new();
+    if let Ok(all) = benches(engine, Some(issue)).await {
+        let (ours, others): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|c| c.labels.get(labels::DEPLOY_ID).map(String::as_str) == Some(deploy_id));
+        for c in &ours {
+            if ready && others.is_empty() && c.running {
+                let final_name = container_name(issue);
+                if c.name != final_name && engine.rename(&c.id, &final_name).await.is_ok() {
+                    done.push(format!("kept the new bench as {final_name}"));
+                }
+            } else if engine.discard(&c.id).await.is_ok() {
+                done.push(format!("removed the unfinished container {}", c.name));
+            }
+        }
+        if !others.is_empty() {
+            done.push("the previous bench keeps running".to_string());
+        }
+    }
+    done
+}

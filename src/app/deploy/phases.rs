@@ -1,0 +1,396 @@
+//! The deploy under the issue's lock, phase by phase: the branch's head, the no-op, the image
+//! (reused, or fetched and built), newest-wins, the new bench started beside the old one,
+//! readiness, the switch (fenced by the lock), and the link.
+
+use super::plan::{self, BenchIdentity};
+use super::ready::{wait_ready, Probe};
+use super::{settings_of, Action, DeployOutcome};
+use crate::app::inspect::{bench_address, benches, record_from, BenchRecord};
+use crate::app::link::{self, LinkState};
+use crate::app::request::DeployRequest;
+use crate::app::teardown::remove_unused_images;
+use crate::clock::now_unix;
+use crate::image::{self, BuildSpec};
+use crate::lock::IssueLock;
+use crate::naming::{container_name, short_commit};
+use crate::output::{Event, SharedReporter};
+use crate::runtime::{labels, ContainerInfo, ContainerSpec, Engine, ImageInfo};
+use crate::tracker::TrackerClient;
+use crate::{Error, Result};
+
+/// Where a template's Dockerfile is put in the build context.
+const TEMPLATE_DOCKERFILE: &str = ".benchctl.Dockerfile";
+
+/// The commit the branch points at in the repository (`git ls-remote`, in a blocking task).
+pub(super) async fn branch_head(req: &DeployRequest) -> Result<Option<String>> {
+    let repo = req.repo.clone();
+    let branch = req.branch.clone();
+    tokio::task::spawn_blocking(move || crate::git::remote_head(&repo, &branch))
+        .await
+        .map_err(|e| Error::Engine(format!("the ls-remote task failed: {e}")))?
+}
+
+/// The running bench `cur` as a deploy reports it (not yet linked).
+pub(super) fn reported(cur: &ContainerInfo) -> BenchRecord {
+    BenchRecord {
+        state: None,
+        age_seconds: None,
+        linked: Some(false),
+        ..record_from(cur, now_unix())
+    }
+}
+
+/// What the image is built from: an image of the head that exists already, or a checkout.
+enum Source {
+    Reuse { image: ImageInfo, commit_time: i64 },
+    Checkout(crate::git::Fetched, tempfile::TempDir),
+}
+
+/// The image the bench runs.
+struct Image {
+    id: String,
+    tag: String,
+    commit: String,
+    commit_time: i64,
+}
+
+pub(super) async fn deploy_locked(
+    req: &DeployRequest,
+    engine: &dyn Engine,
+    tracker: Option<&TrackerClient>,
+    reporter: &SharedReporter,
+    held: &IssueLock,
+) -> Result<DeployOutcome> {
+    let issue = req.issue.as_str();
+    let final_name = container_name(issue);
+    let settings = settings_of(req, engine);
+    let existing = benches(engine, Some(issue)).await?;
+    let current = existing
+        .iter()
+        .find(|c| c.name == final_name && c.running)
+        .cloned();
+
+    // What the branch points at now, without fetching anything.
+    let Some(head) = branch_head(req).await? else {
+        return Err(Error::BranchNotFound {
+            branch: req.branch.clone(),
+            repo: req.repo.location.clone(),
+        });
+    };
+
+    if let (false, Some(cur)) = (req.force, &current) {
+        if plan::serves(cur, &head, &settings) {
+            return Ok(unchanged(req, cur, &head, tracker, reporter).await);
+        }
+    }
+
+    // Something will be started: can it be, here?
+    engine.check_can_run().await?;
+
+    let source = source(req, engine, &head, reporter).await?;
+    let (commit, commit_time) = match &source {
+        Source::Reuse { commit_time, .. } => (head.clone(), *commit_time),
+        Source::Checkout(f, _) => (f.commit.clone(), f.time),
+    };
+
+    // Newest wins: an older commit never replaces a newer one (unless --force).
+    if let (false, Some(cur)) = (req.force, &current) {
+        if plan::runs_newer(cur, commit_time) {
+            let bench = reported(cur);
+            let reason = format!(
+                "{issue} already runs commit {} which is newer than {}; not replacing it \
+                 (--force deploys the older one anyway)",
+                short_commit(&bench.commit),
+                short_commit(&commit)
+            );
+            reporter.report(Event::Warn(reason.clone()));
+            return Ok(DeployOutcome::new(
+                bench,
+                Action::Skipped,
+                LinkState::Skipped(reason),
+            ));
+        }
+    }
+
+    let image = image(req, engine, source, commit, commit_time, reporter).await?;
+    let exposed = match req.port {
+        Some(_) => Vec::new(),
+        None => {
+            engine
+                .image(&image.id)
+                .await?
+                .ok_or_else(|| {
+                    Error::Engine(format!(
+                        "image {} vanished right after its build",
+                        image.tag
+                    ))
+                })?
+                .exposed_ports
+        }
+    };
+    let port = plan::port(req.port, &exposed, issue)?;
+
+    // The new bench starts beside the current one (a swarm service is updated in place).
+    let replaces = existing.iter().find(|c| c.name == final_name);
+    let name = match replaces {
+        Some(_) => format!("{final_name}-next-{:08x}", rand::random::<u32>()),
+        None => final_name.clone(),
+    };
+    let identity = BenchIdentity {
+        commit: &image.commit,
+        commit_time: image.commit_time,
+        port,
+        settings: &settings,
+        deployed_at: now_unix(),
+    };
+    let spec = ContainerSpec {
+        name: name.clone(),
+        image: image.tag.clone(),
+        labels: plan::bench_labels(req, &identity)?,
+        container_port: port,
+        bind: req.bind.clone(),
+        limits: req.limits.clone(),
+        env: req
+            .env
+            .iter()
+            .map(|e| format!("{}={}", e.name, e.value()))
+            .collect(),
+        network: req.router.as_ref().map(|r| r.network.clone()),
+        replaces: replaces.map(|c| c.id.clone()),
+        health_path: req.health_path.clone(),
+        ready_timeout: req.ready_timeout,
+    };
+    reporter.report(Event::Step(format!(
+        "starting the new bench of {issue} (port {port})"
+    )));
+    let id = engine.run(&spec).await?;
+    let url = ready(
+        req,
+        engine,
+        &id,
+        port,
+        &image.commit,
+        current.is_some(),
+        reporter,
+    )
+    .await?;
+
+    // Fencing: only the lock's holder may switch benches.
+    if !held.still_held(engine).await? {
+        engine.discard(&id).await?;
+        return Err(Error::Engine(format!(
+            "the lock of {issue} was broken while this deploy ran (it outlived --lock-lease); \
+             the new version was removed and the running bench left as it was"
+        )));
+    }
+    for old in existing.iter().filter(|c| c.id != id) {
+        engine.remove(&old.id).await?;
+        reporter.report(Event::Done(format!(
+            "removed the previous bench {}",
+            old.name
+        )));
+    }
+    if name != final_name {
+        engine.rename(&id, &final_name).await?;
+    }
+    remove_unused_images(engine, issue, Some(&image.id), reporter).await;
+
+    let bench = BenchRecord {
+        issue: issue.to_string(),
+        branch: req.branch.clone(),
+        commit: image.commit,
+        image: image.tag,
+        container: final_name,
+        url: Some(url.clone()),
+        linked: Some(false),
+        state: None,
+        age_seconds: None,
+    };
+    let link = match link::link_target(req.link, tracker) {
+        Err(why) => LinkState::Skipped(why),
+        Ok(t) => link::set(t, issue, &req.field, &url, reporter).await,
+    };
+    Ok(DeployOutcome::new(bench, Action::Deployed, link))
+}
+
+/// The outcome of a no-op redeploy: nothing rebuilt or restarted; the link re-set only if the
+/// field holds something else.
+pub(super) async fn unchanged(
+    req: &DeployRequest,
+    cur: &ContainerInfo,
+    head: &str,
+    tracker: Option<&TrackerClient>,
+    reporter: &SharedReporter,
+) -> DeployOutcome {
+    let issue = req.issue.as_str();
+    let bench = reported(cur);
+    reporter.report(Event::Done(format!(
+        "{issue} already serves commit {} with these settings: nothing to do",
+        short_commit(head)
+    )));
+    let link = match (link::link_target(req.link, tracker), bench.url.clone()) {
+        (Err(why), _) => LinkState::Skipped(why),
+        (Ok(_), None) => LinkState::Failed("the bench publishes no port".into()),
+        (Ok(t), Some(url)) => link::ensure(t, issue, &req.field, &url, reporter).await,
+    };
+    DeployOutcome::new(bench, Action::Unchanged, link)
+}
+
+/// An image of the head built with these settings exists (no fetch, no build), else the
+/// branch fetched into a fresh checkout.
+async fn source(
+    req: &DeployRequest,
+    engine: &dyn Engine,
+    head: &str,
+    reporter: &SharedReporter,
+) -> Result<Source> {
+    let issue = req.issue.as_str();
+    if !req.force {
+        let tag = plan::image_tag(issue, head, &req.build_hash());
+        if let Some((image, commit_time)) = plan::reusable(engine.image(&tag).await?, head) {
+            return Ok(Source::Reuse { image, commit_time });
+        }
+    }
+    reporter.report(Event::Step(format!(
+        "fetching branch `{}` of {} for {issue}",
+        req.branch, req.repo
+    )));
+    let checkout = tempfile::Builder::new()
+        .prefix("benchctl-checkout-")
+        .tempdir()
+        .map_err(|e| Error::Engine(format!("cannot create a temporary directory: {e}")))?;
+    let fetched = {
+        let repo = req.repo.clone();
+        let branch = req.branch.clone();
+        let dest = checkout.path().to_path_buf();
+        let cache = req.cache_dir.clone();
+        let rep = reporter.clone();
+        let dockerfile = crate::dockerignore::go_clean(&req.dockerfile);
+        tokio::task::spawn_blocking(move || {
+            crate::git::fetch_branch(&repo, &branch, &cache, &dest, &dockerfile, &rep)
+        })
+        .await
+        .map_err(|e| Error::Engine(format!("the fetch task failed: {e}")))??
+    };
+    reporter.report(Event::Done(format!(
+        "commit {}",
+        short_commit(&fetched.commit)
+    )));
+    Ok(Source::Checkout(fetched, checkout))
+}
+
+/// The image: the reused one, or built from the checkout (with the chosen template, if any).
+async fn image(
+    req: &DeployRequest,
+    engine: &dyn Engine,
+    source: Source,
+    commit: String,
+    commit_time: i64,
+    reporter: &SharedReporter,
+) -> Result<Image> {
+    let issue = req.issue.as_str();
+    let tag = plan::image_tag(issue, &commit, &req.build_hash());
+    let id = match source {
+        Source::Reuse { image, .. } => {
+            reporter.report(Event::Done(format!(
+                "image {tag} of commit {} exists: nothing to build",
+                short_commit(&commit)
+            )));
+            image.id
+        }
+        Source::Checkout(_, checkout) => {
+            let src = checkout.path().join("src");
+            let dockerfile = match &req.template {
+                Some(t) => {
+                    reporter.report(Event::Info(format!(
+                        "building with template `{}` ({}; {})",
+                        t.name, t.reason, t.source
+                    )));
+                    std::fs::write(src.join(TEMPLATE_DOCKERFILE), &t.dockerfile).map_err(|e| {
+                        Error::Context {
+                            issue: issue.to_string(),
+                            message: format!("cannot write the template's Dockerfile: {e}"),
+                        }
+                    })?;
+                    TEMPLATE_DOCKERFILE.to_string()
+                }
+                None => image::dockerfile_path(&src, &req.dockerfile, &req.branch)?,
+            };
+            let mut labels = plan::base_labels(issue, &commit);
+            labels.insert(labels::COMMIT_TIME.to_string(), commit_time.to_string());
+            let spec = BuildSpec {
+                dockerfile,
+                tag: tag.clone(),
+                labels,
+                build_args: req.build_args.clone(),
+                target: req.target.clone(),
+            };
+            reporter.report(Event::Step(format!("building {tag}")));
+            let id = image::build(engine, &src, &spec, issue, &req.branch, reporter).await?;
+            drop(checkout);
+            reporter.report(Event::Done(format!("built {tag}")));
+            id
+        }
+    };
+    Ok(Image {
+        id,
+        tag,
+        commit,
+        commit_time,
+    })
+}
+
+/// Waits for the new bench `id` to answer; returns its address. A bench that never does is
+/// discarded (the running one stays) and the error carries its last log lines.
+async fn ready(
+    req: &DeployRequest,
+    engine: &dyn Engine,
+    id: &str,
+    port: u16,
+    commit: &str,
+    kept_old: bool,
+    reporter: &SharedReporter,
+) -> Result<String> {
+    let issue = req.issue.as_str();
+    reporter.report(Event::Step(format!(
+        "waiting for {issue} to answer (up to {} s)",
+        req.ready_timeout.as_secs()
+    )));
+    let probe = match &req.router {
+        Some(_) => Probe::Direct(port),
+        None => Probe::Published(plan::probe_host(&req.bind, req.engine_host.as_deref())),
+    };
+    let waited = wait_ready(
+        engine,
+        id,
+        &req.deploy_id,
+        &probe,
+        &req.health_path,
+        req.ready_timeout,
+    )
+    .await;
+    let (host_port, node) = match waited {
+        Ok(p) => p,
+        Err(reason) => {
+            let logs = engine.logs_tail(id, 20).await.unwrap_or_default();
+            engine.discard(id).await?;
+            return Err(Error::NotReady {
+                issue: issue.to_string(),
+                reason,
+                logs,
+                kept_old,
+            });
+        }
+    };
+    req.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    let url = bench_address(
+        node.as_deref().unwrap_or(&req.public_host),
+        host_port,
+        req.url_template.as_deref(),
+        issue,
+        &req.branch,
+        commit,
+    );
+    reporter.report(Event::Done(format!("{issue} answers at {url}")));
+    Ok(url)
+}

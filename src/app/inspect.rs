@@ -1,0 +1,149 @@
+//! Reading benches back from the engine: every bench and its address come from the labels
+//! benchctl put on them (list, status, the bench of an issue), nothing else.
+
+use crate::app::record::LastDeploy;
+use crate::clock::now_unix;
+use crate::naming::container_name;
+use crate::runtime::{labels, ContainerInfo, Engine};
+use crate::Result;
+use serde::Serialize;
+
+/// One bench, as `deploy --json` and `list --json` print it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BenchRecord {
+    pub issue: String,
+    pub branch: String,
+    /// Full commit id.
+    pub commit: String,
+    pub image: String,
+    pub container: String,
+    pub url: Option<String>,
+    /// Whether the Tracker field was set (deploy); `null` in `list`, which does not ask.
+    pub linked: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_seconds: Option<u64>,
+}
+
+/// Label values stay readable but bounded.
+pub fn label_value(v: &str) -> String {
+    v.chars().take(255).collect()
+}
+
+/// The address of a port published on `public_host`.
+pub fn bench_url(public_host: &str, port: u16) -> String {
+    if public_host.contains(':') && !public_host.starts_with('[') {
+        format!("http://[{public_host}]:{port}/")
+    } else {
+        format!("http://{public_host}:{port}/")
+    }
+}
+
+/// The issue's benches (containers with its labels, lock containers excluded).
+pub async fn benches(engine: &dyn Engine, issue: Option<&str>) -> Result<Vec<ContainerInfo>> {
+    let filter = match issue {
+        Some(i) => labels::issue_filter(i),
+        None => vec![format!("{}=true", labels::MANAGED)],
+    };
+    Ok(engine
+        .containers(&filter)
+        .await?
+        .into_iter()
+        .filter(|c| !c.labels.contains_key(labels::ROLE))
+        .collect())
+}
+
+/// A bench's address: its URL template rendered, else `http://<public host>:<host port>/`.
+pub fn bench_address(
+    public_host: &str,
+    host_port: Option<u16>,
+    template: Option<&str>,
+    issue: &str,
+    branch: &str,
+    commit: &str,
+) -> String {
+    let rendered = template.and_then(|t| {
+        crate::naming::render_url(
+            t,
+            &crate::naming::UrlValues {
+                issue,
+                branch,
+                commit,
+                port: host_port,
+            },
+        )
+        .ok()
+    });
+    match (rendered, host_port) {
+        (Some(u), _) => u,
+        (None, Some(p)) if !public_host.is_empty() => bench_url(public_host, p),
+        _ => String::new(),
+    }
+}
+
+pub fn record_from(c: &ContainerInfo, now: u64) -> BenchRecord {
+    let l = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+    let url = Some(bench_address(
+        c.host.as_deref().unwrap_or(&l(labels::PUBLIC_HOST)),
+        c.host_port,
+        c.labels.get(labels::URL_TEMPLATE).map(String::as_str),
+        &l(labels::ISSUE),
+        &l(labels::BRANCH),
+        &l(labels::COMMIT),
+    ))
+    .filter(|u| !u.is_empty());
+    let deployed = l(labels::DEPLOYED_AT).parse::<u64>().ok();
+    let since = deployed.or(c.created.map(|c| c.max(0) as u64));
+    BenchRecord {
+        issue: l(labels::ISSUE),
+        branch: l(labels::BRANCH),
+        commit: l(labels::COMMIT),
+        image: c.image.clone(),
+        container: c.name.clone(),
+        url,
+        linked: None,
+        state: Some(match &c.health {
+            Some(h) if c.running => format!("{} ({h})", c.state),
+            _ => c.state.clone(),
+        }),
+        age_seconds: since.map(|s| now.saturating_sub(s)),
+    }
+}
+
+/// Every bench, found by label, sorted by issue.
+pub async fn list(engine: &dyn Engine) -> Result<Vec<BenchRecord>> {
+    let containers = benches(engine, None).await?;
+    let now = now_unix();
+    let mut out: Vec<BenchRecord> = containers.iter().map(|c| record_from(c, now)).collect();
+    out.sort_by(|a, b| a.issue.cmp(&b.issue).then(a.container.cmp(&b.container)));
+    Ok(out)
+}
+
+/// The issue's bench: the container with the bench's name, else any running one of the issue.
+pub async fn find_bench(engine: &dyn Engine, issue: &str) -> Result<Option<ContainerInfo>> {
+    let mut containers = benches(engine, Some(issue)).await?;
+    let name = container_name(issue);
+    containers.sort_by_key(|c| (c.name != name, !c.running));
+    Ok(containers.into_iter().next())
+}
+
+/// What `status` shows: the bench (if any) and the last deploy's result (if recorded).
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub issue: String,
+    pub bench: Option<BenchRecord>,
+    pub last_deploy: Option<LastDeploy>,
+}
+
+/// State, health, address, commit and age of the issue's bench, and its last deploy's result.
+pub async fn status(engine: &dyn Engine, issue: &str) -> Result<Status> {
+    let bench = find_bench(engine, issue)
+        .await?
+        .map(|c| record_from(&c, now_unix()));
+    Ok(Status {
+        issue: issue.to_string(),
+        bench,
+        last_deploy: LastDeploy::load(engine, issue).await?,
+    })
+}

@@ -1,0 +1,46 @@
+//! The use cases both front ends call — deploy, teardown, link, and reading benches back —
+//! given a [`Context`] (engine, Tracker, reporter, messengers, lock options). They never print:
+//! they report [`Event`](crate::output::Event)s and return values the front ends render.
+
+pub mod deploy;
+pub mod inspect;
+pub mod link;
+pub mod record;
+pub mod request;
+pub mod routing;
+pub mod teardown;
+
+use crate::lock::LockOptions;
+use crate::notify::{Message, Notifier};
+use crate::output::{Event, SharedReporter};
+use crate::runtime::Engine;
+use crate::tracker::TrackerClient;
+
+/// What a use case works with.
+pub struct Context<'a> {
+    pub engine: &'a dyn Engine,
+    /// The Tracker, when one is configured (a deploy without `link` leaves it alone).
+    pub tracker: Option<&'a TrackerClient>,
+    pub reporter: &'a SharedReporter,
+    pub notifier: &'a Notifier,
+    pub lock: LockOptions,
+}
+
+impl Context<'_> {
+    /// Tells the messengers; one that fails is a warning, never an error.
+    pub async fn notify(&self, message: &Message) {
+        for w in self.notifier.send(message).await {
+            self.reporter.report(Event::Warn(w));
+        }
+    }
+
+    /// Tells the messengers that a deploy of `branch` failed (secrets redacted).
+    pub async fn notify_failed(&self, issue: &str, branch: &str, e: &crate::Error) {
+        self.notify(&Message::Failed {
+            issue: issue.to_string(),
+            branch: branch.to_string(),
+            reason: crate::secret::redact(&e.to_string()),
+        })
+        .await
+    }
+}

@@ -1,0 +1,76 @@
+//! The result of an issue's last deploy, kept on the engine (so `status` can tell it after the
+//! process that ran it is gone).
+
+use crate::app::inspect::label_value;
+use crate::runtime::{labels, Engine};
+use crate::Result;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The result of an issue's last deploy, kept as labels of a never-started marker container
+/// `benchctl-result-<issue>` (so `status` can tell it, and no state lives outside the engine).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LastDeploy {
+    /// `deployed`, `unchanged`, `skipped`, `not-linked` or `failed`.
+    pub result: String,
+    /// Unix seconds.
+    pub at: u64,
+    pub branch: String,
+    #[serde(skip)]
+    pub repo: String,
+    pub commit: String,
+    pub message: String,
+}
+
+const RESULT: &str = "benchctl.result";
+const RESULT_AT: &str = "benchctl.result.at";
+const RESULT_MESSAGE: &str = "benchctl.result.message";
+
+fn result_name(issue: &str) -> String {
+    format!("benchctl-result-{}", crate::naming::slug(issue, 60))
+}
+
+impl LastDeploy {
+    pub async fn store(&self, engine: &dyn Engine, issue: &str) -> Result<()> {
+        let name = result_name(issue);
+        let mut l = HashMap::new();
+        l.insert(labels::MANAGED.to_string(), "true".to_string());
+        l.insert(labels::ROLE.to_string(), "result".to_string());
+        l.insert(labels::ISSUE.to_string(), issue.to_string());
+        l.insert(labels::BRANCH.to_string(), label_value(&self.branch));
+        l.insert(labels::REPO.to_string(), label_value(&self.repo));
+        l.insert(labels::COMMIT.to_string(), self.commit.clone());
+        l.insert(RESULT.to_string(), self.result.clone());
+        l.insert(RESULT_AT.to_string(), self.at.to_string());
+        l.insert(
+            RESULT_MESSAGE.to_string(),
+            self.message.chars().take(1000).collect(),
+        );
+        if let Some(old) = engine.inspect(&name).await? {
+            engine.remove(&old.id).await?;
+        }
+        engine.create_marker(&name, &l).await?;
+        Ok(())
+    }
+
+    pub async fn load(engine: &dyn Engine, issue: &str) -> Result<Option<LastDeploy>> {
+        Ok(engine.inspect(&result_name(issue)).await?.map(|c| {
+            let get = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+            LastDeploy {
+                result: get(RESULT),
+                at: get(RESULT_AT).parse().unwrap_or(0),
+                branch: get(labels::BRANCH),
+                repo: get(labels::REPO),
+                commit: get(labels::COMMIT),
+                message: get(RESULT_MESSAGE),
+            }
+        }))
+    }
+
+    pub async fn forget(engine: &dyn Engine, issue: &str) -> Result<()> {
+        if let Some(c) = engine.inspect(&result_name(issue)).await? {
+            engine.remove(&c.id).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! What a deploy is asked to do ([`DeployRequest`]), resolved from the settings layers before
+//! any work starts, and the hashes that tell whether a running bench already matches it.
+
+use crate::app::routing::Router;
+use crate::git::RepoSpec;
+use crate::runtime::Limits;
+use sha2::Digest;
+use std::time::Duration;
+
+/// Everything a deploy needs to know, resolved by the CLI layer.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub repo: RepoSpec,
+    pub branch: String,
+    pub issue: String,
+    pub dockerfile: String,
+    pub port: Option<u16>,
+    pub bind: String,
+    pub public_host: String,
+    pub ready_timeout: Duration,
+    pub limits: Limits,
+    pub field: String,
+    /// False with `--no-link`.
+    pub link: bool,
+    /// Rebuild and replace even when nothing changed, and deploy an older commit over a newer.
+    pub force: bool,
+    /// Random id labelled on what this deploy creates (cleanup after an interruption).
+    pub deploy_id: String,
+    /// Set once the new container passed readiness: only then may an interrupted deploy leave
+    /// it as the bench (when the previous one is already gone).
+    pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Where cached clones live.
+    pub cache_dir: std::path::PathBuf,
+    /// `--build-arg` values.
+    pub build_args: std::collections::BTreeMap<String, String>,
+    /// The Dockerfile stage to build (`--target`).
+    pub target: Option<String>,
+    /// Path the readiness probe asks (any answer below 500 counts for `/`, only 2xx/3xx for
+    /// another path).
+    pub health_path: String,
+    /// The bench's environment.
+    pub env: Vec<BenchEnv>,
+    /// The bench's address as a template (`https://{issue}.bench.example.com`).
+    pub url_template: Option<String>,
+    /// Route through a reverse proxy instead of publishing a port.
+    pub router: Option<Router>,
+    /// The host of a remote engine (`DOCKER_HOST`), where published ports are probed.
+    pub engine_host: Option<String>,
+    /// The Dockerfile template to build with instead of the branch's Dockerfile.
+    pub template: Option<crate::templates::Chosen>,
+    /// The branch's head as read with its config just before (the read-only no-op check uses
+    /// it; under the lock the head is asked for again).
+    pub head_hint: Option<String>,
+}
+
+/// One variable of a bench's environment. Values taken from benchctl's environment or an env
+/// file are secrets: they reach the container and nothing else (no label, no output).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchEnv {
+    pub name: String,
+    pub value: EnvValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnvValue {
+    /// Given on the command line or in a config file.
+    Plain(String),
+    /// Read from the environment or an env file.
+    Secret(crate::secret::Secret),
+}
+
+impl BenchEnv {
+    pub fn value(&self) -> &str {
+        match &self.value {
+            EnvValue::Plain(v) => v,
+            EnvValue::Secret(s) => s.expose(),
+        }
+    }
+}
+
+impl DeployRequest {
+    /// This request's settings applied to one branch: a new deploy id and readiness flag.
+    pub fn for_branch(&self, repo: RepoSpec, branch: &str, issue: &str) -> DeployRequest {
+        DeployRequest {
+            repo,
+            branch: branch.to_string(),
+            issue: issue.to_string(),
+            deploy_id: format!("{:016x}", rand::random::<u64>()),
+            ready: Default::default(),
+            head_hint: None,
+            ..self.clone()
+        }
+    }
+
+    /// Hash of what shapes the image besides the commit (images are tagged and reused by it).
+    pub fn build_hash(&self) -> String {
+        let mut text = format!("b1|{}", self.dockerfile);
+        if self.target.is_some() || !self.build_args.is_empty() {
+            text.push_str(&format!("|{:?}|{:?}", self.target, self.build_args));
+        }
+        if let Some(t) = &self.template {
+            text.push_str(&format!("|template|{}|{}", t.name, t.dockerfile));
+        }
+        hex::encode(&sha2::Sha256::digest(text.as_bytes())[..3])
+    }
+
+    /// Hash of everything besides the commit that shapes the bench: a no-op redeploy needs the
+    /// same commit and the same settings.
+    pub fn settings_hash(&self) -> String {
+        let mut text = format!(
+            "v1|{}|{:?}|{}|{}|{}|{}|{}",
+            self.dockerfile,
+            self.port,
+            self.bind,
+            self.public_host,
+            self.limits.memory_bytes,
+            self.limits.nano_cpus,
+            self.limits.pids
+        );
+        let extra = self.health_path != "/"
+            || !self.env.is_empty()
+            || self.target.is_some()
+            || !self.build_args.is_empty()
+            || self.url_template.is_some()
+            || self.router.is_some();
+        if extra {
+            text.push_str(&format!("|{:?}|{:?}", self.url_template, self.router));
+            // values (secrets among them) only enter as part of this one-way hash
+            let env: Vec<(&str, &str)> = self
+                .env
+                .iter()
+                .map(|e| (e.name.as_str(), e.value()))
+                .collect();
+            text.push_str(&format!(
+                "|{}|{}|{env:?}",
+                self.health_path,
+                self.build_hash()
+            ));
+        }
+        hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+    }
+}

@@ -1,0 +1,50 @@
+//! Routing a bench through a reverse proxy (Traefik) instead of publishing its port: the
+//! labels that make the proxy send the bench's host name to it.
+
+use std::collections::HashMap;
+
+/// Traefik routing: the bench joins `network` and carries the router labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Router {
+    pub network: String,
+    pub entrypoint: Option<String>,
+    pub cert_resolver: Option<String>,
+}
+
+impl Router {
+    /// Traefik's labels for a bench answering on `port` at `host`.
+    pub fn labels(&self, issue: &str, host: &str, port: u16) -> HashMap<String, String> {
+        let name = format!("benchctl-{}", crate::naming::slug(issue, 60));
+        let mut l = HashMap::new();
+        l.insert("traefik.enable".to_string(), "true".to_string());
+        l.insert("traefik.docker.network".to_string(), self.network.clone());
+        // Traefik v3's swarm provider reads its own key (v2 in swarm mode reads the one above)
+        l.insert("traefik.swarm.network".to_string(), self.network.clone());
+        l.insert(
+            format!("traefik.http.routers.{name}.rule"),
+            format!("Host(`{host}`)"),
+        );
+        l.insert(format!("traefik.http.routers.{name}.service"), name.clone());
+        if let Some(e) = &self.entrypoint {
+            l.insert(
+                format!("traefik.http.routers.{name}.entrypoints"),
+                e.clone(),
+            );
+        }
+        if let Some(r) = &self.cert_resolver {
+            l.insert(
+                format!("traefik.http.routers.{name}.tls"),
+                "true".to_string(),
+            );
+            l.insert(
+                format!("traefik.http.routers.{name}.tls.certresolver"),
+                r.clone(),
+            );
+        }
+        l.insert(
+            format!("traefik.http.services.{name}.loadbalancer.server.port"),
+            port.to_string(),
+        );
+        l
+    }
+}

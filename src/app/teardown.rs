@@ -1,0 +1,148 @@
+//! Teardown: an issue's containers (or service), images and last-deploy record removed under
+//! its lock, and its Tracker field cleared.
+
+use crate::app::inspect::benches;
+use crate::app::record::LastDeploy;
+use crate::app::Context;
+use crate::lock::{IssueLock, LockOptions};
+use crate::output::{Event, SharedReporter};
+use crate::runtime::{labels, Engine};
+use crate::tracker::TrackerClient;
+use crate::Result;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TeardownOutcome {
+    pub issue: String,
+    pub removed_containers: Vec<String>,
+    pub removed_images: usize,
+    pub link_cleared: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_error: Option<String>,
+}
+
+/// Removes the issue's images that no container of the issue uses (all of them with `keep: None`).
+pub(crate) async fn remove_unused_images(
+    engine: &dyn Engine,
+    issue: &str,
+    keep: Option<&str>,
+    reporter: &SharedReporter,
+) -> usize {
+    let Ok(images) = engine.images(&labels::issue_filter(issue)).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    for img in images {
+        if Some(img.id.as_str()) == keep {
+            continue;
+        }
+        match engine.remove_image(&img.id).await {
+            Ok(()) => removed += 1,
+            Err(e) => reporter.report(Event::Warn(format!(
+                "could not remove image {} of {issue}: {e}",
+                img.id
+            ))),
+        }
+    }
+    removed
+}
+
+/// Removes the issue's containers and images and clears its field (unless `clear_link` is off
+/// or no Tracker is configured).
+pub async fn teardown(
+    issue: &str,
+    engine: &dyn Engine,
+    tracker: Option<&TrackerClient>,
+    field: &str,
+    clear_link: bool,
+    reporter: &SharedReporter,
+    lock: LockOptions,
+) -> Result<TeardownOutcome> {
+    let held = IssueLock::acquire(
+        engine,
+        issue,
+        "teardown",
+        lock.timeout,
+        lock.lease,
+        reporter,
+    )
+    .await?;
+    let result = teardown_locked(issue, engine, tracker, field, clear_link, reporter).await;
+    if let Err(e) = held.release(engine).await {
+        reporter.report(Event::Warn(format!(
+            "could not release the lock of {issue}: {e}"
+        )));
+    }
+    result
+}
+
+async fn teardown_locked(
+    issue: &str,
+    engine: &dyn Engine,
+    tracker: Option<&TrackerClient>,
+    field: &str,
+    clear_link: bool,
+    reporter: &SharedReporter,
+) -> Result<TeardownOutcome> {
+    reporter.report(Event::Step(format!("tearing down {issue}")));
+    let containers = benches(engine, Some(issue)).await?;
+    let mut removed = Vec::new();
+    for c in &containers {
+        engine.remove(&c.id).await?;
+        reporter.report(Event::Done(format!("removed container {}", c.name)));
+        removed.push(c.name.clone());
+    }
+    let removed_images = remove_unused_images(engine, issue, None, reporter).await;
+    LastDeploy::forget(engine, issue).await?;
+    let mut out = TeardownOutcome {
+        issue: issue.to_string(),
+        removed_containers: removed,
+        removed_images,
+        link_cleared: false,
+        link_error: None,
+    };
+    // the field the bench was linked in (a branch's config may name another than the default)
+    let field = containers
+        .iter()
+        .find_map(|c| c.labels.get(labels::FIELD).cloned())
+        .unwrap_or_else(|| field.to_string());
+    let field = field.as_str();
+    if let (true, Some(t)) = (clear_link, tracker) {
+        reporter.report(Event::Step(format!("clearing field `{field}` of {issue}")));
+        match t.set_field(issue, field, None).await {
+            Ok(_) => out.link_cleared = true,
+            Err(e) => out.link_error = Some(e.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// Teardown as the front ends run it: under the issue's lock, the field cleared when
+/// `clear_link` (the one the bench was linked in), and the messengers told when a bench was
+/// removed, with `reason`.
+pub async fn run(
+    ctx: &Context<'_>,
+    issue: &str,
+    field: &str,
+    clear_link: bool,
+    reason: &str,
+) -> Result<TeardownOutcome> {
+    let out = teardown(
+        issue,
+        ctx.engine,
+        ctx.tracker,
+        field,
+        clear_link,
+        ctx.reporter,
+        ctx.lock,
+    )
+    .await?;
+    if !out.removed_containers.is_empty() {
+        ctx.notify(&crate::notify::Message::Removed {
+            issue: issue.to_string(),
+            reason: reason.to_string(),
+        })
+        .await;
+    }
+    Ok(out)
+}

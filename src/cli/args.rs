@@ -1,0 +1,524 @@
+//! The command line as clap sees it: every command, flag and help text, and nothing else
+//! (turning them into settings is `resolve.rs`, running them `commands/`, output `print.rs`).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// The version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BENCHCTL_COMMIT"),
+    ")"
+);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "benchctl",
+    version = VERSION,
+    about = "Give every Yandex Tracker issue its own Docker test bench",
+    after_help = "Tokens are read from the environment (BENCHCTL_TRACKER_TOKEN or \
+                  BENCHCTL_TRACKER_IAM_TOKEN) or from a file, never from a flag.\n\
+                  Exit codes: 0 ok, 1 failure, 2 bad input or configuration, 3 bench up but not linked."
+)]
+pub struct Cli {
+    /// Print only a JSON result on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Clone an issue branch, build it, run it, wait until it answers and link it in the Tracker.
+    Deploy(DeployArgs),
+    /// List every bench benchctl runs on this engine.
+    List,
+    /// Remove an issue's bench (containers and images) and clear its Tracker field.
+    Teardown(TeardownArgs),
+    /// Write the address of an issue's running bench into its Tracker field again.
+    Link(LinkArgs),
+    /// Show an issue's bench: state, health, address, commit, age.
+    Status(IssueArg),
+    /// Print an issue's bench output.
+    Logs(LogsArgs),
+    /// Remove benches of closed issues, benches past --ttl, leftovers of interrupted deploys,
+    /// abandoned locks, and unused images (only what carries benchctl's labels).
+    Gc(GcArgs),
+    /// Run the webhook service: pull request reviews move issues, pushes redeploy benches,
+    /// closed issues lose their bench.
+    Serve(ServeArgs),
+    /// Set up the Tracker for benchctl.
+    #[command(subcommand)]
+    Tracker(TrackerCommand),
+    /// List the Dockerfile templates for branches without a Dockerfile; with a branch, say
+    /// which one its deploy would use and why.
+    Templates(ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish): e.g.
+    /// `benchctl completions bash > /etc/bash_completion.d/benchctl`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), generated from these definitions:
+    /// `benchctl man > /usr/local/share/man/man1/benchctl.1`.
+    Man,
+    /// Show the settings a deploy of the branch would use and where each comes from (flags,
+    /// environment, --config, the branch's benchctl.toml, defaults); secrets redacted.
+    Config(ConfigArgs),
+}
+
+/// Where benches run (flags > environment > the `--config` file > `docker`).
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Where benches run: `docker` (containers on the engine) or `swarm` (one-replica services
+    /// on the swarm the engine manages; README: Swarm).
+    #[arg(long, global = true, env = "BENCHCTL_BACKEND", value_name = "BACKEND",
+          help_heading = "Where benches run",
+          value_parser = ["docker", "swarm"])]
+    pub backend: Option<String>,
+
+    /// How a swarm bench publishes its port: `ingress` (the routing mesh, default; reachable
+    /// on every node) or `host` (on the node the bench runs on).
+    #[arg(long, global = true, env = "BENCHCTL_PUBLISH_MODE", value_name = "MODE",
+          help_heading = "Where benches run",
+          value_parser = ["ingress", "host"])]
+    pub publish_mode: Option<String>,
+
+    /// Registry the swarm backend pushes images to, e.g. `registry.example.com:5000`
+    /// (credentials: BENCHCTL_REGISTRY_USER and BENCHCTL_REGISTRY_PASSWORD, else `docker login`).
+    #[arg(
+        long,
+        global = true,
+        env = "BENCHCTL_REGISTRY",
+        value_name = "HOST",
+        help_heading = "Where benches run"
+    )]
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: CompletionShell,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrackerCommand {
+    /// Create the queue's "Bench link" field if missing, print its key, and print (or with
+    /// --apply create) the trigger that calls `serve` when an issue closes. Idempotent.
+    Init(TrackerInitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrackerInitArgs {
+    /// Queue key (case-sensitive), e.g. PROJ.
+    #[arg(long, value_name = "QUEUE")]
+    pub queue: String,
+
+    /// Short key of the field to create.
+    #[arg(long, default_value = "benchLink", value_name = "KEY")]
+    pub field_key: String,
+
+    /// Display name of the field.
+    #[arg(long, default_value = "Bench link", value_name = "NAME")]
+    pub field_name: String,
+
+    /// Address of `serve`'s Tracker endpoint, e.g. https://bench.example.com/hooks/tracker.
+    #[arg(long, value_name = "URL")]
+    pub hook_url: Option<String>,
+
+    /// Status key that counts as closed (the trigger's condition).
+    #[arg(long, default_value = "closed", value_name = "KEY")]
+    pub closed_status: String,
+
+    /// Create the trigger too (it carries BENCHCTL_TRACKER_HOOK_SECRET); without it the
+    /// trigger is only printed, with the secret left out.
+    #[arg(long)]
+    pub apply: bool,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8780", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+
+    /// Where queued jobs and delivery ids are kept (default: `~/.local/state/benchctl`).
+    #[arg(long, env = "BENCHCTL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// A repository the service deploys: its name as the webhooks carry it (`owner/name`,
+    /// Bitbucket DC `PROJECT/slug`, GitLab `group/project`) = its clone URL or path. Repeatable.
+    #[arg(long = "repo", value_name = "NAME=URL")]
+    pub repos: Vec<String>,
+
+    /// Regex that finds the issue key in branch names.
+    #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
+    pub issue_pattern: Option<String>,
+
+    /// Status an approved pull request moves the issue to (`none`: leave it).
+    #[arg(long, default_value = "readyForTest", value_name = "STATUS")]
+    pub on_approved: String,
+
+    /// Status a pull request with changes requested moves the issue to (`none`: leave it).
+    #[arg(long, default_value = "needsImprovement", value_name = "STATUS")]
+    pub on_changes_requested: String,
+
+    /// Status a declined (closed, not merged) pull request moves the issue to (`none`: leave it).
+    #[arg(long, default_value = "needsImprovement", value_name = "STATUS")]
+    pub on_rejected: String,
+
+    /// Comment the transition with `templates/tracker/review-comment.txt`.
+    #[arg(long)]
+    pub review_comment: bool,
+
+    #[command(flatten)]
+    pub closed: ClosedArgs,
+
+    /// Directory whose files override the built-in templates (same relative paths).
+    #[arg(long, env = "BENCHCTL_TEMPLATES_DIR", value_name = "DIR")]
+    pub templates_dir: Option<PathBuf>,
+
+    /// Largest accepted webhook body (413 past it).
+    #[arg(long, default_value = "5m", value_name = "SIZE")]
+    pub max_body: String,
+
+    /// Issues worked on at the same time (jobs of one issue always run one at a time).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub max_parallel: usize,
+
+    /// Runs of a job that fails for a passing reason (Tracker unavailable, lock busy).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub max_attempts: u32,
+
+    /// Seconds before the first retry of such a job (doubling after each).
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub retry_delay: u64,
+
+    /// Seconds running jobs get to finish on SIGTERM before they are abandoned (abandoned jobs
+    /// run again on the next start).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub shutdown_grace: u64,
+
+    /// Deploy without touching the Tracker field.
+    #[arg(long)]
+    pub no_link: bool,
+
+    #[command(flatten)]
+    pub bench: BenchArgs,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Remove benches not redeployed for longer than this (e.g. 12h, 3d; off by default).
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+
+    #[command(flatten)]
+    pub closed: ClosedArgs,
+
+    /// Only benches of this repository (as given to `deploy --repo`).
+    #[arg(long, value_name = "REPO")]
+    pub scope: Option<String>,
+
+    /// Leave the Tracker field of removed benches as it is.
+    #[arg(long)]
+    pub keep_link: bool,
+
+    /// Where cached clones live (default: the user's cache directory, `~/.cache/benchctl`).
+    #[arg(long, env = "BENCHCTL_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Remove cached clones unused for longer than this.
+    #[arg(long, default_value = "14d", value_name = "DURATION")]
+    pub cache_max_age: String,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ClosedArgs {
+    /// Tracker status keys that count as closed (comma-separated).
+    #[arg(
+        long,
+        default_value = "closed",
+        value_delimiter = ',',
+        value_name = "KEYS"
+    )]
+    pub closed_statuses: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArg {
+    /// Issue key, e.g. PROJ-42.
+    pub issue: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// Issue key, e.g. PROJ-42.
+    pub issue: String,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Issue key, e.g. PROJ-42.
+    pub issue: String,
+
+    /// Keep printing what the bench prints.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrackerArgs {
+    /// Tracker field that holds the bench address (a local field's full key `<hex>--benchLink` works).
+    #[arg(long, env = "BENCHCTL_BENCH_FIELD", value_name = "KEY")]
+    pub field: Option<String>,
+
+    /// Tracker API base URL.
+    #[arg(long, env = "BENCHCTL_TRACKER_URL", value_name = "URL")]
+    pub tracker_url: Option<String>,
+
+    /// File holding the Tracker OAuth token (instead of BENCHCTL_TRACKER_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub tracker_token_file: Option<PathBuf>,
+
+    /// File holding a Tracker IAM token (instead of BENCHCTL_TRACKER_IAM_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub tracker_iam_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub bench: BenchArgs,
+
+    /// Deploy without touching the Tracker.
+    #[arg(long)]
+    pub no_link: bool,
+
+    /// A branch without an issue key is not an error: exit 0 and do nothing (for CI jobs that
+    /// run on every branch).
+    #[arg(long)]
+    pub skip_no_issue: bool,
+
+    /// Rebuild and replace even when the bench already serves this commit, and deploy an
+    /// older commit over a newer one.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+/// Which branch of which repository, and its issue.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The issue branch, e.g. `feature/PROJ-42-login` (default: the CI system's branch variable).
+    pub branch: Option<String>,
+
+    /// Repository: a remote URL (ssh, https, git://) or a local path (default: the repository
+    /// around the current directory).
+    #[arg(long, value_name = "URL|PATH")]
+    pub repo: Option<String>,
+
+    /// Issue key, when the branch name does not carry it.
+    #[arg(long, value_name = "KEY")]
+    pub issue: Option<String>,
+
+    /// Regex that finds the issue key in the branch name (its first group, or the whole match;
+    /// default `(?:^|[^A-Za-z])([A-Za-z]+-[0-9]+)`).
+    #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
+    pub issue_pattern: Option<String>,
+}
+
+/// `benchctl config`: the settings a deploy of the branch would use, and where each comes from.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub bench: BenchArgs,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+/// How a bench is built and run (shared by `deploy`, `serve` and `config`). Settings that a
+/// config file may hold have no default here: flags > environment > `--config` >
+/// the branch's `benchctl.toml` > defaults.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A local config file (same format as the repository's `benchctl.toml`).
+    #[arg(long, env = "BENCHCTL_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Dockerfile path inside the repository (default `Dockerfile`).
+    #[arg(long, value_name = "PATH")]
+    pub dockerfile: Option<String>,
+
+    /// Build with this Dockerfile template instead of the branch's Dockerfile (without it, a
+    /// branch that has no Dockerfile gets the template its files suggest; `benchctl templates`).
+    #[arg(long, value_name = "NAME")]
+    pub template: Option<String>,
+
+    /// A build argument (repeatable).
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_args: Vec<String>,
+
+    /// The Dockerfile stage to build.
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+
+    /// Path the readiness probe asks (default `/`: any answer counts; another path must
+    /// answer 2xx or 3xx).
+    #[arg(long, value_name = "PATH")]
+    pub health_path: Option<String>,
+
+    /// A variable of the bench's environment: `NAME=VALUE`, or `NAME` to pass benchctl's own
+    /// value (never shown). Repeatable.
+    #[arg(long = "env", short = 'e', value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// A file of `NAME=VALUE` lines for the bench's environment (values never shown).
+    /// Repeatable.
+    #[arg(long = "env-file", value_name = "PATH")]
+    pub env_files: Vec<PathBuf>,
+
+    /// The bench's address, e.g. `https://{issue}.bench.example.com` (placeholders {issue},
+    /// {branch}, {commit}, {port}; each a DNS-safe slug, host labels at most 63 characters).
+    #[arg(long, env = "BENCHCTL_URL_TEMPLATE", value_name = "TEMPLATE")]
+    pub url_template: Option<String>,
+
+    /// Route benches through a reverse proxy instead of publishing ports (`traefik`: router
+    /// labels on the host of --url-template; the bench joins --network).
+    #[arg(long, env = "BENCHCTL_ROUTER", value_name = "PROXY", value_parser = ["traefik"])]
+    pub router: Option<String>,
+
+    /// The Docker network the proxy watches (with --router).
+    #[arg(long, env = "BENCHCTL_NETWORK", value_name = "NAME")]
+    pub network: Option<String>,
+
+    /// Traefik entrypoint of the bench routers (e.g. `websecure`).
+    #[arg(long, env = "BENCHCTL_TRAEFIK_ENTRYPOINT", value_name = "NAME")]
+    pub traefik_entrypoint: Option<String>,
+
+    /// Traefik certificate resolver (turns TLS on for the routers).
+    #[arg(long, env = "BENCHCTL_TRAEFIK_CERT_RESOLVER", value_name = "NAME")]
+    pub traefik_cert_resolver: Option<String>,
+
+    /// Container port to publish (default: the image's single EXPOSEd port).
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Host address the bench port is published on.
+    #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
+    pub bind: String,
+
+    /// Host name used in the bench address (default: a remote engine's host from DOCKER_HOST,
+    /// else this machine's host name).
+    #[arg(long, env = "BENCHCTL_PUBLIC_HOST", value_name = "HOST")]
+    pub public_host: Option<String>,
+
+    /// Seconds to wait for the bench to answer (default 60).
+    #[arg(long, value_name = "SECONDS")]
+    pub ready_timeout: Option<u64>,
+
+    /// Memory limit of the bench (bytes, or with k/m/g suffix; default 512m).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// CPU limit of the bench (cores; default 1).
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<f64>,
+
+    /// Maximum number of processes in the bench (default 256).
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<i64>,
+
+    /// Where cached clones live (default: the user's cache directory, `~/.cache/benchctl`).
+    #[arg(long, env = "BENCHCTL_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Seconds to wait for another deploy or teardown of the same issue.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub lock_timeout: u64,
+
+    /// Seconds after which the lock of a holder on another machine (or PID namespace) counts as
+    /// abandoned; a dead holder on this machine is detected at once.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub lock_lease: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TeardownArgs {
+    /// Issue key, e.g. PROJ-42 (or give --branch; in CI the branch variable is used).
+    pub issue: Option<String>,
+
+    /// The issue branch whose bench to remove (its key is derived with --issue-pattern).
+    #[arg(long, value_name = "BRANCH", conflicts_with = "issue")]
+    pub branch: Option<String>,
+
+    /// Regex that finds the issue key in the branch name.
+    #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
+    pub issue_pattern: Option<String>,
+
+    /// A branch without an issue key is not an error: exit 0 and do nothing (for CI jobs that
+    /// run on every branch).
+    #[arg(long)]
+    pub skip_no_issue: bool,
+
+    /// Leave the Tracker field as it is.
+    #[arg(long)]
+    pub keep_link: bool,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}

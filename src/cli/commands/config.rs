@@ -1,0 +1,121 @@
+//! `benchctl config [BRANCH]`: the settings a deploy of the branch would use and where each
+//! comes from (flags, environment, `--config`, the branch's benchctl.toml, defaults).
+
+use super::Ctx;
+use crate::cli::args::ConfigArgs;
+use crate::cli::print::{Output, Settings};
+use crate::cli::resolve;
+use crate::config::{self, ProcessEnv};
+use crate::{env, Result};
+
+pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
+    let m = cx.matches;
+    use crate::settings::Row;
+    let mut head: Vec<Row> = Vec::new();
+    let row = |key: &str, value: String, origin: &str| Row {
+        key: key.into(),
+        value,
+        origin: origin.into(),
+    };
+    let effective = if let Some((req, effective)) = resolve::resolve_shown(args, m, cx.reporter)? {
+        let branch_origin = if args.source.branch.is_some() {
+            "argument"
+        } else {
+            "CI variable"
+        };
+        head.push(row("branch", req.branch.clone(), branch_origin));
+        head.push(row(
+            "repository",
+            req.repo.location.clone(),
+            if args.source.repo.is_some() {
+                "flag --repo"
+            } else {
+                "current directory"
+            },
+        ));
+        head.push(row(
+            "issue",
+            req.issue.clone(),
+            if args.source.issue.is_some() {
+                "flag --issue"
+            } else {
+                "issue-pattern on the branch"
+            },
+        ));
+        if let Some(t) = &req.template {
+            head.push(row("template (chosen)", t.name.clone(), &t.reason));
+        }
+        effective
+    } else {
+        let explicit = resolve::explicit_layer(
+            &args.bench,
+            args.tracker.field.as_deref(),
+            args.source.issue_pattern.as_deref(),
+            m,
+        )?;
+        let local = resolve::local_layer(&args.bench)?;
+        let mut layers = vec![&explicit];
+        layers.extend(local.as_ref());
+        let effective = crate::settings::merge(&layers);
+        crate::settings::apply(
+            &resolve::base_request(&args.bench, true, false)?,
+            &effective,
+        )?;
+        head.push(row(
+            "branch",
+            "-".into(),
+            "none given: the branch's benchctl.toml is not read",
+        ));
+        effective
+    };
+    let mut rows = head;
+    rows.extend(crate::settings::rows(&effective));
+    let public_host_origin = if args.bench.public_host.is_some() {
+        resolve::origin_of(m, "public_host", "--public-host", Some(env::PUBLIC_HOST)).to_string()
+    } else if config::remote_engine_host(&ProcessEnv).is_some() {
+        "DOCKER_HOST (the remote engine's host)".into()
+    } else {
+        "default (this machine's host name)".into()
+    };
+    rows.push(row(
+        "public-host",
+        config::public_host(args.bench.public_host.as_deref(), &ProcessEnv),
+        &public_host_origin,
+    ));
+    rows.push(row(
+        "bind",
+        args.bench.bind.clone(),
+        "flag --bind or default",
+    ));
+    rows.extend(
+        cx.engine
+            .rows(args.bench.config.as_deref(), m)?
+            .into_iter()
+            .map(|(k, v, o)| row(k, v, &o)),
+    );
+    rows.push(row(
+        "cache-dir",
+        resolve::cache_dir(&args.bench.cache_dir)
+            .display()
+            .to_string(),
+        if args.bench.cache_dir.is_some() {
+            "flag --cache-dir or BENCHCTL_CACHE_DIR"
+        } else {
+            "default"
+        },
+    ));
+    match resolve::tracker_client(&args.tracker) {
+        Ok(Some(t)) => rows.push(row(
+            "tracker",
+            t.base_url().to_string(),
+            "token and organization set (token not shown)",
+        )),
+        Ok(None) => rows.push(row(
+            "tracker",
+            "-".into(),
+            "none configured: benches are not linked",
+        )),
+        Err(e) => rows.push(row("tracker", "-".into(), &format!("error: {e}"))),
+    }
+    Ok(Settings(rows).into())
+}

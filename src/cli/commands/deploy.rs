@@ -1,0 +1,65 @@
+//! `benchctl deploy BRANCH`: resolves the deploy (every input checked before any work), then
+//! runs the deploy use case until it ends or a signal stops it.
+
+use super::Ctx;
+use crate::app::deploy::{Finished, Stop};
+use crate::app::{self, Context};
+use crate::cli::args::DeployArgs;
+use crate::cli::print::{Output, SkippedNoIssue};
+use crate::cli::resolve;
+use crate::error::exit;
+use crate::{Error, Result};
+
+pub async fn exec(args: &DeployArgs, cx: &Ctx<'_>) -> Result<Output> {
+    let resolved = resolve::deploy_request(
+        &args.source,
+        &args.bench,
+        &args.tracker,
+        !args.no_link,
+        args.force,
+        cx.matches,
+        cx.reporter,
+    );
+    let (req, _) = match resolved {
+        Err(Error::NoIssueKey { branch, .. }) if args.skip_no_issue => {
+            return Ok(SkippedNoIssue { branch }.into());
+        }
+        other => other?,
+    };
+    crate::settings::ensure_buildable(&req)?;
+    let tracker = if req.link {
+        resolve::tracker_client(&args.tracker)?
+    } else {
+        None
+    };
+    let notifier = resolve::notifier()?;
+    let engine = cx
+        .engine
+        .pushing_backend(args.bench.config.as_deref())?
+        .connect()
+        .await?;
+    let ctx = Context {
+        engine: engine.as_ref(),
+        tracker: tracker.as_ref(),
+        reporter: cx.reporter,
+        notifier: &notifier,
+        lock: args.lock.options(),
+    };
+    let stop = async {
+        let (name, code) = crate::signal::interrupted().await;
+        Stop::Signal { name, code }
+    };
+    // the messengers hear of failed deploys, not of bad input (the user sees that at once)
+    match app::deploy::run(&ctx, &req, stop, |e| e.exit_code() == exit::FAILURE).await {
+        Finished::Done(result) => Ok(result?.into()),
+        Finished::Stopped {
+            stop: Stop::Signal { name, code },
+            cleanup,
+        } => Err(Error::Interrupted {
+            signal: name.to_string(),
+            cleanup,
+            code,
+        }),
+        Finished::Stopped { cleanup, .. } => Err(Error::Engine(format!("stopped; {cleanup}"))),
+    }
+}

@@ -1,0 +1,53 @@
+//! `benchctl gc`: removes benches of closed issues, benches past `--ttl`, leftovers of
+//! interrupted deploys, abandoned locks and unused images (only what carries benchctl's labels).
+
+use super::Ctx;
+use crate::cli::args::GcArgs;
+use crate::cli::print::{Gc, Output};
+use crate::cli::resolve;
+use crate::config::{self, ProcessEnv};
+use crate::{Error, Result};
+
+pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
+    let ttl = match &args.ttl {
+        Some(t) => Some(crate::gc::parse_duration(t).ok_or_else(|| {
+            Error::usage(format!("--ttl `{t}` is not a duration (e.g. 90m, 12h, 3d)"))
+        })?),
+        None => None,
+    };
+    let scope = match &args.scope {
+        Some(s) => Some(crate::git::resolve_repo(Some(s))?.location),
+        None => None,
+    };
+    let opts = crate::gc::GcOptions {
+        dry_run: args.dry_run,
+        ttl,
+        closed_statuses: args.closed.closed_statuses.clone(),
+        scope,
+        field: config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?,
+        clear_link: !args.keep_link,
+        cache_dir: resolve::cache_dir(&args.cache_dir),
+        cache_max_age: crate::gc::parse_duration(&args.cache_max_age).ok_or_else(|| {
+            Error::usage(format!(
+                "--cache-max-age `{}` is not a duration (e.g. 12h, 14d)",
+                args.cache_max_age
+            ))
+        })?,
+    };
+    let tracker = resolve::tracker_client(&args.tracker)?;
+    let engine = cx.engine.backend(None)?.connect().await?;
+    let engine = engine.as_ref();
+    let actions = crate::gc::gc(
+        engine,
+        tracker.as_ref(),
+        &opts,
+        cx.reporter,
+        args.lock.options(),
+    )
+    .await?;
+    Ok(Gc {
+        actions,
+        dry_run: args.dry_run,
+    }
+    .into())
+}

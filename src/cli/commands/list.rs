@@ -1,0 +1,11 @@
+//! `benchctl list`: every bench benchctl runs on the engine, found by label.
+
+use super::Ctx;
+use crate::cli::print::{Benches, Output};
+use crate::Result;
+
+pub async fn exec(cx: &Ctx<'_>) -> Result<Output> {
+    let engine = cx.engine.backend(None)?.connect().await?;
+    let rows = crate::app::inspect::list(engine.as_ref()).await?;
+    Ok(Benches(rows).into())
+}

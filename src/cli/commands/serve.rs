@@ -1,0 +1,91 @@
+//! `benchctl serve`: checks every option at start, then runs the webhook service.
+
+use super::Ctx;
+use crate::cli::args::ServeArgs;
+use crate::cli::print::Output;
+use crate::cli::resolve;
+use crate::config::ProcessEnv;
+use crate::naming::DEFAULT_ISSUE_PATTERN;
+use crate::notify::{Notifier, Templates};
+use crate::server::{ReviewTargets, ServeConfig};
+use crate::{Error, Result};
+use std::time::Duration;
+
+pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
+    let m = cx.matches;
+    let mut repos = std::collections::HashMap::new();
+    for r in &args.repos {
+        let (name, url) = r.split_once('=').ok_or_else(|| {
+            Error::usage(format!(
+                "--repo `{r}` is not NAME=URL (e.g. acme/shop=git@github.com:acme/shop.git)"
+            ))
+        })?;
+        if name.trim().is_empty() || url.trim().is_empty() {
+            return Err(Error::usage(format!("--repo `{r}` needs a name and a URL")));
+        }
+        crate::git::resolve_repo(Some(url.trim()))?;
+        repos.insert(name.trim().to_string(), url.trim().to_string());
+    }
+    let issue_pattern = args
+        .issue_pattern
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ISSUE_PATTERN.to_string());
+    let templates = Templates {
+        dir: args.templates_dir.clone(),
+    };
+    templates.check()?;
+    let max_body = crate::settings::parse_bytes(&args.max_body)?;
+    if max_body < 1024 {
+        return Err(Error::usage("--max-body must be at least 1k"));
+    }
+    let explicit = resolve::explicit_layer(
+        &args.bench,
+        args.tracker.field.as_deref(),
+        args.issue_pattern.as_deref(),
+        m,
+    )?;
+    let local = resolve::local_layer(&args.bench)?;
+    // what the deploys use when no branch's config says otherwise (checked now, at start)
+    let mut layers = vec![&explicit];
+    layers.extend(local.as_ref());
+    let mut deploy = resolve::base_request(&args.bench, !args.no_link, false)?;
+    deploy = crate::settings::apply(&deploy, &crate::settings::merge(&layers))?;
+    let cfg = ServeConfig {
+        listen: args.listen,
+        secrets: crate::webhook::Secrets::from_env(&ProcessEnv)?,
+        state_dir: resolve::state_dir(&args.state_dir),
+        max_body: max_body as usize,
+        max_parallel: args.max_parallel.max(1),
+        max_attempts: args.max_attempts.max(1),
+        retry_base: Duration::from_secs(args.retry_delay),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        repos,
+        issue_pattern,
+        review_targets: ReviewTargets {
+            approved: resolve::review_target(&args.on_approved),
+            changes_requested: resolve::review_target(&args.on_changes_requested),
+            rejected: resolve::review_target(&args.on_rejected),
+        },
+        review_comment: args.review_comment,
+        closed_statuses: args.closed.closed_statuses.clone(),
+        deploy,
+        explicit,
+        local,
+        lock: args.lock.options(),
+        templates: templates.clone(),
+        backend: cx.engine.pushing_backend(args.bench.config.as_deref())?,
+    };
+    let tracker = resolve::tracker_client(&args.tracker)?;
+    let notifier = Notifier::from_env(&ProcessEnv, templates)?;
+    if tracker.is_none() {
+        crate::server::log(
+            "warning: no Tracker configured: reviews and closes cannot be handled, benches are not linked",
+        );
+    }
+    let messengers = notifier.describe();
+    if !messengers.is_empty() {
+        crate::server::log(&format!("notifications to {}", messengers.join(", ")));
+    }
+    crate::server::serve(cfg, tracker, notifier).await?;
+    Ok(Output::Written)
+}

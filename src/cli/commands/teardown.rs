@@ -1,0 +1,56 @@
+//! `benchctl teardown KEY` (or `--branch`): removes an issue's bench and clears its field.
+
+use super::Ctx;
+use crate::app::{self, Context};
+use crate::cli::args::TeardownArgs;
+use crate::cli::print::{Output, SkippedNoIssue, Teardown};
+use crate::cli::resolve;
+use crate::config::{self, ProcessEnv};
+use crate::naming::{self, DEFAULT_ISSUE_PATTERN};
+use crate::{Error, Result};
+
+pub async fn exec(args: &TeardownArgs, cx: &Ctx<'_>) -> Result<Output> {
+    let issue = match (
+        &args.issue,
+        args.branch.clone().or_else(resolve::branch_from_ci),
+    ) {
+        (Some(k), _) => naming::normalize_issue_key(k)?,
+        (None, Some(branch)) => {
+            let pattern = args
+                .issue_pattern
+                .as_deref()
+                .unwrap_or(DEFAULT_ISSUE_PATTERN);
+            match naming::issue_key_from_branch(&branch, pattern) {
+                Ok(k) => k,
+                Err(Error::NoIssueKey { .. }) if args.skip_no_issue => {
+                    return Ok(SkippedNoIssue { branch }.into());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        (None, None) => {
+            return Err(Error::usage(
+                "name the bench: `benchctl teardown PROJ-42`, or --branch <branch> (in CI the \
+                 branch variable is used)",
+            ))
+        }
+    };
+    let field = config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
+    let tracker = if args.keep_link {
+        None
+    } else {
+        resolve::tracker_client(&args.tracker)?
+    };
+    let notifier = resolve::notifier()?;
+    let engine = cx.engine.backend(None)?.connect().await?;
+    let ctx = Context {
+        engine: engine.as_ref(),
+        tracker: tracker.as_ref(),
+        reporter: cx.reporter,
+        notifier: &notifier,
+        lock: args.lock.options(),
+    };
+    let outcome =
+        app::teardown::run(&ctx, &issue, &field, !args.keep_link, "benchctl teardown").await?;
+    Ok(Teardown { outcome, field }.into())
+}
