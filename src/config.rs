@@ -253,7 +253,7 @@ pub fn public_host(flag: Option<&str>, envs: &dyn EnvSource) -> String {
 /// The host name of a remote engine (`DOCKER_HOST=tcp://build.example.com:2376`): benches
 /// publish their ports there.
 pub fn remote_engine_host(envs: &dyn EnvSource) -> Option<String> {
-    crate::runtime::Endpoint::from_env(&|k| envs.get(k))
+    crate::engine::endpoint::Endpoint::from_env(&|k| envs.get(k))
         .ok()?
         .remote_host()
         .map(str::to_string)

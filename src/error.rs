@@ -130,6 +130,6 @@ impl Error {
 
 impl From<bollard::errors::Error> for Error {
     fn from(e: bollard::errors::Error) -> Self {
-        Error::Engine(crate::runtime::describe_engine_error(&e))
+        Error::Engine(crate::engine::endpoint::describe_engine_error(&e))
     }
 }

@@ -3,11 +3,11 @@
 //! everything by benchctl's labels and touches nothing else.
 
 use crate::app::{inspect, record, teardown};
+use crate::engine::{labels, ContainerInfo, Engine};
 use crate::lock::LockOptions;
 use crate::lock::{self, IssueLock};
 use crate::naming::container_name;
 use crate::output::{Event, SharedReporter};
-use crate::runtime::{labels, ContainerInfo, Engine};
 use crate::tracker::TrackerClient;
 use crate::Result;
 use serde::Serialize;
@@ -67,7 +67,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 pub async fn gc(
-    engine: &dyn Engine,
+    engine: &Engine,
     tracker: Option<&TrackerClient>,
     opts: &GcOptions,
     reporter: &SharedReporter,
@@ -106,7 +106,7 @@ pub async fn gc(
         }
         if let Some(why) = h.stale_because() {
             if !opts.dry_run {
-                engine.remove(&h.id).await?;
+                engine.markers.remove(&h.marker).await?;
             }
             act("remove-lock", &h.holder, why);
         }
@@ -211,7 +211,7 @@ pub async fn gc(
             });
             if let Some(k) = keep {
                 if !opts.dry_run {
-                    engine.rename(&k.id, &final_name).await?;
+                    engine.benches.promote(&k.id, &final_name).await?;
                 }
                 act(
                     "rename",
@@ -225,7 +225,7 @@ pub async fn gc(
             .filter(|c| c.name != final_name && Some(c.id.as_str()) != keep.map(|k| k.id.as_str()))
         {
             if !opts.dry_run {
-                engine.remove(&c.id).await?;
+                engine.benches.remove(&c.id).await?;
             }
             act(
                 "remove-container",
@@ -240,7 +240,8 @@ pub async fn gc(
 
     // Results of deploys of issues that have no bench (e.g. a first deploy that failed).
     for marker in engine
-        .containers(&[
+        .markers
+        .list(&[
             format!("{}=true", labels::MANAGED),
             format!("{}=result", labels::ROLE),
         ])
@@ -317,24 +318,25 @@ pub async fn gc(
         }
     }
 
-    // Images benchctl built that no container uses.
-    let all_containers = engine
-        .containers(&[format!("{}=true", labels::MANAGED)])
+    // Images benchctl built that no bench uses.
+    let benches = engine
+        .benches
+        .list(&[format!("{}=true", labels::MANAGED)])
         .await?;
-    let used: HashSet<&str> = all_containers.iter().map(|c| c.image_id.as_str()).collect();
+    let used: HashSet<&str> = benches.iter().map(|c| c.image_id.as_str()).collect();
     // A deploy holds its issue's lock from fetch to switch: its fresh image is not garbage.
-    let locked: HashSet<&str> = all_containers
-        .iter()
-        .filter(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("lock"))
-        .filter_map(|c| c.labels.get(labels::ISSUE).map(String::as_str))
-        .collect();
+    let locks = lock::all_locks(engine).await?;
+    let locked: HashSet<&str> = locks.iter().map(|h| h.issue.as_str()).collect();
     let scoped_issues: HashSet<&String> = by_issue.keys().collect();
     for img in engine
-        .images(&[format!("{}=true", labels::MANAGED)])
+        .images
+        .list(&[format!("{}=true", labels::MANAGED)])
         .await?
     {
         let issue = img.labels.get(labels::ISSUE).map(String::as_str);
-        if used.contains(img.id.as_str()) || issue.is_some_and(|i| locked.contains(i)) {
+        // benchctl's own helper images (the marker containers' empty image) are no bench's
+        let helper = img.labels.contains_key(labels::ROLE);
+        if helper || used.contains(img.id.as_str()) || issue.is_some_and(|i| locked.contains(i)) {
             continue;
         }
         if opts.scope.is_some() {
@@ -344,7 +346,7 @@ pub async fn gc(
             }
         }
         if !opts.dry_run {
-            engine.remove_image(&img.id).await?;
+            engine.images.remove(&img.id).await?;
         }
         let what = img
             .labels

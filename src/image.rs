@@ -2,8 +2,8 @@
 //! image build.
 
 use crate::dockerignore::{keep_build_files, parse, Matcher};
+use crate::engine::{BuildSpec, ContextStream, Images};
 use crate::output::{Event, SharedReporter};
-use crate::runtime::{ContextStream, Engine};
 use crate::{Error, Result};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -16,19 +16,6 @@ use tokio::sync::mpsc;
 /// never held in memory beyond about `CHUNK * (QUEUE + 1)` bytes.
 const CHUNK: usize = 64 * 1024;
 const QUEUE: usize = 4;
-
-/// What to build.
-#[derive(Debug, Clone, Default)]
-pub struct BuildSpec {
-    /// The Dockerfile, relative to the context root (slash-separated).
-    pub dockerfile: String,
-    pub tag: String,
-    pub labels: HashMap<String, String>,
-    /// `--build-arg` values.
-    pub build_args: std::collections::BTreeMap<String, String>,
-    /// The stage to build (`--target`).
-    pub target: Option<String>,
-}
 
 /// Checks a `--dockerfile` value and normalizes it to a slash path inside the context.
 pub fn dockerfile_path(root: &Path, dockerfile: &str, branch: &str) -> Result<String> {
@@ -296,7 +283,7 @@ fn lost_cache_race(message: &str) -> bool {
 /// Builds the image of `root` with the engine, streaming the context; returns the image id.
 /// A build that lost a race with a concurrent image removal is tried again (twice at most).
 pub async fn build(
-    engine: &dyn Engine,
+    engine: &dyn Images,
     root: &Path,
     spec: &BuildSpec,
     issue: &str,
@@ -318,7 +305,7 @@ pub async fn build(
 }
 
 async fn build_once(
-    engine: &dyn Engine,
+    engine: &dyn Images,
     root: &Path,
     spec: &BuildSpec,
     issue: &str,

@@ -15,9 +15,9 @@
 //! whose lock was broken stops without touching the running bench.
 
 use crate::clock::{now_unix, utc};
+use crate::engine::{labels, Engine, Marker};
 use crate::naming::slug;
 use crate::output::{Event, SharedReporter};
-use crate::runtime::{labels, Engine};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -74,7 +74,6 @@ fn process_start(pid: u32) -> Option<u64> {
 /// Who holds a lock, as its labels say.
 #[derive(Debug, Clone)]
 pub struct Holder {
-    pub id: String,
     pub issue: String,
     pub holder: String,
     pub purpose: String,
@@ -83,13 +82,15 @@ pub struct Holder {
     pub host_id: String,
     pub pid: u32,
     pub pid_start: Option<u64>,
+    /// The lock itself.
+    pub marker: Marker,
 }
 
 impl Holder {
-    fn from_labels(id: String, l: &HashMap<String, String>) -> Self {
+    fn from_marker(marker: Marker) -> Self {
+        let l = &marker.labels;
         let get = |k: &str| l.get(k).cloned().unwrap_or_default();
         Holder {
-            id,
             issue: get(labels::ISSUE),
             holder: get(HOLDER),
             purpose: get(PURPOSE),
@@ -98,6 +99,7 @@ impl Holder {
             host_id: get(HOST_ID),
             pid: get(PID).parse().unwrap_or(0),
             pid_start: get(PID_START).parse().ok(),
+            marker,
         }
     }
 
@@ -131,7 +133,7 @@ pub struct IssueLock {
 impl IssueLock {
     /// Takes the issue's lock, waiting up to `timeout` for the current holder.
     pub async fn acquire(
-        engine: &dyn Engine,
+        engine: &Engine,
         issue: &str,
         purpose: &str,
         timeout: Duration,
@@ -161,20 +163,20 @@ impl IssueLock {
             if let Some(s) = process_start(pid) {
                 l.insert(PID_START.to_string(), s.to_string());
             }
-            if let Some(id) = engine.create_marker(&name, &l).await? {
+            if let Some(id) = engine.markers.create(&name, &l).await? {
                 return Ok(IssueLock {
                     issue: issue.to_string(),
                     name,
                     id,
                 });
             }
-            let Some(current) = engine.inspect(&name).await? else {
+            let Some(current) = engine.markers.get(&name).await? else {
                 continue; // released meanwhile: try again at once
             };
-            let holder = Holder::from_labels(current.id.clone(), &current.labels);
+            let holder = Holder::from_marker(current);
             if let Some(why) = holder.stale_because() {
                 reporter.report(Event::Warn(format!("breaking the lock of {issue}: {why}")));
-                engine.remove(&holder.id).await?;
+                engine.markers.remove(&holder.marker).await?;
                 continue;
             }
             if started.elapsed() >= timeout {
@@ -200,40 +202,46 @@ impl IssueLock {
     }
 
     /// Whether the lock is still this one (it was not broken by someone else).
-    pub async fn still_held(&self, engine: &dyn Engine) -> Result<bool> {
+    pub async fn still_held(&self, engine: &Engine) -> Result<bool> {
         Ok(engine
-            .inspect(&self.name)
+            .markers
+            .get(&self.name)
             .await?
-            .is_some_and(|c| c.id == self.id))
+            .is_some_and(|m| m.id == self.id))
     }
 
-    pub async fn release(self, engine: &dyn Engine) -> Result<()> {
-        engine.remove(&self.id).await
+    /// Gives the lock up (a lock someone broke meanwhile is theirs: left alone).
+    pub async fn release(self, engine: &Engine) -> Result<()> {
+        match engine.markers.get(&self.name).await? {
+            Some(m) if m.id == self.id => engine.markers.remove(&m).await,
+            _ => Ok(()),
+        }
     }
 }
 
 /// Removes the issue's lock if this process holds it (after an interruption).
-pub async fn release_if_mine(engine: &dyn Engine, issue: &str) -> bool {
-    let Ok(Some(c)) = engine.inspect(&lock_name(issue)).await else {
+pub async fn release_if_mine(engine: &Engine, issue: &str) -> bool {
+    let Ok(Some(m)) = engine.markers.get(&lock_name(issue)).await else {
         return false;
     };
-    let h = Holder::from_labels(c.id, &c.labels);
+    let h = Holder::from_marker(m);
     if h.host_id == host_id() && h.pid == std::process::id() {
-        return engine.remove(&h.id).await.is_ok();
+        return engine.markers.remove(&h.marker).await.is_ok();
     }
     false
 }
 
-/// Lock containers (for gc): every one, with its holder.
-pub async fn all_locks(engine: &dyn Engine) -> Result<Vec<Holder>> {
+/// Every lock (for gc), with its holder.
+pub async fn all_locks(engine: &Engine) -> Result<Vec<Holder>> {
     Ok(engine
-        .containers(&[
+        .markers
+        .list(&[
             format!("{}=true", labels::MANAGED),
             format!("{}=lock", labels::ROLE),
         ])
         .await?
         .into_iter()
-        .map(|c| Holder::from_labels(c.id, &c.labels))
+        .map(Holder::from_marker)
         .collect())
 }
 
@@ -245,7 +253,12 @@ mod tests {
     fn own_process_is_alive_and_dead_pids_are_stale() {
         let me = std::process::id();
         let h = Holder {
-            id: "x".into(),
+            marker: Marker {
+                id: "x".into(),
+                name: lock_name("X-1"),
+                labels: HashMap::new(),
+                kind: crate::engine::MarkerKind::Container,
+            },
             issue: "X-1".into(),
             holder: "me".into(),
             purpose: "deploy".into(),

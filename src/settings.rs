@@ -567,7 +567,7 @@ pub fn apply(
         dockerfile: c.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into()),
         port: c.port,
         ready_timeout: std::time::Duration::from_secs(ready),
-        limits: crate::runtime::Limits {
+        limits: crate::engine::Limits {
             memory_bytes: memory,
             nano_cpus: (cpus * 1e9) as i64,
             pids,

@@ -3,8 +3,8 @@
 
 use crate::app::record::LastDeploy;
 use crate::clock::now_unix;
+use crate::engine::{labels, ContainerInfo, Engine};
 use crate::naming::container_name;
-use crate::runtime::{labels, ContainerInfo, Engine};
 use crate::Result;
 use serde::Serialize;
 
@@ -26,11 +26,6 @@ pub struct BenchRecord {
     pub age_seconds: Option<u64>,
 }
 
-/// Label values stay readable but bounded.
-pub fn label_value(v: &str) -> String {
-    v.chars().take(255).collect()
-}
-
 /// The address of a port published on `public_host`.
 pub fn bench_url(public_host: &str, port: u16) -> String {
     if public_host.contains(':') && !public_host.starts_with('[') {
@@ -41,13 +36,14 @@ pub fn bench_url(public_host: &str, port: u16) -> String {
 }
 
 /// The issue's benches (containers with its labels, lock containers excluded).
-pub async fn benches(engine: &dyn Engine, issue: Option<&str>) -> Result<Vec<ContainerInfo>> {
+pub async fn benches(engine: &Engine, issue: Option<&str>) -> Result<Vec<ContainerInfo>> {
     let filter = match issue {
         Some(i) => labels::issue_filter(i),
         None => vec![format!("{}=true", labels::MANAGED)],
     };
     Ok(engine
-        .containers(&filter)
+        .benches
+        .list(&filter)
         .await?
         .into_iter()
         .filter(|c| !c.labels.contains_key(labels::ROLE))
@@ -112,7 +108,7 @@ pub fn record_from(c: &ContainerInfo, now: u64) -> BenchRecord {
 }
 
 /// Every bench, found by label, sorted by issue.
-pub async fn list(engine: &dyn Engine) -> Result<Vec<BenchRecord>> {
+pub async fn list(engine: &Engine) -> Result<Vec<BenchRecord>> {
     let containers = benches(engine, None).await?;
     let now = now_unix();
     let mut out: Vec<BenchRecord> = containers.iter().map(|c| record_from(c, now)).collect();
@@ -121,7 +117,7 @@ pub async fn list(engine: &dyn Engine) -> Result<Vec<BenchRecord>> {
 }
 
 /// The issue's bench: the container with the bench's name, else any running one of the issue.
-pub async fn find_bench(engine: &dyn Engine, issue: &str) -> Result<Option<ContainerInfo>> {
+pub async fn find_bench(engine: &Engine, issue: &str) -> Result<Option<ContainerInfo>> {
     let mut containers = benches(engine, Some(issue)).await?;
     let name = container_name(issue);
     containers.sort_by_key(|c| (c.name != name, !c.running));
@@ -137,7 +133,7 @@ pub struct Status {
 }
 
 /// State, health, address, commit and age of the issue's bench, and its last deploy's result.
-pub async fn status(engine: &dyn Engine, issue: &str) -> Result<Status> {
+pub async fn status(engine: &Engine, issue: &str) -> Result<Status> {
     let bench = find_bench(engine, issue)
         .await?
         .map(|c| record_from(&c, now_unix()));

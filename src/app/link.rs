@@ -3,8 +3,8 @@
 
 use crate::app::inspect::{find_bench, record_from};
 use crate::clock::now_unix;
+use crate::engine::Engine;
 use crate::output::{Event, SharedReporter};
-use crate::runtime::Engine;
 use crate::tracker::TrackerClient;
 use crate::{Error, Result};
 
@@ -121,7 +121,7 @@ pub struct LinkOutcome {
 /// exit code 3).
 pub async fn link(
     issue: &str,
-    engine: &dyn Engine,
+    engine: &Engine,
     tracker: &TrackerClient,
     field: &str,
     reporter: &SharedReporter,

@@ -10,15 +10,15 @@ pub mod request;
 pub mod routing;
 pub mod teardown;
 
+use crate::engine::Engine;
 use crate::lock::LockOptions;
 use crate::notify::{Message, Notifier};
 use crate::output::{Event, SharedReporter};
-use crate::runtime::Engine;
 use crate::tracker::TrackerClient;
 
 /// What a use case works with.
 pub struct Context<'a> {
-    pub engine: &'a dyn Engine,
+    pub engine: &'a Engine,
     /// The Tracker, when one is configured (a deploy without `link` leaves it alone).
     pub tracker: Option<&'a TrackerClient>,
     pub reporter: &'a SharedReporter,

@@ -1,8 +1,7 @@
 //! The result of an issue's last deploy, kept on the engine (so `status` can tell it after the
 //! process that ran it is gone).
 
-use crate::app::inspect::label_value;
-use crate::runtime::{labels, Engine};
+use crate::engine::{labels, Engine};
 use crate::Result;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -31,14 +30,14 @@ fn result_name(issue: &str) -> String {
 }
 
 impl LastDeploy {
-    pub async fn store(&self, engine: &dyn Engine, issue: &str) -> Result<()> {
+    pub async fn store(&self, engine: &Engine, issue: &str) -> Result<()> {
         let name = result_name(issue);
         let mut l = HashMap::new();
         l.insert(labels::MANAGED.to_string(), "true".to_string());
         l.insert(labels::ROLE.to_string(), "result".to_string());
         l.insert(labels::ISSUE.to_string(), issue.to_string());
-        l.insert(labels::BRANCH.to_string(), label_value(&self.branch));
-        l.insert(labels::REPO.to_string(), label_value(&self.repo));
+        l.insert(labels::BRANCH.to_string(), labels::value(&self.branch));
+        l.insert(labels::REPO.to_string(), labels::value(&self.repo));
         l.insert(labels::COMMIT.to_string(), self.commit.clone());
         l.insert(RESULT.to_string(), self.result.clone());
         l.insert(RESULT_AT.to_string(), self.at.to_string());
@@ -46,15 +45,15 @@ impl LastDeploy {
             RESULT_MESSAGE.to_string(),
             self.message.chars().take(1000).collect(),
         );
-        if let Some(old) = engine.inspect(&name).await? {
-            engine.remove(&old.id).await?;
+        if let Some(old) = engine.markers.get(&name).await? {
+            engine.markers.remove(&old).await?;
         }
-        engine.create_marker(&name, &l).await?;
+        engine.markers.create(&name, &l).await?;
         Ok(())
     }
 
-    pub async fn load(engine: &dyn Engine, issue: &str) -> Result<Option<LastDeploy>> {
-        Ok(engine.inspect(&result_name(issue)).await?.map(|c| {
+    pub async fn load(engine: &Engine, issue: &str) -> Result<Option<LastDeploy>> {
+        Ok(engine.markers.get(&result_name(issue)).await?.map(|c| {
             let get = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
             LastDeploy {
                 result: get(RESULT),
@@ -67,9 +66,9 @@ impl LastDeploy {
         }))
     }
 
-    pub async fn forget(engine: &dyn Engine, issue: &str) -> Result<()> {
-        if let Some(c) = engine.inspect(&result_name(issue)).await? {
-            engine.remove(&c.id).await?;
+    pub async fn forget(engine: &Engine, issue: &str) -> Result<()> {
+        if let Some(m) = engine.markers.get(&result_name(issue)).await? {
+            engine.markers.remove(&m).await?;
         }
         Ok(())
     }

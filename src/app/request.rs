@@ -2,8 +2,8 @@
 //! any work starts, and the hashes that tell whether a running bench already matches it.
 
 use crate::app::routing::Router;
+use crate::engine::Limits;
 use crate::git::RepoSpec;
-use crate::runtime::Limits;
 use sha2::Digest;
 use std::time::Duration;
 

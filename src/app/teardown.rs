@@ -4,9 +4,9 @@
 use crate::app::inspect::benches;
 use crate::app::record::LastDeploy;
 use crate::app::Context;
+use crate::engine::{labels, Engine};
 use crate::lock::{IssueLock, LockOptions};
 use crate::output::{Event, SharedReporter};
-use crate::runtime::{labels, Engine};
 use crate::tracker::TrackerClient;
 use crate::Result;
 use serde::Serialize;
@@ -23,12 +23,12 @@ pub struct TeardownOutcome {
 
 /// Removes the issue's images that no container of the issue uses (all of them with `keep: None`).
 pub(crate) async fn remove_unused_images(
-    engine: &dyn Engine,
+    engine: &Engine,
     issue: &str,
     keep: Option<&str>,
     reporter: &SharedReporter,
 ) -> usize {
-    let Ok(images) = engine.images(&labels::issue_filter(issue)).await else {
+    let Ok(images) = engine.images.list(&labels::issue_filter(issue)).await else {
         return 0;
     };
     let mut removed = 0;
@@ -36,7 +36,7 @@ pub(crate) async fn remove_unused_images(
         if Some(img.id.as_str()) == keep {
             continue;
         }
-        match engine.remove_image(&img.id).await {
+        match engine.images.remove(&img.id).await {
             Ok(()) => removed += 1,
             Err(e) => reporter.report(Event::Warn(format!(
                 "could not remove image {} of {issue}: {e}",
@@ -51,7 +51,7 @@ pub(crate) async fn remove_unused_images(
 /// or no Tracker is configured).
 pub async fn teardown(
     issue: &str,
-    engine: &dyn Engine,
+    engine: &Engine,
     tracker: Option<&TrackerClient>,
     field: &str,
     clear_link: bool,
@@ -78,7 +78,7 @@ pub async fn teardown(
 
 async fn teardown_locked(
     issue: &str,
-    engine: &dyn Engine,
+    engine: &Engine,
     tracker: Option<&TrackerClient>,
     field: &str,
     clear_link: bool,
@@ -88,7 +88,7 @@ async fn teardown_locked(
     let containers = benches(engine, Some(issue)).await?;
     let mut removed = Vec::new();
     for c in &containers {
-        engine.remove(&c.id).await?;
+        engine.benches.remove(&c.id).await?;
         reporter.report(Event::Done(format!("removed container {}", c.name)));
         removed.push(c.name.clone());
     }

@@ -4,10 +4,10 @@
 use super::args::*;
 use crate::app::request::DeployRequest;
 use crate::config::{self, ProcessEnv, TokenFiles};
+use crate::engine::Limits;
 use crate::naming;
 use crate::notify::{Notifier, Templates};
 use crate::output::SharedReporter;
-use crate::runtime::Limits;
 use crate::settings::{FileConfig, Layer, LimitsConfig, Origin};
 use crate::tracker::TrackerClient;
 use crate::{env, Error, Result};
@@ -19,7 +19,7 @@ use std::time::Duration;
 impl EngineArgs {
     /// The backend, from flags, the environment and the local config file `config` (the
     /// command's `--config`, else BENCHCTL_CONFIG), for commands that never push an image.
-    pub fn backend(&self, config: Option<&std::path::Path>) -> Result<crate::runtime::Backend> {
+    pub fn backend(&self, config: Option<&std::path::Path>) -> Result<crate::engine::Backend> {
         Ok(self.resolve(config)?.0)
     }
 
@@ -28,11 +28,11 @@ impl EngineArgs {
     pub fn pushing_backend(
         &self,
         config: Option<&std::path::Path>,
-    ) -> Result<crate::runtime::Backend> {
+    ) -> Result<crate::engine::Backend> {
         let mut backend = self.backend(config)?;
-        if let crate::runtime::Backend::Swarm(o) = &mut backend {
+        if let crate::engine::Backend::Swarm(o) = &mut backend {
             if let Some(r) = &o.registry {
-                o.credentials = registry_auth(r)?;
+                o.credentials = crate::engine::swarm::registry::registry_auth(r)?;
             }
         }
         Ok(backend)
@@ -42,7 +42,7 @@ impl EngineArgs {
     pub(crate) fn resolve(
         &self,
         config: Option<&std::path::Path>,
-    ) -> Result<(crate::runtime::Backend, Option<PathBuf>, FileConfig)> {
+    ) -> Result<(crate::engine::Backend, Option<PathBuf>, FileConfig)> {
         let from_env = env::var(env::CONFIG).map(PathBuf::from);
         let path = config.map(PathBuf::from).or(from_env);
         let file = match &path {
@@ -68,16 +68,16 @@ impl EngineArgs {
                          docker backend runs benches on its own engine"
                     )));
                 }
-                Ok((crate::runtime::Backend::Docker, path, file))
+                Ok((crate::engine::Backend::Docker, path, file))
             }
             "swarm" => {
                 let publish_mode = publish_mode.as_deref().unwrap_or("ingress").parse()?;
-                let options = crate::swarm::SwarmOptions {
+                let options = crate::engine::swarm::SwarmOptions {
                     publish_mode,
                     registry,
                     credentials: None,
                 };
-                Ok((crate::runtime::Backend::Swarm(options), path, file))
+                Ok((crate::engine::Backend::Swarm(options), path, file))
             }
             other => Err(Error::usage(format!(
                 "unknown backend `{other}`: use `docker` or `swarm`"
@@ -110,8 +110,8 @@ impl EngineArgs {
         };
         let mut rows = vec![];
         let (name, swarm) = match &backend {
-            crate::runtime::Backend::Docker => ("docker", None),
-            crate::runtime::Backend::Swarm(o) => ("swarm", Some(o)),
+            crate::engine::Backend::Docker => ("docker", None),
+            crate::engine::Backend::Swarm(o) => ("swarm", Some(o)),
         };
         rows.push((
             "backend",
@@ -126,8 +126,8 @@ impl EngineArgs {
         ));
         if let Some(o) = swarm {
             let mode = match o.publish_mode {
-                crate::swarm::PublishMode::Ingress => "ingress",
-                crate::swarm::PublishMode::Host => "host",
+                crate::engine::swarm::PublishMode::Ingress => "ingress",
+                crate::engine::swarm::PublishMode::Host => "host",
             };
             rows.push((
                 "publish-mode",
@@ -153,37 +153,6 @@ impl EngineArgs {
             ));
         }
         Ok(rows)
-    }
-}
-
-/// Registry credentials: BENCHCTL_REGISTRY_USER with BENCHCTL_REGISTRY_PASSWORD (or its
-/// `_FILE`), else what the docker CLI would use (its credential helper for the registry, or
-/// the `docker login` entry); none is fine (an open registry).
-pub(crate) fn registry_auth(registry: &str) -> Result<Option<crate::swarm::RegistryAuth>> {
-    let password = config::secret_from_env(&ProcessEnv, env::REGISTRY_PASSWORD)?;
-    match (env::var(env::REGISTRY_USER), password) {
-        (Some(username), Some(password)) => {
-            return Ok(Some(crate::swarm::RegistryAuth { username, password }))
-        }
-        (None, None) => {}
-        _ => {
-            return Err(Error::usage(format!(
-                "set both {} and {} (or neither, to use `docker login {registry}`)",
-                env::REGISTRY_USER,
-                env::REGISTRY_PASSWORD
-            )))
-        }
-    }
-    let dir = env::var(env::DOCKER_CONFIG)
-        .map(PathBuf::from)
-        .or_else(|| env::var("HOME").map(|h| PathBuf::from(h).join(".docker")));
-    let Some(text) = dir.and_then(|d| std::fs::read_to_string(d.join("config.json")).ok()) else {
-        return Ok(None);
-    };
-    // as the docker CLI: a configured helper holds the credentials, else the `auths` entry
-    match crate::swarm::credential_helper(&text, registry) {
-        Some(helper) => crate::swarm::helper_auth(&helper, registry),
-        None => Ok(crate::swarm::docker_config_auth(&text, registry)),
     }
 }
 

@@ -6,9 +6,9 @@ use super::queue::{Cancel, Job, Outcome, Runner};
 use super::{log, Metrics, ServeConfig};
 use crate::app::deploy::{Finished, Stop};
 use crate::app::{self, Context};
+use crate::engine::{labels, Engine};
 use crate::notify::Notifier;
 use crate::output::{Event, Reporter, SharedReporter};
-use crate::runtime::{labels, Engine};
 use crate::tracker::{TrackerClient, TrackerError};
 use crate::webhook::{Intent, Review};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ impl Reporter for JobReporter {
 
 pub struct Worker {
     pub cfg: Arc<ServeConfig>,
-    pub engine: Box<dyn Engine>,
+    pub engine: Engine,
     pub tracker: Option<TrackerClient>,
     pub notifier: Notifier,
     pub metrics: Arc<Metrics>,
@@ -61,7 +61,7 @@ impl Worker {
     /// The use cases' context for a job whose events `reporter` logs.
     fn context<'a>(&'a self, reporter: &'a SharedReporter) -> Context<'a> {
         Context {
-            engine: self.engine.as_ref(),
+            engine: &self.engine,
             tracker: self.tracker.as_ref(),
             reporter,
             notifier: &self.notifier,
@@ -310,7 +310,7 @@ impl Worker {
     }
 
     async fn remove_branch(&self, issue: &str, branch: &str) -> Outcome {
-        match app::inspect::find_bench(self.engine.as_ref(), issue).await {
+        match app::inspect::find_bench(&self.engine, issue).await {
             Ok(Some(c)) if c.labels.get(labels::BRANCH).map(String::as_str) == Some(branch) => {
                 self.teardown(issue, &format!("branch {branch} was deleted"))
                     .await

@@ -75,7 +75,7 @@ pub struct ServeConfig {
     pub lock: LockOptions,
     pub templates: Templates,
     /// Where benches run.
-    pub backend: crate::runtime::Backend,
+    pub backend: crate::engine::Backend,
 }
 
 /// One log line on stderr, with a UTC time stamp; secrets redacted.

@@ -2,9 +2,10 @@
 //! (with its labels) in one step: the image configuration must equal `docker build`'s.
 
 use crate::support::*;
-use benchctl::image::{self, BuildSpec};
+use benchctl::engine::docker::DockerEngine;
+use benchctl::engine::BuildSpec;
+use benchctl::image;
 use benchctl::output::{SharedReporter, Silent};
-use benchctl::runtime::DockerEngine;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;

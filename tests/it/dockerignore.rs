@@ -2,9 +2,10 @@
 //! that `docker build` (the docker CLI with the classic builder) sends for the same directory.
 
 use crate::support::*;
-use benchctl::image::{self, BuildSpec};
+use benchctl::engine::docker::DockerEngine;
+use benchctl::engine::BuildSpec;
+use benchctl::image;
 use benchctl::output::{SharedReporter, Silent};
-use benchctl::runtime::DockerEngine;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::process::Command;

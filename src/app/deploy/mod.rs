@@ -13,11 +13,11 @@ use crate::app::record::LastDeploy;
 use crate::app::request::DeployRequest;
 use crate::app::Context;
 use crate::clock::now_unix;
+use crate::engine::{labels, Engine};
 use crate::lock::{IssueLock, LockOptions};
 use crate::naming::{container_name, short_commit};
 use crate::notify::Message;
 use crate::output::{Event, SharedReporter};
-use crate::runtime::{labels, Engine};
 use crate::tracker::TrackerClient;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -136,8 +136,8 @@ pub async fn run(
 
 /// The settings hash of a bench of `req` on `engine` (what the engine adds, e.g. a swarm's
 /// publish mode, changes it too).
-fn settings_of(req: &DeployRequest, engine: &dyn Engine) -> String {
-    let shape = engine.shape();
+fn settings_of(req: &DeployRequest, engine: &Engine) -> String {
+    let shape = engine.benches.shape();
     if shape.is_empty() {
         return req.settings_hash();
     }
@@ -150,7 +150,7 @@ fn settings_of(req: &DeployRequest, engine: &dyn Engine) -> String {
 /// already holds its address. Anything else (`None`) goes the locked way, which may write.
 async fn unchanged_at_a_glance(
     req: &DeployRequest,
-    engine: &dyn Engine,
+    engine: &Engine,
     tracker: Option<&TrackerClient>,
     reporter: &SharedReporter,
 ) -> Result<Option<DeployOutcome>> {
@@ -168,7 +168,8 @@ async fn unchanged_at_a_glance(
     };
     let state = async {
         let locked = engine
-            .inspect(&crate::lock::lock_name(issue))
+            .markers
+            .get(&crate::lock::lock_name(issue))
             .await?
             .is_some();
         Ok::<_, Error>((locked, benches(engine, Some(issue)).await?))
@@ -208,7 +209,7 @@ async fn unchanged_at_a_glance(
 /// is recorded for `status`.
 pub async fn deploy(
     req: &DeployRequest,
-    engine: &dyn Engine,
+    engine: &Engine,
     tracker: Option<&TrackerClient>,
     reporter: &SharedReporter,
     lock: LockOptions,
@@ -262,7 +263,7 @@ pub async fn deploy(
 /// warns: linking will tell.
 async fn checked_deploy(
     req: &DeployRequest,
-    engine: &dyn Engine,
+    engine: &Engine,
     tracker: Option<&TrackerClient>,
     reporter: &SharedReporter,
     held: &IssueLock,
@@ -302,7 +303,7 @@ async fn checked_deploy(
 /// keeps the previous bench; if the new container was ready and the previous bench already
 /// removed, the new one stays as the bench. Releases the lock when this process holds it.
 /// Returns what was done.
-pub async fn recover_interrupted(req: &DeployRequest, engine: &dyn Engine) -> String {
+pub async fn recover_interrupted(req: &DeployRequest, engine: &Engine) -> String {
     let ready = req.ready.load(std::sync::atomic::Ordering::SeqCst);
     let issue = req.issue.as_str();
     let mut done = remove_candidates(engine, issue, &req.deploy_id, ready).await;
@@ -319,7 +320,7 @@ pub async fn recover_interrupted(req: &DeployRequest, engine: &dyn Engine) -> St
 /// Removes what the deploy `deploy_id` created, unless it was `ready` and the previous bench is
 /// already gone (then its new container stays as the bench). Says what it did.
 async fn remove_candidates(
-    engine: &dyn Engine,
+    engine: &Engine,
     issue: &str,
     deploy_id: &str,
     ready: bool,
@@ -332,10 +333,11 @@ async fn remove_candidates(
         for c in &ours {
             if ready && others.is_empty() && c.running {
                 let final_name = container_name(issue);
-                if c.name != final_name && engine.rename(&c.id, &final_name).await.is_ok() {
+                if c.name != final_name && engine.benches.promote(&c.id, &final_name).await.is_ok()
+                {
                     done.push(format!("kept the new bench as {final_name}"));
                 }
-            } else if engine.discard(&c.id).await.is_ok() {
+            } else if engine.benches.discard(&c.id).await.is_ok() {
                 done.push(format!("removed the unfinished container {}", c.name));
             }
         }

@@ -10,11 +10,12 @@ use crate::app::link::{self, LinkState};
 use crate::app::request::DeployRequest;
 use crate::app::teardown::remove_unused_images;
 use crate::clock::now_unix;
-use crate::image::{self, BuildSpec};
+use crate::engine::BuildSpec;
+use crate::engine::{labels, ContainerInfo, ContainerSpec, Engine, ImageInfo};
+use crate::image;
 use crate::lock::IssueLock;
 use crate::naming::{container_name, short_commit};
 use crate::output::{Event, SharedReporter};
-use crate::runtime::{labels, ContainerInfo, ContainerSpec, Engine, ImageInfo};
 use crate::tracker::TrackerClient;
 use crate::{Error, Result};
 
@@ -56,7 +57,7 @@ struct Image {
 
 pub(super) async fn deploy_locked(
     req: &DeployRequest,
-    engine: &dyn Engine,
+    engine: &Engine,
     tracker: Option<&TrackerClient>,
     reporter: &SharedReporter,
     held: &IssueLock,
@@ -85,7 +86,7 @@ pub(super) async fn deploy_locked(
     }
 
     // Something will be started: can it be, here?
-    engine.check_can_run().await?;
+    engine.benches.check_can_run().await?;
 
     let source = source(req, engine, &head, reporter).await?;
     let (commit, commit_time) = match &source {
@@ -117,7 +118,8 @@ pub(super) async fn deploy_locked(
         Some(_) => Vec::new(),
         None => {
             engine
-                .image(&image.id)
+                .images
+                .inspect(&image.id)
                 .await?
                 .ok_or_else(|| {
                     Error::Engine(format!(
@@ -163,7 +165,7 @@ pub(super) async fn deploy_locked(
     reporter.report(Event::Step(format!(
         "starting the new bench of {issue} (port {port})"
     )));
-    let id = engine.run(&spec).await?;
+    let id = engine.benches.start(&spec).await?;
     let url = ready(
         req,
         engine,
@@ -177,21 +179,21 @@ pub(super) async fn deploy_locked(
 
     // Fencing: only the lock's holder may switch benches.
     if !held.still_held(engine).await? {
-        engine.discard(&id).await?;
+        engine.benches.discard(&id).await?;
         return Err(Error::Engine(format!(
             "the lock of {issue} was broken while this deploy ran (it outlived --lock-lease); \
              the new version was removed and the running bench left as it was"
         )));
     }
     for old in existing.iter().filter(|c| c.id != id) {
-        engine.remove(&old.id).await?;
+        engine.benches.remove(&old.id).await?;
         reporter.report(Event::Done(format!(
             "removed the previous bench {}",
             old.name
         )));
     }
     if name != final_name {
-        engine.rename(&id, &final_name).await?;
+        engine.benches.promote(&id, &final_name).await?;
     }
     remove_unused_images(engine, issue, Some(&image.id), reporter).await;
 
@@ -240,14 +242,15 @@ pub(super) async fn unchanged(
 /// branch fetched into a fresh checkout.
 async fn source(
     req: &DeployRequest,
-    engine: &dyn Engine,
+    engine: &Engine,
     head: &str,
     reporter: &SharedReporter,
 ) -> Result<Source> {
     let issue = req.issue.as_str();
     if !req.force {
         let tag = plan::image_tag(issue, head, &req.build_hash());
-        if let Some((image, commit_time)) = plan::reusable(engine.image(&tag).await?, head) {
+        if let Some((image, commit_time)) = plan::reusable(engine.images.inspect(&tag).await?, head)
+        {
             return Ok(Source::Reuse { image, commit_time });
         }
     }
@@ -282,7 +285,7 @@ async fn source(
 /// The image: the reused one, or built from the checkout (with the chosen template, if any).
 async fn image(
     req: &DeployRequest,
-    engine: &dyn Engine,
+    engine: &Engine,
     source: Source,
     commit: String,
     commit_time: i64,
@@ -326,7 +329,15 @@ async fn image(
                 target: req.target.clone(),
             };
             reporter.report(Event::Step(format!("building {tag}")));
-            let id = image::build(engine, &src, &spec, issue, &req.branch, reporter).await?;
+            let id = image::build(
+                engine.images.as_ref(),
+                &src,
+                &spec,
+                issue,
+                &req.branch,
+                reporter,
+            )
+            .await?;
             drop(checkout);
             reporter.report(Event::Done(format!("built {tag}")));
             id
@@ -344,7 +355,7 @@ async fn image(
 /// discarded (the running one stays) and the error carries its last log lines.
 async fn ready(
     req: &DeployRequest,
-    engine: &dyn Engine,
+    engine: &Engine,
     id: &str,
     port: u16,
     commit: &str,
@@ -372,8 +383,8 @@ async fn ready(
     let (host_port, node) = match waited {
         Ok(p) => p,
         Err(reason) => {
-            let logs = engine.logs_tail(id, 20).await.unwrap_or_default();
-            engine.discard(id).await?;
+            let logs = engine.benches.logs_tail(id, 20).await.unwrap_or_default();
+            engine.benches.discard(id).await?;
             return Err(Error::NotReady {
                 issue: issue.to_string(),
                 reason,

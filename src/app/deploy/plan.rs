@@ -4,8 +4,8 @@
 //! The phases (`phases.rs`) read, call these, and act.
 
 use crate::app::request::DeployRequest;
+use crate::engine::{labels, ContainerInfo, ImageInfo};
 use crate::naming::{image_repo, short_commit};
-use crate::runtime::{labels, ContainerInfo, ImageInfo};
 use crate::{Error, Result};
 use std::collections::HashMap;
 
@@ -98,7 +98,7 @@ pub struct BenchIdentity<'a> {
 /// The bench's labels: benchctl's own, and the proxy's when it is routed (only benchctl writes
 /// these; the branch has no say).
 pub fn bench_labels(req: &DeployRequest, b: &BenchIdentity) -> Result<HashMap<String, String>> {
-    let value = crate::app::inspect::label_value;
+    let value = labels::value;
     let mut l = base_labels(&req.issue, b.commit);
     l.insert(labels::BRANCH.to_string(), value(&req.branch));
     l.insert(labels::REPO.to_string(), value(&req.repo.location));

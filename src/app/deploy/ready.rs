@@ -1,7 +1,7 @@
 //! Readiness: the new bench counts as up when its health check passes or it answers HTTP, and
 //! a published port must answer from outside too.
 
-use crate::runtime::{labels, Engine};
+use crate::engine::{labels, Engine};
 use std::time::{Duration, Instant};
 
 /// Where readiness is probed: the published port on the host, or the container's own address
@@ -15,7 +15,7 @@ pub enum Probe {
 /// a published port must also accept connections. Returns the host port and the host the
 /// engine placed it on (when it knows), or why it never became ready.
 pub async fn wait_ready(
-    engine: &dyn Engine,
+    engine: &Engine,
     id: &str,
     deploy_id: &str,
     probe: &Probe,
@@ -36,6 +36,7 @@ pub async fn wait_ready(
     let mut healthy_unreachable: Option<Instant> = None;
     loop {
         let info = engine
+            .benches
             .inspect(id)
             .await
             .map_err(|e| e.to_string())?

@@ -39,7 +39,7 @@ pub async fn exec(args: &DeployArgs, cx: &Ctx<'_>) -> Result<Output> {
         .connect()
         .await?;
     let ctx = Context {
-        engine: engine.as_ref(),
+        engine: &engine,
         tracker: tracker.as_ref(),
         reporter: cx.reporter,
         notifier: &notifier,

@@ -36,7 +36,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
     };
     let tracker = resolve::tracker_client(&args.tracker)?;
     let engine = cx.engine.backend(None)?.connect().await?;
-    let engine = engine.as_ref();
+    let engine = &engine;
     let actions = crate::gc::gc(
         engine,
         tracker.as_ref(),

@@ -20,7 +20,6 @@ pub async fn exec(args: &LinkArgs, cx: &Ctx<'_>) -> Result<Output> {
         ))
     })?;
     let engine = cx.engine.backend(None)?.connect().await?;
-    let outcome =
-        crate::app::link::link(&issue, engine.as_ref(), &tracker, &field, cx.reporter).await?;
+    let outcome = crate::app::link::link(&issue, &engine, &tracker, &field, cx.reporter).await?;
     Ok(outcome.into())
 }

@@ -6,6 +6,6 @@ use crate::Result;
 
 pub async fn exec(cx: &Ctx<'_>) -> Result<Output> {
     let engine = cx.engine.backend(None)?.connect().await?;
-    let rows = crate::app::inspect::list(engine.as_ref()).await?;
+    let rows = crate::app::inspect::list(&engine).await?;
     Ok(Benches(rows).into())
 }

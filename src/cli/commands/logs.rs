@@ -10,11 +10,11 @@ use std::io::Write;
 pub async fn exec(args: &LogsArgs, cx: &Ctx<'_>) -> Result<Output> {
     let issue = naming::normalize_issue_key(&args.issue)?;
     let engine = cx.engine.backend(None)?.connect().await?;
-    let engine = engine.as_ref();
+    let engine = &engine;
     let Some(bench) = crate::app::inspect::find_bench(engine, &issue).await? else {
         return Err(Error::usage(format!("{issue} has no bench")));
     };
-    let mut stream = engine.logs(&bench.id, args.follow, args.tail);
+    let mut stream = engine.benches.logs(&bench.id, args.follow, args.tail);
     let mut out = std::io::stdout().lock();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;

@@ -9,7 +9,5 @@ use crate::{naming, Result};
 pub async fn exec(args: &IssueArg, cx: &Ctx<'_>) -> Result<Output> {
     let issue = naming::normalize_issue_key(&args.issue)?;
     let engine = cx.engine.backend(None)?.connect().await?;
-    Ok(crate::app::inspect::status(engine.as_ref(), &issue)
-        .await?
-        .into())
+    Ok(crate::app::inspect::status(&engine, &issue).await?.into())
 }

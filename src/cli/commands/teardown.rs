@@ -44,7 +44,7 @@ pub async fn exec(args: &TeardownArgs, cx: &Ctx<'_>) -> Result<Output> {
     let notifier = resolve::notifier()?;
     let engine = cx.engine.backend(None)?.connect().await?;
     let ctx = Context {
-        engine: engine.as_ref(),
+        engine: &engine,
         tracker: tracker.as_ref(),
         reporter: cx.reporter,
         notifier: &notifier,

@@ -1,0 +1,184 @@
+//! Docker's bench role: a bench is a container; a new version starts beside the current one
+//! under a `-next-` name and is renamed into its place once it answers.
+
+use super::{last_lines, log_options, DockerEngine};
+use crate::engine::endpoint::not_found;
+use crate::engine::{labels, Benches, ContainerInfo, ContainerSpec, LogStream};
+use crate::{Error, Result};
+use async_trait::async_trait;
+use bollard::models::{
+    ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+
+/// Removes a container (stopping it first); one already gone, or being removed, is not an
+/// error.
+pub(crate) async fn remove_container(docker: &Docker, id: &str) -> Result<()> {
+    let opts = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(id, Some(opts)).await {
+        Ok(()) => Ok(()),
+        Err(e) if not_found(&e) => Ok(()),
+        // "removal already in progress"
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[async_trait]
+impl Benches for DockerEngine {
+    async fn start(&self, spec: &ContainerSpec) -> Result<String> {
+        if let Some(issue) = spec.labels.get(labels::ISSUE) {
+            self.refuse_other_backend(issue).await?;
+        }
+        let port_key = format!("{}/tcp", spec.container_port);
+        let mut bindings = HashMap::new();
+        bindings.insert(
+            port_key.clone(),
+            Some(vec![PortBinding {
+                host_ip: Some(spec.bind.clone()),
+                host_port: Some(String::new()),
+            }]),
+        );
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            labels: Some(spec.labels.clone()),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+            exposed_ports: Some(vec![port_key]),
+            host_config: Some(HostConfig {
+                port_bindings: spec.network.is_none().then_some(bindings),
+                network_mode: spec.network.clone(),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                memory: Some(spec.limits.memory_bytes),
+                nano_cpus: Some(spec.limits.nano_cpus),
+                pids_limit: Some(spec.limits.pids),
+                init: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = self.docker.create_container(Some(opts), body).await?;
+        if let Err(e) = self
+            .docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            let _ = remove_container(&self.docker, &created.id).await;
+            return Err(e.into());
+        }
+        Ok(created.id)
+    }
+
+    async fn promote(&self, id: &str, name: &str) -> Result<()> {
+        let opts = RenameContainerOptionsBuilder::default().name(name).build();
+        self.docker.rename_container(id, opts).await?;
+        Ok(())
+    }
+
+    async fn discard(&self, id: &str) -> Result<()> {
+        remove_container(&self.docker, id).await
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        remove_container(&self.docker, id).await
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        let c = match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let state = c.state.unwrap_or_default();
+        let net = c.network_settings.unwrap_or_default();
+        let host_port = net
+            .ports
+            .unwrap_or_default()
+            .into_values()
+            .flatten()
+            .flatten()
+            .find_map(|b| b.host_port.and_then(|p| p.parse().ok()));
+        let ip = net
+            .networks
+            .unwrap_or_default()
+            .into_values()
+            .find_map(|n| n.ip_address.filter(|a| !a.is_empty()));
+        let cfg = c.config.unwrap_or_default();
+        Ok(Some(ContainerInfo {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            image: cfg.image.unwrap_or_default(),
+            image_id: c.image.unwrap_or_default(),
+            labels: cfg.labels.unwrap_or_default(),
+            state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code,
+            restarts: c.restart_count.unwrap_or(0),
+            health: state
+                .health
+                .and_then(|h| h.status)
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty() && s != "none"),
+            host_port,
+            ip,
+            created: None,
+            host: None,
+            reach_note: None,
+        }))
+    }
+
+    async fn list(&self, labels: &[String]) -> Result<Vec<ContainerInfo>> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), labels.to_vec());
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self.docker.list_containers(Some(opts)).await?;
+        Ok(list
+            .into_iter()
+            .map(Self::summary_to_info)
+            // a swarm task inherits its image's labels, but the swarm backend owns it
+            .filter(|c| !c.labels.contains_key("com.docker.swarm.task.id"))
+            // markers are not benches
+            .filter(|c| !c.labels.contains_key(labels::ROLE))
+            .collect())
+    }
+
+    async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>> {
+        let stream = self.docker.logs(id, Some(log_options(false, Some(n))));
+        Ok(last_lines(stream, n).await)
+    }
+
+    fn logs(&self, id: &str, follow: bool, tail: Option<usize>) -> LogStream {
+        let stream = self.docker.logs(id, Some(log_options(follow, tail)));
+        Box::pin(stream.map(|item| item.map(|o| o.into_bytes()).map_err(Error::from)))
+    }
+}

@@ -1,0 +1,206 @@
+//! Docker's image role: classic builds from a streamed context, inspect, commit, list, remove.
+
+use super::{parse_port, DockerEngine};
+use crate::engine::endpoint::{describe_engine_error, not_found};
+use crate::engine::{BuildSpec, ContextStream, ImageInfo, Images};
+use crate::output::{Event, SharedReporter};
+use crate::{Error, Result};
+use async_trait::async_trait;
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, InspectContainerOptions, ListImagesOptionsBuilder,
+    RemoveImageOptionsBuilder,
+};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+
+#[async_trait]
+impl Images for DockerEngine {
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        context: ContextStream,
+        reporter: &SharedReporter,
+    ) -> Result<String> {
+        let mut options = BuildImageOptionsBuilder::default();
+        if !spec.tag.is_empty() {
+            options = options.t(&spec.tag);
+        }
+        if let Some(t) = &spec.target {
+            options = options.target(t);
+        }
+        let build_args: HashMap<String, String> = spec
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let options = options
+            .dockerfile(&spec.dockerfile)
+            .buildargs(&build_args)
+            .rm(true)
+            .forcerm(true)
+            .labels(&spec.labels)
+            .version(BuilderVersion::BuilderV1)
+            .build();
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_try_stream(context)));
+        let mut image_id = None;
+        let mut built_line = None;
+        let mut partial = String::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(Error::from)?;
+            if let Some(detail) = info.error_detail {
+                let msg = detail
+                    .message
+                    .unwrap_or_else(|| "unknown build error".into());
+                return Err(Error::Engine(msg.trim().to_string()));
+            }
+            if let Some(text) = info.stream {
+                partial.push_str(&text);
+                while let Some(i) = partial.find('\n') {
+                    let line: String = partial.drain(..=i).collect();
+                    let line = line.trim_end();
+                    if let Some(id) = line.strip_prefix("Successfully built ") {
+                        built_line = Some(id.trim().to_string());
+                    }
+                    if !line.is_empty() {
+                        reporter.report(Event::BuildOutput(line.to_string()));
+                    }
+                }
+            }
+            if let Some(aux) = info.aux {
+                if let Some(id) = aux.id {
+                    image_id = Some(id);
+                }
+            }
+        }
+        if !partial.trim().is_empty() {
+            reporter.report(Event::BuildOutput(partial.trim_end().to_string()));
+        }
+        match image_id.or(built_line) {
+            Some(id) => Ok(id),
+            // Older engines report the id only through the tag: look it up.
+            None => self
+                .inspect(&spec.tag)
+                .await?
+                .map(|i| i.id)
+                .ok_or_else(|| Error::Engine("the engine reported no image".into())),
+        }
+    }
+
+    async fn inspect(&self, name: &str) -> Result<Option<ImageInfo>> {
+        match self.docker.inspect_image(name).await {
+            Ok(img) => {
+                let cfg = img.config.unwrap_or_default();
+                let mut ports: Vec<u16> = cfg
+                    .exposed_ports
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|p| parse_port(p))
+                    .collect();
+                ports.sort_unstable();
+                ports.dedup();
+                Ok(Some(ImageInfo {
+                    id: img.id.unwrap_or_default(),
+                    exposed_ports: ports,
+                    labels: cfg.labels.unwrap_or_default(),
+                }))
+            }
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn commit(&self, image: &str, changes: &str, tag: &str) -> Result<String> {
+        let info = self.docker.inspect_image(image).await?;
+        let cfg = info.config.unwrap_or_default();
+        let no_command = cfg.cmd.as_ref().is_none_or(Vec::is_empty)
+            && cfg.entrypoint.as_ref().is_none_or(Vec::is_empty);
+        let mut changes = changes.to_string();
+        let sets_cmd = changes
+            .lines()
+            .any(|l| l.trim_start().to_ascii_uppercase().starts_with("CMD"));
+        if no_command && !sets_cmd {
+            changes.push_str("\nCMD []");
+        }
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            // an image without a command cannot make a container: give this one a stand-in
+            cmd: no_command.then(|| vec!["/benchctl-commit".to_string()]),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
+            .await?;
+        let result = async {
+            let container = self
+                .docker
+                .inspect_container(&created.id, None::<InspectContainerOptions>)
+                .await?;
+            // the container's own configuration, as `docker commit` uses it: `$VAR`s in the
+            // changes then expand against the image's environment
+            let mut config = container.config.unwrap_or_default();
+            config.hostname = None;
+            let (repo, tag_part) = match tag.rfind(':') {
+                Some(i) if !tag[i..].contains('/') => (&tag[..i], &tag[i + 1..]),
+                _ => (tag, "latest"),
+            };
+            let opts = bollard::query_parameters::CommitContainerOptionsBuilder::default()
+                .container(&created.id)
+                .repo(repo)
+                .tag(tag_part)
+                .changes(&changes)
+                .pause(false)
+                .build();
+            let id = self.docker.commit_container(opts, config).await?;
+            Ok::<String, Error>(id.id)
+        }
+        .await;
+        let _ = super::containers::remove_container(&self.docker, &created.id).await;
+        result
+    }
+
+    async fn list(&self, labels: &[String]) -> Result<Vec<ImageInfo>> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), labels.to_vec());
+        let opts = ListImagesOptionsBuilder::default()
+            .all(false)
+            .filters(&filters)
+            .build();
+        let list = self.docker.list_images(Some(opts)).await?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageInfo {
+                id: i.id,
+                exposed_ports: Vec::new(),
+                labels: i.labels,
+            })
+            .collect())
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let opts = RemoveImageOptionsBuilder::default()
+            .force(true)
+            .noprune(false)
+            .build();
+        match self.docker.remove_image(id, Some(opts), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            // the task a finished update replaced is still stopping (its grace period): its
+            // image goes with the next deploy, teardown or gc
+            Err(e)
+                if self.leave_images_in_use
+                    && describe_engine_error(&e).contains("running container") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Where benches run, behind three small roles that the use cases hold: [`Images`] (build,
+//! inspect, commit, remove), [`Benches`] (start a candidate version, promote it, discard it,
+//! read and remove benches) and [`Markers`] (the lock and last-deploy record of an issue).
+//! [`docker`] implements all three with containers; [`swarm`] runs benches as services and
+//! keeps markers as swarm configs, with Docker's image role.
+
+pub mod docker;
+pub mod endpoint;
+pub mod swarm;
+
+use crate::output::SharedReporter;
+use crate::Result;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use std::collections::HashMap;
+use std::pin::Pin;
+
+/// Labels benchctl puts on what it creates; list, teardown and cleanup find benches by them.
+pub mod labels {
+    pub const MANAGED: &str = "benchctl.managed";
+    pub const ISSUE: &str = "benchctl.issue";
+    pub const BRANCH: &str = "benchctl.branch";
+    pub const COMMIT: &str = "benchctl.commit";
+    pub const REPO: &str = "benchctl.repo";
+    pub const URL: &str = "benchctl.url";
+    pub const PORT: &str = "benchctl.port";
+    pub const DEPLOYED_AT: &str = "benchctl.deployed-at";
+    pub const PUBLIC_HOST: &str = "benchctl.public-host";
+    /// `lock` on lock containers (never started); absent on benches.
+    pub const ROLE: &str = "benchctl.role";
+    /// Random id of the deploy that created a container (to clean up after an interruption).
+    pub const DEPLOY_ID: &str = "benchctl.deploy-id";
+    /// Committer time (unix seconds) of the deployed commit: an older one never replaces it.
+    pub const COMMIT_TIME: &str = "benchctl.commit-time";
+    /// Hash of the settings the bench was built and run with (no-op redeploys compare it).
+    pub const SETTINGS: &str = "benchctl.settings";
+    /// The URL template the bench's address is rendered from (`list` renders it again).
+    pub const URL_TEMPLATE: &str = "benchctl.url-template";
+    /// The Tracker field the bench's address was written to (teardown clears that one).
+    pub const FIELD: &str = "benchctl.field";
+
+    /// A label value from free text (a branch name, a repository): readable but bounded.
+    pub fn value(v: &str) -> String {
+        v.chars().take(255).collect()
+    }
+
+    /// The label filter of what benchctl made for `issue`.
+    pub fn issue_filter(issue: &str) -> Vec<String> {
+        vec![format!("{MANAGED}=true"), format!("{ISSUE}={issue}")]
+    }
+}
+
+/// The build context as a stream of tar bytes.
+pub type ContextStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// What a bench container is made of.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub container_port: u16,
+    /// Host address the port is published on (`0.0.0.0` for all interfaces).
+    pub bind: String,
+    pub limits: Limits,
+    /// `NAME=value` entries of the bench's environment.
+    pub env: Vec<String>,
+    /// Join this network instead of publishing the port (a reverse proxy routes to it).
+    pub network: Option<String>,
+    /// The bench this one replaces. Plain containers start beside it (the orchestration
+    /// removes it once the new one answers); a swarm service is updated in place.
+    pub replaces: Option<String>,
+    /// What the readiness probe asks (a swarm service's health check asks it too).
+    pub health_path: String,
+    /// How long the bench may take to answer.
+    pub ready_timeout: std::time::Duration,
+}
+
+/// Resource limits of a bench.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    pub nano_cpus: i64,
+    pub pids: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 512 * 1024 * 1024,
+            nano_cpus: 1_000_000_000,
+            pids: 256,
+        }
+    }
+}
+
+/// What the engine says about one bench (a container, or a service and its task).
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// The image's id (`sha256:...`).
+    pub image_id: String,
+    pub labels: HashMap<String, String>,
+    /// `running`, `exited`, `created`, ...
+    pub state: String,
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    /// How often the engine restarted it (restart policy).
+    pub restarts: i64,
+    /// `healthy`, `unhealthy`, `starting`, or `None` without a HEALTHCHECK.
+    pub health: Option<String>,
+    pub host_port: Option<u16>,
+    /// The container's address on its network (from `inspect`).
+    pub ip: Option<String>,
+    /// Unix seconds.
+    pub created: Option<i64>,
+    /// Where the published port is, when the engine knows better than the public host (the
+    /// node a swarm task runs on in host publish mode).
+    pub host: Option<String>,
+    /// What to suspect when the published port does not answer (the swarm's routing mesh).
+    pub reach_note: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    pub id: String,
+    pub exposed_ports: Vec<u16>,
+    pub labels: HashMap<String, String>,
+}
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildSpec {
+    /// The Dockerfile, relative to the context root (slash-separated).
+    pub dockerfile: String,
+    pub tag: String,
+    pub labels: HashMap<String, String>,
+    /// `--build-arg` values.
+    pub build_args: std::collections::BTreeMap<String, String>,
+    /// The stage to build (`--target`).
+    pub target: Option<String>,
+}
+
+/// A marker: a named object that runs nothing and holds labels (an issue's lock, the result
+/// of its last deploy). Creating one is atomic on its name.
+#[derive(Debug, Clone)]
+pub struct Marker {
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    /// What the engine keeps it as.
+    pub kind: MarkerKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerKind {
+    /// A never-started container (the docker backend).
+    Container,
+    /// A swarm config (names unique across the swarm).
+    Config,
+}
+
+/// Images: built from a streamed context, inspected, committed, listed and removed.
+#[async_trait]
+pub trait Images: Send + Sync {
+    /// Builds from a streamed context; returns the image id. Build output goes to `reporter`.
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        context: ContextStream,
+        reporter: &SharedReporter,
+    ) -> Result<String>;
+    /// The image `name` (a tag or an id), `None` when there is none.
+    async fn inspect(&self, name: &str) -> Result<Option<ImageInfo>>;
+    /// Applies Dockerfile configuration instructions (`changes`, one per line) to `image` in one
+    /// commit, tagged `tag`; returns the new image's id.
+    async fn commit(&self, image: &str, changes: &str, tag: &str) -> Result<String>;
+    /// Images carrying all `labels` (`key=value`).
+    async fn list(&self, labels: &[String]) -> Result<Vec<ImageInfo>>;
+    /// Removes an image; one already gone is not an error.
+    async fn remove(&self, id: &str) -> Result<()>;
+}
+
+/// Benches: a new version starts as a candidate beside the current one (or, on a swarm, as
+/// the update of its service), is promoted once it answers, or discarded.
+#[async_trait]
+pub trait Benches: Send + Sync {
+    /// Checks, before any fetch or build, that this engine can start a new bench at all (a
+    /// swarm of several nodes needs a registry).
+    async fn check_can_run(&self) -> Result<()> {
+        Ok(())
+    }
+    /// What about this engine shapes a bench besides its settings (a change redeploys even
+    /// an unchanged commit); empty for plain containers.
+    fn shape(&self) -> String {
+        String::new()
+    }
+    /// Starts a candidate version; returns its id.
+    async fn start(&self, spec: &ContainerSpec) -> Result<String>;
+    /// Makes the candidate `id` the bench named `name` (a container is renamed; an updated
+    /// service already is the bench).
+    async fn promote(&self, id: &str, name: &str) -> Result<()>;
+    /// Abandons a version that failed or was interrupted before it became the bench: a
+    /// container is removed; a service updated in place goes back to its previous version.
+    async fn discard(&self, id: &str) -> Result<()>;
+    /// Removes a bench (stopping it first); one already gone is not an error.
+    async fn remove(&self, id: &str) -> Result<()>;
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>>;
+    /// Benches (running or not) carrying all `labels` (`key=value`, exact match).
+    async fn list(&self, labels: &[String]) -> Result<Vec<ContainerInfo>>;
+    /// The last `n` lines the bench printed.
+    async fn logs_tail(&self, id: &str, n: usize) -> Result<Vec<String>>;
+    /// The bench's output (stdout and stderr), the last `tail` lines first, then, with
+    /// `follow`, everything it prints until it stops.
+    fn logs(&self, id: &str, follow: bool, tail: Option<usize>) -> LogStream;
+}
+
+/// Markers: created atomically by name (`None` when the name is taken), read, listed by label
+/// and removed.
+#[async_trait]
+pub trait Markers: Send + Sync {
+    async fn create(&self, name: &str, labels: &HashMap<String, String>) -> Result<Option<String>>;
+    async fn get(&self, name: &str) -> Result<Option<Marker>>;
+    /// Markers carrying all `labels`.
+    async fn list(&self, labels: &[String]) -> Result<Vec<Marker>>;
+    /// Removes a marker; one already gone is not an error.
+    async fn remove(&self, marker: &Marker) -> Result<()>;
+}
+
+/// An engine: its three roles.
+pub struct Engine {
+    pub images: Box<dyn Images>,
+    pub benches: Box<dyn Benches>,
+    pub markers: Box<dyn Markers>,
+}
+
+/// Raw output of a bench.
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+/// Where benches run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Containers on the engine.
+    #[default]
+    Docker,
+    /// One-replica services on the swarm the engine manages.
+    Swarm(swarm::SwarmOptions),
+}
+
+impl Backend {
+    /// Connects to the engine of this backend.
+    pub async fn connect(&self) -> Result<Engine> {
+        match self {
+            Backend::Docker => Ok(docker::DockerEngine::connect().await?.engine()),
+            Backend::Swarm(o) => Ok(swarm::SwarmEngine::connect(o.clone()).await?.engine()),
+        }
+    }
+}
