@@ -16,6 +16,8 @@ pub const CACHE_DIR: &str = "BENCHCTL_CACHE_DIR";
 pub const BENCH_FIELD: &str = "BENCHCTL_BENCH_FIELD";
 pub const PUBLIC_HOST: &str = "BENCHCTL_PUBLIC_HOST";
 pub const ISSUE_PATTERN: &str = "BENCHCTL_ISSUE_PATTERN";
+/// The bench's address as a template (`--url-template`).
+pub const URL_TEMPLATE: &str = "BENCHCTL_URL_TEMPLATE";
 /// Token used for https git remotes (sent as the password of user `x-access-token`,
 /// or of `BENCHCTL_GIT_USER` when set).
 pub const GIT_TOKEN: &str = "BENCHCTL_GIT_TOKEN";

@@ -8,7 +8,6 @@
 pub mod app;
 pub mod cli;
 pub mod clock;
-pub mod config;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod engine;

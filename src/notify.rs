@@ -2,7 +2,7 @@
 //! in `templates/`. A failing messenger never fails the work it reports on: sending returns
 //! warnings, never errors.
 
-use crate::config::EnvSource;
+use crate::secret::EnvSource;
 use crate::secret::{redact, Secret};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -161,10 +161,10 @@ impl Notifier {
     pub fn from_env(envs: &dyn EnvSource, templates: Templates) -> crate::Result<Notifier> {
         use crate::env;
         let mut targets = Vec::new();
-        if let Some(url) = crate::config::secret_from_env(envs, env::SLACK_WEBHOOK_URL)? {
+        if let Some(url) = crate::secret::secret_from_env(envs, env::SLACK_WEBHOOK_URL)? {
             targets.push(Target::Slack(url));
         }
-        let token = crate::config::secret_from_env(envs, env::TELEGRAM_BOT_TOKEN)?;
+        let token = crate::secret::secret_from_env(envs, env::TELEGRAM_BOT_TOKEN)?;
         match (token, envs.get(env::TELEGRAM_CHAT_ID)) {
             (Some(token), Some(chat)) => targets.push(Target::Telegram {
                 api: envs

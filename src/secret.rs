@@ -2,8 +2,11 @@
 //!
 //! A [`Secret`] never prints its value (`Debug` and `Display` show `***`). Every secret that
 //! benchctl reads is also registered here, so [`redact`] can scrub it from any text that leaves
-//! the process (error messages, engine or Tracker answers echoed to the user).
+//! the process (error messages, engine or Tracker answers echoed to the user). Secrets come
+//! from the environment or from files ([`secret_from_env`]), never from a flag's value.
 
+use crate::{env, Error, Result};
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 fn registry() -> &'static Mutex<Vec<String>> {
@@ -54,6 +57,79 @@ pub fn redact(text: &str) -> String {
         }
     }
     out
+}
+
+/// A source of environment variables (the process environment, or a map in tests).
+pub trait EnvSource {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        env::var(name)
+    }
+}
+
+impl EnvSource for std::collections::HashMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.to_string())
+    }
+}
+
+fn read_token_file(path: &Path, what: &str) -> Result<Secret> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::usage(format!(
+            "cannot read the {what} token file `{}`: {e}",
+            path.display()
+        ))
+    })?;
+    let token = Secret::new(text.trim());
+    if token.expose().is_empty() {
+        return Err(Error::usage(format!(
+            "the {what} token file `{}` is empty",
+            path.display()
+        )));
+    }
+    Ok(token)
+}
+
+/// A token from the variable `var`, or from a file (the flag's, else `file_var`'s); both is an
+/// error that names them.
+pub fn token(
+    envs: &dyn EnvSource,
+    var: &str,
+    file_var: &str,
+    flag_file: &Option<PathBuf>,
+    what: &str,
+) -> Result<Option<Secret>> {
+    let file = flag_file
+        .clone()
+        .or_else(|| envs.get(file_var).map(PathBuf::from));
+    match (envs.get(var), file) {
+        (Some(_), Some(f)) => Err(Error::usage(format!(
+            "configuration error: both {var} and the {what} token file `{}` are set; keep one",
+            f.display()
+        ))),
+        (Some(t), None) => Ok(Some(Secret::new(t))),
+        (None, Some(f)) => read_token_file(&f, what).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A secret from the variable `var`, or from the file named by `<var>_FILE` (both is an error).
+pub fn secret_from_env(envs: &dyn EnvSource, var: &str) -> Result<Option<Secret>> {
+    let file_var = format!("{var}_FILE");
+    token(
+        envs,
+        var,
+        &file_var,
+        &None,
+        &var.to_ascii_lowercase().replace('_', " "),
+    )
 }
 
 #[cfg(test)]

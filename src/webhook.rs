@@ -69,8 +69,8 @@ impl Secrets {
     }
 
     /// Reads each secret from its variable, or from the file named by `<VAR>_FILE`.
-    pub fn from_env(envs: &dyn crate::config::EnvSource) -> crate::Result<Secrets> {
-        let read = |source: Source| crate::config::secret_from_env(envs, source.secret_var());
+    pub fn from_env(envs: &dyn crate::secret::EnvSource) -> crate::Result<Secrets> {
+        let read = |source: Source| crate::secret::secret_from_env(envs, source.secret_var());
         Ok(Secrets {
             github: read(Source::GitHub)?,
             bitbucket: read(Source::Bitbucket)?,

@@ -157,10 +157,10 @@ mod tests {
 
     #[test]
     fn a_deploy_links_only_when_asked_and_a_tracker_is_there() {
-        let t = TrackerClient::new(crate::config::TrackerConfig {
+        let t = TrackerClient::new(crate::tracker::TrackerConfig {
             base_url: "http://127.0.0.1:1".into(),
-            auth: crate::config::TrackerAuth::OAuth(crate::secret::Secret::new("x")),
-            org: crate::config::TrackerOrg::Org("1".into()),
+            auth: crate::tracker::TrackerAuth::OAuth(crate::secret::Secret::new("x")),
+            org: crate::tracker::TrackerOrg::Org("1".into()),
         });
         assert_eq!(
             link_target(false, Some(&t)).err().as_deref(),

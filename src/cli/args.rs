@@ -1,6 +1,7 @@
 //! The command line as clap sees it: every command, flag and help text, and nothing else
 //! (turning them into settings is `resolve.rs`, running them `commands/`, output `print.rs`).
 
+use crate::settings::keys;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -73,29 +74,19 @@ pub enum Command {
 /// Where benches run (flags > environment > the `--config` file > `docker`).
 #[derive(Debug, Args)]
 pub struct EngineArgs {
-    /// Where benches run: `docker` (containers on the engine) or `swarm` (one-replica services
-    /// on the swarm the engine manages; README: Swarm).
-    #[arg(long, global = true, env = "BENCHCTL_BACKEND", value_name = "BACKEND",
-          help_heading = "Where benches run",
-          value_parser = ["docker", "swarm"])]
+    #[arg(long, global = true, env = keys::BACKEND.env, value_name = keys::BACKEND.value_name,
+          help = keys::BACKEND.help, help_heading = "Where benches run",
+          value_parser = clap::builder::PossibleValuesParser::new(keys::BACKEND.choices()))]
     pub backend: Option<String>,
 
-    /// How a swarm bench publishes its port: `ingress` (the routing mesh, default; reachable
-    /// on every node) or `host` (on the node the bench runs on).
-    #[arg(long, global = true, env = "BENCHCTL_PUBLISH_MODE", value_name = "MODE",
-          help_heading = "Where benches run",
-          value_parser = ["ingress", "host"])]
+    #[arg(id = "publish-mode", long = "publish-mode", global = true,
+          env = keys::PUBLISH_MODE.env, value_name = keys::PUBLISH_MODE.value_name,
+          help = keys::PUBLISH_MODE.help, help_heading = "Where benches run",
+          value_parser = clap::builder::PossibleValuesParser::new(keys::PUBLISH_MODE.choices()))]
     pub publish_mode: Option<String>,
 
-    /// Registry the swarm backend pushes images to, e.g. `registry.example.com:5000`
-    /// (credentials: BENCHCTL_REGISTRY_USER and BENCHCTL_REGISTRY_PASSWORD, else `docker login`).
-    #[arg(
-        long,
-        global = true,
-        env = "BENCHCTL_REGISTRY",
-        value_name = "HOST",
-        help_heading = "Where benches run"
-    )]
+    #[arg(long, global = true, env = keys::REGISTRY.env, value_name = keys::REGISTRY.value_name,
+          help = keys::REGISTRY.help, help_heading = "Where benches run")]
     pub registry: Option<String>,
 }
 
@@ -164,8 +155,8 @@ pub struct ServeArgs {
     #[arg(long = "repo", value_name = "NAME=URL")]
     pub repos: Vec<String>,
 
-    /// Regex that finds the issue key in branch names.
-    #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
+    #[arg(id = "issue-pattern", long = "issue-pattern", env = keys::ISSUE_PATTERN.env,
+          value_name = keys::ISSUE_PATTERN.value_name, help = keys::ISSUE_PATTERN.help)]
     pub issue_pattern: Option<String>,
 
     /// Status an approved pull request moves the issue to (`none`: leave it).
@@ -305,8 +296,8 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct TrackerArgs {
-    /// Tracker field that holds the bench address (a local field's full key `<hex>--benchLink` works).
-    #[arg(long, env = "BENCHCTL_BENCH_FIELD", value_name = "KEY")]
+    #[arg(long, env = keys::FIELD.env, value_name = keys::FIELD.value_name,
+          help = keys::FIELD.help)]
     pub field: Option<String>,
 
     /// Tracker API base URL.
@@ -366,9 +357,8 @@ pub struct SourceArgs {
     #[arg(long, value_name = "KEY")]
     pub issue: Option<String>,
 
-    /// Regex that finds the issue key in the branch name (its first group, or the whole match;
-    /// default `(?:^|[^A-Za-z])([A-Za-z]+-[0-9]+)`).
-    #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
+    #[arg(id = "issue-pattern", long = "issue-pattern", env = keys::ISSUE_PATTERN.env,
+          value_name = keys::ISSUE_PATTERN.value_name, help = keys::ISSUE_PATTERN.help)]
     pub issue_pattern: Option<String>,
 }
 
@@ -390,46 +380,18 @@ pub struct ConfigArgs {
 /// the branch's `benchctl.toml` > defaults.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// The settings a config file may hold too (`crate::settings::keys`).
+    #[command(flatten)]
+    pub keys: crate::settings::flags::KeyArgs,
+
     /// A local config file (same format as the repository's `benchctl.toml`).
     #[arg(long, env = "BENCHCTL_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
-
-    /// Dockerfile path inside the repository (default `Dockerfile`).
-    #[arg(long, value_name = "PATH")]
-    pub dockerfile: Option<String>,
-
-    /// Build with this Dockerfile template instead of the branch's Dockerfile (without it, a
-    /// branch that has no Dockerfile gets the template its files suggest; `benchctl templates`).
-    #[arg(long, value_name = "NAME")]
-    pub template: Option<String>,
-
-    /// A build argument (repeatable).
-    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
-    pub build_args: Vec<String>,
-
-    /// The Dockerfile stage to build.
-    #[arg(long, value_name = "STAGE")]
-    pub target: Option<String>,
-
-    /// Path the readiness probe asks (default `/`: any answer counts; another path must
-    /// answer 2xx or 3xx).
-    #[arg(long, value_name = "PATH")]
-    pub health_path: Option<String>,
-
-    /// A variable of the bench's environment: `NAME=VALUE`, or `NAME` to pass benchctl's own
-    /// value (never shown). Repeatable.
-    #[arg(long = "env", short = 'e', value_name = "NAME[=VALUE]")]
-    pub env: Vec<String>,
 
     /// A file of `NAME=VALUE` lines for the bench's environment (values never shown).
     /// Repeatable.
     #[arg(long = "env-file", value_name = "PATH")]
     pub env_files: Vec<PathBuf>,
-
-    /// The bench's address, e.g. `https://{issue}.bench.example.com` (placeholders {issue},
-    /// {branch}, {commit}, {port}; each a DNS-safe slug, host labels at most 63 characters).
-    #[arg(long, env = "BENCHCTL_URL_TEMPLATE", value_name = "TEMPLATE")]
-    pub url_template: Option<String>,
 
     /// Route benches through a reverse proxy instead of publishing ports (`traefik`: router
     /// labels on the host of --url-template; the bench joins --network).
@@ -448,10 +410,6 @@ pub struct BenchArgs {
     #[arg(long, env = "BENCHCTL_TRAEFIK_CERT_RESOLVER", value_name = "NAME")]
     pub traefik_cert_resolver: Option<String>,
 
-    /// Container port to publish (default: the image's single EXPOSEd port).
-    #[arg(long, value_name = "PORT")]
-    pub port: Option<u16>,
-
     /// Host address the bench port is published on.
     #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
     pub bind: String,
@@ -460,22 +418,6 @@ pub struct BenchArgs {
     /// else this machine's host name).
     #[arg(long, env = "BENCHCTL_PUBLIC_HOST", value_name = "HOST")]
     pub public_host: Option<String>,
-
-    /// Seconds to wait for the bench to answer (default 60).
-    #[arg(long, value_name = "SECONDS")]
-    pub ready_timeout: Option<u64>,
-
-    /// Memory limit of the bench (bytes, or with k/m/g suffix; default 512m).
-    #[arg(long, value_name = "SIZE")]
-    pub memory: Option<String>,
-
-    /// CPU limit of the bench (cores; default 1).
-    #[arg(long, value_name = "CPUS")]
-    pub cpus: Option<f64>,
-
-    /// Maximum number of processes in the bench (default 256).
-    #[arg(long, value_name = "N")]
-    pub pids_limit: Option<i64>,
 
     /// Where cached clones live (default: the user's cache directory, `~/.cache/benchctl`).
     #[arg(long, env = "BENCHCTL_CACHE_DIR", value_name = "DIR")]
@@ -503,8 +445,8 @@ pub struct TeardownArgs {
     #[arg(long, value_name = "BRANCH", conflicts_with = "issue")]
     pub branch: Option<String>,
 
-    /// Regex that finds the issue key in the branch name.
-    #[arg(long, env = "BENCHCTL_ISSUE_PATTERN", value_name = "REGEX")]
+    #[arg(id = "issue-pattern", long = "issue-pattern", env = keys::ISSUE_PATTERN.env,
+          value_name = keys::ISSUE_PATTERN.value_name, help = keys::ISSUE_PATTERN.help)]
     pub issue_pattern: Option<String>,
 
     /// A branch without an issue key is not an error: exit 0 and do nothing (for CI jobs that

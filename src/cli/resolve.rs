@@ -3,12 +3,13 @@
 
 use super::args::*;
 use crate::app::request::DeployRequest;
-use crate::config::{self, ProcessEnv, TokenFiles};
 use crate::engine::Limits;
 use crate::naming;
 use crate::notify::{Notifier, Templates};
 use crate::output::SharedReporter;
-use crate::settings::{FileConfig, Layer, LimitsConfig, Origin};
+use crate::secret::ProcessEnv;
+use crate::settings::{flags, keys, merge, read_local, Effective, Layer, Origin};
+use crate::tracker::config::TokenFiles;
 use crate::tracker::TrackerClient;
 use crate::{env, Error, Result};
 use clap::parser::ValueSource;
@@ -20,7 +21,7 @@ impl EngineArgs {
     /// The backend, from flags, the environment and the local config file `config` (the
     /// command's `--config`, else BENCHCTL_CONFIG), for commands that never push an image.
     pub fn backend(&self, config: Option<&std::path::Path>) -> Result<crate::engine::Backend> {
-        Ok(self.resolve(config)?.0)
+        Ok(self.resolve(config, None)?.0)
     }
 
     /// [`Self::backend`] with the registry's credentials (deploys push images); a credential
@@ -38,121 +39,66 @@ impl EngineArgs {
         Ok(backend)
     }
 
-    /// The backend (without credentials), and the local config file's path and contents.
-    pub(crate) fn resolve(
+    /// The backend (without credentials) and the settings it was made of; `m` (the command's
+    /// matches) tells whether a value came from a flag or its variable.
+    fn resolve(
         &self,
         config: Option<&std::path::Path>,
-    ) -> Result<(crate::engine::Backend, Option<PathBuf>, FileConfig)> {
-        let from_env = env::var(env::CONFIG).map(PathBuf::from);
-        let path = config.map(PathBuf::from).or(from_env);
-        let file = match &path {
-            Some(p) => crate::settings::read_local(p)?,
-            None => FileConfig::default(),
-        };
-        let backend = self
-            .backend
-            .clone()
-            .or(file.backend.clone())
-            .unwrap_or("docker".into());
-        let publish_mode = self.publish_mode.clone().or(file.publish_mode.clone());
-        let registry = self.registry.clone().or(file.registry.clone());
-        match backend.as_str() {
-            "docker" => {
-                let stray = [
-                    ("--publish-mode", publish_mode.is_some()),
-                    ("--registry", registry.is_some()),
-                ];
-                if let Some((flag, _)) = stray.iter().find(|(_, set)| *set) {
+        m: Option<&ArgMatches>,
+    ) -> Result<(crate::engine::Backend, Effective)> {
+        let mut explicit = Layer::default();
+        let given = [
+            (&keys::BACKEND, &self.backend),
+            (&keys::PUBLISH_MODE, &self.publish_mode),
+            (&keys::REGISTRY, &self.registry),
+        ];
+        for (key, value) in given {
+            if let Some(v) = value {
+                let origin = m.map_or(Origin::Flag(key.flag_text()), |m| flags::origin(key, m));
+                explicit.set(key.name, v, origin);
+            }
+        }
+        let path = config
+            .map(PathBuf::from)
+            .or_else(|| env::var(env::CONFIG).map(PathBuf::from));
+        let local = path.as_deref().map(read_local).transpose()?;
+        let mut layers = vec![&explicit];
+        layers.extend(local.as_ref());
+        let e = merge(&layers);
+        let set = |key: &keys::Key| e.origin(key.name).is_some_and(|o| *o != Origin::Default);
+        let backend = match e.get(&keys::BACKEND).unwrap_or("docker") {
+            "swarm" => crate::engine::Backend::Swarm(crate::engine::swarm::SwarmOptions {
+                publish_mode: e.get(&keys::PUBLISH_MODE).unwrap_or("ingress").parse()?,
+                registry: e.get(&keys::REGISTRY).map(str::to_string),
+                credentials: None,
+            }),
+            _ => {
+                let stray = [&keys::PUBLISH_MODE, &keys::REGISTRY];
+                if let Some(key) = stray.into_iter().find(|k| set(k)) {
                     return Err(Error::usage(format!(
-                        "{flag} only applies to --backend swarm (BENCHCTL_BACKEND=swarm); the \
-                         docker backend runs benches on its own engine"
+                        "{} only applies to --backend swarm (BENCHCTL_BACKEND=swarm); the \
+                         docker backend runs benches on its own engine",
+                        key.flag_text()
                     )));
                 }
-                Ok((crate::engine::Backend::Docker, path, file))
+                crate::engine::Backend::Docker
             }
-            "swarm" => {
-                let publish_mode = publish_mode.as_deref().unwrap_or("ingress").parse()?;
-                let options = crate::engine::swarm::SwarmOptions {
-                    publish_mode,
-                    registry,
-                    credentials: None,
-                };
-                Ok((crate::engine::Backend::Swarm(options), path, file))
-            }
-            other => Err(Error::usage(format!(
-                "unknown backend `{other}`: use `docker` or `swarm`"
-            ))),
-        }
+        };
+        Ok((backend, e))
     }
-}
 
-impl EngineArgs {
-    /// The backend settings as `config` shows them: key, value, origin.
+    /// The backend settings as `config` shows them (the swarm's only on the swarm backend).
     pub(crate) fn rows(
         &self,
         config: Option<&std::path::Path>,
         m: &ArgMatches,
-    ) -> Result<Vec<(&'static str, String, String)>> {
-        let (backend, path, file) = self.resolve(config)?;
-        let origin = |flag: &Option<String>, in_file: bool, id: &str, name: &str, var: &str| {
-            if flag.is_some() {
-                origin_of(m, id, name, Some(var)).to_string()
-            } else if in_file {
-                format!(
-                    "--config {}",
-                    path.as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                )
-            } else {
-                "default".to_string()
-            }
+    ) -> Result<Vec<crate::settings::Row>> {
+        let (backend, e) = self.resolve(config, Some(m))?;
+        let shown = match backend {
+            crate::engine::Backend::Docker => &keys::ENGINE_KEYS[..1],
+            crate::engine::Backend::Swarm(_) => keys::ENGINE_KEYS,
         };
-        let mut rows = vec![];
-        let (name, swarm) = match &backend {
-            crate::engine::Backend::Docker => ("docker", None),
-            crate::engine::Backend::Swarm(o) => ("swarm", Some(o)),
-        };
-        rows.push((
-            "backend",
-            name.to_string(),
-            origin(
-                &self.backend,
-                file.backend.is_some(),
-                "backend",
-                "--backend",
-                env::BACKEND,
-            ),
-        ));
-        if let Some(o) = swarm {
-            let mode = match o.publish_mode {
-                crate::engine::swarm::PublishMode::Ingress => "ingress",
-                crate::engine::swarm::PublishMode::Host => "host",
-            };
-            rows.push((
-                "publish-mode",
-                mode.to_string(),
-                origin(
-                    &self.publish_mode,
-                    file.publish_mode.is_some(),
-                    "publish_mode",
-                    "--publish-mode",
-                    env::PUBLISH_MODE,
-                ),
-            ));
-            rows.push((
-                "registry",
-                o.registry.clone().unwrap_or_else(|| "-".into()),
-                origin(
-                    &self.registry,
-                    file.registry.is_some(),
-                    "registry",
-                    "--registry",
-                    env::REGISTRY,
-                ),
-            ));
-        }
-        Ok(rows)
+        Ok(crate::settings::rows(&e, shown))
     }
 }
 
@@ -180,7 +126,7 @@ pub(crate) fn tracker_client(args: &TrackerArgs) -> Result<Option<TrackerClient>
         iam: args.tracker_iam_token_file.clone(),
     };
     Ok(
-        config::tracker_config(&ProcessEnv, args.tracker_url.as_deref(), &files)?
+        crate::tracker::config::tracker_config(&ProcessEnv, args.tracker_url.as_deref(), &files)?
             .map(TrackerClient::new),
     )
 }
@@ -210,149 +156,15 @@ pub(crate) fn explicit_layer(
     issue_pattern: Option<&str>,
     m: &ArgMatches,
 ) -> Result<Layer> {
-    let mut c = FileConfig::default();
-    let mut origins = std::collections::BTreeMap::new();
-    let mut set = |key: &str, id: &str, flag: &str, var: Option<&str>| {
-        origins.insert(key.to_string(), origin_of(m, id, flag, var));
-    };
-    // a value given by flag (or its variable) goes into the layer with where it came from
-    macro_rules! take {
-        ($value:expr, $field:ident, $key:literal, $id:literal, $flag:literal, $var:expr) => {
-            if let Some(v) = $value {
-                c.$field = Some(v.to_owned());
-                set($key, $id, $flag, $var);
-            }
-        };
-    }
-    take!(
-        &args.dockerfile,
-        dockerfile,
-        "dockerfile",
-        "dockerfile",
-        "--dockerfile",
-        None
-    );
-    take!(
-        &args.template,
-        template,
-        "template",
-        "template",
-        "--template",
-        None
-    );
-    take!(&args.target, target, "target", "target", "--target", None);
-    take!(&args.port, port, "port", "port", "--port", None);
-    take!(
-        &args.health_path,
-        health_path,
-        "health-path",
-        "health_path",
-        "--health-path",
-        None
-    );
-    take!(
-        &args.ready_timeout,
-        ready_timeout,
-        "ready-timeout",
-        "ready_timeout",
-        "--ready-timeout",
-        None
-    );
-    take!(
-        &args.url_template,
-        url_template,
-        "url-template",
-        "url_template",
-        "--url-template",
-        Some("BENCHCTL_URL_TEMPLATE")
-    );
-    take!(
-        field,
-        field,
-        "field",
-        "field",
-        "--field",
-        Some(env::BENCH_FIELD)
-    );
-    take!(
-        issue_pattern,
-        issue_pattern,
-        "issue-pattern",
-        "issue_pattern",
-        "--issue-pattern",
-        Some(env::ISSUE_PATTERN)
-    );
-    let mut limits = LimitsConfig::default();
-    if let Some(v) = &args.memory {
-        limits.memory = Some(v.clone());
-        set("limits.memory", "memory", "--memory", None);
-    }
-    if let Some(v) = args.cpus {
-        limits.cpus = Some(v);
-        set("limits.cpus", "cpus", "--cpus", None);
-    }
-    if let Some(v) = args.pids_limit {
-        limits.pids = Some(v);
-        set("limits.pids", "pids_limit", "--pids-limit", None);
-    }
-    c.limits = Some(limits);
-    let mut build_args = std::collections::BTreeMap::new();
-    for a in &args.build_args {
-        let (k, v) = a
-            .split_once('=')
-            .ok_or_else(|| Error::usage(format!("--build-arg `{a}` is not NAME=VALUE")))?;
-        build_args.insert(k.to_string(), v.to_string());
-        origins.insert(
-            format!("build-args.{k}"),
-            Origin::Flag("--build-arg".into()),
-        );
-    }
-    c.build_args = (!build_args.is_empty()).then_some(build_args);
-    // env files first: --env wins over them
-    let mut bench_env = std::collections::BTreeMap::new();
-    for f in &args.env_files {
-        for (k, v) in crate::settings::read_env_file(f)? {
-            origins.insert(format!("env.{k}"), Origin::EnvFile(f.display().to_string()));
-            bench_env.insert(k, v);
-        }
-    }
-    for e in &args.env {
-        let (name, value, origin) = match e.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string(), Origin::Flag("--env".into())),
-            None => {
-                let value = std::env::var(e).map_err(|_| {
-                    Error::usage(format!(
-                        "--env {e}: {e} is not set in benchctl's environment (pass NAME=VALUE, or export it)"
-                    ))
-                })?;
-                (e.clone(), value, Origin::Env(e.clone()))
-            }
-        };
-        if !crate::settings::valid_env_name(&name) {
-            return Err(Error::usage(format!(
-                "--env: `{}` is not a variable name",
-                name.escape_debug()
-            )));
-        }
-        origins.insert(format!("env.{name}"), origin);
-        bench_env.insert(name, value);
-    }
-    c.env = (!bench_env.is_empty()).then_some(bench_env);
-    Ok(Layer { config: c, origins })
+    let mut layer = args.keys.layer(&args.env_files)?;
+    flags::given(&mut layer, &keys::FIELD, field, m);
+    flags::given(&mut layer, &keys::ISSUE_PATTERN, issue_pattern, m);
+    Ok(layer)
 }
 
 /// The `--config` file as a layer.
 pub(crate) fn local_layer(args: &BenchArgs) -> Result<Option<Layer>> {
-    args.config
-        .as_ref()
-        .map(|p| {
-            let c = crate::settings::read_local(p)?;
-            Ok(Layer::file(
-                c,
-                Origin::LocalConfig(format!("--config {}", p.display())),
-            ))
-        })
-        .transpose()
+    args.config.as_deref().map(read_local).transpose()
 }
 
 /// The branch: given, else the CI system's.
@@ -439,10 +251,10 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
         dockerfile: "Dockerfile".into(),
         port: None,
         bind: args.bind.clone(),
-        public_host: config::public_host(args.public_host.as_deref(), &ProcessEnv),
+        public_host: crate::settings::public_host(args.public_host.as_deref(), &ProcessEnv),
         ready_timeout: Duration::from_secs(60),
         limits: Limits::default(),
-        field: config::DEFAULT_FIELD.to_string(),
+        field: keys::FIELD.default.unwrap_or_default().to_string(),
         link,
         force,
         deploy_id: String::new(),
@@ -454,7 +266,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
         env: Vec::new(),
         url_template: None,
         router,
-        engine_host: config::remote_engine_host(&ProcessEnv),
+        engine_host: crate::settings::remote_engine_host(&ProcessEnv),
         template: None,
         head_hint: None,
     })

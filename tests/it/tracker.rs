@@ -3,7 +3,7 @@
 //! Tracker's errorMessages without the token.
 
 use crate::support::fake_tracker::{Auth, FakeTracker, Org};
-use benchctl::config::{TrackerAuth, TrackerConfig, TrackerOrg};
+use benchctl::tracker::{TrackerAuth, TrackerConfig, TrackerOrg};
 use benchctl::secret::Secret;
 use benchctl::tracker::{RetryPolicy, TrackerClient};
 use std::time::{Duration, Instant};

@@ -5,7 +5,8 @@ use super::Ctx;
 use crate::cli::args::ConfigArgs;
 use crate::cli::print::{Output, Settings};
 use crate::cli::resolve;
-use crate::config::{self, ProcessEnv};
+use crate::secret::ProcessEnv;
+use crate::settings::keys::{self, Key};
 use crate::{env, Result};
 
 pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
@@ -69,17 +70,23 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
         effective
     };
     let mut rows = head;
-    rows.extend(crate::settings::rows(&effective));
+    // the bench's settings; where benches run follows below
+    let bench: Vec<&Key> = keys::KEYS
+        .iter()
+        .copied()
+        .filter(|k| k.files == keys::Files::Any)
+        .collect();
+    rows.extend(crate::settings::rows(&effective, &bench));
     let public_host_origin = if args.bench.public_host.is_some() {
         resolve::origin_of(m, "public_host", "--public-host", Some(env::PUBLIC_HOST)).to_string()
-    } else if config::remote_engine_host(&ProcessEnv).is_some() {
+    } else if crate::settings::remote_engine_host(&ProcessEnv).is_some() {
         "DOCKER_HOST (the remote engine's host)".into()
     } else {
         "default (this machine's host name)".into()
     };
     rows.push(row(
         "public-host",
-        config::public_host(args.bench.public_host.as_deref(), &ProcessEnv),
+        crate::settings::public_host(args.bench.public_host.as_deref(), &ProcessEnv),
         &public_host_origin,
     ));
     rows.push(row(
@@ -87,12 +94,7 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
         args.bench.bind.clone(),
         "flag --bind or default",
     ));
-    rows.extend(
-        cx.engine
-            .rows(args.bench.config.as_deref(), m)?
-            .into_iter()
-            .map(|(k, v, o)| row(k, v, &o)),
-    );
+    rows.extend(cx.engine.rows(args.bench.config.as_deref(), m)?);
     rows.push(row(
         "cache-dir",
         resolve::cache_dir(&args.bench.cache_dir)

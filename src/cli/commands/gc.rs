@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::cli::args::GcArgs;
 use crate::cli::print::{Gc, Output};
 use crate::cli::resolve;
-use crate::config::{self, ProcessEnv};
+use crate::secret::ProcessEnv;
 use crate::{Error, Result};
 
 pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
@@ -24,7 +24,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
         ttl,
         closed_statuses: args.closed.closed_statuses.clone(),
         scope,
-        field: config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?,
+        field: crate::settings::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?,
         clear_link: !args.keep_link,
         cache_dir: resolve::cache_dir(&args.cache_dir),
         cache_max_age: crate::gc::parse_duration(&args.cache_max_age).ok_or_else(|| {

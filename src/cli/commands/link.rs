@@ -4,12 +4,12 @@ use super::Ctx;
 use crate::cli::args::LinkArgs;
 use crate::cli::print::Output;
 use crate::cli::resolve;
-use crate::config::{self, ProcessEnv};
+use crate::secret::ProcessEnv;
 use crate::{env, naming, Error, Result};
 
 pub async fn exec(args: &LinkArgs, cx: &Ctx<'_>) -> Result<Output> {
     let issue = naming::normalize_issue_key(&args.issue)?;
-    let field = config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
+    let field = crate::settings::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
     let tracker = resolve::tracker_client(&args.tracker)?.ok_or_else(|| {
         Error::usage(format!(
             "no Tracker is configured; set {} (or {}) and {} (or {})",

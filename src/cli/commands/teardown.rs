@@ -5,8 +5,8 @@ use crate::app::{self, Context};
 use crate::cli::args::TeardownArgs;
 use crate::cli::print::{Output, SkippedNoIssue, Teardown};
 use crate::cli::resolve;
-use crate::config::{self, ProcessEnv};
 use crate::naming::{self, DEFAULT_ISSUE_PATTERN};
+use crate::secret::ProcessEnv;
 use crate::{Error, Result};
 
 pub async fn exec(args: &TeardownArgs, cx: &Ctx<'_>) -> Result<Output> {
@@ -35,7 +35,7 @@ pub async fn exec(args: &TeardownArgs, cx: &Ctx<'_>) -> Result<Output> {
             ))
         }
     };
-    let field = config::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
+    let field = crate::settings::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
     let tracker = if args.keep_link {
         None
     } else {

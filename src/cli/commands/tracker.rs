@@ -3,7 +3,7 @@
 use crate::cli::args::TrackerInitArgs;
 use crate::cli::print::Output;
 use crate::cli::resolve;
-use crate::config::{self, ProcessEnv};
+use crate::secret::ProcessEnv;
 use crate::{env, Error, Result};
 
 pub async fn exec(args: &TrackerInitArgs) -> Result<Output> {
@@ -14,7 +14,7 @@ pub async fn exec(args: &TrackerInitArgs) -> Result<Output> {
              BENCHCTL_TRACKER_CLOUD_ORG_ID)",
         )
     })?;
-    let secret = config::secret_from_env(&ProcessEnv, env::TRACKER_HOOK_SECRET)?;
+    let secret = crate::secret::secret_from_env(&ProcessEnv, env::TRACKER_HOOK_SECRET)?;
     let opts = crate::tracker::InitOptions {
         queue: args.queue.clone(),
         field_key: args.field_key.clone(),

@@ -106,7 +106,7 @@ pub fn docker_config_auth(config_json: &str, registry: &str) -> Option<RegistryA
 /// the `docker login` entry); none is fine (an open registry).
 pub fn registry_auth(registry: &str) -> Result<Option<RegistryAuth>> {
     let password =
-        crate::config::secret_from_env(&crate::config::ProcessEnv, env::REGISTRY_PASSWORD)?;
+        crate::secret::secret_from_env(&crate::secret::ProcessEnv, env::REGISTRY_PASSWORD)?;
     match (env::var(env::REGISTRY_USER), password) {
         (Some(username), Some(password)) => return Ok(Some(RegistryAuth { username, password })),
         (None, None) => {}

@@ -1,11 +1,9 @@
-//! Settings resolution: flags > environment > defaults.
-//!
-//! Tokens come only from the environment or from files, never from a flag value.
+//! Where the Tracker is and who benchctl is there: the API base URL, the OAuth or IAM token
+//! (from the environment or a file), the organization, and the retry bounds.
 
-use crate::env;
-use crate::secret::Secret;
-use crate::{Error, Result};
-use std::path::{Path, PathBuf};
+use crate::secret::{token, EnvSource, Secret};
+use crate::{env, Error, Result};
+use std::path::PathBuf;
 
 pub const DEFAULT_TRACKER_URL: &str = "https://api.tracker.yandex.net";
 pub const DEFAULT_FIELD: &str = "benchLink";
@@ -38,79 +36,6 @@ pub struct TrackerConfig {
 pub struct TokenFiles {
     pub oauth: Option<PathBuf>,
     pub iam: Option<PathBuf>,
-}
-
-/// A source of environment variables (the process environment, or a map in tests).
-pub trait EnvSource {
-    fn get(&self, name: &str) -> Option<String>;
-}
-
-pub struct ProcessEnv;
-
-impl EnvSource for ProcessEnv {
-    fn get(&self, name: &str) -> Option<String> {
-        env::var(name)
-    }
-}
-
-impl EnvSource for std::collections::HashMap<&str, &str> {
-    fn get(&self, name: &str) -> Option<String> {
-        std::collections::HashMap::get(self, name)
-            .filter(|v| !v.is_empty())
-            .map(|v| v.to_string())
-    }
-}
-
-fn read_token_file(path: &Path, what: &str) -> Result<Secret> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!(
-            "cannot read the {what} token file `{}`: {e}",
-            path.display()
-        ))
-    })?;
-    let token = Secret::new(text.trim());
-    if token.expose().is_empty() {
-        return Err(Error::usage(format!(
-            "the {what} token file `{}` is empty",
-            path.display()
-        )));
-    }
-    Ok(token)
-}
-
-/// A token from the variable `var`, or from a file (the flag's, else `file_var`'s); both is an
-/// error that names them.
-fn token(
-    envs: &dyn EnvSource,
-    var: &str,
-    file_var: &str,
-    flag_file: &Option<PathBuf>,
-    what: &str,
-) -> Result<Option<Secret>> {
-    let file = flag_file
-        .clone()
-        .or_else(|| envs.get(file_var).map(PathBuf::from));
-    match (envs.get(var), file) {
-        (Some(_), Some(f)) => Err(Error::usage(format!(
-            "configuration error: both {var} and the {what} token file `{}` are set; keep one",
-            f.display()
-        ))),
-        (Some(t), None) => Ok(Some(Secret::new(t))),
-        (None, Some(f)) => read_token_file(&f, what).map(Some),
-        (None, None) => Ok(None),
-    }
-}
-
-/// A secret from the variable `var`, or from the file named by `<var>_FILE` (both is an error).
-pub fn secret_from_env(envs: &dyn EnvSource, var: &str) -> Result<Option<Secret>> {
-    let file_var = format!("{var}_FILE");
-    token(
-        envs,
-        var,
-        &file_var,
-        &None,
-        &var.to_ascii_lowercase().replace('_', " "),
-    )
 }
 
 /// Resolves the Tracker connection. `Ok(None)` means no Tracker is configured at all (no token
@@ -194,8 +119,8 @@ pub fn tracker_config(
 
 /// The Tracker retry bounds: `BENCHCTL_TRACKER_RETRIES` tries, within
 /// `BENCHCTL_TRACKER_RETRY_SECS` seconds in all.
-pub fn retry_policy(envs: &dyn EnvSource) -> Result<crate::tracker::RetryPolicy> {
-    let mut p = crate::tracker::RetryPolicy::default();
+pub fn retry_policy(envs: &dyn EnvSource) -> Result<super::RetryPolicy> {
+    let mut p = super::RetryPolicy::default();
     if let Some(v) = envs.get(env::TRACKER_RETRIES) {
         p.max_tries = v
             .parse::<u32>()
@@ -220,63 +145,10 @@ pub fn retry_policy(envs: &dyn EnvSource) -> Result<crate::tracker::RetryPolicy>
     Ok(p)
 }
 
-/// The field that holds the bench address: flag > env > `benchLink`.
-pub fn bench_field(flag: Option<&str>, envs: &dyn EnvSource) -> Result<String> {
-    let field = flag
-        .map(str::to_string)
-        .or_else(|| envs.get(env::BENCH_FIELD))
-        .unwrap_or_else(|| DEFAULT_FIELD.to_string());
-    let ok = !field.is_empty()
-        && field
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(field)
-    } else {
-        Err(Error::usage(format!(
-            "`{}` is not a Tracker field key (letters, digits, `-`, `_`; a local field looks \
-             like `<hex>--benchLink`)",
-            field.escape_debug()
-        )))
-    }
-}
-
-/// The host name used in bench addresses: flag > env > a remote engine's host > this
-/// machine's host name.
-pub fn public_host(flag: Option<&str>, envs: &dyn EnvSource) -> String {
-    flag.map(str::to_string)
-        .or_else(|| envs.get(env::PUBLIC_HOST))
-        .or_else(|| remote_engine_host(envs))
-        .unwrap_or_else(machine_hostname)
-}
-
-/// The host name of a remote engine (`DOCKER_HOST=tcp://build.example.com:2376`): benches
-/// publish their ports there.
-pub fn remote_engine_host(envs: &dyn EnvSource) -> Option<String> {
-    crate::engine::endpoint::Endpoint::from_env(&|k| envs.get(k))
-        .ok()?
-        .remote_host()
-        .map(str::to_string)
-}
-
-pub fn machine_hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        if let Ok(s) = std::str::from_utf8(&buf[..end]) {
-            if !s.is_empty() {
-                return s.to_string();
-            }
-        }
-    }
-    "localhost".to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&'static str, &'static str)]) -> Result<Option<TrackerConfig>> {
@@ -345,16 +217,5 @@ mod tests {
             .unwrap();
         assert_eq!(c.auth, TrackerAuth::OAuth(Secret::new("filetoken-xyz")));
         assert_eq!(c.base_url, "http://127.0.0.1:1");
-    }
-
-    #[test]
-    fn field_keys() {
-        let m: HashMap<&str, &str> = HashMap::new();
-        assert_eq!(bench_field(None, &m).unwrap(), "benchLink");
-        assert_eq!(
-            bench_field(Some("6063181a59590578909db920--benchLink"), &m).unwrap(),
-            "6063181a59590578909db920--benchLink"
-        );
-        assert!(bench_field(Some("a/b"), &m).is_err());
     }
 }

@@ -1,0 +1,232 @@
+//! Config files (`benchctl.toml` at the branch's head, the operator's `--config`): TOML whose
+//! keys are those of the key table (`[limits]`, `[env]` and `[build-args]` as tables). Unknown
+//! keys and wrong types are errors naming the file, the line and the key.
+
+use super::keys::{self, Files, Key, Kind, KEYS};
+use super::layer::{Layer, Origin};
+use crate::{Error, Result};
+use std::path::Path;
+use toml::Value;
+
+/// The line of `key` (in table `table`, `None` for the top) in `text`, found as TOML writes it
+/// plainly (`key = ...` under `[table]`).
+fn line_of(text: &str, table: Option<&str>, key: &str) -> Option<usize> {
+    let mut current: Option<String> = None;
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix('[').and_then(|h| h.split(']').next()) {
+            current = Some(h.trim().trim_matches('"').to_string());
+            continue;
+        }
+        let Some((k, _)) = t.split_once('=') else {
+            continue;
+        };
+        if current.as_deref() == table && k.trim().trim_matches('"') == key {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
+/// A value of `key` as text, when it has the key's type.
+fn text(key: &Key, v: &Value) -> Option<String> {
+    match (key.kind, v) {
+        (Kind::Text | Kind::Size, Value::String(s)) => Some(s.clone()),
+        (Kind::Choice(words), Value::String(s)) => words.contains(&s.as_str()).then(|| s.clone()),
+        (Kind::Port, Value::Integer(i)) => (1..=65535).contains(i).then(|| i.to_string()),
+        (Kind::Seconds | Kind::Count, Value::Integer(i)) => Some(i.to_string()),
+        (Kind::Cpus, Value::Float(f)) => Some(f.to_string()),
+        (Kind::Cpus, Value::Integer(i)) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn expected(key: &Key) -> String {
+    match key.kind {
+        Kind::Text => "a string".into(),
+        Kind::Size => "a size as a string, e.g. \"512m\"".into(),
+        Kind::Port => "a port number (1-65535)".into(),
+        Kind::Seconds => "a whole number of seconds".into(),
+        Kind::Count => "a whole number".into(),
+        Kind::Cpus => "a number of cores, e.g. 0.5".into(),
+        Kind::Choice(words) => format!("one of {}", words.join(", ")),
+        Kind::Entries => "a table of NAME = \"value\"".into(),
+    }
+}
+
+/// Parses a config file's text into a layer whose values all come from `origin`; errors name
+/// `at` (the file), the line and the key.
+pub fn parse(text: &str, at: &str, origin: Origin) -> Result<Layer> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let msg = e.message().trim().to_string();
+        Error::usage(match line {
+            Some(l) => format!("{at}, line {l}: {msg}"),
+            None => format!("{at}: {msg}"),
+        })
+    })?;
+    let fail = |table: Option<&str>, key: &str, msg: String| {
+        Error::usage(match line_of(text, table, key) {
+            Some(l) => format!("{at}, line {l}: {msg}"),
+            None => format!("{at}: {msg}"),
+        })
+    };
+    let mut layer = Layer::default();
+    for (name, value) in &table {
+        // a table of keys (`[limits]`), or of entries (`[env]`)
+        if let (Value::Table(inner), None) = (value, keys::by_name(name)) {
+            let prefix = format!("{name}.");
+            if !KEYS.iter().any(|k| k.name.starts_with(&prefix)) {
+                return Err(fail(None, name, format!("unknown key `{name}`")));
+            }
+            for (sub, v) in inner {
+                let full = format!("{name}.{sub}");
+                let Some(key) = keys::by_name(&full) else {
+                    let known: Vec<&str> = KEYS
+                        .iter()
+                        .filter_map(|k| k.name.strip_prefix(&prefix))
+                        .collect();
+                    return Err(fail(
+                        Some(name),
+                        sub,
+                        format!(
+                            "unknown key `{sub}` in [{name}], expected one of {}",
+                            known.join(", ")
+                        ),
+                    ));
+                };
+                let t = text_or_fail(key, v, |m| fail(Some(name), sub, m))?;
+                layer.set(&full, t, origin.clone());
+            }
+            continue;
+        }
+        let Some(key) = keys::by_name(name) else {
+            return Err(fail(None, name, format!("unknown key `{name}`")));
+        };
+        if key.kind == Kind::Entries {
+            let Value::Table(entries) = value else {
+                return Err(fail(
+                    None,
+                    name,
+                    format!("`{name}` must be {}", expected(key)),
+                ));
+            };
+            for (entry, v) in entries {
+                let Value::String(s) = v else {
+                    return Err(fail(
+                        Some(name),
+                        entry,
+                        format!("`{name}.{entry}` must be a string"),
+                    ));
+                };
+                layer.set(&format!("{name}.{entry}"), s.clone(), origin.clone());
+            }
+            continue;
+        }
+        let t = text_or_fail(key, value, |m| fail(None, name, m))?;
+        layer.set(name, t, origin.clone());
+    }
+    Ok(layer)
+}
+
+fn text_or_fail(key: &Key, v: &Value, fail: impl Fn(String) -> Error) -> Result<String> {
+    text(key, v).ok_or_else(|| fail(format!("`{}` must be {}, not {v}", key.name, expected(key))))
+}
+
+/// Reads the operator's config file (`--config`).
+pub fn read_local(path: &Path) -> Result<Layer> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::usage(format!(
+            "cannot read the config file `{}`: {e}",
+            path.display()
+        ))
+    })?;
+    parse(
+        &text,
+        &format!("config file `{}`", path.display()),
+        Origin::LocalConfig(format!("--config {}", path.display())),
+    )
+}
+
+/// Parses a branch's `benchctl.toml`, refusing the keys only the operator sets.
+pub fn parse_branch(text: &str, at: &str) -> Result<Layer> {
+    let origin = Origin::RepoConfig(at.to_string());
+    let layer = parse(text, &format!("{} {at}", super::REPO_CONFIG), origin)?;
+    if let Some(key) = KEYS
+        .iter()
+        .find(|k| k.files == Files::Operator && layer.values.contains_key(k.name))
+    {
+        return Err(Error::usage(format!(
+            "{} {at} sets `{}`, which only whoever runs benchctl chooses (where benches run \
+             is the same for every branch): remove it from the branch and set it with --{}, \
+             the environment, or a --config file",
+            super::REPO_CONFIG,
+            key.name,
+            key.id()
+        )));
+    }
+    Ok(layer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> Origin {
+        Origin::LocalConfig("l".into())
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_key_and_line() {
+        let e = parse(
+            "port = 8080\n\n[limits]\nmemory = \"1g\"\nspeed = 3\n",
+            "benchctl.toml",
+            local(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 5") && e.contains("speed"), "{e}");
+        let e = parse("port = \"x\"\n", "f", local())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1") && e.contains("port"), "{e}");
+        let e = parse("\n\nspeed = 1\n", "f", local())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("speed"), "{e}");
+        let e = parse("port = \n", "f", local()).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+        let e = parse("backend = \"k8s\"\n", "f", local())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("docker, swarm"), "{e}");
+    }
+
+    #[test]
+    fn tables_become_keys_and_entries() {
+        let l = parse(
+            "ready-timeout = 5\n[limits]\ncpus = 2.0\npids = 10\n[env]\nA = \"1\"\n\
+             [build-args]\nB = \"2\"\n",
+            "f",
+            local(),
+        )
+        .unwrap();
+        assert_eq!(l.values["ready-timeout"], "5");
+        assert_eq!(l.values["limits.cpus"], "2");
+        assert_eq!(l.values["limits.pids"], "10");
+        assert_eq!(l.values["env.A"], "1");
+        assert_eq!(l.values["build-args.B"], "2");
+        assert_eq!(l.origins["env.A"], local());
+    }
+
+    #[test]
+    fn a_branch_may_not_choose_where_benches_run() {
+        let e = parse_branch("registry = \"r\"\n", "of branch b at abc")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`registry`") && e.contains("--registry"), "{e}");
+        assert!(parse("registry = \"r\"\n", "f", local()).is_ok());
+    }
+}

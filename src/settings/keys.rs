@@ -1,0 +1,294 @@
+//! Every setting a config file may hold, declared once: its key, type, default, help, flag and
+//! environment variable, and who may set it. The file format, the merge of layers with their
+//! origins, `benchctl config`'s rows and the clap flags of the bench settings all come from
+//! this table.
+
+/// What a value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// A TCP port (1-65535).
+    Port,
+    /// Whole seconds.
+    Seconds,
+    /// A size such as `512m` (written as a string).
+    Size,
+    /// A number of CPU cores (a float).
+    Cpus,
+    /// A whole number.
+    Count,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// `NAME = "value"` entries (a table in a file, repeatable `NAME=VALUE` flags).
+    Entries,
+}
+
+/// Who may set a key besides flags and the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    /// The operator's `--config` file and the branch's `benchctl.toml`.
+    Any,
+    /// Only the operator's `--config` file: where benches run is the same for every branch.
+    Operator,
+}
+
+/// One setting.
+#[derive(Debug)]
+pub struct Key {
+    /// The key in a config file; `limits.memory` is `memory` under `[limits]`.
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The default, as text (`None`: unset unless someone sets it).
+    pub default: Option<&'static str>,
+    /// What `benchctl config` shows while it is unset.
+    pub unset: &'static str,
+    /// The flag's help.
+    pub help: &'static str,
+    /// The flag (without `--`), when it has one.
+    pub flag: Option<&'static str>,
+    pub short: Option<char>,
+    pub value_name: &'static str,
+    /// The environment variable the flag reads.
+    pub env: Option<&'static str>,
+    pub files: Files,
+    /// Whether the flag is declared with the bench settings (`deploy`, `serve`, `config`);
+    /// the others belong to argument groups shared with more commands.
+    pub bench_flag: bool,
+}
+
+const fn key(name: &'static str, kind: Kind) -> Key {
+    Key {
+        name,
+        kind,
+        default: None,
+        unset: "",
+        help: "",
+        flag: None,
+        short: None,
+        value_name: "VALUE",
+        env: None,
+        files: Files::Any,
+        bench_flag: true,
+    }
+}
+
+pub const DOCKERFILE: Key = Key {
+    default: Some("Dockerfile"),
+    help: "Dockerfile path inside the repository (default `Dockerfile`)",
+    flag: Some("dockerfile"),
+    value_name: "PATH",
+    ..key("dockerfile", Kind::Text)
+};
+pub const TEMPLATE: Key = Key {
+    unset: "- (only for a branch without a Dockerfile)",
+    help: "Build with this Dockerfile template instead of the branch's Dockerfile (without it, \
+           a branch that has no Dockerfile gets the template its files suggest; `benchctl \
+           templates`)",
+    flag: Some("template"),
+    value_name: "NAME",
+    ..key("template", Kind::Text)
+};
+pub const TARGET: Key = Key {
+    unset: "- (the last stage)",
+    help: "The Dockerfile stage to build",
+    flag: Some("target"),
+    value_name: "STAGE",
+    ..key("target", Kind::Text)
+};
+pub const PORT: Key = Key {
+    unset: "- (the image's EXPOSEd port)",
+    help: "Container port to publish (default: the image's single EXPOSEd port)",
+    flag: Some("port"),
+    value_name: "PORT",
+    ..key("port", Kind::Port)
+};
+pub const HEALTH_PATH: Key = Key {
+    default: Some("/"),
+    help: "Path the readiness probe asks (default `/`: any answer counts; another path must \
+           answer 2xx or 3xx)",
+    flag: Some("health-path"),
+    value_name: "PATH",
+    ..key("health-path", Kind::Text)
+};
+pub const READY_TIMEOUT: Key = Key {
+    default: Some("60"),
+    help: "Seconds to wait for the bench to answer (default 60)",
+    flag: Some("ready-timeout"),
+    value_name: "SECONDS",
+    ..key("ready-timeout", Kind::Seconds)
+};
+pub const MEMORY: Key = Key {
+    default: Some("512m"),
+    help: "Memory limit of the bench (bytes, or with k/m/g suffix; default 512m)",
+    flag: Some("memory"),
+    value_name: "SIZE",
+    ..key("limits.memory", Kind::Size)
+};
+pub const CPUS: Key = Key {
+    default: Some("1"),
+    help: "CPU limit of the bench (cores; default 1)",
+    flag: Some("cpus"),
+    value_name: "CPUS",
+    ..key("limits.cpus", Kind::Cpus)
+};
+pub const PIDS: Key = Key {
+    default: Some("256"),
+    help: "Maximum number of processes in the bench (default 256)",
+    flag: Some("pids-limit"),
+    value_name: "N",
+    ..key("limits.pids", Kind::Count)
+};
+pub const URL_TEMPLATE: Key = Key {
+    unset: "- (http://<public host>:<published port>/)",
+    help: "The bench's address, e.g. `https://{issue}.bench.example.com` (placeholders {issue}, \
+           {branch}, {commit}, {port}; each a DNS-safe slug, host labels at most 63 \
+           characters)",
+    flag: Some("url-template"),
+    value_name: "TEMPLATE",
+    env: Some(crate::env::URL_TEMPLATE),
+    ..key("url-template", Kind::Text)
+};
+pub const ISSUE_PATTERN: Key = Key {
+    default: Some(crate::naming::DEFAULT_ISSUE_PATTERN),
+    help: "Regex that finds the issue key in the branch name (its first group, or the whole \
+           match; default `(?:^|[^A-Za-z])([A-Za-z]+-[0-9]+)`)",
+    flag: Some("issue-pattern"),
+    value_name: "REGEX",
+    env: Some(crate::env::ISSUE_PATTERN),
+    bench_flag: false,
+    ..key("issue-pattern", Kind::Text)
+};
+pub const FIELD: Key = Key {
+    default: Some("benchLink"),
+    help: "Tracker field that holds the bench address (a local field's full key \
+           `<hex>--benchLink` works)",
+    flag: Some("field"),
+    value_name: "KEY",
+    env: Some(crate::env::BENCH_FIELD),
+    bench_flag: false,
+    ..key("field", Kind::Text)
+};
+pub const BUILD_ARGS: Key = Key {
+    help: "A build argument (repeatable)",
+    flag: Some("build-arg"),
+    value_name: "NAME=VALUE",
+    ..key("build-args", Kind::Entries)
+};
+pub const ENV: Key = Key {
+    help: "A variable of the bench's environment: `NAME=VALUE`, or `NAME` to pass benchctl's own \
+           value (never shown). Repeatable",
+    flag: Some("env"),
+    short: Some('e'),
+    value_name: "NAME[=VALUE]",
+    ..key("env", Kind::Entries)
+};
+pub const BACKEND: Key = Key {
+    default: Some("docker"),
+    help: "Where benches run: `docker` (containers on the engine) or `swarm` (one-replica \
+           services on the swarm the engine manages; README: Swarm)",
+    flag: Some("backend"),
+    value_name: "BACKEND",
+    env: Some(crate::env::BACKEND),
+    files: Files::Operator,
+    bench_flag: false,
+    ..key("backend", Kind::Choice(&["docker", "swarm"]))
+};
+pub const PUBLISH_MODE: Key = Key {
+    default: Some("ingress"),
+    help: "How a swarm bench publishes its port: `ingress` (the routing mesh, default; \
+           reachable on every node) or `host` (on the node the bench runs on)",
+    flag: Some("publish-mode"),
+    value_name: "MODE",
+    env: Some(crate::env::PUBLISH_MODE),
+    files: Files::Operator,
+    bench_flag: false,
+    ..key("publish-mode", Kind::Choice(&["ingress", "host"]))
+};
+pub const REGISTRY: Key = Key {
+    unset: "-",
+    help: "Registry the swarm backend pushes images to, e.g. `registry.example.com:5000` \
+           (credentials: BENCHCTL_REGISTRY_USER and BENCHCTL_REGISTRY_PASSWORD, else `docker \
+           login`)",
+    flag: Some("registry"),
+    value_name: "HOST",
+    env: Some(crate::env::REGISTRY),
+    files: Files::Operator,
+    bench_flag: false,
+    ..key("registry", Kind::Text)
+};
+
+/// Every key, in the order `benchctl config` shows them.
+pub const KEYS: &[&Key] = &[
+    &DOCKERFILE,
+    &TEMPLATE,
+    &TARGET,
+    &PORT,
+    &HEALTH_PATH,
+    &READY_TIMEOUT,
+    &MEMORY,
+    &CPUS,
+    &PIDS,
+    &URL_TEMPLATE,
+    &ISSUE_PATTERN,
+    &FIELD,
+    &BUILD_ARGS,
+    &ENV,
+    &BACKEND,
+    &PUBLISH_MODE,
+    &REGISTRY,
+];
+
+/// The keys of where benches run (shown by `config` after the bench settings).
+pub const ENGINE_KEYS: &[&Key] = &[&BACKEND, &PUBLISH_MODE, &REGISTRY];
+
+/// The key named `name` in a file (`limits.memory`, `env`).
+pub fn by_name(name: &str) -> Option<&'static Key> {
+    KEYS.iter().copied().find(|k| k.name == name)
+}
+
+impl Key {
+    /// The id of its clap argument.
+    pub fn id(&self) -> &'static str {
+        self.flag.unwrap_or(self.name)
+    }
+
+    /// The words a `Choice` key takes (for its flag's value parser).
+    pub const fn choices(&self) -> &'static [&'static str] {
+        match self.kind {
+            Kind::Choice(words) => words,
+            _ => &[],
+        }
+    }
+
+    /// The flag as people type it.
+    pub fn flag_text(&self) -> String {
+        format!("--{}", self.id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_key_is_declared_once_with_a_unique_flag() {
+        let mut names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), KEYS.len());
+        let mut flags: Vec<&str> = KEYS.iter().filter_map(|k| k.flag).collect();
+        let n = flags.len();
+        flags.sort();
+        flags.dedup();
+        assert_eq!(flags.len(), n);
+        for k in KEYS {
+            assert!(!k.help.is_empty(), "{} has no help", k.name);
+            assert!(
+                k.default.is_some() || !k.unset.is_empty() || k.kind == Kind::Entries,
+                "{} says nothing while unset",
+                k.name
+            );
+        }
+        assert_eq!(by_name("limits.cpus").unwrap().flag, Some("cpus"));
+    }
+}

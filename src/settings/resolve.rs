@@ -1,0 +1,250 @@
+//! A deploy's settings resolved: the layers merged (the branch's `benchctl.toml` read at its
+//! head), the issue key derived, every value checked and turned into the [`DeployRequest`];
+//! errors say where the wrong value came from.
+
+use super::keys::{self, Key};
+use super::layer::{merge, Effective, Layer, Origin};
+use super::values::{parse_memory, valid_env_name};
+use crate::app::request::{BenchEnv, DeployRequest, EnvValue};
+use crate::{Error, Result};
+use std::path::Path;
+
+/// Everything a deploy's settings come from besides the repository's config.
+pub struct Inputs<'a> {
+    /// Settings that are not in config files (bind, public host, link, cache, ...), as a
+    /// request whose repository, branch and issue are filled in by [`resolve`].
+    pub base: &'a DeployRequest,
+    /// What flags and the environment gave.
+    pub explicit: &'a Layer,
+    /// `--config`.
+    pub local: Option<&'a Layer>,
+    /// `--issue`, when given.
+    pub issue: Option<&'a str>,
+    /// A user's template directory (`BENCHCTL_TEMPLATES_DIR`).
+    pub templates_dir: Option<&'a Path>,
+}
+
+/// The repository's config at the head of `branch` as a layer (`None` when it has none).
+pub fn repo_layer(
+    repo: &crate::git::RepoSpec,
+    branch: &str,
+    cache: &Path,
+    reporter: &crate::output::SharedReporter,
+) -> Result<(crate::git::BranchPeek, Option<Layer>)> {
+    let peek = crate::git::peek_branch(repo, branch, cache, super::REPO_CONFIG, reporter)?;
+    let at = format!(
+        "of branch {branch} at {}",
+        crate::naming::short_commit(&peek.head)
+    );
+    let layer = match &peek.text {
+        Some(text) => Some(super::file::parse_branch(text, &at)?),
+        None => None,
+    };
+    Ok((peek, layer))
+}
+
+/// Merges the layers (reading the repository's config at the branch's head), derives the
+/// issue key, and checks every value: the request the deploy runs with, and where each setting
+/// came from. Blocking (git).
+pub fn resolve(
+    inputs: &Inputs,
+    repo: crate::git::RepoSpec,
+    branch: &str,
+    reporter: &crate::output::SharedReporter,
+) -> Result<(DeployRequest, Effective)> {
+    let mut layers = vec![inputs.explicit];
+    layers.extend(inputs.local);
+    let (peek, repo_config) = match repo_layer(&repo, branch, &inputs.base.cache_dir, reporter) {
+        Ok(l) => l,
+        // a branch that does not exist and carries no key: the key is the first thing wrong
+        Err(Error::BranchNotFound { .. }) if inputs.issue.is_none() => {
+            let effective = merge(&layers);
+            let pattern = effective.get(&keys::ISSUE_PATTERN).unwrap_or_default();
+            crate::naming::issue_key_from_branch(branch, pattern)?;
+            return Err(Error::BranchNotFound {
+                branch: branch.to_string(),
+                repo: repo.location.clone(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    layers.extend(repo_config.as_ref());
+    let effective = merge(&layers);
+    let issue = match inputs.issue {
+        Some(k) => crate::naming::normalize_issue_key(k)?,
+        None => crate::naming::issue_key_from_branch(
+            branch,
+            effective.get(&keys::ISSUE_PATTERN).unwrap_or_default(),
+        )?,
+    };
+    let mut req = apply(inputs.base, &effective)?;
+    // a Dockerfile template: named (--template / `template`), or chosen by what the branch
+    // holds when it has no Dockerfile where the (default) path says
+    let dockerfile_named = effective
+        .origin(keys::DOCKERFILE.name)
+        .is_some_and(|o| *o != Origin::Default);
+    req.template = match effective.get(&keys::TEMPLATE) {
+        Some(name) => Some(crate::templates::load(
+            name,
+            inputs.templates_dir,
+            format!("template named{}", effective.from(keys::TEMPLATE.name)),
+        )?),
+        None if !dockerfile_named
+            && !crate::git::commit_has_file(
+                &repo,
+                &inputs.base.cache_dir,
+                &peek.head,
+                &req.dockerfile,
+            ) =>
+        {
+            crate::templates::detect(&peek.root)
+                .map(|(name, why)| crate::templates::load(name, inputs.templates_dir, why))
+                .transpose()?
+        }
+        None => None,
+    };
+    let mut req = req.for_branch(repo, branch, &issue);
+    req.head_hint = Some(peek.head.clone());
+    Ok((req, effective))
+}
+
+/// Refuses, before any work, a deploy that has nothing to build: the branch has no Dockerfile
+/// where the settings say, and no template was chosen.
+pub fn ensure_buildable(req: &DeployRequest) -> Result<()> {
+    let Some(head) = &req.head_hint else {
+        return Ok(());
+    };
+    if req.template.is_none()
+        && !crate::git::commit_has_file(&req.repo, &req.cache_dir, head, &req.dockerfile)
+    {
+        return Err(Error::usage(format!(
+            "branch `{}` has no `{}` and no template fits it; add a Dockerfile to the \
+             branch, pass --dockerfile <path>, or --template <name> (`benchctl templates` lists \
+             them)",
+            req.branch, req.dockerfile
+        )));
+    }
+    Ok(())
+}
+
+/// The value of `key` as a `T`, or an error naming where it came from.
+fn typed<T: std::str::FromStr>(e: &Effective, key: &Key, what: &str) -> Result<Option<T>> {
+    e.get(key)
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| Error::usage(format!("`{v}` is not {what}{}", e.from(key.name))))
+        })
+        .transpose()
+}
+
+/// The request with the merged settings, each checked (errors say where the value came from).
+pub fn apply(base: &DeployRequest, e: &Effective) -> Result<DeployRequest> {
+    let ready: u64 = typed(e, &keys::READY_TIMEOUT, "a number of seconds")?.unwrap_or(60);
+    if ready == 0 {
+        return Err(Error::usage(format!(
+            "the ready timeout must be at least 1 second{}",
+            e.from(keys::READY_TIMEOUT.name)
+        )));
+    }
+    let cpus: f64 = typed(e, &keys::CPUS, "a number of cores")?.unwrap_or(1.0);
+    if !(cpus > 0.0 && cpus <= 1024.0) {
+        return Err(Error::usage(format!(
+            "cpus {cpus} is out of range{}",
+            e.from(keys::CPUS.name)
+        )));
+    }
+    let pids: i64 = typed(e, &keys::PIDS, "a number")?.unwrap_or(256);
+    if pids < 1 {
+        return Err(Error::usage(format!(
+            "the pids limit must be positive{}",
+            e.from(keys::PIDS.name)
+        )));
+    }
+    let memory = parse_memory(e.get(&keys::MEMORY).unwrap_or("512m"))
+        .map_err(|err| Error::usage(format!("{err}{}", e.from(keys::MEMORY.name))))?;
+    let health_path = e.get(&keys::HEALTH_PATH).unwrap_or("/").to_string();
+    if !health_path.starts_with('/')
+        || health_path
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        return Err(Error::usage(format!(
+            "health path `{}` must start with `/` and hold no spaces{}",
+            health_path.escape_debug(),
+            e.from(keys::HEALTH_PATH.name)
+        )));
+    }
+    let mut env = Vec::new();
+    for (name, value) in e.entries(&keys::ENV) {
+        let key = format!("{}.{name}", keys::ENV.name);
+        if !valid_env_name(&name) {
+            return Err(Error::usage(format!(
+                "`{}` is not an environment variable name{}",
+                name.escape_debug(),
+                e.from(&key)
+            )));
+        }
+        let secret = e.origin(&key).is_some_and(Origin::is_secret);
+        env.push(BenchEnv {
+            name,
+            value: if secret {
+                EnvValue::Secret(crate::secret::Secret::new(value))
+            } else {
+                EnvValue::Plain(value)
+            },
+        });
+    }
+    let build_args = e.entries(&keys::BUILD_ARGS);
+    for name in build_args.keys() {
+        if !valid_env_name(name) {
+            return Err(Error::usage(format!(
+                "`{}` is not a build argument name{}",
+                name.escape_debug(),
+                e.from(&format!("{}.{name}", keys::BUILD_ARGS.name))
+            )));
+        }
+    }
+    let url_template = e.get(&keys::URL_TEMPLATE).map(str::to_string);
+    if let Some(t) = &url_template {
+        crate::naming::check_url_template(t)
+            .map_err(|err| Error::usage(format!("{err}{}", e.from(keys::URL_TEMPLATE.name))))?;
+    }
+    if base.router.is_some() {
+        match &url_template {
+            None => {
+                return Err(Error::usage(
+                    "--router traefik needs --url-template (the host name the proxy routes)",
+                ))
+            }
+            Some(t) if t.contains("{port}") => {
+                return Err(Error::usage(format!(
+                    "URL template `{t}`: a routed bench publishes no port, so {{port}} cannot \
+                     be used{}",
+                    e.from(keys::URL_TEMPLATE.name)
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(DeployRequest {
+        url_template,
+        dockerfile: e.get(&keys::DOCKERFILE).unwrap_or("Dockerfile").to_string(),
+        port: typed(e, &keys::PORT, "a port number")?,
+        ready_timeout: std::time::Duration::from_secs(ready),
+        limits: crate::engine::Limits {
+            memory_bytes: memory,
+            nano_cpus: (cpus * 1e9) as i64,
+            pids,
+        },
+        field: super::host::bench_field(
+            e.get(&keys::FIELD),
+            &std::collections::HashMap::<&str, &str>::new(),
+        )
+        .map_err(|err| Error::usage(format!("{err}{}", e.from(keys::FIELD.name))))?,
+        build_args,
+        target: e.get(&keys::TARGET).map(str::to_string),
+        health_path,
+        env,
+        ..base.clone()
+    })
+}
