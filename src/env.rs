@@ -1,4 +1,4 @@
-//! Every environment variable benchctl reads, in one place.
+//! Every environment variable benchctl reads, in one place, and the machine's host name.
 
 pub const TRACKER_URL: &str = "BENCHCTL_TRACKER_URL";
 pub const TRACKER_TOKEN: &str = "BENCHCTL_TRACKER_TOKEN";
@@ -67,4 +67,20 @@ pub const CI_BRANCH_VARS: &[&str] = &[
 /// Reads a variable, treating an empty value as unset.
 pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// This machine's host name (`localhost` when it has none).
+pub fn machine_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        if let Ok(s) = std::str::from_utf8(&buf[..end]) {
+            if !s.is_empty() {
+                return s.to_string();
+            }
+        }
+    }
+    "localhost".to_string()
 }

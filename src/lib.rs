@@ -1,22 +1,19 @@
 //! benchctl: give every Yandex Tracker issue its own Docker test bench.
 //!
-//! The binary (`main.rs`) only calls [`run`]. Everything else is split by concern:
-//! [`cli`] parses, [`config`] resolves settings, [`git`] fetches the branch, [`image`] streams
-//! the build context and builds, [`runtime`] runs containers, [`tracker`] talks to the Tracker,
-//! [`bench`] orchestrates, and [`output`] draws what the orchestration reports.
+//! The binary (`main.rs`) only calls [`run`]. [`cli`] parses and prints; [`server`] takes
+//! webhooks; both call the use cases in [`app`] (deploy, teardown, link, gc), which work
+//! through [`engine`] (images, benches, markers; Docker or Swarm), [`git`], [`build`],
+//! [`tracker`] and [`notify`], with settings from [`settings`]. The use cases never print:
+//! they report to [`output`].
 
 pub mod app;
+pub mod build;
 pub mod cli;
 pub mod clock;
-pub mod dockerfile;
-pub mod dockerignore;
 pub mod engine;
 pub mod env;
 pub mod error;
-pub mod gc;
 pub mod git;
-pub mod image;
-pub mod lock;
 pub mod naming;
 pub mod notify;
 pub mod output;
@@ -24,9 +21,7 @@ pub mod secret;
 pub mod server;
 pub mod settings;
 pub mod signal;
-pub mod templates;
 pub mod tracker;
-pub mod webhook;
 
 pub use error::{Error, Result};
 

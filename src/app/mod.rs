@@ -3,15 +3,17 @@
 //! they report [`Event`](crate::output::Event)s and return values the front ends render.
 
 pub mod deploy;
+pub mod gc;
 pub mod inspect;
 pub mod link;
+pub mod lock;
 pub mod record;
 pub mod request;
 pub mod routing;
 pub mod teardown;
 
+use crate::app::lock::LockOptions;
 use crate::engine::Engine;
-use crate::lock::LockOptions;
 use crate::notify::{Message, Notifier};
 use crate::output::{Event, SharedReporter};
 use crate::tracker::TrackerClient;

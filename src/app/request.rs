@@ -47,7 +47,7 @@ pub struct DeployRequest {
     /// The host of a remote engine (`DOCKER_HOST`), where published ports are probed.
     pub engine_host: Option<String>,
     /// The Dockerfile template to build with instead of the branch's Dockerfile.
-    pub template: Option<crate::templates::Chosen>,
+    pub template: Option<crate::build::templates::Chosen>,
     /// The branch's head as read with its config just before (the read-only no-op check uses
     /// it; under the lock the head is asked for again).
     pub head_hint: Option<String>,

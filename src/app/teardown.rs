@@ -2,10 +2,10 @@
 //! its lock, and its Tracker field cleared.
 
 use crate::app::inspect::benches;
+use crate::app::lock::{IssueLock, LockOptions};
 use crate::app::record::LastDeploy;
 use crate::app::Context;
 use crate::engine::{labels, Engine};
-use crate::lock::{IssueLock, LockOptions};
 use crate::output::{Event, SharedReporter};
 use crate::tracker::TrackerClient;
 use crate::Result;

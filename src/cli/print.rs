@@ -333,7 +333,7 @@ impl Report for Status {
 
 /// `gc`: what was (or, with `--dry-run`, would be) removed.
 pub struct Gc {
-    pub actions: Vec<crate::gc::GcAction>,
+    pub actions: Vec<crate::app::gc::GcAction>,
     pub dry_run: bool,
 }
 
@@ -380,9 +380,9 @@ impl Report for Settings {
 
 /// `templates`: the templates there are, and the one a branch's deploy would use.
 pub struct Templates {
-    pub list: Vec<crate::templates::Listed>,
+    pub list: Vec<crate::build::templates::Listed>,
     /// The branch asked about, its template (if any) and its Dockerfile path.
-    pub branch: Option<(String, Option<crate::templates::Chosen>, String)>,
+    pub branch: Option<(String, Option<crate::build::templates::Chosen>, String)>,
 }
 
 impl Report for Templates {

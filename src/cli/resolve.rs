@@ -103,8 +103,8 @@ impl EngineArgs {
 }
 
 impl LockArgs {
-    pub(crate) fn options(&self) -> crate::lock::LockOptions {
-        crate::lock::LockOptions {
+    pub(crate) fn options(&self) -> crate::app::lock::LockOptions {
+        crate::app::lock::LockOptions {
             timeout: Duration::from_secs(self.lock_timeout),
             lease: Duration::from_secs(self.lock_lease.max(1)),
         }

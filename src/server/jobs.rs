@@ -9,8 +9,8 @@ use crate::app::{self, Context};
 use crate::engine::{labels, Engine};
 use crate::notify::Notifier;
 use crate::output::{Event, Reporter, SharedReporter};
+use crate::server::webhook::{Intent, Review};
 use crate::tracker::{TrackerClient, TrackerError};
-use crate::webhook::{Intent, Review};
 use std::sync::Arc;
 use tokio::sync::watch;
 

@@ -3,12 +3,12 @@
 
 pub mod jobs;
 pub mod queue;
+pub mod webhook;
 
+use crate::app::lock::LockOptions;
 use crate::app::request::DeployRequest;
-use crate::lock::LockOptions;
 use crate::notify::{Notifier, Templates};
 use crate::tracker::TrackerClient;
-use crate::webhook::{self, KeyFinder, Refusal, Review, Secrets, Source};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use webhook::{KeyFinder, Refusal, Review, Secrets, Source};
 
 /// Which status each review outcome moves the issue to (`None`: leave it).
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@
 //! Delivery ids are kept as files under `deliveries/` so a redelivery is recognised even after a
 //! restart.
 
-use crate::webhook::{Intent, Source};
+use crate::server::webhook::{Intent, Source};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::collections::{HashMap, HashSet, VecDeque};

@@ -31,7 +31,7 @@ pub fn public_host(flag: Option<&str>, envs: &dyn EnvSource) -> String {
     flag.map(str::to_string)
         .or_else(|| envs.get(env::PUBLIC_HOST))
         .or_else(|| remote_engine_host(envs))
-        .unwrap_or_else(machine_hostname)
+        .unwrap_or_else(crate::env::machine_hostname)
 }
 
 /// The host name of a remote engine (`DOCKER_HOST=tcp://build.example.com:2376`): benches
@@ -41,21 +41,6 @@ pub fn remote_engine_host(envs: &dyn EnvSource) -> Option<String> {
         .ok()?
         .remote_host()
         .map(str::to_string)
-}
-
-pub fn machine_hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        if let Ok(s) = std::str::from_utf8(&buf[..end]) {
-            if !s.is_empty() {
-                return s.to_string();
-            }
-        }
-    }
-    "localhost".to_string()
 }
 
 #[cfg(test)]

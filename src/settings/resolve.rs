@@ -84,7 +84,7 @@ pub fn resolve(
         .origin(keys::DOCKERFILE.name)
         .is_some_and(|o| *o != Origin::Default);
     req.template = match effective.get(&keys::TEMPLATE) {
-        Some(name) => Some(crate::templates::load(
+        Some(name) => Some(crate::build::templates::load(
             name,
             inputs.templates_dir,
             format!("template named{}", effective.from(keys::TEMPLATE.name)),
@@ -97,8 +97,8 @@ pub fn resolve(
                 &req.dockerfile,
             ) =>
         {
-            crate::templates::detect(&peek.root)
-                .map(|(name, why)| crate::templates::load(name, inputs.templates_dir, why))
+            crate::build::templates::detect(&peek.root)
+                .map(|(name, why)| crate::build::templates::load(name, inputs.templates_dir, why))
                 .transpose()?
         }
         None => None,

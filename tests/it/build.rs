@@ -2,9 +2,9 @@
 //! (with its labels) in one step: the image configuration must equal `docker build`'s.
 
 use crate::support::*;
+use benchctl::build;
 use benchctl::engine::docker::DockerEngine;
 use benchctl::engine::BuildSpec;
-use benchctl::image;
 use benchctl::output::{SharedReporter, Silent};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -64,7 +64,7 @@ fn committed_configuration_equals_docker_build() {
             ]),
             ..Default::default()
         };
-        image::build(&engine, dir, &spec, "BLD-1", "b", &reporter)
+        build::build(&engine, dir, &spec, "BLD-1", "b", &reporter)
             .await
             .unwrap();
     });

@@ -2,9 +2,9 @@
 //! that `docker build` (the docker CLI with the classic builder) sends for the same directory.
 
 use crate::support::*;
+use benchctl::build;
 use benchctl::engine::docker::DockerEngine;
 use benchctl::engine::BuildSpec;
-use benchctl::image;
 use benchctl::output::{SharedReporter, Silent};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -122,7 +122,7 @@ fn context_matches_docker_build() {
     // What benchctl's walker sends. Like the CLI, it sends the Dockerfile even though the
     // .dockerignore excludes it; the engine then drops it from the context after reading it
     // (moby's removeDockerfile), so it is absent from both images.
-    let mut ours: BTreeSet<String> = image::context_files(dir.path(), "Dockerfile")
+    let mut ours: BTreeSet<String> = build::context_files(dir.path(), "Dockerfile")
         .unwrap()
         .into_iter()
         .collect();
@@ -141,7 +141,7 @@ fn context_matches_docker_build() {
             labels: HashMap::from([("benchctl.issue".to_string(), "IGN-1".to_string())]),
             ..Default::default()
         };
-        image::build(&engine, dir.path(), &spec, "IGN-1", "b", &reporter)
+        build::build(&engine, dir.path(), &spec, "IGN-1", "b", &reporter)
             .await
             .unwrap();
     });
@@ -186,6 +186,6 @@ fn dockerfile_in_an_excluded_directory_is_still_sent() {
     std::fs::write(dir.path().join("docker/Dockerfile"), "FROM scratch\n").unwrap();
     std::fs::write(dir.path().join("docker/other"), "x").unwrap();
     std::fs::write(dir.path().join(".dockerignore"), "docker\n.dockerignore\n").unwrap();
-    let files = image::context_files(dir.path(), "docker/Dockerfile").unwrap();
+    let files = build::context_files(dir.path(), "docker/Dockerfile").unwrap();
     assert_eq!(files, vec![".dockerignore", "docker/Dockerfile"]);
 }

@@ -337,8 +337,8 @@ fn only_the_build_context_is_written_and_it_matches_a_full_checkout() {
         );
         std::fs::remove_dir_all(full.path().join("w/.git")).unwrap();
         assert_eq!(
-            benchctl::image::context_files(&src, dockerfile).unwrap(),
-            benchctl::image::context_files(&full.path().join("w"), dockerfile).unwrap(),
+            benchctl::build::context_files(&src, dockerfile).unwrap(),
+            benchctl::build::context_files(&full.path().join("w"), dockerfile).unwrap(),
             "with {dockerfile}"
         );
     }

@@ -3,9 +3,9 @@
 //! Tracker's errorMessages without the token.
 
 use crate::support::fake_tracker::{Auth, FakeTracker, Org};
-use benchctl::tracker::{TrackerAuth, TrackerConfig, TrackerOrg};
 use benchctl::secret::Secret;
 use benchctl::tracker::{RetryPolicy, TrackerClient};
+use benchctl::tracker::{TrackerAuth, TrackerConfig, TrackerOrg};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "tracker-canary-55aa77bb";

@@ -9,12 +9,12 @@ mod ready;
 
 use crate::app::inspect::{benches, BenchRecord};
 use crate::app::link::{self, LinkState};
+use crate::app::lock::{IssueLock, LockOptions};
 use crate::app::record::LastDeploy;
 use crate::app::request::DeployRequest;
 use crate::app::Context;
 use crate::clock::now_unix;
 use crate::engine::{labels, Engine};
-use crate::lock::{IssueLock, LockOptions};
 use crate::naming::{container_name, short_commit};
 use crate::notify::Message;
 use crate::output::{Event, SharedReporter};
@@ -169,7 +169,7 @@ async fn unchanged_at_a_glance(
     let state = async {
         let locked = engine
             .markers
-            .get(&crate::lock::lock_name(issue))
+            .get(&crate::app::lock::lock_name(issue))
             .await?
             .is_some();
         Ok::<_, Error>((locked, benches(engine, Some(issue)).await?))
@@ -307,7 +307,7 @@ pub async fn recover_interrupted(req: &DeployRequest, engine: &Engine) -> String
     let ready = req.ready.load(std::sync::atomic::Ordering::SeqCst);
     let issue = req.issue.as_str();
     let mut done = remove_candidates(engine, issue, &req.deploy_id, ready).await;
-    if crate::lock::release_if_mine(engine, issue).await {
+    if crate::app::lock::release_if_mine(engine, issue).await {
         done.push("released the lock".to_string());
     }
     if done.is_empty() {

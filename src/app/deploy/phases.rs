@@ -7,13 +7,13 @@ use super::ready::{wait_ready, Probe};
 use super::{settings_of, Action, DeployOutcome};
 use crate::app::inspect::{bench_address, benches, record_from, BenchRecord};
 use crate::app::link::{self, LinkState};
+use crate::app::lock::IssueLock;
 use crate::app::request::DeployRequest;
 use crate::app::teardown::remove_unused_images;
+use crate::build as image;
 use crate::clock::now_unix;
 use crate::engine::BuildSpec;
 use crate::engine::{labels, ContainerInfo, ContainerSpec, Engine, ImageInfo};
-use crate::image;
-use crate::lock::IssueLock;
 use crate::naming::{container_name, short_commit};
 use crate::output::{Event, SharedReporter};
 use crate::tracker::TrackerClient;
@@ -268,7 +268,7 @@ async fn source(
         let dest = checkout.path().to_path_buf();
         let cache = req.cache_dir.clone();
         let rep = reporter.clone();
-        let dockerfile = crate::dockerignore::go_clean(&req.dockerfile);
+        let dockerfile = crate::build::dockerignore::go_clean(&req.dockerfile);
         tokio::task::spawn_blocking(move || {
             crate::git::fetch_branch(&repo, &branch, &cache, &dest, &dockerfile, &rep)
         })

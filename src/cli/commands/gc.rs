@@ -10,7 +10,7 @@ use crate::{Error, Result};
 
 pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
     let ttl = match &args.ttl {
-        Some(t) => Some(crate::gc::parse_duration(t).ok_or_else(|| {
+        Some(t) => Some(crate::app::gc::parse_duration(t).ok_or_else(|| {
             Error::usage(format!("--ttl `{t}` is not a duration (e.g. 90m, 12h, 3d)"))
         })?),
         None => None,
@@ -19,7 +19,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
         Some(s) => Some(crate::git::resolve_repo(Some(s))?.location),
         None => None,
     };
-    let opts = crate::gc::GcOptions {
+    let opts = crate::app::gc::GcOptions {
         dry_run: args.dry_run,
         ttl,
         closed_statuses: args.closed.closed_statuses.clone(),
@@ -27,7 +27,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
         field: crate::settings::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?,
         clear_link: !args.keep_link,
         cache_dir: resolve::cache_dir(&args.cache_dir),
-        cache_max_age: crate::gc::parse_duration(&args.cache_max_age).ok_or_else(|| {
+        cache_max_age: crate::app::gc::parse_duration(&args.cache_max_age).ok_or_else(|| {
             Error::usage(format!(
                 "--cache-max-age `{}` is not a duration (e.g. 12h, 14d)",
                 args.cache_max_age
@@ -37,7 +37,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
     let tracker = resolve::tracker_client(&args.tracker)?;
     let engine = cx.engine.backend(None)?.connect().await?;
     let engine = &engine;
-    let actions = crate::gc::gc(
+    let actions = crate::app::gc::gc(
         engine,
         tracker.as_ref(),
         &opts,

@@ -52,7 +52,7 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
     deploy = crate::settings::apply(&deploy, &crate::settings::merge(&layers))?;
     let cfg = ServeConfig {
         listen: args.listen,
-        secrets: crate::webhook::Secrets::from_env(&ProcessEnv)?,
+        secrets: crate::server::webhook::Secrets::from_env(&ProcessEnv)?,
         state_dir: resolve::state_dir(&args.state_dir),
         max_body: max_body as usize,
         max_parallel: args.max_parallel.max(1),

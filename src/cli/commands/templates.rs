@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
     let dir = env::var(env::TEMPLATES_DIR).map(PathBuf::from);
-    let list = crate::templates::list(dir.as_deref());
+    let list = crate::build::templates::list(dir.as_deref());
     let branch = resolve::resolve_shown(args, cx.matches, cx.reporter)?
         .map(|(req, _)| (req.branch, req.template, req.dockerfile));
     Ok(Templates { list, branch }.into())

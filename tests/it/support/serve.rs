@@ -32,7 +32,7 @@ pub fn fixture_json(rel: &str) -> Value {
 
 /// The HMAC-SHA256 signature header value senders compute.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    benchctl::webhook::sign(secret, body)
+    benchctl::server::webhook::sign(secret, body)
 }
 
 pub struct Answer {

@@ -19,27 +19,27 @@ const BUILTIN: &[Builtin] = &[
     Builtin {
         name: "rust",
         files: &["Cargo.toml"],
-        dockerfile: include_str!("../templates/dockerfiles/rust/Dockerfile"),
+        dockerfile: include_str!("../../templates/dockerfiles/rust/Dockerfile"),
     },
     Builtin {
         name: "node",
         files: &["package.json"],
-        dockerfile: include_str!("../templates/dockerfiles/node/Dockerfile"),
+        dockerfile: include_str!("../../templates/dockerfiles/node/Dockerfile"),
     },
     Builtin {
         name: "python",
         files: &["pyproject.toml", "requirements.txt"],
-        dockerfile: include_str!("../templates/dockerfiles/python/Dockerfile"),
+        dockerfile: include_str!("../../templates/dockerfiles/python/Dockerfile"),
     },
     Builtin {
         name: "go",
         files: &["go.mod"],
-        dockerfile: include_str!("../templates/dockerfiles/go/Dockerfile"),
+        dockerfile: include_str!("../../templates/dockerfiles/go/Dockerfile"),
     },
     Builtin {
         name: "static",
         files: &["index.html"],
-        dockerfile: include_str!("../templates/dockerfiles/static/Dockerfile"),
+        dockerfile: include_str!("../../templates/dockerfiles/static/Dockerfile"),
     },
 ];
 

@@ -2,10 +2,10 @@
 //! interrupted deploys, abandoned locks, and images benchctl built that nothing uses. It finds
 //! everything by benchctl's labels and touches nothing else.
 
+use crate::app::lock::LockOptions;
+use crate::app::lock::{self, IssueLock};
 use crate::app::{inspect, record, teardown};
 use crate::engine::{labels, ContainerInfo, Engine};
-use crate::lock::LockOptions;
-use crate::lock::{self, IssueLock};
 use crate::naming::container_name;
 use crate::output::{Event, SharedReporter};
 use crate::tracker::TrackerClient;

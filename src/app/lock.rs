@@ -153,7 +153,7 @@ impl IssueLock {
             l.insert(labels::ISSUE.to_string(), issue.to_string());
             l.insert(
                 HOLDER.to_string(),
-                format!("{user}@{} pid {pid}", crate::settings::machine_hostname()),
+                format!("{user}@{} pid {pid}", crate::env::machine_hostname()),
             );
             l.insert(PURPOSE.to_string(), purpose.to_string());
             l.insert(SINCE.to_string(), t.to_string());

@@ -1,0 +1,177 @@
+//! Building a branch's image: the Dockerfile (the branch's, or a template's), its context
+//! streamed from the checkout, the classic builder's trailing configuration and benchctl's
+//! labels applied in one commit, and a build that lost a race with an image removal tried
+//! again.
+
+pub mod context;
+pub mod dockerfile;
+pub mod dockerignore;
+pub mod templates;
+
+pub use context::{context_files, label_instruction, stream_context, walk_context};
+
+use crate::engine::{BuildSpec, Images};
+use crate::output::{Event, SharedReporter};
+use crate::{Error, Result};
+use context::dockerfile_with;
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+
+/// Checks a `--dockerfile` value and normalizes it to a slash path inside the context.
+pub fn dockerfile_path(root: &Path, dockerfile: &str, branch: &str) -> Result<String> {
+    let clean = crate::build::dockerignore::go_clean(dockerfile);
+    if clean.starts_with("..") || clean.starts_with('/') || clean == "." {
+        return Err(Error::usage(format!(
+            "--dockerfile `{dockerfile}` must be a path inside the repository"
+        )));
+    }
+    if !root.join(&clean).is_file() {
+        return Err(Error::usage(format!(
+            "branch `{branch}` has no `{clean}` and no template fits it; add a Dockerfile to \
+             the branch, pass --dockerfile <path>, or --template <name> (`benchctl templates` \
+             lists them)"
+        )));
+    }
+    Ok(clean)
+}
+
+/// Whether a build failed because a concurrent image removal pruned a cached parent layer
+/// (the classic builder then reports an unknown parent), or pruned the just-built untagged
+/// head before the trailing configuration was committed onto it (another image's removal
+/// takes its dangling parents along): building again succeeds.
+fn lost_cache_race(message: &str) -> bool {
+    message.contains("unknown parent image ID")
+        || message.contains("failed to set parent")
+        || message
+            .to_ascii_lowercase()
+            .contains("no such image: sha256:")
+}
+
+/// Builds the image of `root` with the engine, streaming the context; returns the image id.
+/// A build that lost a race with a concurrent image removal is tried again (twice at most).
+pub async fn build(
+    engine: &dyn Images,
+    root: &Path,
+    spec: &BuildSpec,
+    issue: &str,
+    branch: &str,
+    reporter: &SharedReporter,
+) -> Result<String> {
+    let mut attempt = 1;
+    loop {
+        match build_once(engine, root, spec, issue, branch, reporter).await {
+            Err(Error::Build { message, .. }) if attempt < 3 && lost_cache_race(&message) => {
+                reporter.report(Event::Warn(format!(
+                    "a concurrent image removal raced the build cache ({message}); building again"
+                )));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn build_once(
+    engine: &dyn Images,
+    root: &Path,
+    spec: &BuildSpec,
+    issue: &str,
+    branch: &str,
+    reporter: &SharedReporter,
+) -> Result<String> {
+    // The classic builder spends a container and a commit on every instruction. Labels passed
+    // as build parameters are one instruction each: they travel in the Dockerfile instead, and
+    // the Dockerfile's trailing configuration instructions go, with them, into one commit.
+    let original = std::fs::read(root.join(&spec.dockerfile)).map_err(|e| Error::Context {
+        issue: issue.to_string(),
+        message: format!("cannot read {}: {e}", spec.dockerfile),
+    })?;
+    // a --target stage is not the Dockerfile's last: its trailing lines are not the image's
+    let split = std::str::from_utf8(&original)
+        .ok()
+        .filter(|_| spec.target.is_none())
+        .and_then(crate::build::dockerfile::split_trailing_config);
+    let labels = label_instruction(&spec.labels);
+    let (content, changes) = match (split, &spec.target) {
+        (Some((head, mut trailing)), _) => {
+            trailing.extend(labels.map(|l| l.trim_end().to_string()));
+            (head.into_bytes(), Some(trailing.join("\n")))
+        }
+        // a LABEL appended to the Dockerfile would land in its last stage, not the target's:
+        // the labels are committed onto the target stage's image instead
+        (None, Some(_)) => (original, labels.map(|l| l.trim_end().to_string())),
+        (None, None) => (
+            match &labels {
+                Some(l) => dockerfile_with(original, l),
+                None => original,
+            },
+            None,
+        ),
+    };
+    let (stream, walker) = stream_context(
+        root.to_path_buf(),
+        spec.dockerfile.clone(),
+        Some(content),
+        reporter.clone(),
+    );
+    let plain = BuildSpec {
+        labels: HashMap::new(),
+        // built untagged when a commit follows: only the committed image is tagged
+        tag: if changes.is_some() {
+            String::new()
+        } else {
+            spec.tag.clone()
+        },
+        ..spec.clone()
+    };
+    let built = engine.build(&plain, stream, reporter).await;
+    let built = match (built, changes) {
+        (Ok(id), Some(changes)) => {
+            reporter.report(Event::BuildOutput(format!(
+                "Commit: the trailing configuration and benchctl's labels in one step ({})",
+                spec.tag
+            )));
+            engine.commit(&id, &changes, &spec.tag).await
+        }
+        (other, _) => other,
+    };
+    let walked = walker.await.map_err(|e| Error::Context {
+        issue: issue.to_string(),
+        message: e.to_string(),
+    })?;
+    if let Err(e) = walked {
+        if e.kind() == io::ErrorKind::BrokenPipe && built.is_err() {
+            return built.map(|_| unreachable!("checked is_err"));
+        }
+        return Err(Error::Context {
+            issue: issue.to_string(),
+            message: format!("cannot read the checkout: {e}"),
+        });
+    }
+    built.map_err(|e| match e {
+        Error::Engine(message) => Error::Build {
+            issue: issue.to_string(),
+            branch: branch.to_string(),
+            message,
+        },
+        other => other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn races_with_image_removals_are_recognised() {
+        assert!(lost_cache_race("unknown parent image ID sha256:abc"));
+        assert!(lost_cache_race(
+            "no such image: sha256:7f4a90: No such image: sha256:7f4a90"
+        ));
+        assert!(!lost_cache_race(
+            "COPY failed: file not found in build context"
+        ));
+        assert!(!lost_cache_race("No such image: node:20-alpine"));
+    }
+}
