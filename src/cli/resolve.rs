@@ -18,19 +18,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 impl EngineArgs {
-    /// The backend, from flags, the environment and the local config file `config` (the
-    /// command's `--config`, else BENCHCTL_CONFIG), for commands that never push an image.
-    pub fn backend(&self, config: Option<&std::path::Path>) -> Result<crate::engine::Backend> {
-        Ok(self.resolve(config, None)?.0)
+    /// The backend, from flags, the environment and the local config file BENCHCTL_CONFIG
+    /// names, for commands without `--config` (none of them pushes an image).
+    pub fn backend(&self) -> Result<crate::engine::Backend> {
+        let path = env::var(env::CONFIG).map(PathBuf::from);
+        let local = path.as_deref().map(read_local).transpose()?;
+        Ok(self.resolve(local.as_ref(), None)?.0)
     }
 
-    /// [`Self::backend`] with the registry's credentials (deploys push images); a credential
-    /// helper is only asked here.
-    pub fn pushing_backend(
-        &self,
-        config: Option<&std::path::Path>,
-    ) -> Result<crate::engine::Backend> {
-        let mut backend = self.backend(config)?;
+    /// The backend from flags, the environment and the command's `--config` file (`local`),
+    /// with the registry's credentials (deploys push images; a credential helper is only
+    /// asked here).
+    pub fn pushing_backend(&self, local: Option<&Layer>) -> Result<crate::engine::Backend> {
+        let mut backend = self.resolve(local, None)?.0;
         if let crate::engine::Backend::Swarm(o) = &mut backend {
             if let Some(r) = &o.registry {
                 o.credentials = crate::engine::swarm::registry::registry_auth(r)?;
@@ -43,7 +43,7 @@ impl EngineArgs {
     /// matches) tells whether a value came from a flag or its variable.
     fn resolve(
         &self,
-        config: Option<&std::path::Path>,
+        local: Option<&Layer>,
         m: Option<&ArgMatches>,
     ) -> Result<(crate::engine::Backend, Effective)> {
         let mut explicit = Layer::default();
@@ -58,12 +58,8 @@ impl EngineArgs {
                 explicit.set(key.name, v, origin);
             }
         }
-        let path = config
-            .map(PathBuf::from)
-            .or_else(|| env::var(env::CONFIG).map(PathBuf::from));
-        let local = path.as_deref().map(read_local).transpose()?;
         let mut layers = vec![&explicit];
-        layers.extend(local.as_ref());
+        layers.extend(local);
         let e = merge(&layers);
         let set = |key: &keys::Key| e.origin(key.name).is_some_and(|o| *o != Origin::Default);
         let backend = match e.get(&keys::BACKEND).unwrap_or("docker") {
@@ -90,10 +86,10 @@ impl EngineArgs {
     /// The backend settings as `config` shows them (the swarm's only on the swarm backend).
     pub(crate) fn rows(
         &self,
-        config: Option<&std::path::Path>,
+        local: Option<&Layer>,
         m: &ArgMatches,
     ) -> Result<Vec<crate::settings::Row>> {
-        let (backend, e) = self.resolve(config, Some(m))?;
+        let (backend, e) = self.resolve(local, Some(m))?;
         let shown = match backend {
             crate::engine::Backend::Docker => &keys::ENGINE_KEYS[..1],
             crate::engine::Backend::Swarm(_) => keys::ENGINE_KEYS,
@@ -184,39 +180,69 @@ pub(crate) fn branch_of(source: &SourceArgs) -> Result<String> {
     Ok(branch)
 }
 
-/// Resolves every input of a deploy before any work starts (bad input: exit 2, nothing done):
-/// the repository's `benchctl.toml` at the branch's head is read here.
-pub(crate) fn deploy_request(
+/// Every input of a deploy of a branch, resolved from the arguments before any work starts
+/// (bad input: exit 2, nothing done); the branch's own `benchctl.toml` joins them in
+/// [`DeployInputs::resolve`] or [`crate::app::deploy::prepare`].
+pub(crate) struct DeployInputs {
+    pub base: DeployRequest,
+    pub explicit: Layer,
+    /// The `--config` file (read once: the backend's settings come from it too).
+    pub local: Option<Layer>,
+    pub repo: crate::git::RepoSpec,
+    pub branch: String,
+    pub issue: Option<String>,
+    pub templates_dir: Option<PathBuf>,
+}
+
+impl DeployInputs {
+    pub fn settings(&self) -> crate::settings::Inputs<'_> {
+        crate::settings::Inputs {
+            base: &self.base,
+            explicit: &self.explicit,
+            local: self.local.as_ref(),
+            issue: self.issue.as_deref(),
+            templates_dir: self.templates_dir.as_deref(),
+        }
+    }
+
+    /// The settings a deploy would use and where each came from (the branch's config read at
+    /// its head; blocking git in place), without checking there is something to build.
+    pub fn resolve(
+        &self,
+        reporter: &SharedReporter,
+    ) -> Result<(DeployRequest, crate::settings::Effective)> {
+        tokio::task::block_in_place(|| {
+            crate::settings::resolve(&self.settings(), self.repo.clone(), &self.branch, reporter)
+        })
+    }
+}
+
+pub(crate) fn deploy_inputs(
     source: &SourceArgs,
     bench: &BenchArgs,
     tracker: &TrackerArgs,
     link: bool,
     force: bool,
     m: &ArgMatches,
-    reporter: &SharedReporter,
-) -> Result<(DeployRequest, crate::settings::Effective)> {
+) -> Result<DeployInputs> {
     let branch = branch_of(source)?;
     if let Some(k) = &source.issue {
         naming::normalize_issue_key(k)?;
     }
-    let explicit = explicit_layer(
-        bench,
-        tracker.field.as_deref(),
-        source.issue_pattern.as_deref(),
-        m,
-    )?;
-    let local = local_layer(bench)?;
-    let base = base_request(bench, link, force)?;
-    let repo = crate::git::resolve_repo(source.repo.as_deref())?;
-    let templates_dir = env::var(env::TEMPLATES_DIR).map(PathBuf::from);
-    let inputs = crate::settings::Inputs {
-        base: &base,
-        explicit: &explicit,
-        local: local.as_ref(),
-        issue: source.issue.as_deref(),
-        templates_dir: templates_dir.as_deref(),
-    };
-    tokio::task::block_in_place(|| crate::settings::resolve(&inputs, repo, &branch, reporter))
+    Ok(DeployInputs {
+        explicit: explicit_layer(
+            bench,
+            tracker.field.as_deref(),
+            source.issue_pattern.as_deref(),
+            m,
+        )?,
+        local: local_layer(bench)?,
+        base: base_request(bench, link, force)?,
+        repo: crate::git::resolve_repo(source.repo.as_deref())?,
+        branch,
+        issue: source.issue.clone(),
+        templates_dir: env::var(env::TEMPLATES_DIR).map(PathBuf::from),
+    })
 }
 
 /// The settings no config file holds (bind address, public host, cache, link, force); the
@@ -292,24 +318,11 @@ pub(crate) fn state_dir(flag: &Option<PathBuf>) -> PathBuf {
     }
 }
 
-/// For `config` and `templates`: the deploy a branch (given, or the CI system's) would get;
-/// `None` without a branch.
-pub(crate) fn resolve_shown(
-    args: &ConfigArgs,
-    m: &ArgMatches,
-    reporter: &SharedReporter,
-) -> Result<Option<(DeployRequest, crate::settings::Effective)>> {
+/// For `config` and `templates`: the inputs of a deploy of the branch (given, or the CI
+/// system's); `None` without a branch.
+pub(crate) fn shown_inputs(args: &ConfigArgs, m: &ArgMatches) -> Result<Option<DeployInputs>> {
     if args.source.branch.is_none() && branch_from_ci().is_none() {
         return Ok(None);
     }
-    deploy_request(
-        &args.source,
-        &args.bench,
-        &args.tracker,
-        true,
-        false,
-        m,
-        reporter,
-    )
-    .map(Some)
+    deploy_inputs(&args.source, &args.bench, &args.tracker, true, false, m).map(Some)
 }

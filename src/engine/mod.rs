@@ -198,7 +198,9 @@ pub trait Benches: Send + Sync {
     fn shape(&self) -> String {
         String::new()
     }
-    /// Starts a candidate version; returns its id.
+    /// Starts a candidate version of the bench `spec.name`; returns its id. With
+    /// `spec.replaces`, a container starts beside the current bench under a name of its own
+    /// (`<name>-next-<random>`), a service is updated in place.
     async fn start(&self, spec: &ContainerSpec) -> Result<String>;
     /// Makes the candidate `id` the bench named `name` (a container is renamed; an updated
     /// service already is the bench).

@@ -210,29 +210,18 @@ impl Worker {
         let reporter: SharedReporter = Arc::new(JobReporter {
             issue: issue.to_string(),
         });
-        // the branch's benchctl.toml joins the service's settings
-        let resolved = {
-            let cfg = self.cfg.clone();
-            let (branch, issue, rep) = (branch.to_string(), issue.to_string(), reporter.clone());
-            tokio::task::spawn_blocking(move || {
-                let inputs = crate::settings::Inputs {
-                    base: &cfg.deploy,
-                    explicit: &cfg.explicit,
-                    local: cfg.local.as_ref(),
-                    issue: Some(&issue),
-                    templates_dir: cfg.templates.dir.as_deref(),
-                };
-                crate::settings::resolve(&inputs, spec, &branch, &rep)
-            })
-            .await
-        };
         let ctx = self.context(&reporter);
-        let req = match resolved
-            .map(|r| r.and_then(|(req, _)| crate::settings::ensure_buildable(&req).map(|()| req)))
-        {
-            Ok(Ok(req)) => req,
-            Ok(Err(e)) => return deploy_failed(&ctx, e, issue, branch).await,
-            Err(e) => return Outcome::Retry(format!("the settings task failed: {e}")),
+        // the branch's benchctl.toml joins the service's settings
+        let inputs = crate::settings::Inputs {
+            base: &self.cfg.deploy,
+            explicit: &self.cfg.explicit,
+            local: self.cfg.local.as_ref(),
+            issue: Some(issue),
+            templates_dir: self.cfg.templates.dir.as_deref(),
+        };
+        let req = match app::deploy::prepare(&inputs, spec, branch, &reporter) {
+            Ok(req) => req,
+            Err(e) => return deploy_failed(&ctx, e, issue, branch).await,
         };
         let stop = async {
             match cancel.wait_for(|c| *c != Cancel::No).await.map(|c| *c) {
@@ -440,5 +429,49 @@ impl Runner for Worker {
             by.seq,
             by.intent.kind()
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: Option<u16>) -> TrackerError {
+        TrackerError {
+            issue: "SRV-1".into(),
+            action: "get".into(),
+            status,
+            messages: vec![],
+        }
+    }
+
+    #[test]
+    fn passing_tracker_failures_are_retried_the_rest_fail() {
+        for passing in [None, Some(429), Some(500), Some(503), Some(409), Some(412)] {
+            assert!(
+                matches!(tracker_outcome(&refused(passing)), Outcome::Retry(_)),
+                "{passing:?}"
+            );
+        }
+        for final_ in [Some(400), Some(401), Some(403), Some(404)] {
+            assert!(
+                matches!(tracker_outcome(&refused(final_)), Outcome::Failed(_)),
+                "{final_:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_deploy_is_retried_only_when_it_may_pass() {
+        let engine = crate::Error::Engine("cannot reach the Docker engine".into());
+        assert!(matches!(failure(&engine), Outcome::Retry(_)));
+        let build = crate::Error::Build {
+            issue: "SRV-1".into(),
+            branch: "b".into(),
+            message: "COPY failed".into(),
+        };
+        assert!(matches!(failure(&build), Outcome::Failed(m) if m.contains("COPY failed")));
+        let usage = crate::Error::usage("no Dockerfile");
+        assert!(matches!(failure(&usage), Outcome::Failed(_)));
     }
 }

@@ -446,3 +446,43 @@ pub async fn serve(
     log("stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_prometheus_text_with_escaped_labels() {
+        let m = Metrics::default();
+        m.inc("benchctl_deploys_total", &[("result", "deployed")]);
+        m.inc("benchctl_deploys_total", &[("result", "deployed")]);
+        m.inc(
+            "benchctl_jobs_total",
+            &[("kind", "a\"b"), ("result", "done")],
+        );
+        let text = m.render(3, 1);
+        assert!(
+            text.contains("benchctl_deploys_total{result=\"deployed\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("benchctl_jobs_total{kind=\"a\\\"b\",result=\"done\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE benchctl_deploys_total counter\n"));
+        assert!(text.contains("benchctl_queue_depth 3\n"));
+        assert!(text.contains("benchctl_jobs_running 1\n"));
+    }
+
+    #[test]
+    fn reviews_move_issues_to_their_configured_status() {
+        let t = ReviewTargets::default();
+        assert_eq!(t.target(Review::Approved), Some("readyForTest"));
+        assert_eq!(t.target(Review::Rejected), Some("needsImprovement"));
+        let none = ReviewTargets {
+            approved: None,
+            ..ReviewTargets::default()
+        };
+        assert_eq!(none.target(Review::Approved), None);
+    }
+}

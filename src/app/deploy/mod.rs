@@ -101,6 +101,22 @@ pub fn is_passing(e: &Error) -> bool {
     )
 }
 
+/// A deploy's request from its settings' inputs: resolved (the branch's `benchctl.toml` read
+/// at its head) and checked to have something to build (a Dockerfile where the settings say,
+/// or a template). Blocking git runs in place.
+pub fn prepare(
+    inputs: &crate::settings::Inputs,
+    repo: crate::git::RepoSpec,
+    branch: &str,
+    reporter: &SharedReporter,
+) -> Result<DeployRequest> {
+    tokio::task::block_in_place(|| {
+        let (req, _) = crate::settings::resolve(inputs, repo, branch, reporter)?;
+        crate::settings::ensure_buildable(&req)?;
+        Ok(req)
+    })
+}
+
 /// The deploy as the front ends run it: `req` resolved and checked, raced against `stop`
 /// (what it half-made is removed when `stop` wins); the messengers hear of a new bench, and
 /// of a failure when `tell_failure` says so.

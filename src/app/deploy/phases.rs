@@ -132,12 +132,8 @@ pub(super) async fn deploy_locked(
     };
     let port = plan::port(req.port, &exposed, issue)?;
 
-    // The new bench starts beside the current one (a swarm service is updated in place).
+    // The new version starts beside the current bench (a swarm service is updated in place).
     let replaces = existing.iter().find(|c| c.name == final_name);
-    let name = match replaces {
-        Some(_) => format!("{final_name}-next-{:08x}", rand::random::<u32>()),
-        None => final_name.clone(),
-    };
     let identity = BenchIdentity {
         commit: &image.commit,
         commit_time: image.commit_time,
@@ -146,7 +142,7 @@ pub(super) async fn deploy_locked(
         deployed_at: now_unix(),
     };
     let spec = ContainerSpec {
-        name: name.clone(),
+        name: final_name.clone(),
         image: image.tag.clone(),
         labels: plan::bench_labels(req, &identity)?,
         container_port: port,
@@ -192,9 +188,7 @@ pub(super) async fn deploy_locked(
             old.name
         )));
     }
-    if name != final_name {
-        engine.benches.promote(&id, &final_name).await?;
-    }
+    engine.benches.promote(&id, &final_name).await?;
     remove_unused_images(engine, issue, Some(&image.id), reporter).await;
 
     let bench = BenchRecord {

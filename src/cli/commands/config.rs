@@ -18,7 +18,14 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
         value,
         origin: origin.into(),
     };
-    let effective = if let Some((req, effective)) = resolve::resolve_shown(args, m, cx.reporter)? {
+    let inputs = resolve::shown_inputs(args, m)?;
+    // the --config file, read once
+    let local = match &inputs {
+        Some(i) => i.local.clone(),
+        None => resolve::local_layer(&args.bench)?,
+    };
+    let effective = if let Some(inputs) = &inputs {
+        let (req, effective) = inputs.resolve(cx.reporter)?;
         let branch_origin = if args.source.branch.is_some() {
             "argument"
         } else {
@@ -54,7 +61,6 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
             args.source.issue_pattern.as_deref(),
             m,
         )?;
-        let local = resolve::local_layer(&args.bench)?;
         let mut layers = vec![&explicit];
         layers.extend(local.as_ref());
         let effective = crate::settings::merge(&layers);
@@ -94,7 +100,7 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
         args.bench.bind.clone(),
         "flag --bind or default",
     ));
-    rows.extend(cx.engine.rows(args.bench.config.as_deref(), m)?);
+    rows.extend(cx.engine.rows(local.as_ref(), m)?);
     rows.push(row(
         "cache-dir",
         resolve::cache_dir(&args.bench.cache_dir)

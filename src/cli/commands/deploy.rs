@@ -11,22 +11,26 @@ use crate::error::exit;
 use crate::{Error, Result};
 
 pub async fn exec(args: &DeployArgs, cx: &Ctx<'_>) -> Result<Output> {
-    let resolved = resolve::deploy_request(
+    let inputs = resolve::deploy_inputs(
         &args.source,
         &args.bench,
         &args.tracker,
         !args.no_link,
         args.force,
         cx.matches,
+    )?;
+    let prepared = app::deploy::prepare(
+        &inputs.settings(),
+        inputs.repo.clone(),
+        &inputs.branch,
         cx.reporter,
     );
-    let (req, _) = match resolved {
+    let req = match prepared {
         Err(Error::NoIssueKey { branch, .. }) if args.skip_no_issue => {
             return Ok(SkippedNoIssue { branch }.into());
         }
         other => other?,
     };
-    crate::settings::ensure_buildable(&req)?;
     let tracker = if req.link {
         resolve::tracker_client(&args.tracker)?
     } else {
@@ -35,7 +39,7 @@ pub async fn exec(args: &DeployArgs, cx: &Ctx<'_>) -> Result<Output> {
     let notifier = resolve::notifier()?;
     let engine = cx
         .engine
-        .pushing_backend(args.bench.config.as_deref())?
+        .pushing_backend(inputs.local.as_ref())?
         .connect()
         .await?;
     let ctx = Context {

@@ -35,7 +35,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
         })?,
     };
     let tracker = resolve::tracker_client(&args.tracker)?;
-    let engine = cx.engine.backend(None)?.connect().await?;
+    let engine = cx.engine.backend()?.connect().await?;
     let engine = &engine;
     let actions = crate::app::gc::gc(
         engine,

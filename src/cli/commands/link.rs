@@ -19,7 +19,7 @@ pub async fn exec(args: &LinkArgs, cx: &Ctx<'_>) -> Result<Output> {
             env::TRACKER_CLOUD_ORG_ID
         ))
     })?;
-    let engine = cx.engine.backend(None)?.connect().await?;
+    let engine = cx.engine.backend()?.connect().await?;
     let outcome = crate::app::link::link(&issue, &engine, &tracker, &field, cx.reporter).await?;
     Ok(outcome.into())
 }

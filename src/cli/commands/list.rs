@@ -5,7 +5,7 @@ use crate::cli::print::{Benches, Output};
 use crate::Result;
 
 pub async fn exec(cx: &Ctx<'_>) -> Result<Output> {
-    let engine = cx.engine.backend(None)?.connect().await?;
+    let engine = cx.engine.backend()?.connect().await?;
     let rows = crate::app::inspect::list(&engine).await?;
     Ok(Benches(rows).into())
 }

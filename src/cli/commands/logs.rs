@@ -9,7 +9,7 @@ use std::io::Write;
 
 pub async fn exec(args: &LogsArgs, cx: &Ctx<'_>) -> Result<Output> {
     let issue = naming::normalize_issue_key(&args.issue)?;
-    let engine = cx.engine.backend(None)?.connect().await?;
+    let engine = cx.engine.backend()?.connect().await?;
     let engine = &engine;
     let Some(bench) = crate::app::inspect::find_bench(engine, &issue).await? else {
         return Err(Error::usage(format!("{issue} has no bench")));

@@ -50,6 +50,7 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
     layers.extend(local.as_ref());
     let mut deploy = resolve::base_request(&args.bench, !args.no_link, false)?;
     deploy = crate::settings::apply(&deploy, &crate::settings::merge(&layers))?;
+    let backend = cx.engine.pushing_backend(local.as_ref())?;
     let cfg = ServeConfig {
         listen: args.listen,
         secrets: crate::server::webhook::Secrets::from_env(&ProcessEnv)?,
@@ -73,7 +74,7 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         local,
         lock: args.lock.options(),
         templates: templates.clone(),
-        backend: cx.engine.pushing_backend(args.bench.config.as_deref())?,
+        backend,
     };
     let tracker = resolve::tracker_client(&args.tracker)?;
     let notifier = Notifier::from_env(&ProcessEnv, templates)?;

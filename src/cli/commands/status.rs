@@ -8,6 +8,6 @@ use crate::{naming, Result};
 
 pub async fn exec(args: &IssueArg, cx: &Ctx<'_>) -> Result<Output> {
     let issue = naming::normalize_issue_key(&args.issue)?;
-    let engine = cx.engine.backend(None)?.connect().await?;
+    let engine = cx.engine.backend()?.connect().await?;
     Ok(crate::app::inspect::status(&engine, &issue).await?.into())
 }

@@ -42,7 +42,7 @@ pub async fn exec(args: &TeardownArgs, cx: &Ctx<'_>) -> Result<Output> {
         resolve::tracker_client(&args.tracker)?
     };
     let notifier = resolve::notifier()?;
-    let engine = cx.engine.backend(None)?.connect().await?;
+    let engine = cx.engine.backend()?.connect().await?;
     let ctx = Context {
         engine: &engine,
         tracker: tracker.as_ref(),

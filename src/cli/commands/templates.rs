@@ -11,7 +11,12 @@ use std::path::PathBuf;
 pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
     let dir = env::var(env::TEMPLATES_DIR).map(PathBuf::from);
     let list = crate::build::templates::list(dir.as_deref());
-    let branch = resolve::resolve_shown(args, cx.matches, cx.reporter)?
-        .map(|(req, _)| (req.branch, req.template, req.dockerfile));
+    let branch = match resolve::shown_inputs(args, cx.matches)? {
+        Some(inputs) => {
+            let (req, _) = inputs.resolve(cx.reporter)?;
+            Some((req.branch, req.template, req.dockerfile))
+        }
+        None => None,
+    };
     Ok(Templates { list, branch }.into())
 }

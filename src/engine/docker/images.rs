@@ -1,7 +1,7 @@
 //! Docker's image role: classic builds from a streamed context, inspect, commit, list, remove.
 
 use super::{parse_port, DockerEngine};
-use crate::engine::endpoint::{describe_engine_error, not_found};
+use crate::engine::endpoint::not_found;
 use crate::engine::{BuildSpec, ContextStream, ImageInfo, Images};
 use crate::output::{Event, SharedReporter};
 use crate::{Error, Result};
@@ -192,14 +192,12 @@ impl Images for DockerEngine {
         match self.docker.remove_image(id, Some(opts), None).await {
             Ok(_) => Ok(()),
             Err(e) if not_found(&e) => Ok(()),
-            // the task a finished update replaced is still stopping (its grace period): its
-            // image goes with the next deploy, teardown or gc
-            Err(e)
-                if self.leave_images_in_use
-                    && describe_engine_error(&e).contains("running container") =>
-            {
-                Ok(())
-            }
+            // a forced removal conflicts only with a running container: the task a finished
+            // update replaced is still stopping (its grace period), and its image goes with the
+            // next deploy, teardown or gc
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) if self.leave_images_in_use => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
