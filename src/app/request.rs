@@ -7,47 +7,75 @@ use crate::git::RepoSpec;
 use sha2::Digest;
 use std::time::Duration;
 
-/// Everything a deploy needs to know, resolved by the CLI layer.
+/// Everything a deploy needs to know, resolved before any work starts: which branch for which
+/// issue, how its bench is built and run, what the deploy may do, where this machine keeps
+/// things, and this run's own state.
 #[derive(Debug, Clone)]
 pub struct DeployRequest {
     pub repo: RepoSpec,
     pub branch: String,
     pub issue: String,
+    pub bench: BenchSettings,
+    pub policy: Policy,
+    pub machine: Machine,
+    pub run: RunState,
+}
+
+/// How the bench is built and run: what its settings hash covers. `Default` is a blank to be
+/// filled in by [`crate::settings::apply`] (the defaults are the settings', `settings/keys.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct BenchSettings {
     pub dockerfile: String,
-    pub port: Option<u16>,
-    pub bind: String,
-    pub public_host: String,
-    pub ready_timeout: Duration,
-    pub limits: Limits,
-    pub field: String,
-    /// False with `--no-link`.
-    pub link: bool,
-    /// Rebuild and replace even when nothing changed, and deploy an older commit over a newer.
-    pub force: bool,
-    /// Random id labelled on what this deploy creates (cleanup after an interruption).
-    pub deploy_id: String,
-    /// Set once the new container passed readiness: only then may an interrupted deploy leave
-    /// it as the bench (when the previous one is already gone).
-    pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// Where cached clones live.
-    pub cache_dir: std::path::PathBuf,
+    /// The Dockerfile template to build with instead of the branch's Dockerfile.
+    pub template: Option<crate::build::templates::Chosen>,
     /// `--build-arg` values.
     pub build_args: std::collections::BTreeMap<String, String>,
     /// The Dockerfile stage to build (`--target`).
     pub target: Option<String>,
+    pub port: Option<u16>,
+    pub bind: String,
+    pub public_host: String,
+    pub ready_timeout: Duration,
     /// Path the readiness probe asks (any answer below 500 counts for `/`, only 2xx/3xx for
     /// another path).
     pub health_path: String,
+    pub limits: Limits,
     /// The bench's environment.
     pub env: Vec<BenchEnv>,
     /// The bench's address as a template (`https://{issue}.bench.example.com`).
     pub url_template: Option<String>,
     /// Route through a reverse proxy instead of publishing a port.
     pub router: Option<Router>,
+}
+
+/// What the deploy may do.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The Tracker field the bench's address goes to.
+    pub field: String,
+    /// False with `--no-link`.
+    pub link: bool,
+    /// Rebuild and replace even when nothing changed, and deploy an older commit over a newer.
+    pub force: bool,
+}
+
+/// Where this machine keeps things and finds the engine.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Where cached clones live.
+    pub cache_dir: std::path::PathBuf,
     /// The host of a remote engine (`DOCKER_HOST`), where published ports are probed.
     pub engine_host: Option<String>,
-    /// The Dockerfile template to build with instead of the branch's Dockerfile.
-    pub template: Option<crate::build::templates::Chosen>,
+}
+
+/// This run's own state.
+#[derive(Debug, Clone, Default)]
+pub struct RunState {
+    /// Random id labelled on what this deploy creates (cleanup after an interruption).
+    pub deploy_id: String,
+    /// Set once the new container passed readiness: only then may an interrupted deploy leave
+    /// it as the bench (when the previous one is already gone).
+    pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The branch's head as read with its config just before (the read-only no-op check uses
     /// it; under the lock the head is asked for again).
     pub head_hint: Option<String>,
@@ -85,13 +113,26 @@ impl DeployRequest {
             repo,
             branch: branch.to_string(),
             issue: issue.to_string(),
-            deploy_id: format!("{:016x}", rand::random::<u64>()),
-            ready: Default::default(),
-            head_hint: None,
+            run: RunState {
+                deploy_id: format!("{:016x}", rand::random::<u64>()),
+                ..RunState::default()
+            },
             ..self.clone()
         }
     }
 
+    /// Hash of what shapes the image besides the commit (images are tagged and reused by it).
+    pub fn build_hash(&self) -> String {
+        self.bench.build_hash()
+    }
+
+    /// Hash of everything besides the commit that shapes the bench.
+    pub fn settings_hash(&self) -> String {
+        self.bench.settings_hash()
+    }
+}
+
+impl BenchSettings {
     /// Hash of what shapes the image besides the commit (images are tagged and reused by it).
     pub fn build_hash(&self) -> String {
         let mut text = format!("b1|{}", self.dockerfile);

@@ -116,7 +116,7 @@ pub struct TrackerInitArgs {
     pub queue: String,
 
     /// Short key of the field to create.
-    #[arg(long, default_value = "benchLink", value_name = "KEY")]
+    #[arg(long, default_value = keys::FIELD.default, value_name = "KEY")]
     pub field_key: String,
 
     /// Display name of the field.

@@ -2,8 +2,7 @@
 //! the settings layers (flags and environment, `--config`) and a deploy's request.
 
 use super::args::*;
-use crate::app::request::DeployRequest;
-use crate::engine::Limits;
+use crate::app::request::{BenchSettings, DeployRequest, Machine, Policy, RunState};
 use crate::naming;
 use crate::notify::{Notifier, Templates};
 use crate::output::SharedReporter;
@@ -274,27 +273,23 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
         },
         branch: String::new(),
         issue: String::new(),
-        dockerfile: "Dockerfile".into(),
-        port: None,
-        bind: args.bind.clone(),
-        public_host: crate::settings::public_host(args.public_host.as_deref(), &ProcessEnv),
-        ready_timeout: Duration::from_secs(60),
-        limits: Limits::default(),
-        field: keys::FIELD.default.unwrap_or_default().to_string(),
-        link,
-        force,
-        deploy_id: String::new(),
-        ready: Default::default(),
-        cache_dir: cache_dir(&args.cache_dir),
-        build_args: Default::default(),
-        target: None,
-        health_path: "/".into(),
-        env: Vec::new(),
-        url_template: None,
-        router,
-        engine_host: crate::settings::remote_engine_host(&ProcessEnv),
-        template: None,
-        head_hint: None,
+        // the rest is filled in from the settings by `crate::settings::apply`
+        bench: BenchSettings {
+            bind: args.bind.clone(),
+            public_host: crate::settings::public_host(args.public_host.as_deref(), &ProcessEnv),
+            router,
+            ..BenchSettings::default()
+        },
+        policy: Policy {
+            field: String::new(),
+            link,
+            force,
+        },
+        machine: Machine {
+            cache_dir: cache_dir(&args.cache_dir),
+            engine_host: crate::settings::remote_engine_host(&ProcessEnv),
+        },
+        run: RunState::default(),
     })
 }
 

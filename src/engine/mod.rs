@@ -77,22 +77,12 @@ pub struct ContainerSpec {
     pub ready_timeout: std::time::Duration,
 }
 
-/// Resource limits of a bench.
-#[derive(Debug, Clone, PartialEq)]
+/// Resource limits of a bench (their defaults are the settings' own, `settings/keys.rs`).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
     pub memory_bytes: i64,
     pub nano_cpus: i64,
     pub pids: i64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_bytes: 512 * 1024 * 1024,
-            nano_cpus: 1_000_000_000,
-            pids: 256,
-        }
-    }
 }
 
 /// What the engine says about one bench (a container, or a service and its task).

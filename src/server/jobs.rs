@@ -274,8 +274,8 @@ impl Worker {
             issue: issue.to_string(),
         });
         let ctx = self.context(&reporter);
-        let field = &self.cfg.deploy.field;
-        match app::teardown::run(&ctx, issue, field, self.cfg.deploy.link, reason).await {
+        let field = &self.cfg.deploy.policy.field;
+        match app::teardown::run(&ctx, issue, field, self.cfg.deploy.policy.link, reason).await {
             Ok(o) if o.removed_containers.is_empty() => {
                 Outcome::Done(format!("{issue} has no bench; nothing to remove"))
             }

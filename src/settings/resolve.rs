@@ -5,7 +5,7 @@
 use super::keys::{self, Key};
 use super::layer::{merge, Effective, Layer, Origin};
 use super::values::{parse_memory, valid_env_name};
-use crate::app::request::{BenchEnv, DeployRequest, EnvValue};
+use crate::app::request::{BenchEnv, BenchSettings, DeployRequest, EnvValue, Policy};
 use crate::{Error, Result};
 use std::path::Path;
 
@@ -54,20 +54,21 @@ pub fn resolve(
 ) -> Result<(DeployRequest, Effective)> {
     let mut layers = vec![inputs.explicit];
     layers.extend(inputs.local);
-    let (peek, repo_config) = match repo_layer(&repo, branch, &inputs.base.cache_dir, reporter) {
-        Ok(l) => l,
-        // a branch that does not exist and carries no key: the key is the first thing wrong
-        Err(Error::BranchNotFound { .. }) if inputs.issue.is_none() => {
-            let effective = merge(&layers);
-            let pattern = effective.get(&keys::ISSUE_PATTERN).unwrap_or_default();
-            crate::naming::issue_key_from_branch(branch, pattern)?;
-            return Err(Error::BranchNotFound {
-                branch: branch.to_string(),
-                repo: repo.location.clone(),
-            });
-        }
-        Err(e) => return Err(e),
-    };
+    let (peek, repo_config) =
+        match repo_layer(&repo, branch, &inputs.base.machine.cache_dir, reporter) {
+            Ok(l) => l,
+            // a branch that does not exist and carries no key: the key is the first thing wrong
+            Err(Error::BranchNotFound { .. }) if inputs.issue.is_none() => {
+                let effective = merge(&layers);
+                let pattern = effective.get(&keys::ISSUE_PATTERN).unwrap_or_default();
+                crate::naming::issue_key_from_branch(branch, pattern)?;
+                return Err(Error::BranchNotFound {
+                    branch: branch.to_string(),
+                    repo: repo.location.clone(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
     layers.extend(repo_config.as_ref());
     let effective = merge(&layers);
     let issue = match inputs.issue {
@@ -83,7 +84,7 @@ pub fn resolve(
     let dockerfile_named = effective
         .origin(keys::DOCKERFILE.name)
         .is_some_and(|o| *o != Origin::Default);
-    req.template = match effective.get(&keys::TEMPLATE) {
+    req.bench.template = match effective.get(&keys::TEMPLATE) {
         Some(name) => Some(crate::build::templates::load(
             name,
             inputs.templates_dir,
@@ -92,9 +93,9 @@ pub fn resolve(
         None if !dockerfile_named
             && !crate::git::commit_has_file(
                 &repo,
-                &inputs.base.cache_dir,
+                &inputs.base.machine.cache_dir,
                 &peek.head,
-                &req.dockerfile,
+                &req.bench.dockerfile,
             ) =>
         {
             crate::build::templates::detect(&peek.root)
@@ -104,32 +105,42 @@ pub fn resolve(
         None => None,
     };
     let mut req = req.for_branch(repo, branch, &issue);
-    req.head_hint = Some(peek.head.clone());
+    req.run.head_hint = Some(peek.head.clone());
     Ok((req, effective))
 }
 
 /// Refuses, before any work, a deploy that has nothing to build: the branch has no Dockerfile
 /// where the settings say, and no template was chosen.
 pub fn ensure_buildable(req: &DeployRequest) -> Result<()> {
-    let Some(head) = &req.head_hint else {
+    let Some(head) = &req.run.head_hint else {
         return Ok(());
     };
-    if req.template.is_none()
-        && !crate::git::commit_has_file(&req.repo, &req.cache_dir, head, &req.dockerfile)
+    if req.bench.template.is_none()
+        && !crate::git::commit_has_file(
+            &req.repo,
+            &req.machine.cache_dir,
+            head,
+            &req.bench.dockerfile,
+        )
     {
         return Err(Error::usage(format!(
             "branch `{}` has no `{}` and no template fits it; add a Dockerfile to the \
              branch, pass --dockerfile <path>, or --template <name> (`benchctl templates` lists \
              them)",
-            req.branch, req.dockerfile
+            req.branch, req.bench.dockerfile
         )));
     }
     Ok(())
 }
 
-/// The value of `key` as a `T`, or an error naming where it came from.
+/// The value of `key`, else its default.
+fn value<'a>(e: &'a Effective, key: &Key) -> Option<&'a str> {
+    e.get(key).or(key.default)
+}
+
+/// The value of `key` (else its default) as a `T`, or an error naming where it came from.
 fn typed<T: std::str::FromStr>(e: &Effective, key: &Key, what: &str) -> Result<Option<T>> {
-    e.get(key)
+    value(e, key)
         .map(|v| {
             v.parse::<T>()
                 .map_err(|_| Error::usage(format!("`{v}` is not {what}{}", e.from(key.name))))
@@ -139,30 +150,30 @@ fn typed<T: std::str::FromStr>(e: &Effective, key: &Key, what: &str) -> Result<O
 
 /// The request with the merged settings, each checked (errors say where the value came from).
 pub fn apply(base: &DeployRequest, e: &Effective) -> Result<DeployRequest> {
-    let ready: u64 = typed(e, &keys::READY_TIMEOUT, "a number of seconds")?.unwrap_or(60);
+    let ready: u64 = typed(e, &keys::READY_TIMEOUT, "a number of seconds")?.unwrap_or_default();
     if ready == 0 {
         return Err(Error::usage(format!(
             "the ready timeout must be at least 1 second{}",
             e.from(keys::READY_TIMEOUT.name)
         )));
     }
-    let cpus: f64 = typed(e, &keys::CPUS, "a number of cores")?.unwrap_or(1.0);
+    let cpus: f64 = typed(e, &keys::CPUS, "a number of cores")?.unwrap_or_default();
     if !(cpus > 0.0 && cpus <= 1024.0) {
         return Err(Error::usage(format!(
             "cpus {cpus} is out of range{}",
             e.from(keys::CPUS.name)
         )));
     }
-    let pids: i64 = typed(e, &keys::PIDS, "a number")?.unwrap_or(256);
+    let pids: i64 = typed(e, &keys::PIDS, "a number")?.unwrap_or_default();
     if pids < 1 {
         return Err(Error::usage(format!(
             "the pids limit must be positive{}",
             e.from(keys::PIDS.name)
         )));
     }
-    let memory = parse_memory(e.get(&keys::MEMORY).unwrap_or("512m"))
+    let memory = parse_memory(value(e, &keys::MEMORY).unwrap_or_default())
         .map_err(|err| Error::usage(format!("{err}{}", e.from(keys::MEMORY.name))))?;
-    let health_path = e.get(&keys::HEALTH_PATH).unwrap_or("/").to_string();
+    let health_path = value(e, &keys::HEALTH_PATH).unwrap_or_default().to_string();
     if !health_path.starts_with('/')
         || health_path
             .chars()
@@ -209,7 +220,7 @@ pub fn apply(base: &DeployRequest, e: &Effective) -> Result<DeployRequest> {
         crate::naming::check_url_template(t)
             .map_err(|err| Error::usage(format!("{err}{}", e.from(keys::URL_TEMPLATE.name))))?;
     }
-    if base.router.is_some() {
+    if base.bench.router.is_some() {
         match &url_template {
             None => {
                 return Err(Error::usage(
@@ -226,25 +237,32 @@ pub fn apply(base: &DeployRequest, e: &Effective) -> Result<DeployRequest> {
             _ => {}
         }
     }
+    let field = super::host::bench_field(
+        e.get(&keys::FIELD),
+        &std::collections::HashMap::<&str, &str>::new(),
+    )
+    .map_err(|err| Error::usage(format!("{err}{}", e.from(keys::FIELD.name))))?;
     Ok(DeployRequest {
-        url_template,
-        dockerfile: e.get(&keys::DOCKERFILE).unwrap_or("Dockerfile").to_string(),
-        port: typed(e, &keys::PORT, "a port number")?,
-        ready_timeout: std::time::Duration::from_secs(ready),
-        limits: crate::engine::Limits {
-            memory_bytes: memory,
-            nano_cpus: (cpus * 1e9) as i64,
-            pids,
+        bench: BenchSettings {
+            url_template,
+            dockerfile: value(e, &keys::DOCKERFILE).unwrap_or_default().to_string(),
+            port: typed(e, &keys::PORT, "a port number")?,
+            ready_timeout: std::time::Duration::from_secs(ready),
+            limits: crate::engine::Limits {
+                memory_bytes: memory,
+                nano_cpus: (cpus * 1e9) as i64,
+                pids,
+            },
+            build_args,
+            target: e.get(&keys::TARGET).map(str::to_string),
+            health_path,
+            env,
+            ..base.bench.clone()
         },
-        field: super::host::bench_field(
-            e.get(&keys::FIELD),
-            &std::collections::HashMap::<&str, &str>::new(),
-        )
-        .map_err(|err| Error::usage(format!("{err}{}", e.from(keys::FIELD.name))))?,
-        build_args,
-        target: e.get(&keys::TARGET).map(str::to_string),
-        health_path,
-        env,
+        policy: Policy {
+            field,
+            ..base.policy.clone()
+        },
         ..base.clone()
     })
 }

@@ -6,7 +6,6 @@ use crate::{env, Error, Result};
 use std::path::PathBuf;
 
 pub const DEFAULT_TRACKER_URL: &str = "https://api.tracker.yandex.net";
-pub const DEFAULT_FIELD: &str = "benchLink";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackerAuth {

@@ -126,7 +126,7 @@ pub async fn run(
     stop: impl Future<Output = Stop>,
     tell_failure: fn(&Error) -> bool,
 ) -> Finished {
-    let tracker = ctx.tracker.filter(|_| req.link);
+    let tracker = ctx.tracker.filter(|_| req.policy.link);
     let result = tokio::select! {
         r = deploy(req, ctx.engine, tracker, ctx.reporter, ctx.lock) => r,
         stop = stop => {
@@ -171,13 +171,13 @@ async fn unchanged_at_a_glance(
     reporter: &SharedReporter,
 ) -> Result<Option<DeployOutcome>> {
     let issue = req.issue.as_str();
-    if req.force {
+    if req.policy.force {
         return Ok(None);
     }
     // ask the git server and the engine at the same time (the head read with the branch's
     // config a moment ago is asked for only once)
     let head = async {
-        match &req.head_hint {
+        match &req.run.head_hint {
             Some(h) => Ok(Some(h.clone())),
             None => phases::branch_head(req).await,
         }
@@ -209,9 +209,9 @@ async fn unchanged_at_a_glance(
     let Some(url) = bench.url.clone() else {
         return Ok(None);
     };
-    let link = match link::link_target(req.link, tracker) {
+    let link = match link::link_target(req.policy.link, tracker) {
         Err(why) => LinkState::Skipped(why),
-        Ok(t) if link::holds(t, issue, &req.field, &url).await => LinkState::Linked,
+        Ok(t) if link::holds(t, issue, &req.policy.field, &url).await => LinkState::Linked,
         Ok(_) => return Ok(None),
     };
     reporter.report(Event::Done(format!(
@@ -285,7 +285,7 @@ async fn checked_deploy(
     held: &IssueLock,
 ) -> Result<DeployOutcome> {
     let check = async {
-        match (req.link, tracker) {
+        match (req.policy.link, tracker) {
             (true, Some(t)) => t.get_issue(&req.issue).await.map(|_| ()),
             _ => Ok(()),
         }
@@ -301,8 +301,8 @@ async fn checked_deploy(
                 match c {
                     Ok(()) => {}
                     Err(e) if e.is_usage() => {
-                        let ready = req.ready.load(std::sync::atomic::Ordering::SeqCst);
-                        remove_candidates(engine, &req.issue, &req.deploy_id, ready).await;
+                        let ready = req.run.ready.load(std::sync::atomic::Ordering::SeqCst);
+                        remove_candidates(engine, &req.issue, &req.run.deploy_id, ready).await;
                         return Err(Error::Tracker(e));
                     }
                     Err(e) => reporter.report(Event::Warn(format!(
@@ -320,9 +320,9 @@ async fn checked_deploy(
 /// removed, the new one stays as the bench. Releases the lock when this process holds it.
 /// Returns what was done.
 pub async fn recover_interrupted(req: &DeployRequest, engine: &Engine) -> String {
-    let ready = req.ready.load(std::sync::atomic::Ordering::SeqCst);
+    let ready = req.run.ready.load(std::sync::atomic::Ordering::SeqCst);
     let issue = req.issue.as_str();
-    let mut done = remove_candidates(engine, issue, &req.deploy_id, ready).await;
+    let mut done = remove_candidates(engine, issue, &req.run.deploy_id, ready).await;
     if crate::app::lock::release_if_mine(engine, issue).await {
         done.push("released the lock".to_string());
     }

@@ -79,7 +79,7 @@ pub(super) async fn deploy_locked(
         });
     };
 
-    if let (false, Some(cur)) = (req.force, &current) {
+    if let (false, Some(cur)) = (req.policy.force, &current) {
         if plan::serves(cur, &head, &settings) {
             return Ok(unchanged(req, cur, &head, tracker, reporter).await);
         }
@@ -95,7 +95,7 @@ pub(super) async fn deploy_locked(
     };
 
     // Newest wins: an older commit never replaces a newer one (unless --force).
-    if let (false, Some(cur)) = (req.force, &current) {
+    if let (false, Some(cur)) = (req.policy.force, &current) {
         if plan::runs_newer(cur, commit_time) {
             let bench = reported(cur);
             let reason = format!(
@@ -114,7 +114,7 @@ pub(super) async fn deploy_locked(
     }
 
     let image = image(req, engine, source, commit, commit_time, reporter).await?;
-    let exposed = match req.port {
+    let exposed = match req.bench.port {
         Some(_) => Vec::new(),
         None => {
             engine
@@ -130,7 +130,7 @@ pub(super) async fn deploy_locked(
                 .exposed_ports
         }
     };
-    let port = plan::port(req.port, &exposed, issue)?;
+    let port = plan::port(req.bench.port, &exposed, issue)?;
 
     // The new version starts beside the current bench (a swarm service is updated in place).
     let replaces = existing.iter().find(|c| c.name == final_name);
@@ -146,17 +146,18 @@ pub(super) async fn deploy_locked(
         image: image.tag.clone(),
         labels: plan::bench_labels(req, &identity)?,
         container_port: port,
-        bind: req.bind.clone(),
-        limits: req.limits.clone(),
+        bind: req.bench.bind.clone(),
+        limits: req.bench.limits.clone(),
         env: req
+            .bench
             .env
             .iter()
             .map(|e| format!("{}={}", e.name, e.value()))
             .collect(),
-        network: req.router.as_ref().map(|r| r.network.clone()),
+        network: req.bench.router.as_ref().map(|r| r.network.clone()),
         replaces: replaces.map(|c| c.id.clone()),
-        health_path: req.health_path.clone(),
-        ready_timeout: req.ready_timeout,
+        health_path: req.bench.health_path.clone(),
+        ready_timeout: req.bench.ready_timeout,
     };
     reporter.report(Event::Step(format!(
         "starting the new bench of {issue} (port {port})"
@@ -202,9 +203,9 @@ pub(super) async fn deploy_locked(
         state: None,
         age_seconds: None,
     };
-    let link = match link::link_target(req.link, tracker) {
+    let link = match link::link_target(req.policy.link, tracker) {
         Err(why) => LinkState::Skipped(why),
-        Ok(t) => link::set(t, issue, &req.field, &url, reporter).await,
+        Ok(t) => link::set(t, issue, &req.policy.field, &url, reporter).await,
     };
     Ok(DeployOutcome::new(bench, Action::Deployed, link))
 }
@@ -224,10 +225,13 @@ pub(super) async fn unchanged(
         "{issue} already serves commit {} with these settings: nothing to do",
         short_commit(head)
     )));
-    let link = match (link::link_target(req.link, tracker), bench.url.clone()) {
+    let link = match (
+        link::link_target(req.policy.link, tracker),
+        bench.url.clone(),
+    ) {
         (Err(why), _) => LinkState::Skipped(why),
         (Ok(_), None) => LinkState::Failed("the bench publishes no port".into()),
-        (Ok(t), Some(url)) => link::ensure(t, issue, &req.field, &url, reporter).await,
+        (Ok(t), Some(url)) => link::ensure(t, issue, &req.policy.field, &url, reporter).await,
     };
     DeployOutcome::new(bench, Action::Unchanged, link)
 }
@@ -241,7 +245,7 @@ async fn source(
     reporter: &SharedReporter,
 ) -> Result<Source> {
     let issue = req.issue.as_str();
-    if !req.force {
+    if !req.policy.force {
         let tag = plan::image_tag(issue, head, &req.build_hash());
         if let Some((image, commit_time)) = plan::reusable(engine.images.inspect(&tag).await?, head)
         {
@@ -260,9 +264,9 @@ async fn source(
         let repo = req.repo.clone();
         let branch = req.branch.clone();
         let dest = checkout.path().to_path_buf();
-        let cache = req.cache_dir.clone();
+        let cache = req.machine.cache_dir.clone();
         let rep = reporter.clone();
-        let dockerfile = crate::build::dockerignore::go_clean(&req.dockerfile);
+        let dockerfile = crate::build::dockerignore::go_clean(&req.bench.dockerfile);
         tokio::task::spawn_blocking(move || {
             crate::git::fetch_branch(&repo, &branch, &cache, &dest, &dockerfile, &rep)
         })
@@ -297,7 +301,7 @@ async fn image(
         }
         Source::Checkout(_, checkout) => {
             let src = checkout.path().join("src");
-            let dockerfile = match &req.template {
+            let dockerfile = match &req.bench.template {
                 Some(t) => {
                     reporter.report(Event::Info(format!(
                         "building with template `{}` ({}; {})",
@@ -311,7 +315,7 @@ async fn image(
                     })?;
                     TEMPLATE_DOCKERFILE.to_string()
                 }
-                None => image::dockerfile_path(&src, &req.dockerfile, &req.branch)?,
+                None => image::dockerfile_path(&src, &req.bench.dockerfile, &req.branch)?,
             };
             let mut labels = plan::base_labels(issue, &commit);
             labels.insert(labels::COMMIT_TIME.to_string(), commit_time.to_string());
@@ -319,8 +323,8 @@ async fn image(
                 dockerfile,
                 tag: tag.clone(),
                 labels,
-                build_args: req.build_args.clone(),
-                target: req.target.clone(),
+                build_args: req.bench.build_args.clone(),
+                target: req.bench.target.clone(),
             };
             reporter.report(Event::Step(format!("building {tag}")));
             let id = image::build(
@@ -359,19 +363,22 @@ async fn ready(
     let issue = req.issue.as_str();
     reporter.report(Event::Step(format!(
         "waiting for {issue} to answer (up to {} s)",
-        req.ready_timeout.as_secs()
+        req.bench.ready_timeout.as_secs()
     )));
-    let probe = match &req.router {
+    let probe = match &req.bench.router {
         Some(_) => Probe::Direct(port),
-        None => Probe::Published(plan::probe_host(&req.bind, req.engine_host.as_deref())),
+        None => Probe::Published(plan::probe_host(
+            &req.bench.bind,
+            req.machine.engine_host.as_deref(),
+        )),
     };
     let waited = wait_ready(
         engine,
         id,
-        &req.deploy_id,
+        &req.run.deploy_id,
         &probe,
-        &req.health_path,
-        req.ready_timeout,
+        &req.bench.health_path,
+        req.bench.ready_timeout,
     )
     .await;
     let (host_port, node) = match waited {
@@ -387,11 +394,13 @@ async fn ready(
             });
         }
     };
-    req.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    req.run
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let url = bench_address(
-        node.as_deref().unwrap_or(&req.public_host),
+        node.as_deref().unwrap_or(&req.bench.public_host),
         host_port,
-        req.url_template.as_deref(),
+        req.bench.url_template.as_deref(),
         issue,
         &req.branch,
         commit,

@@ -103,16 +103,19 @@ pub fn bench_labels(req: &DeployRequest, b: &BenchIdentity) -> Result<HashMap<St
     l.insert(labels::BRANCH.to_string(), value(&req.branch));
     l.insert(labels::REPO.to_string(), value(&req.repo.location));
     l.insert(labels::PORT.to_string(), b.port.to_string());
-    l.insert(labels::PUBLIC_HOST.to_string(), req.public_host.clone());
+    l.insert(
+        labels::PUBLIC_HOST.to_string(),
+        req.bench.public_host.clone(),
+    );
     l.insert(labels::DEPLOYED_AT.to_string(), b.deployed_at.to_string());
-    l.insert(labels::DEPLOY_ID.to_string(), req.deploy_id.clone());
+    l.insert(labels::DEPLOY_ID.to_string(), req.run.deploy_id.clone());
     l.insert(labels::COMMIT_TIME.to_string(), b.commit_time.to_string());
     l.insert(labels::SETTINGS.to_string(), b.settings.to_string());
-    l.insert(labels::FIELD.to_string(), req.field.clone());
-    if let Some(t) = &req.url_template {
+    l.insert(labels::FIELD.to_string(), req.policy.field.clone());
+    if let Some(t) = &req.bench.url_template {
         l.insert(labels::URL_TEMPLATE.to_string(), t.clone());
     }
-    if let (Some(router), Some(t)) = (&req.router, &req.url_template) {
+    if let (Some(router), Some(t)) = (&req.bench.router, &req.bench.url_template) {
         let url = crate::naming::render_url(
             t,
             &crate::naming::UrlValues {
@@ -157,6 +160,7 @@ mod tests {
     }
 
     fn request() -> DeployRequest {
+        use crate::app::request::{BenchSettings, Machine, Policy, RunState};
         let base = DeployRequest {
             repo: crate::git::RepoSpec {
                 location: "/src/app".into(),
@@ -164,27 +168,21 @@ mod tests {
             },
             branch: String::new(),
             issue: String::new(),
-            dockerfile: "Dockerfile".into(),
-            port: None,
-            bind: "0.0.0.0".into(),
-            public_host: "bench.example.com".into(),
-            ready_timeout: std::time::Duration::from_secs(60),
-            limits: Default::default(),
-            field: "benchLink".into(),
-            link: true,
-            force: false,
-            deploy_id: String::new(),
-            ready: Default::default(),
-            cache_dir: "/tmp".into(),
-            build_args: Default::default(),
-            target: None,
-            health_path: "/".into(),
-            env: vec![],
-            url_template: None,
-            router: None,
-            engine_host: None,
-            template: None,
-            head_hint: None,
+            bench: BenchSettings {
+                bind: "0.0.0.0".into(),
+                public_host: "bench.example.com".into(),
+                ..BenchSettings::default()
+            },
+            policy: Policy {
+                field: "benchLink".into(),
+                link: true,
+                force: false,
+            },
+            machine: Machine {
+                cache_dir: "/tmp".into(),
+                engine_host: None,
+            },
+            run: RunState::default(),
         };
         base.for_branch(base.repo.clone(), "feature/PROJ-1-x", "PROJ-1")
     }
@@ -288,6 +286,7 @@ mod tests {
     #[test]
     fn bench_labels_are_benchctl_s_and_the_proxy_s_only_when_routed() {
         let mut req = request();
+        assert_eq!(req.run.deploy_id.len(), 16, "a fresh deploy id");
         let id = BenchIdentity {
             commit: "0123456789abcdef",
             commit_time: 7,
@@ -299,10 +298,10 @@ mod tests {
         assert_eq!(l[labels::ISSUE], "PROJ-1");
         assert_eq!(l[labels::BRANCH], "feature/PROJ-1-x");
         assert_eq!(l[labels::COMMIT_TIME], "7");
-        assert_eq!(l[labels::DEPLOY_ID], req.deploy_id);
+        assert_eq!(l[labels::DEPLOY_ID], req.run.deploy_id);
         assert!(l.keys().all(|k| k.starts_with("benchctl.")), "{l:?}");
-        req.url_template = Some("https://{issue}.bench.example.com".into());
-        req.router = Some(Router {
+        req.bench.url_template = Some("https://{issue}.bench.example.com".into());
+        req.bench.router = Some(Router {
             network: "proxy".into(),
             entrypoint: None,
             cert_resolver: None,

@@ -50,7 +50,7 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
                 "issue-pattern on the branch"
             },
         ));
-        if let Some(t) = &req.template {
+        if let Some(t) = &req.bench.template {
             head.push(row("template (chosen)", t.name.clone(), &t.reason));
         }
         effective

@@ -31,7 +31,7 @@ pub async fn exec(args: &DeployArgs, cx: &Ctx<'_>) -> Result<Output> {
         }
         other => other?,
     };
-    let tracker = if req.link {
+    let tracker = if req.policy.link {
         resolve::tracker_client(&args.tracker)?
     } else {
         None

@@ -14,7 +14,7 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
     let branch = match resolve::shown_inputs(args, cx.matches)? {
         Some(inputs) => {
             let (req, _) = inputs.resolve(cx.reporter)?;
-            Some((req.branch, req.template, req.dockerfile))
+            Some((req.branch, req.bench.template, req.bench.dockerfile))
         }
         None => None,
     };
