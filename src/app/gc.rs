@@ -181,16 +181,7 @@ pub async fn gc(
                 timeout: Duration::ZERO,
                 ..lock_opts
             };
-            match IssueLock::acquire(
-                engine,
-                issue,
-                "gc",
-                instant.timeout,
-                instant.lease,
-                reporter,
-            )
-            .await
-            {
+            match IssueLock::acquire(engine, issue, "gc", instant, reporter).await {
                 Ok(l) => Some(l),
                 Err(_) => {
                     reporter.report(Event::Info(format!(

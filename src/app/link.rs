@@ -42,67 +42,73 @@ impl LinkState {
     }
 }
 
-/// The Tracker a deploy links through, or why it does not link (which is not an error).
-pub fn link_target(
+/// One issue's bench field in the Tracker: where a deploy writes its address.
+pub struct Field<'a> {
+    pub tracker: &'a TrackerClient,
+    pub issue: &'a str,
+    pub name: &'a str,
+}
+
+/// The field a deploy links through, or why it does not link (which is not an error).
+pub fn link_target<'a>(
     link: bool,
-    tracker: Option<&TrackerClient>,
-) -> std::result::Result<&TrackerClient, String> {
+    tracker: Option<&'a TrackerClient>,
+    issue: &'a str,
+    name: &'a str,
+) -> std::result::Result<Field<'a>, String> {
     match (link, tracker) {
         (false, _) => Err("--no-link was given".to_string()),
         (true, None) => Err("no Tracker is configured".to_string()),
-        (true, Some(t)) => Ok(t),
+        (true, Some(tracker)) => Ok(Field {
+            tracker,
+            issue,
+            name,
+        }),
     }
 }
 
-/// Whether the issue's field already holds `url` (a Tracker that cannot be asked: no).
-pub async fn holds(tracker: &TrackerClient, issue: &str, field: &str, url: &str) -> bool {
-    match tracker.get_issue(issue).await {
-        Ok(v) => v.get(field).and_then(serde_json::Value::as_str) == Some(url),
-        Err(_) => false,
+impl Field<'_> {
+    /// What the field holds now (`None`: empty or not text).
+    async fn current(&self) -> Result<Option<String>> {
+        let issue = self.tracker.get_issue(self.issue).await?;
+        Ok(issue
+            .get(self.name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string))
     }
-}
 
-/// Writes `url` into the field, reporting it.
-pub async fn set(
-    tracker: &TrackerClient,
-    issue: &str,
-    field: &str,
-    url: &str,
-    reporter: &SharedReporter,
-) -> LinkState {
-    reporter.report(Event::Step(format!("setting field `{field}` of {issue}")));
-    match tracker.set_field(issue, field, Some(url)).await {
-        Ok(_) => {
-            reporter.report(Event::Done(format!("{issue}: field `{field}` = {url}")));
-            LinkState::Linked
+    /// Whether the field already holds `url` (a Tracker that cannot be asked: no).
+    pub async fn holds(&self, url: &str) -> bool {
+        matches!(self.current().await, Ok(Some(v)) if v == url)
+    }
+
+    /// Writes `url` into the field, reporting it.
+    pub async fn set(&self, url: &str, reporter: &SharedReporter) -> LinkState {
+        let (issue, field) = (self.issue, self.name);
+        reporter.report(Event::Step(format!("setting field `{field}` of {issue}")));
+        self.write(url, "", reporter).await
+    }
+
+    /// Re-sets the field to `url` when it holds something else (no-op redeploys).
+    pub async fn ensure(&self, url: &str, reporter: &SharedReporter) -> LinkState {
+        match self.current().await {
+            Err(e) => LinkState::Failed(e.to_string()),
+            Ok(Some(v)) if v == url => LinkState::Linked,
+            Ok(_) => self.write(url, " (it differed)", reporter).await,
         }
-        Err(e) => LinkState::Failed(e.to_string()),
     }
-}
 
-/// Re-sets the field to `url` when it holds something else (no-op redeploys).
-pub async fn ensure(
-    tracker: &TrackerClient,
-    issue: &str,
-    field: &str,
-    url: &str,
-    reporter: &SharedReporter,
-) -> LinkState {
-    let current = match tracker.get_issue(issue).await {
-        Ok(v) => v,
-        Err(e) => return LinkState::Failed(e.to_string()),
-    };
-    if current.get(field).and_then(serde_json::Value::as_str) == Some(url) {
-        return LinkState::Linked;
-    }
-    match tracker.set_field(issue, field, Some(url)).await {
-        Ok(_) => {
-            reporter.report(Event::Done(format!(
-                "{issue}: field `{field}` = {url} (it differed)"
-            )));
-            LinkState::Linked
+    async fn write(&self, url: &str, note: &str, reporter: &SharedReporter) -> LinkState {
+        let (issue, field) = (self.issue, self.name);
+        match self.tracker.set_field(issue, field, Some(url)).await {
+            Ok(_) => {
+                reporter.report(Event::Done(format!(
+                    "{issue}: field `{field}` = {url}{note}"
+                )));
+                LinkState::Linked
+            }
+            Err(e) => LinkState::Failed(e.to_string()),
         }
-        Err(e) => LinkState::Failed(e.to_string()),
     }
 }
 
@@ -162,15 +168,16 @@ mod tests {
             auth: crate::tracker::TrackerAuth::OAuth(crate::secret::Secret::new("x")),
             org: crate::tracker::TrackerOrg::Org("1".into()),
         });
+        let target = |link, tracker| link_target(link, tracker, "PROJ-1", "bench").err();
         assert_eq!(
-            link_target(false, Some(&t)).err().as_deref(),
+            target(false, Some(&t)).as_deref(),
             Some("--no-link was given")
         );
         assert_eq!(
-            link_target(true, None).err().as_deref(),
+            target(true, None).as_deref(),
             Some("no Tracker is configured")
         );
-        assert!(link_target(true, Some(&t)).is_ok());
+        assert!(link_target(true, Some(&t), "PROJ-1", "bench").is_ok());
     }
 
     #[test]

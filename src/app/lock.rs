@@ -131,15 +131,15 @@ pub struct IssueLock {
 }
 
 impl IssueLock {
-    /// Takes the issue's lock, waiting up to `timeout` for the current holder.
+    /// Takes the issue's lock, waiting up to `opts.timeout` for the current holder.
     pub async fn acquire(
         engine: &Engine,
         issue: &str,
         purpose: &str,
-        timeout: Duration,
-        lease: Duration,
+        opts: LockOptions,
         reporter: &SharedReporter,
     ) -> Result<IssueLock> {
+        let LockOptions { timeout, lease } = opts;
         let name = lock_name(issue);
         let started = Instant::now();
         let mut told = false;
@@ -215,6 +215,16 @@ impl IssueLock {
         match engine.markers.get(&self.name).await? {
             Some(m) if m.id == self.id => engine.markers.remove(&m).await,
             _ => Ok(()),
+        }
+    }
+
+    /// Releases the lock; a failure only warns (the lease or the next run breaks it).
+    pub async fn release_or_warn(self, engine: &Engine, reporter: &SharedReporter) {
+        let issue = self.issue.clone();
+        if let Err(e) = self.release(engine).await {
+            reporter.report(Event::Warn(format!(
+                "could not release the lock of {issue}: {e}"
+            )));
         }
     }
 }

@@ -58,63 +58,43 @@ pub async fn teardown(
     reporter: &SharedReporter,
     lock: LockOptions,
 ) -> Result<TeardownOutcome> {
-    let held = IssueLock::acquire(
-        engine,
-        issue,
-        "teardown",
-        lock.timeout,
-        lock.lease,
-        reporter,
-    )
-    .await?;
-    let result = teardown_locked(issue, engine, tracker, field, clear_link, reporter).await;
-    if let Err(e) = held.release(engine).await {
-        reporter.report(Event::Warn(format!(
-            "could not release the lock of {issue}: {e}"
-        )));
-    }
-    result
-}
-
-async fn teardown_locked(
-    issue: &str,
-    engine: &Engine,
-    tracker: Option<&TrackerClient>,
-    field: &str,
-    clear_link: bool,
-    reporter: &SharedReporter,
-) -> Result<TeardownOutcome> {
-    reporter.report(Event::Step(format!("tearing down {issue}")));
-    let containers = benches(engine, Some(issue)).await?;
-    let mut removed = Vec::new();
-    for c in &containers {
-        engine.benches.remove(&c.id).await?;
-        reporter.report(Event::Done(format!("removed container {}", c.name)));
-        removed.push(c.name.clone());
-    }
-    let removed_images = remove_unused_images(engine, issue, None, reporter).await;
-    LastDeploy::forget(engine, issue).await?;
-    let mut out = TeardownOutcome {
-        issue: issue.to_string(),
-        removed_containers: removed,
-        removed_images,
-        link_cleared: false,
-        link_error: None,
-    };
-    // the field the bench was linked in (a branch's config may name another than the default)
-    let field = containers
-        .iter()
-        .find_map(|c| c.labels.get(labels::FIELD).cloned())
-        .unwrap_or_else(|| field.to_string());
-    let field = field.as_str();
-    if let (true, Some(t)) = (clear_link, tracker) {
-        reporter.report(Event::Step(format!("clearing field `{field}` of {issue}")));
-        match t.set_field(issue, field, None).await {
-            Ok(_) => out.link_cleared = true,
-            Err(e) => out.link_error = Some(e.to_string()),
+    let held = IssueLock::acquire(engine, issue, "teardown", lock, reporter).await?;
+    let result = async {
+        reporter.report(Event::Step(format!("tearing down {issue}")));
+        let containers = benches(engine, Some(issue)).await?;
+        let mut removed = Vec::new();
+        for c in &containers {
+            engine.benches.remove(&c.id).await?;
+            reporter.report(Event::Done(format!("removed container {}", c.name)));
+            removed.push(c.name.clone());
         }
+        let removed_images = remove_unused_images(engine, issue, None, reporter).await;
+        LastDeploy::forget(engine, issue).await?;
+        let mut out = TeardownOutcome {
+            issue: issue.to_string(),
+            removed_containers: removed,
+            removed_images,
+            link_cleared: false,
+            link_error: None,
+        };
+        // the field the bench was linked in (a branch's config may name another than the default)
+        let field = containers
+            .iter()
+            .find_map(|c| c.labels.get(labels::FIELD).cloned())
+            .unwrap_or_else(|| field.to_string());
+        let field = field.as_str();
+        if let (true, Some(t)) = (clear_link, tracker) {
+            reporter.report(Event::Step(format!("clearing field `{field}` of {issue}")));
+            match t.set_field(issue, field, None).await {
+                Ok(_) => out.link_cleared = true,
+                Err(e) => out.link_error = Some(e.to_string()),
+            }
+        }
+        Ok(out)
     }
-    Ok(out)
+    .await;
+    held.release_or_warn(engine, reporter).await;
+    result
 }
 
 /// Teardown as the front ends run it: under the issue's lock, the field cleared when

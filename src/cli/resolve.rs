@@ -136,6 +136,38 @@ pub(crate) fn notifier() -> Result<Notifier> {
     )
 }
 
+/// What a use case needs besides the engine: the Tracker (when it links) and the messengers.
+pub(crate) struct Services {
+    tracker: Option<TrackerClient>,
+    notifier: Notifier,
+}
+
+impl Services {
+    /// The Tracker is configured only when the command `links` (writes or clears the field).
+    pub(crate) fn new(args: &TrackerArgs, links: bool) -> Result<Self> {
+        let tracker = if links { tracker_client(args)? } else { None };
+        Ok(Services {
+            tracker,
+            notifier: notifier()?,
+        })
+    }
+
+    pub(crate) fn context<'a>(
+        &'a self,
+        engine: &'a crate::engine::Engine,
+        reporter: &'a crate::output::SharedReporter,
+        lock: crate::app::lock::LockOptions,
+    ) -> crate::app::Context<'a> {
+        crate::app::Context {
+            engine,
+            tracker: self.tracker.as_ref(),
+            reporter,
+            notifier: &self.notifier,
+            lock,
+        }
+    }
+}
+
 /// The origin of a flag's value: the command line or its environment variable.
 pub(crate) fn origin_of(m: &ArgMatches, id: &str, flag: &str, var: Option<&str>) -> Origin {
     match (m.value_source(id), var) {

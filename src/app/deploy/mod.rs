@@ -209,9 +209,9 @@ async fn unchanged_at_a_glance(
     let Some(url) = bench.url.clone() else {
         return Ok(None);
     };
-    let link = match link::link_target(req.policy.link, tracker) {
+    let link = match link::link_target(req.policy.link, tracker, issue, &req.policy.field) {
         Err(why) => LinkState::Skipped(why),
-        Ok(t) if link::holds(t, issue, &req.policy.field, &url).await => LinkState::Linked,
+        Ok(field) if field.holds(&url).await => LinkState::Linked,
         Ok(_) => return Ok(None),
     };
     reporter.report(Event::Done(format!(
@@ -233,15 +233,8 @@ pub async fn deploy(
     if let Some(outcome) = unchanged_at_a_glance(req, engine, tracker, reporter).await? {
         return Ok(outcome);
     }
-    let held = IssueLock::acquire(
-        engine,
-        &req.issue,
-        &format!("deploy of {}", req.branch),
-        lock.timeout,
-        lock.lease,
-        reporter,
-    )
-    .await?;
+    let purpose = format!("deploy of {}", req.branch);
+    let held = IssueLock::acquire(engine, &req.issue, &purpose, lock, reporter).await?;
     let result = checked_deploy(req, engine, tracker, reporter, &held).await;
     let (outcome, commit, message) = match &result {
         Ok(o) => (
@@ -264,12 +257,7 @@ pub async fn deploy(
             "could not record the result of this deploy: {e}"
         )));
     }
-    if let Err(e) = held.release(engine).await {
-        reporter.report(Event::Warn(format!(
-            "could not release the lock of {}: {e}",
-            req.issue
-        )));
-    }
+    held.release_or_warn(engine, reporter).await;
     result
 }
 

@@ -203,9 +203,9 @@ pub(super) async fn deploy_locked(
         state: None,
         age_seconds: None,
     };
-    let link = match link::link_target(req.policy.link, tracker) {
+    let link = match link::link_target(req.policy.link, tracker, issue, &req.policy.field) {
         Err(why) => LinkState::Skipped(why),
-        Ok(t) => link::set(t, issue, &req.policy.field, &url, reporter).await,
+        Ok(field) => field.set(&url, reporter).await,
     };
     Ok(DeployOutcome::new(bench, Action::Deployed, link))
 }
@@ -226,12 +226,12 @@ pub(super) async fn unchanged(
         short_commit(head)
     )));
     let link = match (
-        link::link_target(req.policy.link, tracker),
+        link::link_target(req.policy.link, tracker, issue, &req.policy.field),
         bench.url.clone(),
     ) {
         (Err(why), _) => LinkState::Skipped(why),
         (Ok(_), None) => LinkState::Failed("the bench publishes no port".into()),
-        (Ok(t), Some(url)) => link::ensure(t, issue, &req.policy.field, &url, reporter).await,
+        (Ok(field), Some(url)) => field.ensure(&url, reporter).await,
     };
     DeployOutcome::new(bench, Action::Unchanged, link)
 }

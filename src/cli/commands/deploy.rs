@@ -2,8 +2,8 @@
 //! runs the deploy use case until it ends or a signal stops it.
 
 use super::Ctx;
+use crate::app;
 use crate::app::deploy::{Finished, Stop};
-use crate::app::{self, Context};
 use crate::cli::args::DeployArgs;
 use crate::cli::print::{Output, SkippedNoIssue};
 use crate::cli::resolve;
@@ -31,24 +31,13 @@ pub async fn exec(args: &DeployArgs, cx: &Ctx<'_>) -> Result<Output> {
         }
         other => other?,
     };
-    let tracker = if req.policy.link {
-        resolve::tracker_client(&args.tracker)?
-    } else {
-        None
-    };
-    let notifier = resolve::notifier()?;
+    let services = resolve::Services::new(&args.tracker, req.policy.link)?;
     let engine = cx
         .engine
         .pushing_backend(inputs.local.as_ref())?
         .connect()
         .await?;
-    let ctx = Context {
-        engine: &engine,
-        tracker: tracker.as_ref(),
-        reporter: cx.reporter,
-        notifier: &notifier,
-        lock: args.lock.options(),
-    };
+    let ctx = services.context(&engine, cx.reporter, args.lock.options());
     let stop = async {
         let (name, code) = crate::signal::interrupted().await;
         Stop::Signal { name, code }

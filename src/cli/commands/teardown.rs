@@ -1,7 +1,7 @@
 //! `benchctl teardown KEY` (or `--branch`): removes an issue's bench and clears its field.
 
 use super::Ctx;
-use crate::app::{self, Context};
+use crate::app;
 use crate::cli::args::TeardownArgs;
 use crate::cli::print::{Output, SkippedNoIssue, Teardown};
 use crate::cli::resolve;
@@ -36,20 +36,9 @@ pub async fn exec(args: &TeardownArgs, cx: &Ctx<'_>) -> Result<Output> {
         }
     };
     let field = crate::settings::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
-    let tracker = if args.keep_link {
-        None
-    } else {
-        resolve::tracker_client(&args.tracker)?
-    };
-    let notifier = resolve::notifier()?;
+    let services = resolve::Services::new(&args.tracker, !args.keep_link)?;
     let engine = cx.engine.backend()?.connect().await?;
-    let ctx = Context {
-        engine: &engine,
-        tracker: tracker.as_ref(),
-        reporter: cx.reporter,
-        notifier: &notifier,
-        lock: args.lock.options(),
-    };
+    let ctx = services.context(&engine, cx.reporter, args.lock.options());
     let outcome =
         app::teardown::run(&ctx, &issue, &field, !args.keep_link, "benchctl teardown").await?;
     Ok(Teardown { outcome, field }.into())

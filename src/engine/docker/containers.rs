@@ -10,8 +10,8 @@ use bollard::models::{
     ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, InspectContainerOptions, RemoveContainerOptionsBuilder,
+    RenameContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -139,11 +139,7 @@ impl Benches for DockerEngine {
         let cfg = c.config.unwrap_or_default();
         Ok(Some(ContainerInfo {
             id: c.id.unwrap_or_default(),
-            name: c
-                .name
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string(),
+            name: super::plain_name(c.name.as_deref()),
             image: cfg.image.unwrap_or_default(),
             image_id: c.image.unwrap_or_default(),
             labels: cfg.labels.unwrap_or_default(),
@@ -165,14 +161,8 @@ impl Benches for DockerEngine {
     }
 
     async fn list(&self, labels: &[String]) -> Result<Vec<ContainerInfo>> {
-        let mut filters = HashMap::new();
-        filters.insert("label".to_string(), labels.to_vec());
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self.docker.list_containers(Some(opts)).await?;
-        Ok(list
+        Ok(super::containers_labelled(&self.docker, labels)
+            .await?
             .into_iter()
             .map(Self::summary_to_info)
             // a swarm task inherits its image's labels, but the swarm backend owns it

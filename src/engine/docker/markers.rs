@@ -2,7 +2,7 @@
 //! it is atomic on its name.
 
 use super::containers::remove_container;
-use super::DockerEngine;
+use super::{plain_name, DockerEngine};
 use crate::engine::endpoint::not_found;
 use crate::engine::{labels, Marker, MarkerKind, Markers};
 use crate::{Error, Result};
@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, CreateContainerOptionsBuilder,
-    InspectContainerOptions, ListContainersOptionsBuilder,
+    InspectContainerOptions,
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -92,11 +92,7 @@ impl Markers for DockerEngine {
         {
             Ok(c) => Ok(Some(Marker {
                 id: c.id.unwrap_or_default(),
-                name: c
-                    .name
-                    .unwrap_or_default()
-                    .trim_start_matches('/')
-                    .to_string(),
+                name: plain_name(c.name.as_deref()),
                 labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
                 kind: MarkerKind::Container,
             })),
@@ -106,25 +102,14 @@ impl Markers for DockerEngine {
     }
 
     async fn list(&self, filter: &[String]) -> Result<Vec<Marker>> {
-        let mut filters = HashMap::new();
-        filters.insert("label".to_string(), filter.to_vec());
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self.docker.list_containers(Some(opts)).await?;
-        Ok(list
+        Ok(super::containers_labelled(&self.docker, filter)
+            .await?
             .into_iter()
             .filter_map(|c| {
                 let labels = c.labels.unwrap_or_default();
                 labels.contains_key(labels::ROLE).then(|| Marker {
                     id: c.id.unwrap_or_default(),
-                    name: c
-                        .names
-                        .and_then(|n| n.into_iter().next())
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_string(),
+                    name: plain_name(c.names.as_ref().and_then(|n| n.first()).map(String::as_str)),
                     labels,
                     kind: MarkerKind::Container,
                 })

@@ -51,6 +51,24 @@ where
     lines.into_iter().skip(skip).collect()
 }
 
+/// Every container (running or not) that carries all of `labels`.
+pub(crate) async fn containers_labelled(
+    docker: &Docker,
+    labels: &[String],
+) -> Result<Vec<bollard::models::ContainerSummary>> {
+    let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    Ok(docker.list_containers(Some(opts)).await?)
+}
+
+/// A container's name without the leading `/` the API gives it.
+pub(crate) fn plain_name(name: Option<&str>) -> String {
+    name.unwrap_or_default().trim_start_matches('/').to_string()
+}
+
 #[derive(Clone)]
 pub struct DockerEngine {
     pub(crate) docker: Docker,
@@ -118,12 +136,7 @@ impl DockerEngine {
             .filter(|s| !s.is_empty() && s != "none");
         ContainerInfo {
             id: c.id.unwrap_or_default(),
-            name: c
-                .names
-                .and_then(|n| n.into_iter().next())
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string(),
+            name: plain_name(c.names.as_ref().and_then(|n| n.first()).map(String::as_str)),
             image: c.image.unwrap_or_default(),
             image_id: c.image_id.unwrap_or_default(),
             labels: c.labels.unwrap_or_default(),
