@@ -19,6 +19,7 @@ use crate::output::{Event, SharedReporter};
 use crate::tracker::TrackerClient;
 
 /// What a use case works with.
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub engine: &'a Engine,
     /// The Tracker, when one is configured (a deploy without `link` leaves it alone).

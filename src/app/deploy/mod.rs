@@ -9,7 +9,7 @@ mod ready;
 
 use crate::app::inspect::{benches, BenchRecord};
 use crate::app::link::{self, LinkState};
-use crate::app::lock::{IssueLock, LockOptions};
+use crate::app::lock::IssueLock;
 use crate::app::record::LastDeploy;
 use crate::app::request::DeployRequest;
 use crate::app::Context;
@@ -18,7 +18,6 @@ use crate::engine::{labels, Engine};
 use crate::naming::{container_name, short_commit};
 use crate::notify::Message;
 use crate::output::{Event, SharedReporter};
-use crate::tracker::TrackerClient;
 use crate::{Error, Result};
 use serde::Serialize;
 use sha2::Digest;
@@ -126,9 +125,12 @@ pub async fn run(
     stop: impl Future<Output = Stop>,
     tell_failure: fn(&Error) -> bool,
 ) -> Finished {
-    let tracker = ctx.tracker.filter(|_| req.policy.link);
+    let linking = Context {
+        tracker: ctx.tracker.filter(|_| req.policy.link),
+        ..*ctx
+    };
     let result = tokio::select! {
-        r = deploy(req, ctx.engine, tracker, ctx.reporter, ctx.lock) => r,
+        r = deploy(&linking, req) => r,
         stop = stop => {
             let cleanup = recover_interrupted(req, ctx.engine).await;
             return Finished::Stopped { stop, cleanup };
@@ -165,11 +167,10 @@ fn settings_of(req: &DeployRequest, engine: &Engine) -> String {
 /// its one bench runs healthy with the branch's head and these settings, and the Tracker field
 /// already holds its address. Anything else (`None`) goes the locked way, which may write.
 async fn unchanged_at_a_glance(
+    ctx: &Context<'_>,
     req: &DeployRequest,
-    engine: &Engine,
-    tracker: Option<&TrackerClient>,
-    reporter: &SharedReporter,
 ) -> Result<Option<DeployOutcome>> {
+    let (engine, tracker, reporter) = (ctx.engine, ctx.tracker, ctx.reporter);
     let issue = req.issue.as_str();
     if req.policy.force {
         return Ok(None);
@@ -223,19 +224,14 @@ async fn unchanged_at_a_glance(
 
 /// Deploys under the issue's lock: one deploy or teardown of an issue at a time. The result
 /// is recorded for `status`.
-pub async fn deploy(
-    req: &DeployRequest,
-    engine: &Engine,
-    tracker: Option<&TrackerClient>,
-    reporter: &SharedReporter,
-    lock: LockOptions,
-) -> Result<DeployOutcome> {
-    if let Some(outcome) = unchanged_at_a_glance(req, engine, tracker, reporter).await? {
+async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployOutcome> {
+    if let Some(outcome) = unchanged_at_a_glance(ctx, req).await? {
         return Ok(outcome);
     }
+    let (engine, reporter) = (ctx.engine, ctx.reporter);
     let purpose = format!("deploy of {}", req.branch);
-    let held = IssueLock::acquire(engine, &req.issue, &purpose, lock, reporter).await?;
-    let result = checked_deploy(req, engine, tracker, reporter, &held).await;
+    let held = IssueLock::acquire(engine, &req.issue, &purpose, ctx.lock, reporter).await?;
+    let result = checked_deploy(ctx, req, &held).await;
     let (outcome, commit, message) = match &result {
         Ok(o) => (
             o.result(),
@@ -266,19 +262,18 @@ pub async fn deploy(
 /// it started, and is a configuration error (exit 2). A Tracker that cannot be reached only
 /// warns: linking will tell.
 async fn checked_deploy(
+    ctx: &Context<'_>,
     req: &DeployRequest,
-    engine: &Engine,
-    tracker: Option<&TrackerClient>,
-    reporter: &SharedReporter,
     held: &IssueLock,
 ) -> Result<DeployOutcome> {
+    let (engine, reporter) = (ctx.engine, ctx.reporter);
     let check = async {
-        match (req.policy.link, tracker) {
+        match (req.policy.link, ctx.tracker) {
             (true, Some(t)) => t.get_issue(&req.issue).await.map(|_| ()),
             _ => Ok(()),
         }
     };
-    let work = phases::deploy_locked(req, engine, tracker, reporter, held);
+    let work = phases::deploy_locked(ctx, req, held);
     tokio::pin!(check, work);
     let mut checked = false;
     loop {

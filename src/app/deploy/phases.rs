@@ -10,6 +10,7 @@ use crate::app::link::{self, LinkState};
 use crate::app::lock::IssueLock;
 use crate::app::request::DeployRequest;
 use crate::app::teardown::remove_unused_images;
+use crate::app::Context;
 use crate::build as image;
 use crate::clock::now_unix;
 use crate::engine::BuildSpec;
@@ -56,12 +57,11 @@ struct Image {
 }
 
 pub(super) async fn deploy_locked(
+    ctx: &Context<'_>,
     req: &DeployRequest,
-    engine: &Engine,
-    tracker: Option<&TrackerClient>,
-    reporter: &SharedReporter,
     held: &IssueLock,
 ) -> Result<DeployOutcome> {
+    let (engine, tracker, reporter) = (ctx.engine, ctx.tracker, ctx.reporter);
     let issue = req.issue.as_str();
     let final_name = container_name(issue);
     let settings = settings_of(req, engine);
