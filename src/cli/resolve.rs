@@ -213,7 +213,7 @@ pub(crate) fn branch_of(source: &SourceArgs) -> Result<String> {
 
 /// Every input of a deploy of a branch, resolved from the arguments before any work starts
 /// (bad input: exit 2, nothing done); the branch's own `benchctl.toml` joins them in
-/// [`DeployInputs::resolve`] or [`crate::app::deploy::prepare`].
+/// [`DeployInputs::resolve`] or [`crate::settings::prepare`].
 pub(crate) struct DeployInputs {
     pub base: DeployRequest,
     pub explicit: Layer,

@@ -219,7 +219,7 @@ impl Worker {
             issue: Some(issue),
             templates_dir: self.cfg.templates.dir.as_deref(),
         };
-        let req = match app::deploy::prepare(&inputs, spec, branch, &reporter) {
+        let req = match crate::settings::prepare(&inputs, spec, branch, &reporter) {
             Ok(req) => req,
             Err(e) => return deploy_failed(&ctx, e, issue, branch).await,
         };

@@ -15,7 +15,7 @@ pub mod values;
 pub use file::read_local;
 pub use host::{bench_field, public_host, remote_engine_host};
 pub use layer::{merge, rows, Effective, Layer, Origin, Row};
-pub use resolve::{apply, ensure_buildable, resolve, Inputs};
+pub use resolve::{apply, ensure_buildable, prepare, resolve, Inputs};
 pub use values::{parse_bytes, parse_memory, read_env_file, valid_env_name};
 
 /// The repository config's file name, at the root of the deployed branch.

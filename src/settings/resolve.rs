@@ -109,6 +109,22 @@ pub fn resolve(
     Ok((req, effective))
 }
 
+/// A deploy's request from its settings' inputs: resolved (the branch's `benchctl.toml` read
+/// at its head) and checked to have something to build (a Dockerfile where the settings say,
+/// or a template), as the CLI and serve deploy. Blocking git runs in place.
+pub fn prepare(
+    inputs: &Inputs,
+    repo: crate::git::RepoSpec,
+    branch: &str,
+    reporter: &crate::output::SharedReporter,
+) -> Result<DeployRequest> {
+    tokio::task::block_in_place(|| {
+        let (req, _) = resolve(inputs, repo, branch, reporter)?;
+        ensure_buildable(&req)?;
+        Ok(req)
+    })
+}
+
 /// Refuses, before any work, a deploy that has nothing to build: the branch has no Dockerfile
 /// where the settings say, and no template was chosen.
 pub fn ensure_buildable(req: &DeployRequest) -> Result<()> {

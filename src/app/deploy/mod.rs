@@ -17,7 +17,7 @@ use crate::clock::now_unix;
 use crate::engine::{labels, Engine};
 use crate::naming::{container_name, short_commit};
 use crate::notify::Message;
-use crate::output::{Event, SharedReporter};
+use crate::output::Event;
 use crate::{Error, Result};
 use serde::Serialize;
 use sha2::Digest;
@@ -98,22 +98,6 @@ pub fn is_passing(e: &Error) -> bool {
         e,
         Error::Locked { .. } | Error::Engine(_) | Error::Git { .. }
     )
-}
-
-/// A deploy's request from its settings' inputs: resolved (the branch's `benchctl.toml` read
-/// at its head) and checked to have something to build (a Dockerfile where the settings say,
-/// or a template). Blocking git runs in place.
-pub fn prepare(
-    inputs: &crate::settings::Inputs,
-    repo: crate::git::RepoSpec,
-    branch: &str,
-    reporter: &SharedReporter,
-) -> Result<DeployRequest> {
-    tokio::task::block_in_place(|| {
-        let (req, _) = crate::settings::resolve(inputs, repo, branch, reporter)?;
-        crate::settings::ensure_buildable(&req)?;
-        Ok(req)
-    })
 }
 
 /// The deploy as the front ends run it: `req` resolved and checked, raced against `stop`

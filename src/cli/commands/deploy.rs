@@ -19,7 +19,7 @@ pub async fn exec(args: &DeployArgs, cx: &Ctx<'_>) -> Result<Output> {
         args.force,
         cx.matches,
     )?;
-    let prepared = app::deploy::prepare(
+    let prepared = crate::settings::prepare(
         &inputs.settings(),
         inputs.repo.clone(),
         &inputs.branch,
