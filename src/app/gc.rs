@@ -12,7 +12,7 @@ use crate::tracker::TrackerClient;
 use crate::Result;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct GcOptions {
@@ -38,13 +38,6 @@ pub struct GcAction {
     pub action: String,
     pub target: String,
     pub reason: String,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Parses `90s`, `30m`, `12h`, `3d`, `2w` (a bare number is seconds).
@@ -142,7 +135,7 @@ pub async fn gc(
                 .filter_map(|c| c.labels.get(labels::DEPLOYED_AT)?.parse::<u64>().ok())
                 .max();
             if let Some(last) = last {
-                let idle = now().saturating_sub(last);
+                let idle = crate::clock::now_unix().saturating_sub(last);
                 if idle > ttl.as_secs() {
                     reason = Some(format!(
                         "not redeployed for {idle} s (--ttl {} s)",
