@@ -34,7 +34,7 @@ pub struct GcOptions {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct GcAction {
     /// `teardown`, `remove-container`, `rename`, `remove-lock`, `remove-image`, `remove-clone`,
-    /// `remove-result`.
+    /// `remove-checkout`, `remove-result`.
     pub action: String,
     pub target: String,
     pub reason: String,
@@ -94,7 +94,7 @@ pub async fn gc(
     // Abandoned locks (holder gone, or lease over).
     reporter.report(Event::Step("looking for abandoned locks".into()));
     for h in lock::all_locks(engine).await? {
-        if opts.scope.is_some() && !by_issue.contains_key(&h.issue) {
+        if opts.scope.is_some() && !by_issue.contains_key(&h.issue) && h.repo != opts.scope {
             continue;
         }
         if let Some(why) = h.stale_because() {
@@ -174,7 +174,7 @@ pub async fn gc(
                 timeout: Duration::ZERO,
                 ..lock_opts
             };
-            match IssueLock::acquire(engine, issue, "gc", instant, reporter).await {
+            match IssueLock::acquire(engine, issue, "gc", None, instant, reporter).await {
                 Ok(l) => Some(l),
                 Err(_) => {
                     reporter.report(Event::Info(format!(
@@ -255,6 +255,60 @@ pub async fn gc(
         );
     }
 
+    // Build steps of deploys killed in their commit step (an issue being deployed keeps its
+    // own: the step may be that deploy's).
+    let mut stepped: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, l) in engine
+        .images
+        .build_steps(&[format!("{}=true", labels::MANAGED)])
+        .await?
+    {
+        if opts.scope.is_none() || l.get(labels::REPO) == opts.scope.as_ref() {
+            let issue = l.get(labels::ISSUE).cloned().unwrap_or_default();
+            stepped.entry(issue).or_default().push(name);
+        }
+    }
+    for (issue, names) in stepped {
+        if !opts.dry_run {
+            let instant = LockOptions {
+                timeout: Duration::ZERO,
+                ..lock_opts
+            };
+            let Ok(held) = IssueLock::acquire(engine, &issue, "gc", None, instant, reporter).await
+            else {
+                continue;
+            };
+            let removed = engine
+                .images
+                .remove_build_steps(&labels::issue_filter(&issue))
+                .await;
+            held.release_or_warn(engine, reporter).await;
+            removed?;
+        }
+        for name in names {
+            act(
+                "remove-container",
+                &name,
+                format!("a build step of an interrupted deploy of {issue}"),
+            );
+        }
+    }
+
+    // Checkouts of deploys that were killed (a live deploy holds its own).
+    let dirs = crate::git::checkout::sweep(&opts.cache_dir, opts.dry_run).map_err(|e| {
+        crate::Error::Engine(format!(
+            "cannot sweep the checkouts in {}: {e}",
+            opts.cache_dir.display()
+        ))
+    })?;
+    for d in dirs {
+        act(
+            "remove-checkout",
+            &d.display().to_string(),
+            "the checkout of a deploy that was killed".into(),
+        );
+    }
+
     // Cached clones nobody used for long (a clone in use is locked: never removed).
     let repos = opts.cache_dir.join("repos");
     if let Ok(entries) = std::fs::read_dir(&repos) {
@@ -319,7 +373,7 @@ pub async fn gc(
     {
         let issue = img.labels.get(labels::ISSUE).map(String::as_str);
         // benchctl's own helper images (the marker containers' empty image) are no bench's
-        let helper = img.labels.contains_key(labels::ROLE);
+        let helper = labels::role(&img.labels).is_some();
         if helper || used.contains(img.id.as_str()) || issue.is_some_and(|i| locked.contains(i)) {
             continue;
         }

@@ -46,7 +46,7 @@ pub async fn benches(engine: &Engine, issue: Option<&str>) -> Result<Vec<Contain
         .list(&filter)
         .await?
         .into_iter()
-        .filter(|c| !c.labels.contains_key(labels::ROLE))
+        .filter(|c| labels::role(&c.labels).is_none())
         .collect())
 }
 

@@ -77,6 +77,8 @@ pub struct Holder {
     pub issue: String,
     pub holder: String,
     pub purpose: String,
+    /// The repository a deploy holding the lock deploys from (gc's `--scope`).
+    pub repo: Option<String>,
     pub since: u64,
     pub lease_until: u64,
     pub host_id: String,
@@ -94,6 +96,7 @@ impl Holder {
             issue: get(labels::ISSUE),
             holder: get(HOLDER),
             purpose: get(PURPOSE),
+            repo: l.get(labels::REPO).cloned(),
             since: get(SINCE).parse().unwrap_or(0),
             lease_until: get(LEASE_UNTIL).parse().unwrap_or(0),
             host_id: get(HOST_ID),
@@ -131,11 +134,13 @@ pub struct IssueLock {
 }
 
 impl IssueLock {
-    /// Takes the issue's lock, waiting up to `opts.timeout` for the current holder.
+    /// Takes the issue's lock, waiting up to `opts.timeout` for the current holder. `repo`:
+    /// the repository the holder works on, when it knows it.
     pub async fn acquire(
         engine: &Engine,
         issue: &str,
         purpose: &str,
+        repo: Option<&str>,
         opts: LockOptions,
         reporter: &SharedReporter,
     ) -> Result<IssueLock> {
@@ -156,6 +161,9 @@ impl IssueLock {
                 format!("{user}@{} pid {pid}", crate::env::machine_hostname()),
             );
             l.insert(PURPOSE.to_string(), purpose.to_string());
+            if let Some(repo) = repo {
+                l.insert(labels::REPO.to_string(), labels::value(repo));
+            }
             l.insert(SINCE.to_string(), t.to_string());
             l.insert(LEASE_UNTIL.to_string(), (t + lease.as_secs()).to_string());
             l.insert(HOST_ID.to_string(), host_id());
@@ -272,6 +280,7 @@ mod tests {
             issue: "X-1".into(),
             holder: "me".into(),
             purpose: "deploy".into(),
+            repo: None,
             since: now_unix(),
             lease_until: now_unix() + 600,
             host_id: host_id(),

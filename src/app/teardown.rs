@@ -58,7 +58,7 @@ pub async fn teardown(
     reporter: &SharedReporter,
     lock: LockOptions,
 ) -> Result<TeardownOutcome> {
-    let held = IssueLock::acquire(engine, issue, "teardown", lock, reporter).await?;
+    let held = IssueLock::acquire(engine, issue, "teardown", None, lock, reporter).await?;
     let result = async {
         reporter.report(Event::Step(format!("tearing down {issue}")));
         let containers = benches(engine, Some(issue)).await?;
@@ -67,6 +67,14 @@ pub async fn teardown(
             engine.benches.remove(&c.id).await?;
             reporter.report(Event::Done(format!("removed container {}", c.name)));
             removed.push(c.name.clone());
+        }
+        // a deploy killed in its commit step left its container (the lock is ours: no live one)
+        for step in engine
+            .images
+            .remove_build_steps(&labels::issue_filter(issue))
+            .await?
+        {
+            removed.push(step);
         }
         let removed_images = remove_unused_images(engine, issue, None, reporter).await;
         LastDeploy::forget(engine, issue).await?;

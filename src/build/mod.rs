@@ -132,7 +132,7 @@ async fn build_once(
                 "Commit: the trailing configuration and benchctl's labels in one step ({})",
                 spec.tag
             )));
-            engine.commit(&id, &changes, &spec.tag).await
+            engine.commit(&id, &changes, &spec.tag, &spec.owner).await
         }
         (other, _) => other,
     };

@@ -27,8 +27,21 @@ pub mod labels {
     pub const PORT: &str = "benchctl.port";
     pub const DEPLOYED_AT: &str = "benchctl.deployed-at";
     pub const PUBLIC_HOST: &str = "benchctl.public-host";
-    /// `lock` on lock containers (never started); absent on benches.
+    /// What a non-bench object is: `lock` and `result` markers, `build-step` containers (a
+    /// commit's short-lived container); absent on benches.
     pub const ROLE: &str = "benchctl.role";
+    /// The [`ROLE`] of the container a build's commit step makes and removes.
+    pub const BUILD_STEP: &str = "build-step";
+
+    /// What a non-bench object is ([`ROLE`]); `None` for benches and their images (an image
+    /// committed by a build step carries the role emptied, since a commit keeps its
+    /// container's labels).
+    pub fn role(labels: &std::collections::HashMap<String, String>) -> Option<&str> {
+        labels
+            .get(ROLE)
+            .map(String::as_str)
+            .filter(|r| !r.is_empty())
+    }
     /// Random id of the deploy that created a container (to clean up after an interruption).
     pub const DEPLOY_ID: &str = "benchctl.deploy-id";
     /// Committer time (unix seconds) of the deployed commit: an older one never replaces it.
@@ -48,6 +61,14 @@ pub mod labels {
     /// The label filter of what benchctl made for `issue`.
     pub fn issue_filter(issue: &str) -> Vec<String> {
         vec![format!("{MANAGED}=true"), format!("{ISSUE}={issue}")]
+    }
+
+    /// The labels of what benchctl makes for `issue` ([`issue_filter`] as labels).
+    pub fn issue_labels(issue: &str) -> std::collections::HashMap<String, String> {
+        std::collections::HashMap::from([
+            (MANAGED.to_string(), "true".to_string()),
+            (ISSUE.to_string(), issue.to_string()),
+        ])
     }
 }
 
@@ -132,6 +153,9 @@ pub struct BuildSpec {
     pub build_args: std::collections::BTreeMap<String, String>,
     /// The stage to build (`--target`).
     pub target: Option<String>,
+    /// Labels of what the build makes besides the image (a commit step's container): whose it
+    /// is, down to the deploy, so that an interruption's cleanup finds it.
+    pub owner: HashMap<String, String>,
 }
 
 /// A marker: a named object that runs nothing and holds labels (an issue's lock, the result
@@ -166,8 +190,26 @@ pub trait Images: Send + Sync {
     /// The image `name` (a tag or an id), `None` when there is none.
     async fn inspect(&self, name: &str) -> Result<Option<ImageInfo>>;
     /// Applies Dockerfile configuration instructions (`changes`, one per line) to `image` in one
-    /// commit, tagged `tag`; returns the new image's id.
-    async fn commit(&self, image: &str, changes: &str, tag: &str) -> Result<String>;
+    /// commit, tagged `tag`; returns the new image's id. The step's short-lived container
+    /// carries `owner` (and the [`labels::BUILD_STEP`] role) from its creation, so that an
+    /// interrupted commit leaves nothing [`Images::remove_build_steps`] cannot find.
+    async fn commit(
+        &self,
+        image: &str,
+        changes: &str,
+        tag: &str,
+        owner: &HashMap<String, String>,
+    ) -> Result<String>;
+    /// Waits (a minute at most) for the steps this process started and a dropped deploy
+    /// could not await: they then have removed what they made.
+    async fn settle(&self) {}
+    /// The build-step containers carrying all `labels`: name and labels.
+    async fn build_steps(
+        &self,
+        labels: &[String],
+    ) -> Result<Vec<(String, HashMap<String, String>)>>;
+    /// Removes the build-step containers carrying all `labels`; returns their names.
+    async fn remove_build_steps(&self, labels: &[String]) -> Result<Vec<String>>;
     /// Images carrying all `labels` (`key=value`).
     async fn list(&self, labels: &[String]) -> Result<Vec<ImageInfo>>;
     /// Removes an image; one already gone is not an error.

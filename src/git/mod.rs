@@ -2,6 +2,7 @@
 //! of a branch, credentials, the clone cache and its locks; fetching a branch into a checkout
 //! is `fetch.rs`.
 
+pub mod checkout;
 mod fetch;
 
 pub use fetch::{commit_has_file, fetch_branch, peek_branch, BranchPeek};
@@ -261,23 +262,11 @@ impl FileLock {
             .open(path)
     }
 
-    /// Waits for the lock.
-    pub fn exclusive(path: &Path) -> std::io::Result<FileLock> {
+    /// `flock(operation)` on `f`; `None` when it would block (with `LOCK_NB`).
+    fn lock(f: std::fs::File, operation: i32) -> std::io::Result<Option<FileLock>> {
         use std::os::fd::AsRawFd;
-        let f = Self::open(path)?;
         // SAFETY: flock on a file descriptor this function owns.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(FileLock(f))
-    }
-
-    /// Takes the lock only if nobody holds it.
-    pub fn try_exclusive(path: &Path) -> std::io::Result<Option<FileLock>> {
-        use std::os::fd::AsRawFd;
-        let f = Self::open(path)?;
-        // SAFETY: as above.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if unsafe { libc::flock(f.as_raw_fd(), operation) } != 0 {
             let e = std::io::Error::last_os_error();
             return if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
                 Ok(None)
@@ -286,6 +275,26 @@ impl FileLock {
             };
         }
         Ok(Some(FileLock(f)))
+    }
+
+    /// Waits for the lock.
+    pub fn exclusive(path: &Path) -> std::io::Result<FileLock> {
+        Self::lock(Self::open(path)?, libc::LOCK_EX).map(|l| l.expect("a blocking lock"))
+    }
+
+    /// Waits for a shared hold (many may hold it; an exclusive holder waits for all).
+    pub fn shared(path: &Path) -> std::io::Result<FileLock> {
+        Self::lock(Self::open(path)?, libc::LOCK_SH).map(|l| l.expect("a blocking lock"))
+    }
+
+    /// Takes the lock only if nobody holds it.
+    pub fn try_exclusive(path: &Path) -> std::io::Result<Option<FileLock>> {
+        Self::lock(Self::open(path)?, libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    /// Locks a directory itself, only if nobody holds it.
+    pub fn try_directory(dir: &Path) -> std::io::Result<Option<FileLock>> {
+        Self::lock(std::fs::File::open(dir)?, libc::LOCK_EX | libc::LOCK_NB)
     }
 }
 

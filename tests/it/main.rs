@@ -13,6 +13,7 @@ mod engine_host;
 mod git;
 mod hostile;
 mod inspect;
+mod leftovers;
 mod lifecycle;
 mod ready;
 mod restart_engine;

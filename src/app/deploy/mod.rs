@@ -214,7 +214,15 @@ async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployOutcome>
     }
     let (engine, reporter) = (ctx.engine, ctx.reporter);
     let purpose = format!("deploy of {}", req.branch);
-    let held = IssueLock::acquire(engine, &req.issue, &purpose, ctx.lock, reporter).await?;
+    let held = IssueLock::acquire(
+        engine,
+        &req.issue,
+        &purpose,
+        Some(&req.repo.location),
+        ctx.lock,
+        reporter,
+    )
+    .await?;
     let result = checked_deploy(ctx, req, &held).await;
     let (outcome, commit, message) = match &result {
         Ok(o) => (
@@ -290,6 +298,15 @@ pub async fn recover_interrupted(req: &DeployRequest, engine: &Engine) -> String
     let ready = req.run.ready.load(std::sync::atomic::Ordering::SeqCst);
     let issue = req.issue.as_str();
     let mut done = remove_candidates(engine, issue, &req.run.deploy_id, ready).await;
+    engine.images.settle().await;
+    let ours = [format!("{}={}", labels::DEPLOY_ID, req.run.deploy_id)];
+    if let Ok(steps) = engine.images.remove_build_steps(&ours).await {
+        done.extend(
+            steps
+                .into_iter()
+                .map(|n| format!("removed the build step's container {n}")),
+        );
+    }
     if crate::app::lock::release_if_mine(engine, issue).await {
         done.push("released the lock".to_string());
     }

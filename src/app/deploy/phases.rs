@@ -45,7 +45,7 @@ pub(super) fn reported(cur: &ContainerInfo) -> BenchRecord {
 /// What the image is built from: an image of the head that exists already, or a checkout.
 enum Source {
     Reuse { image: ImageInfo, commit_time: i64 },
-    Checkout(crate::git::Fetched, tempfile::TempDir),
+    Checkout(crate::git::Fetched, crate::git::checkout::Checkout),
 }
 
 /// The image the bench runs.
@@ -63,6 +63,7 @@ pub(super) async fn deploy_locked(
 ) -> Result<DeployOutcome> {
     let (engine, tracker, reporter) = (ctx.engine, ctx.tracker, ctx.reporter);
     let issue = req.issue.as_str();
+    sweep_leftovers(engine, req, reporter).await;
     let final_name = container_name(issue);
     let settings = settings_of(req, engine);
     let existing = benches(engine, Some(issue)).await?;
@@ -236,6 +237,49 @@ pub(super) async fn unchanged(
     DeployOutcome::new(bench, Action::Unchanged, link)
 }
 
+/// Removes what killed deploys left that no bench or label lookup reaches otherwise: this
+/// issue's build-step containers (its lock is held: none is a live deploy's) and every
+/// checkout no live process holds. Failures only warn.
+pub(crate) async fn sweep_leftovers(
+    engine: &Engine,
+    req: &DeployRequest,
+    reporter: &SharedReporter,
+) {
+    let issue = req.issue.as_str();
+    match engine
+        .images
+        .remove_build_steps(&labels::issue_filter(issue))
+        .await
+    {
+        Ok(steps) => {
+            for name in steps {
+                reporter.report(Event::Info(format!(
+                    "removed {name}, a build step an interrupted deploy of {issue} left"
+                )));
+            }
+        }
+        Err(e) => reporter.report(Event::Warn(format!(
+            "could not look for build steps an interrupted deploy of {issue} left: {e}"
+        ))),
+    }
+    let cache = req.machine.cache_dir.clone();
+    match tokio::task::spawn_blocking(move || crate::git::checkout::sweep(&cache, false)).await {
+        Ok(Ok(dirs)) => {
+            for d in dirs {
+                reporter.report(Event::Info(format!(
+                    "removed {}, the checkout of a deploy that was killed",
+                    d.display()
+                )));
+            }
+        }
+        Ok(Err(e)) => reporter.report(Event::Warn(format!(
+            "could not sweep old checkouts in {}: {e}",
+            req.machine.cache_dir.display()
+        ))),
+        Err(_) => {}
+    }
+}
+
 /// An image of the head built with these settings exists (no fetch, no build), else the
 /// branch fetched into a fresh checkout.
 async fn source(
@@ -256,10 +300,14 @@ async fn source(
         "fetching branch `{}` of {} for {issue}",
         req.branch, req.repo
     )));
-    let checkout = tempfile::Builder::new()
-        .prefix("benchctl-checkout-")
-        .tempdir()
-        .map_err(|e| Error::Engine(format!("cannot create a temporary directory: {e}")))?;
+    let checkout =
+        crate::git::checkout::Checkout::create(&req.machine.cache_dir, issue).map_err(|e| {
+            Error::Engine(format!(
+                "cannot create a checkout in {}: {e}; check that the cache directory \
+                 (--cache-dir, BENCHCTL_CACHE_DIR) is writable",
+                req.machine.cache_dir.display()
+            ))
+        })?;
     let fetched = {
         let repo = req.repo.clone();
         let branch = req.branch.clone();
@@ -319,12 +367,16 @@ async fn image(
             };
             let mut labels = plan::base_labels(issue, &commit);
             labels.insert(labels::COMMIT_TIME.to_string(), commit_time.to_string());
+            let mut owner = labels::issue_labels(issue);
+            owner.insert(labels::DEPLOY_ID.to_string(), req.run.deploy_id.clone());
+            owner.insert(labels::REPO.to_string(), labels::value(&req.repo.location));
             let spec = BuildSpec {
                 dockerfile,
                 tag: tag.clone(),
                 labels,
                 build_args: req.bench.build_args.clone(),
                 target: req.bench.target.clone(),
+                owner,
             };
             reporter.report(Event::Step(format!("building {tag}")));
             let id = image::build(

@@ -168,7 +168,7 @@ impl Benches for DockerEngine {
             // a swarm task inherits its image's labels, but the swarm backend owns it
             .filter(|c| !c.labels.contains_key("com.docker.swarm.task.id"))
             // markers are not benches
-            .filter(|c| !c.labels.contains_key(labels::ROLE))
+            .filter(|c| labels::role(&c.labels).is_none())
             .collect())
     }
 

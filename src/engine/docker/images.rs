@@ -2,7 +2,7 @@
 
 use super::{parse_port, DockerEngine};
 use crate::engine::endpoint::not_found;
-use crate::engine::{BuildSpec, ContextStream, ImageInfo, Images};
+use crate::engine::{labels, BuildSpec, ContextStream, ImageInfo, Images};
 use crate::output::{Event, SharedReporter};
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -112,7 +112,13 @@ impl Images for DockerEngine {
         }
     }
 
-    async fn commit(&self, image: &str, changes: &str, tag: &str) -> Result<String> {
+    async fn commit(
+        &self,
+        image: &str,
+        changes: &str,
+        tag: &str,
+        owner: &HashMap<String, String>,
+    ) -> Result<String> {
         let info = self.docker.inspect_image(image).await?;
         let cfg = info.config.unwrap_or_default();
         let no_command = cfg.cmd.as_ref().is_none_or(Vec::is_empty)
@@ -129,46 +135,85 @@ impl Images for DockerEngine {
             // an image without a command cannot make a container: give this one a stand-in
             cmd: no_command.then(|| vec!["/benchctl-commit".to_string()]),
             network_disabled: Some(true),
+            labels: Some(step_labels(owner)),
             ..Default::default()
         };
-        let created = self
-            .docker
-            .create_container(
-                None::<bollard::query_parameters::CreateContainerOptions>,
-                body,
-            )
-            .await?;
-        let result = async {
-            let container = self
-                .docker
-                .inspect_container(&created.id, None::<InspectContainerOptions>)
-                .await?;
-            // the container's own configuration, as `docker commit` uses it: `$VAR`s in the
-            // changes then expand against the image's environment
-            let mut config = container.config.unwrap_or_default();
-            config.hostname = None;
-            let (repo, tag_part) = match tag.rfind(':') {
-                Some(i) if !tag[i..].contains('/') => (&tag[..i], &tag[i + 1..]),
-                _ => (tag, "latest"),
-            };
-            let opts = bollard::query_parameters::CommitContainerOptionsBuilder::default()
-                .container(&created.id)
-                .repo(repo)
-                .tag(tag_part)
-                .changes(&changes)
-                .pause(false)
-                .build();
-            let id = self.docker.commit_container(opts, config).await?;
-            Ok::<String, Error>(id.id)
+        // a commit keeps its container's labels: the step's own are emptied in the image
+        let mut image_labels = cfg.labels.clone().unwrap_or_default();
+        for key in [labels::ROLE, labels::DEPLOY_ID] {
+            image_labels.entry(key.to_string()).or_default();
         }
-        .await;
-        let _ = super::containers::remove_container(&self.docker, &created.id).await;
-        result
+        let (repo, tag_part) = match tag.rfind(':') {
+            Some(i) if !tag[i..].contains('/') => (&tag[..i], &tag[i + 1..]),
+            _ => (tag, "latest"),
+        };
+        let opts = bollard::query_parameters::CommitContainerOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag_part)
+            .changes(&changes)
+            .pause(false);
+        // The step runs to its end (its container removed) even when the deploy is dropped
+        // half-way; an interrupted deploy's cleanup waits for it (`settle`).
+        let docker = self.docker.clone();
+        let running = STEPS.clone().read_owned().await;
+        let step = tokio::spawn(async move {
+            let _running = running;
+            let created = docker
+                .create_container(
+                    None::<bollard::query_parameters::CreateContainerOptions>,
+                    body,
+                )
+                .await?;
+            let result = async {
+                let container = docker
+                    .inspect_container(&created.id, None::<InspectContainerOptions>)
+                    .await?;
+                // the container's own configuration, as `docker commit` uses it: `$VAR`s in
+                // the changes then expand against the image's environment
+                let mut config = container.config.unwrap_or_default();
+                config.hostname = None;
+                config.labels = Some(image_labels);
+                let opts = opts.container(&created.id).build();
+                let id = docker.commit_container(opts, config).await?;
+                Ok::<String, Error>(id.id)
+            }
+            .await;
+            let _ = super::containers::remove_container(&docker, &created.id).await;
+            result
+        });
+        step.await
+            .map_err(|e| Error::Engine(format!("the commit step failed: {e}")))?
     }
 
-    async fn list(&self, labels: &[String]) -> Result<Vec<ImageInfo>> {
+    async fn settle(&self) {
+        // every running step holds STEPS for reading
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), STEPS.write()).await;
+    }
+
+    async fn build_steps(
+        &self,
+        owner: &[String],
+    ) -> Result<Vec<(String, HashMap<String, String>)>> {
+        Ok(self
+            .step_containers(owner)
+            .await?
+            .into_iter()
+            .map(|(_, name, labels)| (name, labels))
+            .collect())
+    }
+
+    async fn remove_build_steps(&self, owner: &[String]) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for (id, name, _) in self.step_containers(owner).await? {
+            super::containers::remove_container(&self.docker, &id).await?;
+            removed.push(name);
+        }
+        Ok(removed)
+    }
+
+    async fn list(&self, filter: &[String]) -> Result<Vec<ImageInfo>> {
         let mut filters = HashMap::new();
-        filters.insert("label".to_string(), labels.to_vec());
+        filters.insert("label".to_string(), filter.to_vec());
         let opts = ListImagesOptionsBuilder::default()
             .all(false)
             .filters(&filters)
@@ -201,4 +246,36 @@ impl Images for DockerEngine {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+impl DockerEngine {
+    /// Build-step containers carrying `owner`: id, name, labels.
+    async fn step_containers(
+        &self,
+        owner: &[String],
+    ) -> Result<Vec<(String, String, HashMap<String, String>)>> {
+        let mut filter = owner.to_vec();
+        filter.push(format!("{}={}", labels::ROLE, labels::BUILD_STEP));
+        Ok(super::containers_labelled(&self.docker, &filter)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let name =
+                    super::plain_name(c.names.as_ref().and_then(|n| n.first()).map(String::as_str));
+                (c.id.unwrap_or_default(), name, c.labels.unwrap_or_default())
+            })
+            .collect())
+    }
+}
+
+/// Held (shared) by every commit step while it runs; `settle` waits for them.
+static STEPS: std::sync::LazyLock<std::sync::Arc<tokio::sync::RwLock<()>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The labels of a commit step's container: its owner's, and the build-step role.
+fn step_labels(owner: &HashMap<String, String>) -> HashMap<String, String> {
+    let mut l = owner.clone();
+    l.insert(labels::MANAGED.to_string(), "true".to_string());
+    l.insert(labels::ROLE.to_string(), labels::BUILD_STEP.to_string());
+    l
 }

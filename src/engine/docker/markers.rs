@@ -107,7 +107,7 @@ impl Markers for DockerEngine {
             .into_iter()
             .filter_map(|c| {
                 let labels = c.labels.unwrap_or_default();
-                labels.contains_key(labels::ROLE).then(|| Marker {
+                labels::role(&labels).is_some().then(|| Marker {
                     id: c.id.unwrap_or_default(),
                     name: plain_name(c.names.as_ref().and_then(|n| n.first()).map(String::as_str)),
                     labels,

@@ -1,0 +1,226 @@
+//! What interrupted deploys leave outside benches: the commit step's container and the
+//! checkout. SIGTERM's own cleanup removes them; after SIGKILL the next deploy, teardown and
+//! `gc` do.
+
+use crate::support::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The commit step's containers of `issue`.
+fn build_steps(issue: &str) -> Vec<String> {
+    docker_lines(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        "label=benchctl.role=build-step",
+        "--filter",
+        &format!("label=benchctl.issue={issue}"),
+    ])
+}
+
+/// The checkouts under a cache directory.
+fn checkouts(cache: &Path) -> Vec<String> {
+    match std::fs::read_dir(cache.join("checkouts")) {
+        Ok(d) => d
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Starts a deploy and returns it once its build reaches the commit step, with what it
+/// printed so far.
+fn deploy_until_commit(branch: &str, repo: &AppRepo, cache: &Path) -> (Child, String) {
+    let mut child = benchctl()
+        .args(["deploy", branch, "--repo", &repo.path_str(), "--no-link"])
+        .env("BENCHCTL_CACHE_DIR", cache)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("Commit: the trailing configuration") {
+            // keep reading the rest in the background (the process must not block on stderr)
+            std::thread::spawn(move || lines.for_each(drop));
+            return (child, seen);
+        }
+    }
+    let _ = child.wait();
+    panic!("the deploy never reached its commit step:\n{seen}");
+}
+
+fn gc_actions(cache: &Path, scope: &str, dry_run: bool) -> Vec<(String, String)> {
+    let mut cmd = benchctl();
+    cmd.args(["gc", "--scope", scope, "--json"])
+        .env("BENCHCTL_CACHE_DIR", cache);
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a: &Value| {
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_deploy_stopped_in_its_commit_step_leaves_no_container_and_no_checkout() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["LEFT-1"]);
+    let cache = tempfile::tempdir().unwrap();
+    let repo = AppRepo::new();
+    repo.branch_with("feature/LEFT-1", "v1\n");
+    let scope = repo.path_str();
+
+    // SIGTERM: the deploy's own cleanup removes its step container; its checkout goes with it
+    // (at several moments of the step: before, while and after the engine makes the container)
+    for delay_ms in [0, 10, 30, 60, 100] {
+        // a new commit each time: the step finishes in the background and tags its image
+        repo.write("www/index.html", &format!("after {delay_ms} ms\n"));
+        repo.commit("another");
+        let (child, seen) = deploy_until_commit("feature/LEFT-1", &repo, cache.path());
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        if out.status.code() == Some(0) {
+            // the step was over sooner: nothing to interrupt at this moment
+            run(benchctl().args(["teardown", "LEFT-1"]));
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(143), "{seen}");
+        assert_eq!(
+            build_steps("LEFT-1"),
+            Vec::<String>::new(),
+            "{delay_ms} ms: {seen}"
+        );
+        assert_eq!(checkouts(cache.path()), Vec::<String>::new());
+        assert!(!issue_locked("LEFT-1"));
+    }
+
+    // SIGKILL: nothing runs after it; gc finds the checkout (and a step container if the
+    // engine had made it) by what benchctl owns
+    repo.write("www/index.html", "v2\n");
+    repo.commit("v2");
+    let (mut child, seen) = deploy_until_commit("feature/LEFT-1", &repo, cache.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(checkouts(cache.path()).len(), 1, "{seen}");
+    let steps = build_steps("LEFT-1").len();
+
+    let planned = gc_actions(cache.path(), &scope, true);
+    let count = |action: &str| planned.iter().filter(|(a, _)| a == action).count();
+    assert_eq!(count("remove-checkout"), 1, "{planned:?}");
+    assert_eq!(count("remove-container"), steps, "{planned:?}");
+    assert_eq!(
+        checkouts(cache.path()).len(),
+        1,
+        "--dry-run removed the checkout"
+    );
+
+    gc_actions(cache.path(), &scope, false);
+    assert_eq!(checkouts(cache.path()), Vec::<String>::new());
+    assert_eq!(build_steps("LEFT-1"), Vec::<String>::new());
+    assert!(!issue_locked("LEFT-1"));
+}
+
+#[test]
+fn a_step_container_a_killed_deploy_left_goes_with_the_next_deploy_and_teardown() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["LEFT-2"]);
+    let cache = tempfile::tempdir().unwrap();
+    let repo = AppRepo::new();
+    repo.branch_with("feature/LEFT-2", "v1\n");
+    let deploy = |repo: &AppRepo| {
+        run(benchctl()
+            .args([
+                "deploy",
+                "feature/LEFT-2",
+                "--repo",
+                &repo.path_str(),
+                "--no-link",
+            ])
+            .env("BENCHCTL_CACHE_DIR", cache.path()))
+    };
+    let r = deploy(&repo);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // what a SIGKILL in the commit step leaves: a created, never started container of the
+    // issue's image, labelled as benchctl labels it from its creation
+    let leftover = || {
+        let image = docker_lines(&["inspect", "--format", "{{.Image}}", "benchctl-left-2"]);
+        docker_lines(&[
+            "create",
+            "--label",
+            "benchctl.managed=true",
+            "--label",
+            "benchctl.issue=LEFT-2",
+            "--label",
+            "benchctl.role=build-step",
+            "--label",
+            "benchctl.deploy-id=0123456789abcdef",
+            &image[0],
+            "/bin/busybox",
+        ])
+        .remove(0)
+    };
+    leftover();
+    assert_eq!(build_steps("LEFT-2").len(), 1);
+    // benches and lists do not count it
+    assert_eq!(
+        issue_containers("LEFT-2").len(),
+        2,
+        "the bench and the step"
+    );
+    let r = run(benchctl().args(["list", "--json"]));
+    let listed = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["issue"] == "LEFT-2")
+        .count();
+    assert_eq!(listed, 1, "{}", r.stdout);
+
+    repo.write("www/index.html", "v2\n");
+    repo.commit("v2");
+    let r = deploy(&repo);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("a build step an interrupted deploy of LEFT-2 left"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(build_steps("LEFT-2"), Vec::<String>::new());
+
+    leftover();
+    let r = run(benchctl()
+        .args(["teardown", "LEFT-2", "--json"])
+        .env("BENCHCTL_CACHE_DIR", cache.path()));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(build_steps("LEFT-2"), Vec::<String>::new());
+    assert_eq!(issue_containers("LEFT-2"), Vec::<String>::new());
+}
