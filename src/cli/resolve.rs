@@ -115,14 +115,19 @@ pub(crate) fn branch_from_ci() -> Option<String> {
     env::CI_BRANCH_VARS.iter().find_map(|v| env::var(v))
 }
 
-pub(crate) fn tracker_client(args: &TrackerArgs) -> Result<Option<TrackerClient>> {
+/// The Tracker the arguments and environment configure (none is fine); its retries are told
+/// to `reporter`.
+pub(crate) fn tracker_client(
+    args: &TrackerArgs,
+    reporter: &crate::output::SharedReporter,
+) -> Result<Option<TrackerClient>> {
     let files = TokenFiles {
         oauth: args.tracker_token_file.clone(),
         iam: args.tracker_iam_token_file.clone(),
     };
     Ok(
         crate::tracker::config::tracker_config(&ProcessEnv, args.tracker_url.as_deref(), &files)?
-            .map(TrackerClient::new),
+            .map(|c| TrackerClient::new(c).reporting_to(reporter.clone())),
     )
 }
 
@@ -144,8 +149,16 @@ pub(crate) struct Services {
 
 impl Services {
     /// The Tracker is configured only when the command `links` (writes or clears the field).
-    pub(crate) fn new(args: &TrackerArgs, links: bool) -> Result<Self> {
-        let tracker = if links { tracker_client(args)? } else { None };
+    pub(crate) fn new(
+        args: &TrackerArgs,
+        links: bool,
+        reporter: &crate::output::SharedReporter,
+    ) -> Result<Self> {
+        let tracker = if links {
+            tracker_client(args, reporter)?
+        } else {
+            None
+        };
         Ok(Services {
             tracker,
             notifier: notifier()?,

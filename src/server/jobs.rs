@@ -58,11 +58,22 @@ impl Worker {
         })
     }
 
+    /// The Tracker for a job whose events `reporter` logs (its retries among them).
+    fn job_tracker(&self, reporter: &SharedReporter) -> Option<TrackerClient> {
+        self.tracker
+            .as_ref()
+            .map(|t| t.reporting_to(reporter.clone()))
+    }
+
     /// The use cases' context for a job whose events `reporter` logs.
-    fn context<'a>(&'a self, reporter: &'a SharedReporter) -> Context<'a> {
+    fn context<'a>(
+        &'a self,
+        tracker: Option<&'a TrackerClient>,
+        reporter: &'a SharedReporter,
+    ) -> Context<'a> {
         Context {
             engine: &self.engine,
-            tracker: self.tracker.as_ref(),
+            tracker,
             reporter,
             notifier: &self.notifier,
             lock: self.cfg.lock,
@@ -210,7 +221,8 @@ impl Worker {
         let reporter: SharedReporter = Arc::new(JobReporter {
             issue: issue.to_string(),
         });
-        let ctx = self.context(&reporter);
+        let tracker = self.job_tracker(&reporter);
+        let ctx = self.context(tracker.as_ref(), &reporter);
         // the branch's benchctl.toml joins the service's settings
         let inputs = crate::settings::Inputs {
             base: &self.cfg.deploy,
@@ -273,7 +285,8 @@ impl Worker {
         let reporter: SharedReporter = Arc::new(JobReporter {
             issue: issue.to_string(),
         });
-        let ctx = self.context(&reporter);
+        let tracker = self.job_tracker(&reporter);
+        let ctx = self.context(tracker.as_ref(), &reporter);
         let field = &self.cfg.deploy.policy.field;
         match app::teardown::run(&ctx, issue, field, self.cfg.deploy.policy.link, reason).await {
             Ok(o) if o.removed_containers.is_empty() => {

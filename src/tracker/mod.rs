@@ -4,6 +4,7 @@
 pub mod config;
 mod init;
 
+use crate::output::{Event, SharedReporter};
 use crate::secret::redact;
 pub use config::{TrackerAuth, TrackerConfig, TrackerOrg};
 pub use init::{close_trigger, init, InitOptions, InitOutcome, TRIGGER_NAME};
@@ -116,10 +117,13 @@ impl Transition {
     }
 }
 
+#[derive(Clone)]
 pub struct TrackerClient {
     http: reqwest::Client,
     cfg: TrackerConfig,
     retry: RetryPolicy,
+    /// Who hears that an answer is retried (nobody: the wait is silent).
+    reporter: Option<SharedReporter>,
 }
 
 impl TrackerClient {
@@ -134,7 +138,20 @@ impl TrackerClient {
             .user_agent(concat!("benchctl/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("static reqwest configuration");
-        TrackerClient { http, cfg, retry }
+        TrackerClient {
+            http,
+            cfg,
+            retry,
+            reporter: None,
+        }
+    }
+
+    /// This client, telling `reporter` of each retry (which answer, when, which attempt).
+    pub fn reporting_to(&self, reporter: SharedReporter) -> TrackerClient {
+        TrackerClient {
+            reporter: Some(reporter),
+            ..self.clone()
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -378,9 +395,34 @@ impl TrackerClient {
             if started.elapsed() + delay > self.retry.max_total {
                 return Err(err);
             }
+            if let Some(r) = &self.reporter {
+                r.report(Event::Info(retry_notice(
+                    &err,
+                    delay,
+                    attempt + 1,
+                    self.retry.max_tries,
+                )));
+            }
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// `Tracker answered 503; retrying in 1.2 s (2 of 5)`: what is retried, when, which try.
+fn retry_notice(err: &TrackerError, delay: Duration, next: u32, tries: u32) -> String {
+    let answer = match err.status {
+        Some(status) => format!("answered {status}"),
+        None => format!(
+            "could not be reached ({})",
+            err.messages.first().map_or("no answer", String::as_str)
+        ),
+    };
+    redact(&format!(
+        "Tracker {answer} (to {} of {}); retrying in {:.1} s ({next} of {tries})",
+        err.action,
+        err.issue,
+        delay.as_secs_f64()
+    ))
 }
 
 fn describe_reqwest(e: &reqwest::Error) -> String {
@@ -424,6 +466,24 @@ pub fn error_messages(body: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_says_which_answer_when_and_which_try() {
+        let mut err = TrackerError {
+            issue: "issue PROJ-1".into(),
+            action: "read the status".into(),
+            status: Some(503),
+            messages: vec![],
+        };
+        assert_eq!(
+            retry_notice(&err, Duration::from_millis(1200), 2, 5),
+            "Tracker answered 503 (to read the status of issue PROJ-1); retrying in 1.2 s (2 of 5)"
+        );
+        err.status = None;
+        err.messages = vec!["connection refused".into()];
+        assert!(retry_notice(&err, Duration::from_secs(3), 3, 5)
+            .starts_with("Tracker could not be reached (connection refused) (to read"));
+    }
 
     #[test]
     fn error_bodies_are_read() {

@@ -346,6 +346,27 @@ fn tracker_refusals_keep_the_bench_exit_3_and_hide_the_token() {
         r.all()
     );
     assert_eq!(issue_containers("DEPF-6").len(), 1);
+
+    // 503 on the PATCH: retried, and the wait is said (which answer, when, which try)
+    tracker.fail_next_method("PATCH", 503);
+    repo.write("www/index.html", "retried\n");
+    repo.commit("retried");
+    let mut cmd = benchctl();
+    cmd.args(["deploy", "feature/DEPF-6", "--repo", &repo.path_str()])
+        .env("BENCHCTL_TRACKER_URL", &tracker.url)
+        .env("BENCHCTL_TRACKER_TOKEN", "the-right-token")
+        .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let notice = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("Tracker answered 503"))
+        .unwrap_or_else(|| panic!("no retry notice: {}", r.stderr));
+    assert!(
+        notice.contains("DEPF-6") && notice.contains("retrying in ") && notice.contains("(2 of 5)"),
+        "{notice}"
+    );
 }
 
 #[test]

@@ -112,7 +112,7 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
             "default"
         },
     ));
-    match resolve::tracker_client(&args.tracker) {
+    match resolve::tracker_client(&args.tracker, cx.reporter) {
         Ok(Some(t)) => rows.push(row(
             "tracker",
             t.base_url().to_string(),

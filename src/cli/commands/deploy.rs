@@ -31,7 +31,7 @@ pub async fn exec(args: &DeployArgs, cx: &Ctx<'_>) -> Result<Output> {
         }
         other => other?,
     };
-    let services = resolve::Services::new(&args.tracker, req.policy.link)?;
+    let services = resolve::Services::new(&args.tracker, req.policy.link, cx.reporter)?;
     let engine = cx
         .engine
         .pushing_backend(inputs.local.as_ref())?

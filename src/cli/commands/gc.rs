@@ -34,7 +34,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
             ))
         })?,
     };
-    let tracker = resolve::tracker_client(&args.tracker)?;
+    let tracker = resolve::tracker_client(&args.tracker, cx.reporter)?;
     let engine = cx.engine.backend()?.connect().await?;
     let engine = &engine;
     let actions = crate::app::gc::gc(

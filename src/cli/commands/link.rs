@@ -10,7 +10,7 @@ use crate::{env, naming, Error, Result};
 pub async fn exec(args: &LinkArgs, cx: &Ctx<'_>) -> Result<Output> {
     let issue = naming::normalize_issue_key(&args.issue)?;
     let field = crate::settings::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
-    let tracker = resolve::tracker_client(&args.tracker)?.ok_or_else(|| {
+    let tracker = resolve::tracker_client(&args.tracker, cx.reporter)?.ok_or_else(|| {
         Error::usage(format!(
             "no Tracker is configured; set {} (or {}) and {} (or {})",
             env::TRACKER_TOKEN,

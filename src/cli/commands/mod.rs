@@ -41,7 +41,7 @@ pub async fn exec(command: &Command, cx: &Ctx<'_>) -> Result<Output> {
         Command::Logs(a) => logs::exec(a, cx).await,
         Command::Gc(a) => gc::exec(a, cx).await,
         Command::Serve(a) => serve::exec(a, cx).await,
-        Command::Tracker(TrackerCommand::Init(a)) => tracker::exec(a).await,
+        Command::Tracker(TrackerCommand::Init(a)) => tracker::exec(a, cx).await,
         Command::Templates(a) => templates::exec(a, cx),
         Command::Completions(a) => completions::exec(a),
         Command::Man => man::exec(),

@@ -76,7 +76,7 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         templates: templates.clone(),
         backend,
     };
-    let tracker = resolve::tracker_client(&args.tracker)?;
+    let tracker = resolve::tracker_client(&args.tracker, cx.reporter)?;
     let notifier = Notifier::from_env(&ProcessEnv, templates)?;
     if tracker.is_none() {
         crate::server::log(

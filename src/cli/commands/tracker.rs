@@ -6,8 +6,8 @@ use crate::cli::resolve;
 use crate::secret::ProcessEnv;
 use crate::{env, Error, Result};
 
-pub async fn exec(args: &TrackerInitArgs) -> Result<Output> {
-    let tracker = resolve::tracker_client(&args.tracker)?.ok_or_else(|| {
+pub async fn exec(args: &TrackerInitArgs, cx: &super::Ctx<'_>) -> Result<Output> {
+    let tracker = resolve::tracker_client(&args.tracker, cx.reporter)?.ok_or_else(|| {
         Error::usage(
             "tracker init needs the Tracker: set BENCHCTL_TRACKER_TOKEN (or \
              BENCHCTL_TRACKER_IAM_TOKEN) and BENCHCTL_TRACKER_ORG_ID (or \
