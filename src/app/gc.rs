@@ -67,6 +67,11 @@ pub async fn gc(
     lock_opts: LockOptions,
 ) -> Result<Vec<GcAction>> {
     let mut actions = Vec::new();
+    // gc never waits for a lock: an issue being deployed keeps what it has
+    let instant = LockOptions {
+        timeout: Duration::ZERO,
+        ..lock_opts
+    };
     let mut act = |action: &str, target: &str, reason: String| {
         reporter.report(Event::Done(format!(
             "{}{action} {target}: {reason}",
@@ -170,10 +175,6 @@ pub async fn gc(
         let held = if opts.dry_run {
             None
         } else {
-            let instant = LockOptions {
-                timeout: Duration::ZERO,
-                ..lock_opts
-            };
             match IssueLock::acquire(engine, issue, "gc", None, instant, reporter).await {
                 Ok(l) => Some(l),
                 Err(_) => {
@@ -263,17 +264,15 @@ pub async fn gc(
         .build_steps(&[format!("{}=true", labels::MANAGED)])
         .await?
     {
+        let Some(issue) = l.get(labels::ISSUE) else {
+            continue;
+        };
         if opts.scope.is_none() || l.get(labels::REPO) == opts.scope.as_ref() {
-            let issue = l.get(labels::ISSUE).cloned().unwrap_or_default();
-            stepped.entry(issue).or_default().push(name);
+            stepped.entry(issue.clone()).or_default().push(name);
         }
     }
     for (issue, names) in stepped {
         if !opts.dry_run {
-            let instant = LockOptions {
-                timeout: Duration::ZERO,
-                ..lock_opts
-            };
             let Ok(held) = IssueLock::acquire(engine, &issue, "gc", None, instant, reporter).await
             else {
                 continue;

@@ -69,13 +69,12 @@ pub async fn teardown(
             removed.push(c.name.clone());
         }
         // a deploy killed in its commit step left its container (the lock is ours: no live one)
-        for step in engine
-            .images
-            .remove_build_steps(&labels::issue_filter(issue))
-            .await?
-        {
-            removed.push(step);
-        }
+        removed.extend(
+            engine
+                .images
+                .remove_build_steps(&labels::issue_filter(issue))
+                .await?,
+        );
         let removed_images = remove_unused_images(engine, issue, None, reporter).await;
         LastDeploy::forget(engine, issue).await?;
         let mut out = TeardownOutcome {

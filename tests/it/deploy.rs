@@ -287,14 +287,19 @@ fn tracker_refusals_keep_the_bench_exit_3_and_hide_the_token() {
     let tracker = FakeTracker::start(Auth::OAuth("the-right-token"), Org::Org("org-1"));
     tracker.add_issue("DEPF-6");
 
+    // a deploy of the branch with the right token, and `extra` arguments
+    let deploy = |extra: &[&str]| {
+        run(benchctl()
+            .args(["deploy", "feature/DEPF-6", "--repo", &repo.path_str()])
+            .args(extra)
+            .env("BENCHCTL_TRACKER_URL", &tracker.url)
+            .env("BENCHCTL_TRACKER_TOKEN", "the-right-token")
+            .env("BENCHCTL_TRACKER_ORG_ID", "org-1"))
+    };
+
     // 401 on the PATCH (e.g. a token that expired during the deploy): bench kept, exit 3
     tracker.fail_next_method("PATCH", 401);
-    let mut cmd = benchctl();
-    cmd.args(["deploy", "feature/DEPF-6", "--repo", &repo.path_str()])
-        .env("BENCHCTL_TRACKER_URL", &tracker.url)
-        .env("BENCHCTL_TRACKER_TOKEN", "the-right-token")
-        .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
-    let r = run(&mut cmd);
+    let r = deploy(&[]);
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(r.stderr.contains("401"), "{}", r.stderr);
     assert!(
@@ -318,20 +323,7 @@ fn tracker_refusals_keep_the_bench_exit_3_and_hide_the_token() {
     assert_eq!(http_get(&url).as_deref(), Some("kept\n"));
 
     // 422: unknown field (right token)
-    let mut cmd = benchctl();
-    cmd.args([
-        "deploy",
-        "feature/DEPF-6",
-        "--repo",
-        &repo.path_str(),
-        "--field",
-        "noSuchField",
-        "--json",
-    ])
-    .env("BENCHCTL_TRACKER_URL", &tracker.url)
-    .env("BENCHCTL_TRACKER_TOKEN", "the-right-token")
-    .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
-    let r = run(&mut cmd);
+    let r = deploy(&["--field", "noSuchField", "--json"]);
     assert_eq!(r.code, 3, "{}", r.all());
     let v = r.json();
     assert_eq!(v["linked"], false);
@@ -351,12 +343,7 @@ fn tracker_refusals_keep_the_bench_exit_3_and_hide_the_token() {
     tracker.fail_next_method("PATCH", 503);
     repo.write("www/index.html", "retried\n");
     repo.commit("retried");
-    let mut cmd = benchctl();
-    cmd.args(["deploy", "feature/DEPF-6", "--repo", &repo.path_str()])
-        .env("BENCHCTL_TRACKER_URL", &tracker.url)
-        .env("BENCHCTL_TRACKER_TOKEN", "the-right-token")
-        .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
-    let r = run(&mut cmd);
+    let r = deploy(&[]);
     assert_eq!(r.code, 0, "{}", r.all());
     let notice = r
         .stderr

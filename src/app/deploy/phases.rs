@@ -240,11 +240,7 @@ pub(super) async fn unchanged(
 /// Removes what killed deploys left that no bench or label lookup reaches otherwise: this
 /// issue's build-step containers (its lock is held: none is a live deploy's) and every
 /// checkout no live process holds. Failures only warn.
-pub(crate) async fn sweep_leftovers(
-    engine: &Engine,
-    req: &DeployRequest,
-    reporter: &SharedReporter,
-) {
+async fn sweep_leftovers(engine: &Engine, req: &DeployRequest, reporter: &SharedReporter) {
     let issue = req.issue.as_str();
     match engine
         .images
