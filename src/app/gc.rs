@@ -5,7 +5,7 @@
 use crate::app::lock::LockOptions;
 use crate::app::lock::{self, IssueLock};
 use crate::app::{inspect, record, teardown};
-use crate::engine::{labels, ContainerInfo, Engine};
+use crate::engine::{labels, ContainerInfo, Engine, ImageInfo};
 use crate::naming::container_name;
 use crate::output::{Event, SharedReporter};
 use crate::tracker::TrackerClient;
@@ -28,13 +28,15 @@ pub struct GcOptions {
     /// Cached clones live here; those unused for longer than `cache_max_age` are removed.
     pub cache_dir: std::path::PathBuf,
     pub cache_max_age: Duration,
+    /// Also remove benchctl's build layers that no image stands on (what killed builds left).
+    pub build_cache: bool,
 }
 
 /// One thing gc removed (or, with `--dry-run`, would remove).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct GcAction {
     /// `teardown`, `remove-container`, `rename`, `remove-lock`, `remove-image`, `remove-clone`,
-    /// `remove-checkout`, `remove-result`.
+    /// `remove-checkout`, `remove-result`, `remove-layer`.
     pub action: String,
     pub target: String,
     pub reason: String,
@@ -364,6 +366,8 @@ pub async fn gc(
     // A deploy holds its issue's lock from fetch to switch: its fresh image is not garbage.
     let locks = lock::all_locks(engine).await?;
     let locked: HashSet<&str> = locks.iter().map(|h| h.issue.as_str()).collect();
+    let lock_starts: Vec<(Option<&str>, u64)> =
+        locks.iter().map(|h| (h.repo.as_deref(), h.since)).collect();
     let scoped_issues: HashSet<&String> = by_issue.keys().collect();
     for img in engine
         .images
@@ -373,6 +377,21 @@ pub async fn gc(
         let issue = img.labels.get(labels::ISSUE).map(String::as_str);
         // benchctl's own helper images (the marker containers' empty image) are no bench's
         let helper = labels::role(&img.labels).is_some();
+        if issue.is_none() && !helper {
+            if let Some(why) = layer_verdict(&img, opts, &lock_starts) {
+                if !opts.dry_run {
+                    if let Err(e) = engine.images.remove(&img.id).await {
+                        reporter.report(Event::Warn(format!(
+                            "the engine kept build layer {}: {e}",
+                            img.id
+                        )));
+                        continue;
+                    }
+                }
+                act("remove-layer", &img.id, why);
+            }
+            continue;
+        }
         if helper || used.contains(img.id.as_str()) || issue.is_some_and(|i| locked.contains(i)) {
             continue;
         }
@@ -399,6 +418,34 @@ pub async fn gc(
     Ok(actions)
 }
 
+/// Whether gc removes a build layer nothing stands on (a leaf: the engine lists only those),
+/// and why. Layers are removed only with `--build-cache`, within the scope, and only when made
+/// before every deploy of their repository (or of an unknown one) that holds a lock now began:
+/// a running build stands on its newest one. `lock_starts`: each lock's repository and start.
+fn layer_verdict(
+    img: &ImageInfo,
+    opts: &GcOptions,
+    lock_starts: &[(Option<&str>, u64)],
+) -> Option<String> {
+    if !opts.build_cache {
+        return None;
+    }
+    if opts.scope.is_some() && img.labels.get(labels::REPO) != opts.scope.as_ref() {
+        return None;
+    }
+    let created = img.created?;
+    let repo = img.labels.get(labels::REPO).map(String::as_str);
+    let may_build_on =
+        |lock_repo: Option<&str>| lock_repo.is_none() || repo.is_none() || lock_repo == repo;
+    if lock_starts
+        .iter()
+        .any(|(lock_repo, since)| may_build_on(*lock_repo) && created >= *since as i64)
+    {
+        return None;
+    }
+    Some("a build layer of an interrupted build, tagged by nothing".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +457,46 @@ mod tests {
         assert_eq!(parse_duration("3d"), Some(Duration::from_secs(259_200)));
         assert_eq!(parse_duration("1y"), None);
         assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn build_layers_go_only_when_asked_in_scope_and_older_than_every_running_deploy() {
+        let opts = |build_cache, scope: Option<&str>| GcOptions {
+            dry_run: false,
+            ttl: None,
+            closed_statuses: vec![],
+            scope: scope.map(String::from),
+            field: "bench".into(),
+            clear_link: true,
+            cache_dir: "/nonexistent".into(),
+            cache_max_age: Duration::ZERO,
+            build_cache,
+        };
+        let layer = |repo: &str, created| ImageInfo {
+            id: "sha256:1".into(),
+            exposed_ports: vec![],
+            labels: [
+                (labels::MANAGED.to_string(), "true".to_string()),
+                (labels::REPO.to_string(), repo.to_string()),
+            ]
+            .into(),
+            created: Some(created),
+        };
+        let old = layer("/r", 100);
+        assert!(layer_verdict(&old, &opts(false, None), &[]).is_none());
+        assert!(layer_verdict(&old, &opts(true, None), &[]).is_some());
+        assert!(layer_verdict(&old, &opts(true, Some("/r")), &[]).is_some());
+        assert!(layer_verdict(&old, &opts(true, Some("/other")), &[]).is_none());
+        // a deploy that began before the layer was made may stand on it
+        assert!(layer_verdict(&old, &opts(true, None), &[(Some("/r"), 100)]).is_none());
+        assert!(layer_verdict(&old, &opts(true, None), &[(None, 99)]).is_none());
+        assert!(layer_verdict(&old, &opts(true, None), &[(Some("/r"), 101)]).is_some());
+        // another repository's deploy builds on its own layers
+        assert!(layer_verdict(&old, &opts(true, None), &[(Some("/other"), 1)]).is_some());
+        let unknown_age = ImageInfo {
+            created: None,
+            ..old.clone()
+        };
+        assert!(layer_verdict(&unknown_age, &opts(true, None), &[]).is_none());
     }
 }

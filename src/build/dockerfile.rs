@@ -1,4 +1,5 @@
-//! Just enough Dockerfile reading to split off its trailing configuration instructions.
+//! Just enough Dockerfile reading to split off its trailing configuration instructions, and
+//! to label every stage from its first layer on.
 //!
 //! The classic builder spends a container and a commit (about a second here) on every
 //! instruction, even one that only changes the image configuration (`EXPOSE`, `CMD`, `LABEL`).
@@ -86,9 +87,47 @@ pub fn split_trailing_config(text: &str) -> Option<(String, Vec<String>)> {
     Some((head, trailing))
 }
 
+/// `text` with `label` (a whole `LABEL ...` line) inserted after every `FROM`, so that every
+/// image the classic builder makes on the way (the cache of each step, and what a killed build
+/// leaves) carries it. The label is the same for every branch: the steps stay shared. `None`
+/// when the Dockerfile cannot be read here (a custom escape character).
+pub fn label_each_stage(text: &str, label: &str) -> Option<String> {
+    let ins = instructions(text)?;
+    let mut out = String::with_capacity(text.len() + label.len() * 2);
+    let mut copied = 0;
+    for i in ins.iter().filter(|i| i.keyword == "FROM") {
+        let end = i.start + i.text.len();
+        out.push_str(&text[copied..end]);
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(label.trim_end());
+        out.push('\n');
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_stage_is_labelled_after_its_from() {
+        let l = "LABEL benchctl.managed=true";
+        let df = "# syntax note\nARG BASE=scratch\nFROM $BASE AS one\nCOPY a /a\nFROM scratch\nCOPY --from=one /a /b";
+        assert_eq!(
+            label_each_stage(df, l).unwrap(),
+            "# syntax note\nARG BASE=scratch\nFROM $BASE AS one\nLABEL benchctl.managed=true\nCOPY a /a\nFROM scratch\nLABEL benchctl.managed=true\nCOPY --from=one /a /b"
+        );
+        // a FROM continued on the next line, lower case, at the end without a newline
+        assert_eq!(
+            label_each_stage("from \\\n  scratch", l).unwrap(),
+            "from \\\n  scratch\nLABEL benchctl.managed=true\n"
+        );
+        assert_eq!(label_each_stage("# escape=`\nFROM scratch\n", l), None);
+    }
 
     #[test]
     fn trailing_config_is_split_off() {

@@ -48,6 +48,21 @@ fn lost_cache_race(message: &str) -> bool {
             .contains("no such image: sha256:")
 }
 
+/// The line put after each `FROM`: the mark of benchctl's build layers, with the repository
+/// they are built for (`gc --build-cache --scope`) and no issue or commit, so that every
+/// branch of the repository that builds the same steps shares them.
+fn layer_label(spec: &BuildSpec) -> String {
+    use crate::engine::labels::{MANAGED, REPO};
+    let mark: HashMap<String, String> = spec
+        .owner
+        .iter()
+        .filter(|(k, _)| *k == REPO)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain([(MANAGED.to_string(), "true".to_string())])
+        .collect();
+    label_instruction(&mark).unwrap_or_default()
+}
+
 /// Builds the image of `root` with the engine, streaming the context; returns the image id.
 /// A build that lost a race with a concurrent image removal is tried again (twice at most).
 pub async fn build(
@@ -108,6 +123,15 @@ async fn build_once(
             },
             None,
         ),
+    };
+    // every layer on the way carries benchctl's mark, so that what a killed build leaves is
+    // found (`gc --build-cache`); a Dockerfile this cannot read is built as written
+    let content = match std::str::from_utf8(&content)
+        .ok()
+        .and_then(|t| dockerfile::label_each_stage(t, &layer_label(spec)))
+    {
+        Some(labelled) => labelled.into_bytes(),
+        None => content,
     };
     let (stream, walker) = stream_context(
         root.to_path_buf(),

@@ -246,6 +246,11 @@ pub struct GcArgs {
     #[arg(long, default_value = "14d", value_name = "DURATION")]
     pub cache_max_age: String,
 
+    /// Also remove benchctl's share of the build cache: the layers of builds that were killed
+    /// (marked by benchctl, tagged by nothing, made before every deploy now running).
+    #[arg(long)]
+    pub build_cache: bool,
+
     #[command(flatten)]
     pub lock: LockArgs,
 

@@ -140,6 +140,8 @@ pub struct ImageInfo {
     pub id: String,
     pub exposed_ports: Vec<u16>,
     pub labels: HashMap<String, String>,
+    /// When the engine made it (Unix seconds; listings only).
+    pub created: Option<i64>,
 }
 
 /// What to build.

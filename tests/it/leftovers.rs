@@ -2,6 +2,7 @@
 //! checkout. SIGTERM's own cleanup removes them; after SIGKILL the next deploy, teardown and
 //! `gc` do.
 
+use crate::support::snapshot;
 use crate::support::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -223,4 +224,121 @@ fn a_step_container_a_killed_deploy_left_goes_with_the_next_deploy_and_teardown(
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(build_steps("LEFT-2"), Vec::<String>::new());
     assert_eq!(issue_containers("LEFT-2"), Vec::<String>::new());
+}
+
+#[test]
+fn a_build_killed_half_way_leaves_only_marked_layers_and_gc_build_cache_removes_them() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["LEFT-3"]);
+    let cache = tempfile::tempdir().unwrap();
+    let repo = AppRepo::new();
+    // fresh layers every run (the content differs), and a step long enough to be killed in
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    repo.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n\
+         RUN [\"/bin/busybox\", \"sleep\", \"30\"]\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    );
+    repo.branch_with("feature/LEFT-3", &nonce);
+    let before = snapshot::Snapshot::take();
+
+    let mut child = benchctl()
+        .args([
+            "deploy",
+            "feature/LEFT-3",
+            "--repo",
+            &repo.path_str(),
+            "--no-link",
+        ])
+        .env("BENCHCTL_CACHE_DIR", cache.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("RUN [\"/bin/busybox\", \"sleep\"") {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    // inside the RUN step: its container runs
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // the engine cancels the build when its client goes; the step's container goes with it
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut left = snapshot::Snapshot::unlabelled_since(&before);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        left = snapshot::Snapshot::unlabelled_since(&before);
+    }
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "unmarked leftovers; the deploy said:\n{seen}"
+    );
+
+    let layers = || {
+        docker_lines(&[
+            "images",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "dangling=true",
+            "--filter",
+            &format!("label=benchctl.repo={}", repo.path_str()),
+        ])
+    };
+    let killed = layers();
+    assert!(
+        !killed.is_empty(),
+        "the killed build left no layer:\n{seen}"
+    );
+
+    // plain gc leaves the build cache alone; --build-cache lists, then removes them
+    let mut cmd = benchctl();
+    cmd.args(["gc", "--scope", &repo.path_str(), "--json"])
+        .env("BENCHCTL_CACHE_DIR", cache.path());
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(layers(), killed);
+    let gc = |dry: bool| {
+        let mut cmd = benchctl();
+        cmd.args(["gc", "--build-cache", "--scope", &repo.path_str(), "--json"])
+            .env("BENCHCTL_CACHE_DIR", cache.path());
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 0, "{}", r.all());
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["action"] == "remove-layer")
+            .map(|a| a["target"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let mut planned = gc(true);
+    planned.sort();
+    let mut expected = killed.clone();
+    expected.sort();
+    assert_eq!(planned, expected);
+    assert_eq!(layers(), killed, "--dry-run removed layers");
+    gc(false);
+    assert_eq!(layers(), Vec::<String>::new());
+    // the whole chain went: nothing the build made for the repository is left
+    let marked = docker_lines(&[
+        "images",
+        "-aq",
+        "--filter",
+        &format!("label=benchctl.repo={}", repo.path_str()),
+    ]);
+    assert_eq!(marked, Vec::<String>::new());
 }

@@ -219,6 +219,7 @@ mod tests {
                 id: "sha256:1".into(),
                 exposed_ports: vec![],
                 labels,
+                created: None,
             }
         };
         assert_eq!(

@@ -33,6 +33,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
                 args.cache_max_age
             ))
         })?,
+        build_cache: args.build_cache,
     };
     let tracker = resolve::tracker_client(&args.tracker, cx.reporter)?;
     let engine = cx.engine.backend()?.connect().await?;

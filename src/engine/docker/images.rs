@@ -105,6 +105,7 @@ impl Images for DockerEngine {
                     id: img.id.unwrap_or_default(),
                     exposed_ports: ports,
                     labels: cfg.labels.unwrap_or_default(),
+                    created: None,
                 }))
             }
             Err(e) if not_found(&e) => Ok(None),
@@ -225,6 +226,7 @@ impl Images for DockerEngine {
                 id: i.id,
                 exposed_ports: Vec::new(),
                 labels: i.labels,
+                created: Some(i.created),
             })
             .collect())
     }

@@ -3,6 +3,7 @@
 
 pub mod fake_tracker;
 pub mod serve;
+pub mod snapshot;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
