@@ -15,6 +15,7 @@ mod hostile;
 mod inspect;
 mod leftovers;
 mod lifecycle;
+mod random_run;
 mod ready;
 mod restart_engine;
 mod routing;

@@ -43,8 +43,9 @@ impl Snapshot {
                 .args(&args)
                 .output()
                 .expect("docker runs");
-            for line in String::from_utf8_lossy(&out_lines.stdout).lines() {
-                let (managed, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let text = String::from_utf8_lossy(&out_lines.stdout);
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let (managed, rest) = line.split_once('|').unwrap_or((line, ""));
                 if managed != "true" {
                     out.push(format!("{kind} {rest}"));
                 }
@@ -55,25 +56,25 @@ impl Snapshot {
             "container",
             &["container", "inspect"],
             now.containers.difference(&before.containers).collect(),
-            &format!("{managed} {{{{.Id}}}} {{{{.Name}}}} {{{{.Config.Cmd}}}}"),
+            &format!("{managed}|{{{{.Id}}}} {{{{.Name}}}} {{{{.Config.Cmd}}}}"),
         );
         check(
             "image",
             &["image", "inspect"],
             now.images.difference(&before.images).collect(),
-            &format!("{managed} {{{{.Id}}}} {{{{.RepoTags}}}} {{{{.ContainerConfig.Cmd}}}}"),
+            &format!("{managed}|{{{{.Id}}}} {{{{.RepoTags}}}} {{{{.ContainerConfig.Cmd}}}}"),
         );
         check(
             "network",
             &["network", "inspect"],
             now.networks.difference(&before.networks).collect(),
-            "{{index .Labels \"benchctl.managed\"}} {{.Id}} {{.Name}}",
+            "{{index .Labels \"benchctl.managed\"}}|{{.Id}} {{.Name}}",
         );
         check(
             "volume",
             &["volume", "inspect"],
             now.volumes.difference(&before.volumes).collect(),
-            "{{index .Labels \"benchctl.managed\"}} {{.Name}}",
+            "{{index .Labels \"benchctl.managed\"}}|{{.Name}}",
         );
         out
     }
