@@ -7,6 +7,9 @@
 #
 #   bench/random-run.sh                      # seeds 1..3, 200 operations each, 5 issues
 #   SEEDS=17 OPS=400 ISSUES=8 bench/random-run.sh
+#   BACKEND=swarm bench/random-run.sh        # one backend only (containers or swarm; both by
+#                                            # default; the swarm run makes the engine a
+#                                            # single-node swarm when it is in none, then leaves)
 #   LOG=1 bench/random-run.sh                # print the operation log of passing seeds too
 #
 # Needs what the tests need (Docker, git, /bin/busybox). Takes about 2.5 minutes per
@@ -17,4 +20,9 @@ export BENCHCTL_RANDOM_SEEDS=${SEEDS:-1,2,3}
 export BENCHCTL_RANDOM_OPS=${OPS:-200}
 export BENCHCTL_RANDOM_ISSUES=${ISSUES:-5}
 if [ -n "${LOG:-}" ]; then export BENCHCTL_RANDOM_LOG=1; fi
-exec cargo test --locked --test it random_run -- --nocapture
+case "${BACKEND:-}" in
+  "") filter=random_run ;;
+  containers|swarm) filter=random_run::$BACKEND ;;
+  *) echo "random-run: BACKEND is containers or swarm, not $BACKEND" >&2; exit 2 ;;
+esac
+exec cargo test --locked --test it "$filter" -- --nocapture

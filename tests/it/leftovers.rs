@@ -342,3 +342,74 @@ fn a_build_killed_half_way_leaves_only_marked_layers_and_gc_build_cache_removes_
     ]);
     assert_eq!(marked, Vec::<String>::new());
 }
+
+/// The swarm backend looks for an HTTP client in the new image in a never-started container
+/// (for the service's health check). A deploy killed then leaves it: labelled as the deploy's
+/// step from its creation, so that teardown (and the next deploy, and gc) remove it.
+#[test]
+fn a_swarm_deploy_killed_while_it_probes_its_image_leaves_only_a_step_teardown_removes() {
+    let _group = crate::support::group(module_path!());
+    let _swarm = crate::support::swarm::SwarmGuard::acquire();
+    let _c = Cleanup::issues(&["LEFT-4"]);
+    let repo = AppRepo::new();
+    let probes = || {
+        docker_lines(&[
+            "ps",
+            "-a",
+            "--filter",
+            "name=benchctl-probe-",
+            "--filter",
+            "label=benchctl.issue=LEFT-4",
+            "--format",
+            "{{.Names}} role={{.Label \"benchctl.role\"}} deploy={{.Label \"benchctl.deploy-id\"}}",
+        ])
+    };
+    let mut left = Vec::new();
+    for delay_ms in [0, 2, 5, 10, 20, 40] {
+        repo.write("www/index.html", &format!("{delay_ms}\n"));
+        repo.commit("another");
+        let mut child = benchctl()
+            .env("BENCHCTL_BACKEND", "swarm")
+            .env("BENCHCTL_PUBLISH_MODE", "host")
+            .args([
+                "deploy",
+                "main",
+                "--repo",
+                &repo.path_str(),
+                "--issue",
+                "LEFT-4",
+            ])
+            .args(["--no-link", "--cpus", "0.1", "--memory", "64m"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = String::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("==> starting the new bench") {
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        for p in probes() {
+            assert!(
+                p.contains(" role=build-step deploy=") && !p.ends_with("deploy="),
+                "a probe left unlabelled as a step ({delay_ms} ms): {p}\n{seen}"
+            );
+            left.push(p);
+        }
+    }
+    let r = run(benchctl()
+        .env("BENCHCTL_BACKEND", "swarm")
+        .args(["teardown", "LEFT-4"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(probes(), Vec::<String>::new(), "after teardown");
+    eprintln!("probe containers the kills left: {left:?}");
+}

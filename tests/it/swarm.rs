@@ -4,11 +4,12 @@
 //! teardown, gc, the routing mesh, a registry, and the same deploy on both backends.
 
 use crate::support::fake_tracker::{Auth, FakeTracker, Org};
+use crate::support::swarm::SwarmGuard;
 use crate::support::*;
 use serde_json::Value;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "swarm-canary-5f5f5f";
@@ -24,53 +25,6 @@ CMD [\"/bin/busybox\", \"false\"]\n";
 /// A new version that runs but never answers on its port.
 const DEAF_APP: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\n\
 CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"9999\", \"-h\", \"/www\"]\n";
-
-/// How many tests use the swarm now, and whether this process initialised it.
-static SWARM: Mutex<(usize, bool)> = Mutex::new((0, false));
-
-/// A single-node swarm for the test's duration: initialised when the engine is in none, left
-/// again by the last user when this process initialised it.
-struct SwarmGuard;
-
-fn swarm_state() -> String {
-    docker_lines(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
-        .pop()
-        .unwrap_or_default()
-}
-
-impl SwarmGuard {
-    fn acquire() -> SwarmGuard {
-        require_docker();
-        let mut s = SWARM.lock().unwrap_or_else(|e| e.into_inner());
-        if swarm_state() != "active" {
-            let out = Command::new("docker")
-                .args(["swarm", "init", "--advertise-addr", "127.0.0.1"])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "docker swarm init failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            s.1 = true;
-        }
-        s.0 += 1;
-        SwarmGuard
-    }
-}
-
-impl Drop for SwarmGuard {
-    fn drop(&mut self) {
-        let mut s = SWARM.lock().unwrap_or_else(|e| e.into_inner());
-        s.0 -= 1;
-        if s.0 == 0 && s.1 {
-            let _ = Command::new("docker")
-                .args(["swarm", "leave", "--force"])
-                .output();
-            s.1 = false;
-        }
-    }
-}
 
 fn swarm_app() -> AppRepo {
     let repo = AppRepo::new();

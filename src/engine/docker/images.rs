@@ -153,12 +153,8 @@ impl Images for DockerEngine {
             .tag(tag_part)
             .changes(&changes)
             .pause(false);
-        // The step runs to its end (its container removed) even when the deploy is dropped
-        // half-way; an interrupted deploy's cleanup waits for it (`settle`).
         let docker = self.docker.clone();
-        let running = STEPS.clone().read_owned().await;
-        let step = tokio::spawn(async move {
-            let _running = running;
+        run_step(async move {
             let created = docker
                 .create_container(
                     None::<bollard::query_parameters::CreateContainerOptions>,
@@ -181,9 +177,8 @@ impl Images for DockerEngine {
             .await;
             let _ = super::containers::remove_container(&docker, &created.id).await;
             result
-        });
-        step.await
-            .map_err(|e| Error::Engine(format!("the commit step failed: {e}")))?
+        })
+        .await
     }
 
     async fn settle(&self) {
@@ -270,12 +265,28 @@ impl DockerEngine {
     }
 }
 
-/// Held (shared) by every commit step while it runs; `settle` waits for them.
+/// Held (shared) by every step while it runs; `settle` waits for them.
 static STEPS: std::sync::LazyLock<std::sync::Arc<tokio::sync::RwLock<()>>> =
     std::sync::LazyLock::new(Default::default);
 
-/// The labels of a commit step's container: its owner's, and the build-step role.
-fn step_labels(owner: &HashMap<String, String>) -> HashMap<String, String> {
+/// Runs a step that makes a short-lived container (labelled with [`step_labels`]) and removes
+/// it: to its end even when the deploy is dropped half-way, and an interrupted deploy's
+/// cleanup waits for it ([`Images::settle`]) before it removes what its steps left.
+pub(crate) async fn run_step<T: Send + 'static>(
+    step: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    let running = STEPS.clone().read_owned().await;
+    tokio::spawn(async move {
+        let _running = running;
+        step.await
+    })
+    .await
+    .map_err(|e| Error::Engine(format!("a build step failed: {e}")))?
+}
+
+/// The labels of a step's container (the commit step, the swarm's look for an HTTP tool):
+/// its owner's, and the build-step role.
+pub(crate) fn step_labels(owner: &HashMap<String, String>) -> HashMap<String, String> {
     let mut l = owner.clone();
     l.insert(labels::MANAGED.to_string(), "true".to_string());
     l.insert(labels::ROLE.to_string(), labels::BUILD_STEP.to_string());

@@ -14,6 +14,8 @@ use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 use std::collections::HashMap;
 
+pub(crate) use images::{run_step, step_labels};
+
 pub(crate) fn parse_port(p: &str) -> Option<u16> {
     let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
     (proto == "tcp").then(|| num.parse().ok()).flatten()

@@ -5,6 +5,7 @@ use super::{
     nanos, task_deploy_id, task_state, NodeAddrs, PublishMode, SwarmEngine, HEALTH, IMAGE_ID,
     STOP_GRACE,
 };
+use crate::engine::docker::{run_step, step_labels};
 use crate::engine::endpoint::describe_engine_error;
 use crate::engine::{labels, ContainerInfo, ContainerSpec};
 use crate::{Error, Result};
@@ -97,7 +98,12 @@ impl SwarmEngine {
             "http://127.0.0.1:{}{}",
             spec.container_port, spec.health_path
         );
-        let Some(tool) = self.find_tool(&spec.image).await? else {
+        // the deploy's own labels name the probe's owner
+        let owner: HashMap<String, String> = [labels::ISSUE, labels::REPO, labels::DEPLOY_ID]
+            .into_iter()
+            .filter_map(|k| spec.labels.get(k).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        let Some(tool) = self.find_tool(&spec.image, &owner).await? else {
             return Ok((None, "none"));
         };
         let mut test = vec!["CMD".to_string()];
@@ -140,8 +146,14 @@ impl SwarmEngine {
         ))
     }
 
-    /// The first HTTP client found in the image (looked up in a never-started container).
-    pub(super) async fn find_tool(&self, image: &str) -> Result<Option<String>> {
+    /// The first HTTP client found in the image, looked up in a never-started container: a
+    /// step of the deploy `owner` names (its issue, repository and deploy id), labelled as
+    /// such from its creation so that an interrupted deploy leaves nothing unfound.
+    pub(super) async fn find_tool(
+        &self,
+        image: &str,
+        owner: &HashMap<String, String>,
+    ) -> Result<Option<String>> {
         const TOOLS: [&str; 7] = [
             "/usr/bin/curl",
             "/usr/local/bin/curl",
@@ -155,32 +167,33 @@ impl SwarmEngine {
             image: Some(image.to_string()),
             cmd: Some(vec!["benchctl-probe".to_string()]),
             network_disabled: Some(true),
+            labels: Some(step_labels(owner)),
             ..Default::default()
         };
         let name = format!("benchctl-probe-{:08x}", rand::random::<u32>());
-        let opts = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self.docker().create_container(Some(opts), body).await?;
-        let mut found = None;
-        for tool in TOOLS {
-            let opts = ContainerArchiveInfoOptionsBuilder::default()
-                .path(tool)
-                .build();
-            if self
-                .docker()
-                .get_container_archive_info(&created.id, Some(opts))
-                .await
-                .is_ok()
-            {
-                found = Some(tool.to_string());
-                break;
+        let docker = self.docker().clone();
+        run_step(async move {
+            let opts = CreateContainerOptionsBuilder::default().name(&name).build();
+            let created = docker.create_container(Some(opts), body).await?;
+            let mut found = None;
+            for tool in TOOLS {
+                let opts = ContainerArchiveInfoOptionsBuilder::default()
+                    .path(tool)
+                    .build();
+                if docker
+                    .get_container_archive_info(&created.id, Some(opts))
+                    .await
+                    .is_ok()
+                {
+                    found = Some(tool.to_string());
+                    break;
+                }
             }
-        }
-        let opts = RemoveContainerOptionsBuilder::default().force(true).build();
-        let _ = self
-            .docker()
-            .remove_container(&created.id, Some(opts))
-            .await;
-        Ok(found)
+            let opts = RemoveContainerOptionsBuilder::default().force(true).build();
+            let _ = docker.remove_container(&created.id, Some(opts)).await;
+            Ok(found)
+        })
+        .await
     }
 
     pub(super) async fn service_spec(

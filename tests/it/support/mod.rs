@@ -4,6 +4,7 @@
 pub mod fake_tracker;
 pub mod serve;
 pub mod snapshot;
+pub mod swarm;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

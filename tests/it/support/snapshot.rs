@@ -1,6 +1,7 @@
-//! What the engine holds (containers, images with their layers, networks, volumes), to tell
-//! what a test made that benchctl's labels do not mark. Compare only inside a test group that
-//! runs alone ([`super::group`]): other groups' objects would count.
+//! What the engine holds (containers, images with their layers, networks, volumes; in a swarm
+//! also services and configs), to tell what a test made that benchctl's labels do not mark.
+//! Compare only inside a test group that runs alone ([`super::group`]): other groups' objects
+//! would count.
 
 use super::docker_lines;
 use std::collections::BTreeSet;
@@ -12,16 +13,30 @@ pub struct Snapshot {
     pub images: BTreeSet<String>,
     pub networks: BTreeSet<String>,
     pub volumes: BTreeSet<String>,
+    /// Swarm services and configs (empty outside a swarm).
+    pub services: BTreeSet<String>,
+    pub configs: BTreeSet<String>,
 }
 
 impl Snapshot {
     pub fn take() -> Self {
         let set = |args: &[&str]| docker_lines(args).into_iter().collect::<BTreeSet<_>>();
+        let swarm = super::swarm::swarm_state() == "active";
         Snapshot {
             containers: set(&["ps", "-aq", "--no-trunc"]),
             images: set(&["images", "-aq", "--no-trunc"]),
             networks: set(&["network", "ls", "-q", "--no-trunc"]),
             volumes: set(&["volume", "ls", "-q"]),
+            services: if swarm {
+                set(&["service", "ls", "-q"])
+            } else {
+                BTreeSet::new()
+            },
+            configs: if swarm {
+                set(&["config", "ls", "-q"])
+            } else {
+                BTreeSet::new()
+            },
         }
     }
 
@@ -75,6 +90,18 @@ impl Snapshot {
             &["volume", "inspect"],
             now.volumes.difference(&before.volumes).collect(),
             "{{index .Labels \"benchctl.managed\"}}|{{.Name}}",
+        );
+        check(
+            "service",
+            &["service", "inspect"],
+            now.services.difference(&before.services).collect(),
+            "{{index .Spec.Labels \"benchctl.managed\"}}|{{.ID}} {{.Spec.Name}}",
+        );
+        check(
+            "config",
+            &["config", "inspect"],
+            now.configs.difference(&before.configs).collect(),
+            "{{index .Spec.Labels \"benchctl.managed\"}}|{{.ID}} {{.Spec.Name}}",
         );
         out
     }

@@ -4,16 +4,20 @@
 //! answering 503 — then one undisturbed deploy or teardown per issue and a `gc`. After that
 //! every issue has one bench serving its branch head (its field right) or none, no lock, no
 //! `-next-` container, no build step, no checkout, `list` agrees, and the engine holds nothing
-//! new without benchctl's labels.
+//! new without benchctl's labels (checked after every operation too). It runs with the
+//! containers backend and on a single-node swarm (services, config markers), one at a time.
 //!
 //! The operations are a function of the seed; their timing across the two runners is not.
 //! `BENCHCTL_RANDOM_SEEDS` (comma-separated), `BENCHCTL_RANDOM_OPS` (per seed, both runners)
-//! and `BENCHCTL_RANDOM_ISSUES` choose the run (CI: two short seeds); `bench/random-run.sh`
+//! and `BENCHCTL_RANDOM_ISSUES` choose the run (CI: two short seeds on containers, one on the swarm); `bench/random-run.sh`
 //! runs the long mode. A failure prints the seed and the operation log (`BENCHCTL_RANDOM_LOG=1`
 //! prints it on success too).
 
+mod invariants;
+
 use crate::support::fake_tracker::{Auth, FakeTracker, Org};
 use crate::support::snapshot::Snapshot;
+use crate::support::swarm::SwarmGuard;
 use crate::support::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -140,6 +144,8 @@ struct World {
     started: Instant,
     /// What the engine held before the first operation.
     before: Snapshot,
+    /// The swarm backend (services and config markers) instead of containers.
+    swarm: bool,
 }
 
 impl World {
@@ -175,12 +181,22 @@ impl World {
             .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
             .env("BENCHCTL_TRACKER_ORG_ID", "org-1")
             .env("BENCHCTL_CACHE_DIR", self.cache.path());
+        if self.swarm {
+            // host mode: this engine's routing mesh does not forward on loopback
+            cmd.env("BENCHCTL_BACKEND", "swarm")
+                .env("BENCHCTL_PUBLISH_MODE", "host");
+        }
         cmd
     }
 
     fn deploy_cmd(&self, issue: usize) -> Command {
         let mut cmd = self.benchctl();
         cmd.args(["deploy", &self.branch(issue), "--repo", &self.repo_path]);
+        if self.swarm {
+            // limits are reservations on a swarm: small ones, so that every bench and the new
+            // version of each fit on 2 cores
+            cmd.args(["--cpus", "0.1", "--memory", "64m"]);
+        }
         cmd
     }
 
@@ -317,118 +333,11 @@ fn apply(w: &World, runner: usize, op: &Op) -> Result<(), String> {
     }
 }
 
-/// What must hold after convergence; each broken invariant is a line.
-fn broken_invariants(w: &World, deployed: &[bool], before: &Snapshot) -> Vec<String> {
-    let mut broken = Vec::new();
-    let list = run(w.benchctl().args(["--json", "list"]));
-    let rows = list.json();
-    let rows = rows.as_array().cloned().unwrap_or_default();
-    for (i, key) in w.keys.iter().enumerate() {
-        let containers = issue_containers(key);
-        let row = rows.iter().find(|r| r["issue"] == key.as_str());
-        let field = w.tracker.field(key, FIELD);
-        if containers.iter().any(|c| c.contains("-next-")) {
-            broken.push(format!("{key}: a -next- container is left: {containers:?}"));
-        }
-        if issue_locked(key) {
-            broken.push(format!("{key}: its lock is left"));
-        }
-        let steps = docker_lines(&[
-            "ps",
-            "-aq",
-            "--filter",
-            "label=benchctl.role=build-step",
-            "--filter",
-            &format!("label=benchctl.issue={key}"),
-        ]);
-        if !steps.is_empty() {
-            broken.push(format!("{key}: build step containers are left: {steps:?}"));
-        }
-        if !deployed[i] {
-            if !containers.is_empty() {
-                broken.push(format!("{key}: torn down, yet holds {containers:?}"));
-            }
-            if row.is_some() {
-                broken.push(format!("{key}: torn down, yet listed: {row:?}"));
-            }
-            if field.is_some() {
-                broken.push(format!("{key}: torn down, yet its field is {field:?}"));
-            }
-            continue;
-        }
-        let running: Vec<_> = containers
-            .iter()
-            .filter(|c| c.ends_with(" running"))
-            .collect();
-        if containers.len() != 1 || running.len() != 1 {
-            broken.push(format!(
-                "{key}: not exactly one running bench: {containers:?}"
-            ));
-        }
-        let Some(row) = row else {
-            broken.push(format!("{key}: deployed, yet not listed"));
-            continue;
-        };
-        let url = row["url"].as_str().unwrap_or_default().to_string();
-        let head = w.heads.lock().unwrap().get(&i).cloned();
-        let served = http_get(&url);
-        if head.is_some() && served != head {
-            broken.push(format!(
-                "{key}: {url} serves {served:?}, the head is {head:?}"
-            ));
-        }
-        if field != Some(serde_json::Value::from(url.clone())) {
-            broken.push(format!(
-                "{key}: the field is {field:?}, the bench is at {url}"
-            ));
-        }
-        // gc leaves only the image the bench runs
-        let images = docker_lines(&[
-            "images",
-            "-q",
-            "--no-trunc",
-            "--filter",
-            &format!("label=benchctl.issue={key}"),
-        ]);
-        if images.len() > 1 {
-            broken.push(format!(
-                "{key}: images besides the bench's are left: {images:?}"
-            ));
-        }
-    }
-    let checkouts: Vec<_> = std::fs::read_dir(w.cache.path().join("checkouts"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    if !checkouts.is_empty() {
-        broken.push(format!("checkouts are left: {checkouts:?}"));
-    }
-    let layers = docker_lines(&[
-        "images",
-        "-q",
-        "--filter",
-        "dangling=true",
-        "--filter",
-        &format!("label=benchctl.repo={}", w.repo_path),
-    ]);
-    if !layers.is_empty() {
-        broken.push(format!("gc --build-cache left build layers: {layers:?}"));
-    }
-    let unlabelled = Snapshot::unlabelled_since(before);
-    if !unlabelled.is_empty() {
-        broken.push(format!("left without benchctl's labels: {unlabelled:#?}"));
-    }
-    broken
-}
-
 /// One seed: the two runners' operations, convergence, the invariants. Returns the failure
 /// with its log.
-fn one_seed(seed: u64, ops: usize, issues: usize) -> Result<(), String> {
-    let keys: Vec<String> = (1..=issues).map(|n| format!("RAND-{n}")).collect();
+fn one_seed(seed: u64, ops: usize, issues: usize, swarm: bool) -> Result<(), String> {
+    let queue = if swarm { "RANDS" } else { "RAND" };
+    let keys: Vec<String> = (1..=issues).map(|n| format!("{queue}-{n}")).collect();
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let _cleanup = Cleanup::issues(&key_refs);
     let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
@@ -451,6 +360,7 @@ fn one_seed(seed: u64, ops: usize, issues: usize) -> Result<(), String> {
         log: Mutex::new(Vec::new()),
         started: Instant::now(),
         before: Snapshot::take(),
+        swarm,
     });
     for i in 0..issues {
         world.commit(i);
@@ -507,18 +417,23 @@ fn one_seed(seed: u64, ops: usize, issues: usize) -> Result<(), String> {
                 failures.push(format!("convergence: {e}"));
             }
         }
+        // a swarm stops the tasks an update or a removal replaced in the background
+        if let Err(e) = invariants::settle(&world, &finals) {
+            failures.push(format!("convergence: {e}"));
+        }
         if let Err(e) = apply(&world, 2, &Op::Gc) {
             failures.push(format!("convergence: {e}"));
         }
     }
     if failures.is_empty() {
-        failures = broken_invariants(&world, &finals, &world.before);
+        failures = invariants::broken(&world, &finals, &world.before);
     }
     if failures.is_empty() {
         let log = world.log.lock().unwrap();
         let count = |needle: &str| log.iter().filter(|l| l.contains(needle)).count();
         eprintln!(
-            "seed {seed}: {} deploys killed ({} interrupted: {} by SIGTERM's cleanup, {} by SIGKILL; the others were over first), {} teardowns, {} gc, {} Tracker faults",
+            "{}seed {seed}: {} deploys killed ({} interrupted: {} by SIGTERM's cleanup, {} by SIGKILL; the others were over first), {} teardowns, {} gc, {} Tracker faults",
+            if swarm { "swarm, " } else { "" },
             count("killed with SIG"),
             count(": exit 143") + count(": killed"),
             count(": exit 143"),
@@ -533,11 +448,14 @@ fn one_seed(seed: u64, ops: usize, issues: usize) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "seed {seed} ({ops} operations, {issues} issues) failed:\n{}\n\noperation log:\n{}\n\n\
-         reproduce (the operations; their timing varies): BENCHCTL_RANDOM_SEEDS={seed} \
-         BENCHCTL_RANDOM_OPS={ops} BENCHCTL_RANDOM_ISSUES={issues} cargo test --test it random_run",
+        "{backend}seed {seed} ({ops} operations, {issues} issues) failed:\n{}\n\noperation \
+         log:\n{}\n\nreproduce (the operations; their timing varies): BENCHCTL_RANDOM_SEEDS={seed} \
+         BENCHCTL_RANDOM_OPS={ops} BENCHCTL_RANDOM_ISSUES={issues} cargo test --test it \
+         random_run::{test}",
         failures.join("\n"),
-        world.log.lock().unwrap().join("\n")
+        world.log.lock().unwrap().join("\n"),
+        backend = if swarm { "swarm backend, " } else { "" },
+        test = if swarm { "swarm" } else { "containers" },
     ))
 }
 
@@ -551,10 +469,12 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     }
 }
 
-#[test]
-fn random_deploys_kills_and_teardowns_leave_one_bench_or_none_and_nothing_unlabelled() {
-    let _group = crate::support::group(module_path!());
-    require_docker();
+/// The two backends' runs compare the whole engine before and after: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs the seeds of `BENCHCTL_RANDOM_SEEDS` (default `seeds`) with `BENCHCTL_RANDOM_OPS`
+/// operations (default `ops`) on `BENCHCTL_RANDOM_ISSUES` issues (default `issues`).
+fn random_runs(seeds: &[u64], ops: usize, issues: usize, swarm: bool) {
     let seeds: Vec<u64> = match std::env::var("BENCHCTL_RANDOM_SEEDS") {
         Ok(v) => v
             .split(',')
@@ -564,19 +484,36 @@ fn random_deploys_kills_and_teardowns_leave_one_bench_or_none_and_nothing_unlabe
                     .unwrap_or_else(|_| panic!("BENCHCTL_RANDOM_SEEDS={v}"))
             })
             .collect(),
-        Err(_) => vec![1, 2],
+        Err(_) => seeds.to_vec(),
     };
-    let ops = env_or("BENCHCTL_RANDOM_OPS", 16usize);
-    let issues = env_or("BENCHCTL_RANDOM_ISSUES", 3usize);
+    let ops = env_or("BENCHCTL_RANDOM_OPS", ops);
+    let issues = env_or("BENCHCTL_RANDOM_ISSUES", issues);
     assert!(issues >= 1 && !seeds.is_empty());
     for seed in seeds {
         let t = Instant::now();
-        if let Err(e) = one_seed(seed, ops, issues) {
+        if let Err(e) = one_seed(seed, ops, issues, swarm) {
             panic!("{e}");
         }
         eprintln!(
-            "random run: seed {seed}, {ops} operations on {issues} issues: passed in {:.0} s",
+            "random run{}: seed {seed}, {ops} operations on {issues} issues: passed in {:.0} s",
+            if swarm { " on the swarm" } else { "" },
             t.elapsed().as_secs_f64()
         );
     }
+}
+
+#[test]
+fn containers_random_deploys_kills_and_teardowns_leave_one_bench_or_none_and_nothing_unlabelled() {
+    let _group = crate::support::group(module_path!());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    require_docker();
+    random_runs(&[1, 2], 16, 3, false);
+}
+
+#[test]
+fn swarm_random_deploys_kills_and_teardowns_leave_one_bench_or_none_and_nothing_unlabelled() {
+    let _group = crate::support::group(module_path!());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _swarm = SwarmGuard::acquire();
+    random_runs(&[1], 12, 2, true);
 }
