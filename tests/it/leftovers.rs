@@ -2,10 +2,10 @@
 //! checkout. SIGTERM's own cleanup removes them; after SIGKILL the next deploy, teardown and
 //! `gc` do.
 
+use crate::support::progress::Progress;
 use crate::support::snapshot;
 use crate::support::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -45,20 +45,16 @@ fn deploy_until_commit(branch: &str, repo: &AppRepo, cache: &Path) -> (Child, St
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("Commit: the trailing configuration") {
-            // keep reading the rest in the background (the process must not block on stderr)
-            std::thread::spawn(move || lines.for_each(drop));
-            return (child, seen);
-        }
+    // the rest is read in the background (the process must not block on stderr)
+    let mut progress = Progress::follow(&mut child);
+    if progress.until("Commit: the trailing configuration") {
+        return (child, progress.seen);
     }
     let _ = child.wait();
-    panic!("the deploy never reached its commit step:\n{seen}");
+    panic!(
+        "the deploy never reached its commit step:\n{}",
+        progress.finish()
+    );
 }
 
 fn gc_actions(cache: &Path, scope: &str, dry_run: bool) -> Vec<(String, String)> {
@@ -256,17 +252,9 @@ fn a_build_killed_half_way_leaves_only_marked_layers_and_gc_build_cache_removes_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("RUN [\"/bin/busybox\", \"sleep\"") {
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
+    let mut progress = Progress::follow(&mut child);
+    progress.until("RUN [\"/bin/busybox\", \"sleep\"");
+    let seen = progress.seen.clone();
     // inside the RUN step: its container runs
     std::thread::sleep(Duration::from_millis(500));
     child.kill().unwrap();
@@ -384,17 +372,9 @@ fn a_swarm_deploy_killed_while_it_probes_its_image_leaves_only_a_step_teardown_r
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut seen = String::new();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.contains("==> starting the new bench") {
-                break;
-            }
-        }
-        std::thread::spawn(move || lines.for_each(drop));
+        let mut progress = Progress::follow(&mut child);
+        progress.until("==> starting the new bench");
+        let seen = progress.seen.clone();
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().unwrap();
         child.wait().unwrap();

@@ -16,13 +16,12 @@
 mod invariants;
 
 use crate::support::fake_tracker::{Auth, FakeTracker, Org};
+use crate::support::progress::Progress;
 use crate::support::snapshot::Snapshot;
 use crate::support::swarm::SwarmGuard;
 use crate::support::*;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -246,26 +245,9 @@ fn killed(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = String::new();
-    let mut reached = at.after_line.is_none();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !reached && Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(line) => {
-                reached = at.after_line.is_some_and(|l| line.contains(l));
-                seen.push_str(&line);
-                seen.push('\n');
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
+    let mut progress = Progress::follow(&mut child);
+    if let Some(line) = at.after_line {
+        progress.until(line);
     }
     std::thread::sleep(Duration::from_millis(at.delay_ms));
     Command::new("kill")
@@ -273,8 +255,7 @@ fn killed(
         .status()
         .unwrap();
     let status = child.wait().unwrap();
-    reader.join().unwrap();
-    seen.extend(rx.try_iter().map(|l| l + "\n"));
+    let seen = progress.finish();
     let code = status.code();
     w.say(
         runner,

@@ -2,6 +2,7 @@
 //! `shared/reference/tracker-api.md`, the real binary, and cleanup of what each test creates.
 
 pub mod fake_tracker;
+pub mod progress;
 pub mod serve;
 pub mod snapshot;
 pub mod swarm;
