@@ -57,25 +57,29 @@ fn deploy_until_commit(branch: &str, repo: &AppRepo, cache: &Path) -> (Child, St
     );
 }
 
-fn gc_actions(cache: &Path, scope: &str, dry_run: bool) -> Vec<(String, String)> {
+/// `benchctl gc --scope <scope> --json <extra>` with the cache; its actions as
+/// (action, target, reason).
+fn gc_run(cache: &Path, scope: &str, extra: &[&str]) -> Vec<(String, String, String)> {
     let mut cmd = benchctl();
     cmd.args(["gc", "--scope", scope, "--json"])
+        .args(extra)
         .env("BENCHCTL_CACHE_DIR", cache);
-    if dry_run {
-        cmd.arg("--dry-run");
-    }
     let r = run(&mut cmd);
     assert_eq!(r.code, 0, "{}", r.all());
+    let field = |a: &Value, k: &str| a[k].as_str().unwrap().to_string();
     r.json()
         .as_array()
         .unwrap()
         .iter()
-        .map(|a: &Value| {
-            (
-                a["action"].as_str().unwrap().to_string(),
-                a["reason"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|a| (field(a, "action"), field(a, "target"), field(a, "reason")))
+        .collect()
+}
+
+fn gc_actions(cache: &Path, scope: &str, dry_run: bool) -> Vec<(String, String)> {
+    let extra: &[&str] = if dry_run { &["--dry-run"] } else { &[] };
+    gc_run(cache, scope, extra)
+        .into_iter()
+        .map(|(action, _, reason)| (action, reason))
         .collect()
 }
 
@@ -290,27 +294,18 @@ fn a_build_killed_half_way_leaves_only_marked_layers_and_gc_build_cache_removes_
     );
 
     // plain gc leaves the build cache alone; --build-cache lists, then removes them
-    let mut cmd = benchctl();
-    cmd.args(["gc", "--scope", &repo.path_str(), "--json"])
-        .env("BENCHCTL_CACHE_DIR", cache.path());
-    let r = run(&mut cmd);
-    assert_eq!(r.code, 0, "{}", r.all());
+    gc_run(cache.path(), &repo.path_str(), &[]);
     assert_eq!(layers(), killed);
     let gc = |dry: bool| {
-        let mut cmd = benchctl();
-        cmd.args(["gc", "--build-cache", "--scope", &repo.path_str(), "--json"])
-            .env("BENCHCTL_CACHE_DIR", cache.path());
-        if dry {
-            cmd.arg("--dry-run");
-        }
-        let r = run(&mut cmd);
-        assert_eq!(r.code, 0, "{}", r.all());
-        r.json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["action"] == "remove-layer")
-            .map(|a| a["target"].as_str().unwrap().to_string())
+        let extra: &[&str] = if dry {
+            &["--build-cache", "--dry-run"]
+        } else {
+            &["--build-cache"]
+        };
+        gc_run(cache.path(), &repo.path_str(), extra)
+            .into_iter()
+            .filter(|(action, _, _)| action == "remove-layer")
+            .map(|(_, target, _)| target)
             .collect::<Vec<_>>()
     };
     let mut planned = gc(true);

@@ -14,6 +14,7 @@ use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 use std::collections::HashMap;
 
+pub(crate) use containers::remove_container;
 pub(crate) use images::{run_step, step_labels};
 
 pub(crate) fn parse_port(p: &str) -> Option<u16> {

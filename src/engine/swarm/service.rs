@@ -5,7 +5,7 @@ use super::{
     nanos, task_deploy_id, task_state, NodeAddrs, PublishMode, SwarmEngine, HEALTH, IMAGE_ID,
     STOP_GRACE,
 };
-use crate::engine::docker::{run_step, step_labels};
+use crate::engine::docker::{remove_container, run_step, step_labels};
 use crate::engine::endpoint::describe_engine_error;
 use crate::engine::{labels, ContainerInfo, ContainerSpec};
 use crate::{Error, Result};
@@ -21,7 +21,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder, PushImageOptionsBuilder,
-    RemoveContainerOptionsBuilder, TagImageOptionsBuilder,
+    TagImageOptionsBuilder,
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -189,8 +189,8 @@ impl SwarmEngine {
                     break;
                 }
             }
-            let opts = RemoveContainerOptionsBuilder::default().force(true).build();
-            let _ = docker.remove_container(&created.id, Some(opts)).await;
+            // with its anonymous volumes (an image's VOLUME makes them at creation)
+            let _ = remove_container(&docker, &created.id).await;
             Ok(found)
         })
         .await
