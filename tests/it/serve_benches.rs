@@ -202,6 +202,18 @@ fn pushes_deploy_and_redeploy_and_a_deleted_branch_tears_the_bench_down() {
         issue_containers("SRVP-1").is_empty() && bench_url(&t, "SRVP-1").is_none()
     });
     assert!(http_get(&url).is_none());
+    // the notifications follow the field's clearing: wait for them rather than race them
+    s.wait_until(
+        "Slack and Telegram heard of the removal",
+        Duration::from_secs(30),
+        |_| {
+            slack
+                .texts()
+                .iter()
+                .any(|m| m.contains("SRVP-1 was removed"))
+                && telegram.requests.lock().unwrap().len() >= 4
+        },
+    );
 
     // messages: up twice (first and second commit), failed once, removed once
     let texts = slack.texts();
@@ -326,13 +338,15 @@ fn the_trackers_close_tears_the_bench_down_and_wins_over_a_running_deploy() {
     );
     assert_eq!(issue_containers("SRVC-4").len(), 1);
     assert!(bench_url(&t, "SRVC-4").is_some());
-    assert!(
-        slack
-            .texts()
-            .iter()
-            .any(|m| m.contains("SRVC-1 was removed") && m.contains("closed")),
-        "{:?}",
-        slack.texts()
+    s.wait_until(
+        "Slack heard of SRVC-1's removal",
+        Duration::from_secs(30),
+        |_| {
+            slack
+                .texts()
+                .iter()
+                .any(|m| m.contains("SRVC-1 was removed") && m.contains("closed"))
+        },
     );
 
     // SRVC-3: a slow deploy runs; the issue closes meanwhile -> the deploy is cancelled, nothing
