@@ -51,6 +51,12 @@ pub const REGISTRY_USER: &str = "BENCHCTL_REGISTRY_USER";
 pub const REGISTRY_PASSWORD: &str = "BENCHCTL_REGISTRY_PASSWORD";
 /// The docker CLI's config directory (`config.json` holds `docker login` credentials).
 pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// Ceilings of what a branch's `benchctl.toml` may ask for (`--max-memory`, `--max-cpus`,
+/// `--max-pids`, `--max-ready-timeout`).
+pub const MAX_MEMORY: &str = "BENCHCTL_MAX_MEMORY";
+pub const MAX_CPUS: &str = "BENCHCTL_MAX_CPUS";
+pub const MAX_PIDS: &str = "BENCHCTL_MAX_PIDS";
+pub const MAX_READY_TIMEOUT: &str = "BENCHCTL_MAX_READY_TIMEOUT";
 /// A local config file (`--config`).
 pub const CONFIG: &str = "BENCHCTL_CONFIG";
 /// Set by every CI system: plain output instead of progress bars.

@@ -58,7 +58,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "w" => 604_800,
         _ => return None,
     };
-    Some(Duration::from_secs(n.checked_mul(mult)?))
+    let secs = n.checked_mul(mult)?;
+    (secs <= crate::settings::values::MAX_SECONDS).then(|| Duration::from_secs(secs))
 }
 
 pub async fn gc(
@@ -457,6 +458,13 @@ mod tests {
         assert_eq!(parse_duration("3d"), Some(Duration::from_secs(259_200)));
         assert_eq!(parse_duration("1y"), None);
         assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("18446744073709551615"), None);
+        assert_eq!(parse_duration("18446744073709551615w"), None);
+        assert_eq!(parse_duration("53w"), None);
+        assert_eq!(
+            parse_duration("365d"),
+            Some(Duration::from_secs(31_536_000))
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (turning them into settings is `resolve.rs`, running them `commands/`, output `print.rs`).
 
 use crate::settings::keys;
+use crate::settings::values::seconds;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -195,12 +196,12 @@ pub struct ServeArgs {
     pub max_attempts: u32,
 
     /// Seconds before the first retry of such a job (doubling after each).
-    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = seconds())]
     pub retry_delay: u64,
 
     /// Seconds running jobs get to finish on SIGTERM before they are abandoned (abandoned jobs
     /// run again on the next start).
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = seconds())]
     pub shutdown_grace: u64,
 
     /// Deploy without touching the Tracker field.
@@ -432,12 +433,12 @@ pub struct BenchArgs {
 #[derive(Debug, Args)]
 pub struct LockArgs {
     /// Seconds to wait for another deploy or teardown of the same issue.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = seconds())]
     pub lock_timeout: u64,
 
     /// Seconds after which the lock of a holder on another machine (or PID namespace) counts as
     /// abandoned; a dead holder on this machine is detected at once.
-    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 900, value_name = "SECONDS", value_parser = seconds())]
     pub lock_lease: u64,
 }
 

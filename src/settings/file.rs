@@ -4,6 +4,7 @@
 
 use super::keys::{self, Files, Key, Kind, KEYS};
 use super::layer::{Layer, Origin};
+use super::values;
 use crate::{Error, Result};
 use std::path::Path;
 use toml::Value;
@@ -34,7 +35,12 @@ fn text(key: &Key, v: &Value) -> Option<String> {
         (Kind::Text | Kind::Size, Value::String(s)) => Some(s.clone()),
         (Kind::Choice(words), Value::String(s)) => words.contains(&s.as_str()).then(|| s.clone()),
         (Kind::Port, Value::Integer(i)) => (1..=65535).contains(i).then(|| i.to_string()),
-        (Kind::Seconds | Kind::Count, Value::Integer(i)) => Some(i.to_string()),
+        (Kind::Seconds, Value::Integer(i)) => (0..=values::MAX_SECONDS as i64)
+            .contains(i)
+            .then(|| i.to_string()),
+        (Kind::Count, Value::Integer(i)) => {
+            (0..=values::MAX_COUNT).contains(i).then(|| i.to_string())
+        }
         (Kind::Cpus, Value::Float(f)) => Some(f.to_string()),
         (Kind::Cpus, Value::Integer(i)) => Some(i.to_string()),
         _ => None,
@@ -46,8 +52,11 @@ fn expected(key: &Key) -> String {
         Kind::Text => "a string".into(),
         Kind::Size => "a size as a string, e.g. \"512m\"".into(),
         Kind::Port => "a port number (1-65535)".into(),
-        Kind::Seconds => "a whole number of seconds".into(),
-        Kind::Count => "a whole number".into(),
+        Kind::Seconds => format!(
+            "a whole number of seconds from 0 to {} (365 days)",
+            values::MAX_SECONDS
+        ),
+        Kind::Count => format!("a whole number from 0 to {}", values::MAX_COUNT),
         Kind::Cpus => "a number of cores, e.g. 0.5".into(),
         Kind::Choice(words) => format!("one of {}", words.join(", ")),
         Kind::Entries => "a table of NAME = \"value\"".into(),
@@ -150,21 +159,31 @@ pub fn read_local(path: &Path) -> Result<Layer> {
     )
 }
 
-/// Parses a branch's `benchctl.toml`, refusing the keys only the operator sets.
+/// Parses a branch's `benchctl.toml`, refusing the keys only the operator sets: where benches
+/// run, the Tracker field, the bench's address, the issue pattern and the ceilings reach past
+/// the branch's own bench. `at` names the branch and its commit.
 pub fn parse_branch(text: &str, at: &str) -> Result<Layer> {
     let origin = Origin::RepoConfig(at.to_string());
-    let layer = parse(text, &format!("{} {at}", super::REPO_CONFIG), origin)?;
+    let file = format!("{} {at}", super::REPO_CONFIG);
+    let layer = parse(text, &file, origin)?;
     if let Some(key) = KEYS
         .iter()
         .find(|k| k.files == Files::Operator && layer.values.contains_key(k.name))
     {
+        let (table, name) = match key.name.split_once('.') {
+            Some((t, n)) => (Some(t), n),
+            None => (None, key.name),
+        };
+        let line = line_of(text, table, name)
+            .map(|l| format!(", line {l}"))
+            .unwrap_or_default();
         return Err(Error::usage(format!(
-            "{} {at} sets `{}`, which only whoever runs benchctl chooses (where benches run \
-             is the same for every branch): remove it from the branch and set it with --{}, \
-             the environment, or a --config file",
-            super::REPO_CONFIG,
+            "{file}{line}: `{}` is the operator's setting, not a branch's (it reaches past the \
+             branch's own bench): remove it from the branch; whoever runs benchctl sets it with \
+             {}{}, or a --config file",
             key.name,
-            key.id()
+            key.flag_text(),
+            key.env.map(|v| format!(" or {v}")).unwrap_or_default(),
         )));
     }
     Ok(layer)
@@ -228,5 +247,44 @@ mod tests {
             .to_string();
         assert!(e.contains("`registry`") && e.contains("--registry"), "{e}");
         assert!(parse("registry = \"r\"\n", "f", local()).is_ok());
+        for (text, key, line) in [
+            ("port = 80\nfield = \"description\"\n", "`field`", "line 2"),
+            (
+                "\nurl-template = \"http://x\"\n",
+                "`url-template`",
+                "line 2",
+            ),
+            ("issue-pattern = \"(X-1)\"\n", "`issue-pattern`", "line 1"),
+            (
+                "port = 1\n\nmax-memory = \"9g\"\n[env]\nA = \"1\"\n",
+                "`max-memory`",
+                "line 3",
+            ),
+        ] {
+            let e = parse_branch(text, "of branch b at abc1234")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(key) && e.contains(line) && e.contains("abc1234"),
+                "{text}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_at_the_extremes_are_refused_not_wrapped() {
+        for text in [
+            "ready-timeout = 9223372036854775807\n",
+            "ready-timeout = -1\n",
+            "ready-timeout = 31536001\n",
+            "[limits]\npids = 9223372036854775807\n",
+            "[limits]\npids = -5\n",
+            "port = 0\n",
+            "port = 65536\n",
+        ] {
+            let e = parse(text, "f", local()).unwrap_err().to_string();
+            assert!(e.contains("must be"), "{text}: {e}");
+        }
+        assert!(parse("ready-timeout = 31536000\n", "f", local()).is_ok());
     }
 }

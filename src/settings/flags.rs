@@ -26,8 +26,8 @@ pub fn arg(key: &'static Key) -> Arg {
     match key.kind {
         Kind::Entries => a.action(ArgAction::Append),
         Kind::Port => a.value_parser(clap::value_parser!(u16)),
-        Kind::Seconds => a.value_parser(clap::value_parser!(u64)),
-        Kind::Count => a.value_parser(clap::value_parser!(i64)),
+        Kind::Seconds => a.value_parser(super::values::seconds()),
+        Kind::Count => a.value_parser(clap::value_parser!(i64).range(0..=super::values::MAX_COUNT)),
         Kind::Cpus => a.value_parser(clap::value_parser!(f64)),
         Kind::Choice(words) => a.value_parser(PossibleValuesParser::new(words)),
         Kind::Text | Kind::Size => a,

@@ -28,7 +28,8 @@ pub enum Kind {
 pub enum Files {
     /// The operator's `--config` file and the branch's `benchctl.toml`.
     Any,
-    /// Only the operator's `--config` file: where benches run is the same for every branch.
+    /// Only the operator's `--config` file: what reaches past the branch's own bench (where
+    /// benches run, the Tracker field, the host name behind the shared proxy, the ceilings).
     Operator,
 }
 
@@ -146,6 +147,7 @@ pub const URL_TEMPLATE: Key = Key {
     flag: Some("url-template"),
     value_name: "TEMPLATE",
     env: Some(crate::env::URL_TEMPLATE),
+    files: Files::Operator,
     ..key("url-template", Kind::Text)
 };
 pub const ISSUE_PATTERN: Key = Key {
@@ -156,6 +158,7 @@ pub const ISSUE_PATTERN: Key = Key {
     value_name: "REGEX",
     env: Some(crate::env::ISSUE_PATTERN),
     bench_flag: false,
+    files: Files::Operator,
     ..key("issue-pattern", Kind::Text)
 };
 pub const FIELD: Key = Key {
@@ -166,6 +169,7 @@ pub const FIELD: Key = Key {
     value_name: "KEY",
     env: Some(crate::env::BENCH_FIELD),
     bench_flag: false,
+    files: Files::Operator,
     ..key("field", Kind::Text)
 };
 pub const BUILD_ARGS: Key = Key {
@@ -217,6 +221,45 @@ pub const REGISTRY: Key = Key {
     ..key("registry", Kind::Text)
 };
 
+pub const MAX_MEMORY: Key = Key {
+    default: Some("512m"),
+    help: "Ceiling of the memory limit a branch's benchctl.toml may ask for (default 512m, the \
+           default limit)",
+    flag: Some("max-memory"),
+    value_name: "SIZE",
+    env: Some(crate::env::MAX_MEMORY),
+    files: Files::Operator,
+    ..key("max-memory", Kind::Size)
+};
+pub const MAX_CPUS: Key = Key {
+    default: Some("1"),
+    help: "Ceiling of the CPU limit a branch's benchctl.toml may ask for (cores; default 1)",
+    flag: Some("max-cpus"),
+    value_name: "CPUS",
+    env: Some(crate::env::MAX_CPUS),
+    files: Files::Operator,
+    ..key("max-cpus", Kind::Cpus)
+};
+pub const MAX_PIDS: Key = Key {
+    default: Some("256"),
+    help: "Ceiling of the process limit a branch's benchctl.toml may ask for (default 256)",
+    flag: Some("max-pids"),
+    value_name: "N",
+    env: Some(crate::env::MAX_PIDS),
+    files: Files::Operator,
+    ..key("max-pids", Kind::Count)
+};
+pub const MAX_READY_TIMEOUT: Key = Key {
+    default: Some("600"),
+    help: "Ceiling of the ready timeout a branch's benchctl.toml may ask for (seconds; default \
+           600)",
+    flag: Some("max-ready-timeout"),
+    value_name: "SECONDS",
+    env: Some(crate::env::MAX_READY_TIMEOUT),
+    files: Files::Operator,
+    ..key("max-ready-timeout", Kind::Seconds)
+};
+
 /// Every key, in the order `benchctl config` shows them.
 pub const KEYS: &[&Key] = &[
     &DOCKERFILE,
@@ -233,6 +276,10 @@ pub const KEYS: &[&Key] = &[
     &FIELD,
     &BUILD_ARGS,
     &ENV,
+    &MAX_MEMORY,
+    &MAX_CPUS,
+    &MAX_PIDS,
+    &MAX_READY_TIMEOUT,
     &BACKEND,
     &PUBLISH_MODE,
     &REGISTRY,
@@ -240,6 +287,19 @@ pub const KEYS: &[&Key] = &[
 
 /// The keys of where benches run (shown by `config` after the bench settings).
 pub const ENGINE_KEYS: &[&Key] = &[&BACKEND, &PUBLISH_MODE, &REGISTRY];
+
+/// The ceilings a branch's values of a key must stay under: `(key, its ceiling)`.
+pub const CEILINGS: &[(&Key, &Key)] = &[
+    (&MEMORY, &MAX_MEMORY),
+    (&CPUS, &MAX_CPUS),
+    (&PIDS, &MAX_PIDS),
+    (&READY_TIMEOUT, &MAX_READY_TIMEOUT),
+];
+
+/// Whether `k` is one of where benches run (shown apart by `config`).
+pub fn is_engine_key(k: &Key) -> bool {
+    ENGINE_KEYS.iter().any(|e| e.name == k.name)
+}
 
 /// The key named `name` in a file (`limits.memory`, `env`).
 pub fn by_name(name: &str) -> Option<&'static Key> {

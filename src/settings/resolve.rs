@@ -164,6 +164,51 @@ fn typed<T: std::str::FromStr>(e: &Effective, key: &Key, what: &str) -> Result<O
         .transpose()
 }
 
+/// Refuses a branch's limit or ready timeout above the operator's ceiling for it (a value from
+/// the operator's own flags, environment or `--config` is theirs to choose).
+fn check_ceilings(e: &Effective, memory: i64, cpus: f64, pids: i64, ready: u64) -> Result<()> {
+    let ceiling = |key: &Key| value(e, key).unwrap_or_default().to_string();
+    let max_memory = super::values::parse_bytes(&ceiling(&keys::MAX_MEMORY)).map_err(|err| {
+        Error::usage(format!(
+            "ceiling {}: {err}{}",
+            keys::MAX_MEMORY.flag_text(),
+            e.from(keys::MAX_MEMORY.name)
+        ))
+    })?;
+    let max_cpus: f64 = typed(e, &keys::MAX_CPUS, "a number of cores")?.unwrap_or_default();
+    let max_pids: i64 = typed(e, &keys::MAX_PIDS, "a number")?.unwrap_or_default();
+    let max_ready: u64 =
+        typed(e, &keys::MAX_READY_TIMEOUT, "a number of seconds")?.unwrap_or_default();
+    for (key, over) in [
+        (&keys::MEMORY, memory > max_memory),
+        (&keys::CPUS, cpus > max_cpus),
+        (&keys::PIDS, pids > max_pids),
+        (&keys::READY_TIMEOUT, ready > max_ready),
+    ] {
+        let from_branch = matches!(e.origin(key.name), Some(Origin::RepoConfig(_)));
+        if !(over && from_branch) {
+            continue;
+        }
+        let (_, max) = keys::CEILINGS
+            .iter()
+            .find(|(k, _)| k.name == key.name)
+            .expect("every limit has a ceiling");
+        return Err(Error::usage(format!(
+            "`{} = {}`{} is above the operator's ceiling {} {}{}: lower it in the branch, or \
+             whoever runs benchctl raises the ceiling with {}{}",
+            key.name,
+            e.get(key).unwrap_or_default(),
+            e.from(key.name),
+            max.flag_text(),
+            ceiling(max),
+            e.from(max.name),
+            max.flag_text(),
+            max.env.map(|v| format!(" or {v}")).unwrap_or_default(),
+        )));
+    }
+    Ok(())
+}
+
 /// The request with the merged settings, each checked (errors say where the value came from).
 pub fn apply(base: &DeployRequest, e: &Effective) -> Result<DeployRequest> {
     let ready: u64 = typed(e, &keys::READY_TIMEOUT, "a number of seconds")?.unwrap_or_default();
@@ -189,6 +234,7 @@ pub fn apply(base: &DeployRequest, e: &Effective) -> Result<DeployRequest> {
     }
     let memory = parse_memory(value(e, &keys::MEMORY).unwrap_or_default())
         .map_err(|err| Error::usage(format!("{err}{}", e.from(keys::MEMORY.name))))?;
+    check_ceilings(e, memory, cpus, pids, ready)?;
     let health_path = value(e, &keys::HEALTH_PATH).unwrap_or_default().to_string();
     if !health_path.starts_with('/')
         || health_path

@@ -133,12 +133,16 @@ pub fn retry_policy(envs: &dyn EnvSource) -> Result<super::RetryPolicy> {
             })?;
     }
     if let Some(v) = envs.get(env::TRACKER_RETRY_SECS) {
-        let secs = v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            Error::usage(format!(
-                "{} must be a number of seconds, not `{v}`",
-                env::TRACKER_RETRY_SECS
-            ))
-        })?;
+        let secs = v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=3600).contains(n))
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "{} must be a number of seconds from 1 to 3600, not `{v}`",
+                    env::TRACKER_RETRY_SECS
+                ))
+            })?;
         p.max_total = std::time::Duration::from_secs(secs);
     }
     Ok(p)

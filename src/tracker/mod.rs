@@ -392,7 +392,8 @@ impl TrackerClient {
                 .min(self.retry.max_delay);
             let jitter = rand::thread_rng().gen_range(0.5..1.0);
             let delay = retry_after.unwrap_or_else(|| backoff.mul_f64(jitter));
-            if started.elapsed() + delay > self.retry.max_total {
+            // a server's Retry-After is any number: compare without overflowing
+            if started.elapsed().saturating_add(delay) > self.retry.max_total {
                 return Err(err);
             }
             if let Some(r) = &self.reporter {

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod attacks;
 mod build;
 mod config;
 mod deploy;

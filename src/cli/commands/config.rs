@@ -80,7 +80,7 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
     let bench: Vec<&Key> = keys::KEYS
         .iter()
         .copied()
-        .filter(|k| k.files == keys::Files::Any)
+        .filter(|k| !keys::is_engine_key(k))
         .collect();
     rows.extend(crate::settings::rows(&effective, &bench));
     let public_host_origin = if args.bench.public_host.is_some() {
