@@ -62,7 +62,9 @@ fn write_tree(
                 if skip && !matcher.must_enter_excluded_dir(&rel) {
                     continue;
                 }
-                std::fs::create_dir_all(&path).map_err(io)?;
+                // a new directory, never an existing entry (a crafted tree naming a symlink
+                // and a directory alike must not write through the link)
+                std::fs::create_dir(&path).map_err(io)?;
                 let sub = entry.to_object(git)?.peel_to_tree()?;
                 let info_ref = (!matcher.patterns.is_empty()).then_some(info.as_slice());
                 write_tree(git, &sub, &path, &rel, matcher, info_ref)?;
@@ -76,7 +78,15 @@ fn write_tree(
                         std::os::unix::fs::symlink(target, &path).map_err(io)?;
                     }
                     mode => {
-                        std::fs::write(&path, blob.content()).map_err(io)?;
+                        use std::io::Write;
+                        use std::os::unix::fs::OpenOptionsExt;
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .custom_flags(libc::O_NOFOLLOW)
+                            .open(&path)
+                            .and_then(|mut f| f.write_all(blob.content()))
+                            .map_err(io)?;
                         if mode == 0o100755 {
                             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
                                 .map_err(io)?;

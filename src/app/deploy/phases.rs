@@ -351,10 +351,14 @@ async fn image(
                         "building with template `{}` ({}; {})",
                         t.name, t.reason, t.source
                     )));
-                    std::fs::write(src.join(TEMPLATE_DOCKERFILE), &t.dockerfile).map_err(|e| {
+                    write_own_file(&src, TEMPLATE_DOCKERFILE, &t.dockerfile).map_err(|e| {
                         Error::Context {
                             issue: issue.to_string(),
-                            message: format!("cannot write the template's Dockerfile: {e}"),
+                            message: format!(
+                                "cannot write the template's Dockerfile `{TEMPLATE_DOCKERFILE}` \
+                                 in the checkout of branch `{}`: {e}",
+                                req.branch
+                            ),
                         }
                     })?;
                     TEMPLATE_DOCKERFILE.to_string()
@@ -395,6 +399,26 @@ async fn image(
         commit,
         commit_time,
     })
+}
+
+/// Writes `name` in the checkout `dir` as a new file of benchctl's: whatever the branch put
+/// under that name (a symlink to a host file, a file) is unlinked first, never written through,
+/// and the file is created exclusively without following links.
+fn write_own_file(dir: &std::path::Path, name: &str, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(name);
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path)?,
+        Ok(_) => std::fs::remove_file(&path)?,
+        Err(_) => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)?;
+    f.write_all(content.as_bytes())
 }
 
 /// Waits for the new bench `id` to answer; returns its address. A bench that never does is

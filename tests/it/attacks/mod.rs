@@ -2,3 +2,4 @@
 //! branch or a delivery reaches no further than its own bench. One file per kind of attack.
 
 mod settings;
+mod writes;
