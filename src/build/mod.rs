@@ -33,6 +33,17 @@ pub fn dockerfile_path(root: &Path, dockerfile: &str, branch: &str) -> Result<St
              lists them)"
         )));
     }
+    // a Dockerfile that is a link out of the checkout would read a host file into the build
+    let inside = std::fs::canonicalize(root.join(&clean))
+        .ok()
+        .zip(std::fs::canonicalize(root).ok())
+        .is_some_and(|(file, root)| file.starts_with(root));
+    if !inside {
+        return Err(Error::usage(format!(
+            "`{clean}` of branch `{branch}` is a symbolic link that leads out of the branch; \
+             a Dockerfile must be a file of the branch: replace the link with the file"
+        )));
+    }
     Ok(clean)
 }
 
@@ -61,6 +72,22 @@ fn layer_label(spec: &BuildSpec) -> String {
         .chain([(MANAGED.to_string(), "true".to_string())])
         .collect();
     label_instruction(&mark).unwrap_or_default()
+}
+
+/// The labels under benchctl's reserved prefixes that a build of `spec` puts on its image, with
+/// their values: the spec's, the layer mark, and the commit step's own emptied. Anything else
+/// under those prefixes came from the branch.
+pub fn written_labels(spec: &BuildSpec) -> HashMap<String, String> {
+    use crate::engine::labels::{DEPLOY_ID, MANAGED, REPO, ROLE};
+    let mut l = spec.labels.clone();
+    l.insert(MANAGED.to_string(), "true".to_string());
+    if let Some(repo) = spec.owner.get(REPO) {
+        l.insert(REPO.to_string(), repo.clone());
+    }
+    for key in [ROLE, DEPLOY_ID] {
+        l.insert(key.to_string(), String::new());
+    }
+    l
 }
 
 /// Builds the image of `root` with the engine, streaming the context; returns the image id.

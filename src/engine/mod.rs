@@ -53,6 +53,31 @@ pub mod labels {
     /// The Tracker field the bench's address was written to (teardown clears that one).
     pub const FIELD: &str = "benchctl.field";
 
+    /// Prefixes of the labels only benchctl and the operator write: benchctl's own (finding and
+    /// hiding benches), the proxy's (routing host names) and the engine's (swarm tasks,
+    /// compose projects). A bench's image may carry none that benchctl did not write, since a
+    /// container cannot drop its image's labels.
+    pub const RESERVED_PREFIXES: &[&str] = &["benchctl.", "traefik.", "com.docker."];
+
+    /// The labels of `image` under a [`RESERVED_PREFIXES`] prefix that are not exactly what
+    /// benchctl wrote (`expected`), sorted; an empty value counts too.
+    pub fn foreign(
+        image: &std::collections::HashMap<String, String>,
+        expected: &std::collections::HashMap<String, String>,
+    ) -> Vec<String> {
+        let mut out: Vec<String> = image
+            .iter()
+            .filter(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                RESERVED_PREFIXES.iter().any(|p| k.starts_with(p))
+            })
+            .filter(|(k, v)| expected.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// A label value from free text (a branch name, a repository): readable but bounded.
     pub fn value(v: &str) -> String {
         v.chars().take(255).collect()
@@ -292,6 +317,47 @@ impl Backend {
         match self {
             Backend::Docker => Ok(docker::DockerEngine::connect().await?.engine()),
             Backend::Swarm(o) => Ok(swarm::SwarmEngine::connect(o.clone()).await?.engine()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels;
+    use std::collections::HashMap;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn only_what_benchctl_wrote_may_sit_under_the_reserved_prefixes() {
+        let written = map(&[("benchctl.issue", "P-1"), ("benchctl.role", "")]);
+        let image = map(&[
+            ("benchctl.issue", "P-1"),
+            ("benchctl.role", ""),
+            ("org.opencontainers.image.title", "app"),
+            ("maintainer", "me"),
+        ]);
+        assert!(labels::foreign(&image, &written).is_empty());
+        for (k, v) in [
+            (
+                "traefik.http.routers.x.rule",
+                "Host(`p-2.bench.example.com`)",
+            ),
+            ("traefik.enable", ""),
+            ("benchctl.role", "x"),
+            ("benchctl.issue", "P-2"),
+            ("benchctl.anything", ""),
+            ("com.docker.swarm.task.id", "x"),
+            ("Traefik.HTTP.routers.y.rule", "Host(`a`)"),
+        ] {
+            let mut bad = image.clone();
+            bad.insert(k.to_string(), v.to_string());
+            assert_eq!(labels::foreign(&bad, &written), vec![k.to_string()], "{k}");
         }
     }
 }

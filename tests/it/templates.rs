@@ -154,7 +154,7 @@ impl StandIn {
             let ours = docker_lines(&[
                 "inspect",
                 "-f",
-                "{{index .Config.Labels \"benchctl.test-standin\"}}",
+                "{{index .Config.Labels \"org.example.benchctl-test-standin\"}}",
                 tag,
             ]);
             assert_eq!(
@@ -168,7 +168,7 @@ impl StandIn {
         let mut dockerfile = String::from(
             "FROM scratch\nCOPY busybox /bin/busybox\n\
              RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-             ENV PATH=/usr/local/bin:/usr/bin:/bin\nLABEL benchctl.test-standin=true\n",
+             ENV PATH=/usr/local/bin:/usr/bin:/bin\nLABEL org.example.benchctl-test-standin=true\n",
         );
         for (i, (path, script)) in tools.iter().enumerate() {
             std::fs::write(dir.path().join(format!("tool{i}")), script).unwrap();

@@ -335,13 +335,18 @@ async fn image(
 ) -> Result<Image> {
     let issue = req.issue.as_str();
     let tag = plan::image_tag(issue, &commit, &req.build_hash());
-    let id = match source {
+    let mut labels = plan::base_labels(issue, &commit);
+    labels.insert(labels::COMMIT_TIME.to_string(), commit_time.to_string());
+    let mut owner = labels::issue_labels(issue);
+    owner.insert(labels::DEPLOY_ID.to_string(), req.run.deploy_id.clone());
+    owner.insert(labels::REPO.to_string(), labels::value(&req.repo.location));
+    let (id, found) = match source {
         Source::Reuse { image, .. } => {
             reporter.report(Event::Done(format!(
                 "image {tag} of commit {} exists: nothing to build",
                 short_commit(&commit)
             )));
-            image.id
+            (image.id, Some(image.labels))
         }
         Source::Checkout(_, checkout) => {
             let src = checkout.path().join("src");
@@ -365,18 +370,13 @@ async fn image(
                 }
                 None => image::dockerfile_path(&src, &req.bench.dockerfile, &req.branch)?,
             };
-            let mut labels = plan::base_labels(issue, &commit);
-            labels.insert(labels::COMMIT_TIME.to_string(), commit_time.to_string());
-            let mut owner = labels::issue_labels(issue);
-            owner.insert(labels::DEPLOY_ID.to_string(), req.run.deploy_id.clone());
-            owner.insert(labels::REPO.to_string(), labels::value(&req.repo.location));
             let spec = BuildSpec {
                 dockerfile,
                 tag: tag.clone(),
-                labels,
+                labels: labels.clone(),
                 build_args: req.bench.build_args.clone(),
                 target: req.bench.target.clone(),
-                owner,
+                owner: owner.clone(),
             };
             reporter.report(Event::Step(format!("building {tag}")));
             let id = image::build(
@@ -390,9 +390,46 @@ async fn image(
             .await?;
             drop(checkout);
             reporter.report(Event::Done(format!("built {tag}")));
-            id
+            (id, None)
         }
     };
+    // the image's labels reach the bench's container: none under benchctl's, the proxy's or
+    // the engine's prefixes but those benchctl wrote
+    let found = match found {
+        Some(l) => l,
+        None => engine
+            .images
+            .inspect(&id)
+            .await?
+            .map(|i| i.labels)
+            .unwrap_or_default(),
+    };
+    let written = crate::build::written_labels(&BuildSpec {
+        labels,
+        owner,
+        ..Default::default()
+    });
+    let foreign = labels::foreign(&found, &written);
+    if !foreign.is_empty() {
+        let _ = engine.images.remove(&id).await;
+        return Err(Error::usage(format!(
+            "the image of {issue} (branch `{}`, commit {}) carries the label{} {}, from its \
+             Dockerfile, a build argument or its base image; labels under {} are benchctl's \
+             and the operator's (they find, hide and route benches), never a branch's: remove \
+             {} from the branch (or use another base image) and deploy again. Nothing was \
+             started and the image was removed",
+            req.branch,
+            short_commit(&commit),
+            if foreign.len() == 1 { "" } else { "s" },
+            foreign
+                .iter()
+                .map(|k| format!("`{}`", k.escape_debug()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            labels::RESERVED_PREFIXES.join(", "),
+            if foreign.len() == 1 { "it" } else { "them" },
+        )));
+    }
     Ok(Image {
         id,
         tag,

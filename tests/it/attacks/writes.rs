@@ -96,4 +96,15 @@ fn a_symlink_to_a_host_file_never_brings_its_content_into_the_image() {
     assert!(r.stderr.contains("leak"), "{}", r.stderr);
     assert!(!r.all().contains("host-canary-9e9e"), "{}", r.all());
     assert!(issue_containers("ATKW-2").is_empty());
+
+    // a Dockerfile that is a link to a host file is refused before its content is read
+    std::fs::write(&secret, "FROM scratch\nLABEL x=host-canary-9e9e\n").unwrap();
+    std::fs::remove_file(repo.path().join("Dockerfile")).unwrap();
+    std::os::unix::fs::symlink(&secret, repo.path().join("Dockerfile")).unwrap();
+    repo.commit("the Dockerfile is a host file");
+    let r = run(benchctl().args(["deploy", "feature/ATKW-2", "--repo", &repo.path_str()]));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    assert!(!r.all().contains("host-canary-9e9e"), "{}", r.all());
+    assert!(docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=ATKW-2"]).is_empty());
 }
