@@ -61,7 +61,12 @@ pub fn redact(text: &str) -> String {
 
 /// A source of environment variables (the process environment, or a map in tests).
 pub trait EnvSource {
+    /// The variable's value; an empty one counts as unset.
     fn get(&self, name: &str) -> Option<String>;
+    /// Whether the variable is set at all, even to an empty value.
+    fn is_set(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
 }
 
 pub struct ProcessEnv;
@@ -70,6 +75,9 @@ impl EnvSource for ProcessEnv {
     fn get(&self, name: &str) -> Option<String> {
         env::var(name)
     }
+    fn is_set(&self, name: &str) -> bool {
+        std::env::var_os(name).is_some()
+    }
 }
 
 impl EnvSource for std::collections::HashMap<&str, &str> {
@@ -77,6 +85,9 @@ impl EnvSource for std::collections::HashMap<&str, &str> {
         std::collections::HashMap::get(self, name)
             .filter(|v| !v.is_empty())
             .map(|v| v.to_string())
+    }
+    fn is_set(&self, name: &str) -> bool {
+        self.contains_key(name)
     }
 }
 
@@ -115,7 +126,13 @@ pub fn token(
             f.display()
         ))),
         (Some(t), None) => Ok(Some(Secret::new(t))),
-        (None, Some(f)) => read_token_file(&f, what).map(Some),
+        (None, Some(f)) => read_token_file(&f, what)
+            .map(Some)
+            .map_err(|e| match flag_file {
+                // the variable that named the file, so that it can be found
+                None => Error::usage(format!("{file_var}: {e}")),
+                Some(_) => e,
+            }),
         (None, None) => Ok(None),
     }
 }

@@ -208,6 +208,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_link: bool,
 
+    /// Accept webhook secrets shorter than 16 bytes (an empty one is never accepted).
+    #[arg(long)]
+    pub allow_weak_secrets: bool,
+
     #[command(flatten)]
     pub bench: BenchArgs,
 

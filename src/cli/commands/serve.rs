@@ -53,7 +53,7 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
     let backend = cx.engine.pushing_backend(local.as_ref())?;
     let cfg = ServeConfig {
         listen: args.listen,
-        secrets: crate::server::webhook::Secrets::from_env(&ProcessEnv)?,
+        secrets: crate::server::webhook::Secrets::from_env(&ProcessEnv, args.allow_weak_secrets)?,
         state_dir: resolve::state_dir(&args.state_dir),
         max_body: max_body as usize,
         max_parallel: args.max_parallel.max(1),

@@ -71,9 +71,35 @@ impl Secrets {
         }
     }
 
-    /// Reads each secret from its variable, or from the file named by `<VAR>_FILE`.
-    pub fn from_env(envs: &dyn crate::secret::EnvSource) -> crate::Result<Secrets> {
-        let read = |source: Source| crate::secret::secret_from_env(envs, source.secret_var());
+    /// Reads each secret from its variable, or from the file named by `<VAR>_FILE`. A secret
+    /// set but empty (or only whitespace) is refused, as is one shorter than
+    /// [`MIN_SECRET_LEN`] bytes unless `allow_weak`: either would let a forger sign.
+    pub fn from_env(
+        envs: &dyn crate::secret::EnvSource,
+        allow_weak: bool,
+    ) -> crate::Result<Secrets> {
+        let read = |source: Source| -> crate::Result<Option<Secret>> {
+            let var = source.secret_var();
+            let secret = crate::secret::secret_from_env(envs, var)?;
+            let len = secret.as_ref().map_or(0, |s| s.expose().len());
+            let set = envs.is_set(var) || secret.is_some();
+            if set && len == 0 {
+                return Err(crate::Error::usage(format!(
+                    "{var} is set but empty (or only whitespace): an empty secret verifies any \
+                     delivery signed with the empty key; set it to a long random value \
+                     (e.g. `openssl rand -hex 32`) or unset it to refuse {} deliveries",
+                    source.name()
+                )));
+            }
+            if set && len < MIN_SECRET_LEN && !allow_weak {
+                return Err(crate::Error::usage(format!(
+                    "{var} is {len} bytes long, shorter than {MIN_SECRET_LEN}: a short secret \
+                     can be guessed; use a long random value (e.g. `openssl rand -hex 32`), or \
+                     pass --allow-weak-secrets to accept it"
+                )));
+            }
+            Ok(secret)
+        };
         Ok(Secrets {
             github: read(Source::GitHub)?,
             bitbucket: read(Source::Bitbucket)?,
@@ -82,6 +108,9 @@ impl Secrets {
         })
     }
 }
+
+/// The shortest webhook secret serve accepts without `--allow-weak-secrets`, in bytes.
+pub const MIN_SECRET_LEN: usize = 16;
 
 /// Why a delivery was refused before any work.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +183,9 @@ pub fn authenticate(
     };
     let secret = secret.expose();
     let unauth = |m: &str| Err(Refusal::Unauthenticated(m.to_string()));
+    if secret.is_empty() {
+        return unauth("the secret configured for this source is empty");
+    }
     match source {
         Source::GitHub | Source::Bitbucket => {
             let sig = header(headers, "x-hub-signature-256")

@@ -224,3 +224,25 @@ fn keys_in_text_must_be_upper_case() {
     );
     assert_eq!(k.find("changes", &["MS-Viewport"]), None);
 }
+
+#[test]
+fn empty_and_short_secrets_are_refused_at_start() {
+    use std::collections::HashMap;
+    for (value, weak_ok, ok) in [
+        ("", true, false),
+        ("   ", true, false),
+        ("\t\n", true, false),
+        ("fifteen-bytes!!", false, false),
+        ("fifteen-bytes!!", true, true),
+        ("sixteen-bytes!!!", false, true),
+    ] {
+        let envs: HashMap<&str, &str> = HashMap::from([(crate::env::GITLAB_TOKEN, value)]);
+        let r = Secrets::from_env(&envs, weak_ok);
+        assert_eq!(r.is_ok(), ok, "{value:?} weak_ok={weak_ok}");
+        if let Err(e) = r {
+            assert!(e.to_string().contains(crate::env::GITLAB_TOKEN), "{e}");
+        }
+    }
+    let none: HashMap<&str, &str> = HashMap::new();
+    assert!(Secrets::from_env(&none, false).unwrap().gitlab.is_none());
+}

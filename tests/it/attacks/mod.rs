@@ -1,6 +1,7 @@
 //! Attacks of issue 14, each performed for real against the binary (real engine, real HTTP): a
 //! branch or a delivery reaches no further than its own bench. One file per kind of attack.
 
+mod deliveries;
 mod labels;
 mod settings;
 mod writes;
