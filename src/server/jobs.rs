@@ -429,6 +429,10 @@ impl Runner for Worker {
         ));
     }
 
+    async fn confirms_close(&self, issue: &str) -> bool {
+        matches!(self.status_of(issue).await, Ok(Some(s)) if self.is_closed(&s))
+    }
+
     fn superseded(&self, job: &Job, by: &Job) {
         self.metrics.inc(
             "benchctl_jobs_total",

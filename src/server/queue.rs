@@ -218,6 +218,9 @@ pub trait Runner: Send + Sync + 'static {
     fn finished(&self, job: &Job, outcome: &Outcome);
     /// Called when a queued job is dropped because a newer one replaces it.
     fn superseded(&self, job: &Job, by: &Job);
+    /// Whether `issue` is confirmed closed: a close notification cancels the issue's deploys
+    /// only then (anyone who can reach the endpoint cannot stop work with a false close).
+    async fn confirms_close(&self, issue: &str) -> bool;
 }
 
 struct Running {
@@ -281,16 +284,13 @@ impl Scheduler {
         let mut inner = self.lock();
         let issue = job.issue().to_string();
         let queue = inner.queued.entry(issue.clone()).or_default();
-        // A newer push replaces queued deploys of the issue; a close replaces queued deploys
-        // and branch removals (the close tears everything down anyway).
+        // A newer push replaces queued deploys of the issue. A close replaces nothing yet: once
+        // the Tracker confirms the issue is closed, it replaces the deploys and branch removals
+        // queued before it and stops a running deploy (the close tears everything down anyway).
         let replaces = |old: &Job| {
             matches!(
                 (&job.intent, &old.intent),
                 (Intent::Deploy { .. }, Intent::Deploy { .. })
-                    | (
-                        Intent::Close { .. },
-                        Intent::Deploy { .. } | Intent::Remove { .. }
-                    )
             )
         };
         let (dropped, kept): (Vec<Job>, Vec<Job>) = queue.drain(..).partition(|j| replaces(j));
@@ -300,16 +300,47 @@ impl Scheduler {
             self.store.remove(old.seq);
             self.runner.superseded(old, &job);
         }
-        if let (Intent::Close { .. }, Some(r)) = (&job.intent, inner.running.get(&issue)) {
-            if r.kind == "deploy" {
-                let _ = r.cancel.send(Cancel::Superseded);
-            }
+        if matches!(job.intent, Intent::Close { .. }) {
+            let me = self.clone();
+            let close = job.clone();
+            tokio::spawn(async move {
+                if me.runner.confirms_close(close.issue()).await {
+                    me.close_confirmed(&close);
+                }
+            });
         }
         if !inner.stopping && inner.workers.insert(issue.clone()) {
             let me = self.clone();
             tokio::spawn(async move { me.work(issue).await });
         }
         drop(inner);
+        self.changed.notify_waiters();
+    }
+
+    /// A confirmed close: the issue's deploys and branch removals queued before it are dropped
+    /// and its running deploy is stopped.
+    fn close_confirmed(&self, close: &Job) {
+        let issue = close.issue().to_string();
+        let mut inner = self.lock();
+        let mut dropped = Vec::new();
+        if let Some(queue) = inner.queued.get_mut(&issue) {
+            let (gone, kept): (Vec<Job>, Vec<Job>) = queue.drain(..).partition(|j| {
+                j.seq < close.seq
+                    && matches!(j.intent, Intent::Deploy { .. } | Intent::Remove { .. })
+            });
+            queue.extend(kept);
+            dropped = gone;
+        }
+        if let Some(r) = inner.running.get(&issue) {
+            if r.kind == "deploy" && r.seq < close.seq {
+                let _ = r.cancel.send(Cancel::Superseded);
+            }
+        }
+        drop(inner);
+        for old in &dropped {
+            self.store.remove(old.seq);
+            self.runner.superseded(old, close);
+        }
         self.changed.notify_waiters();
     }
 

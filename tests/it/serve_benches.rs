@@ -3,66 +3,17 @@
 //! Tracker's close trigger tears it down, a close that arrives during a deploy wins, and
 //! messengers (a fake Slack and a failing Telegram) get their messages without failing a deploy.
 
-use crate::support::fake_tracker::{Auth, FakeTracker, Org};
 use crate::support::serve::*;
 use crate::support::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-fn tracker() -> FakeTracker {
-    FakeTracker::start(Auth::OAuth(TOKEN), Org::Org(ORG))
-}
-
-/// A GitHub push of `branch` at `commit` to repository `acme/app`.
-fn github_push(branch: &str, commit: &str, deleted: bool) -> Vec<u8> {
-    let mut v = fixture_json("github/push.json");
-    v["ref"] = json!(format!("refs/heads/{branch}"));
-    v["deleted"] = json!(deleted);
-    v["after"] = json!(if deleted {
-        "0".repeat(40)
-    } else {
-        commit.to_string()
-    });
-    v["repository"]["full_name"] = json!("acme/app");
-    serde_json::to_vec(&v).unwrap()
-}
-
-/// A GitLab push of `branch` at `commit` to project `acme/app`.
-fn gitlab_push(branch: &str, commit: &str) -> Vec<u8> {
-    let mut v = fixture_json("gitlab/push-event.json");
-    v["ref"] = json!(format!("refs/heads/{branch}"));
-    v["after"] = json!(commit);
-    v["checkout_sha"] = json!(commit);
-    v["project"]["path_with_namespace"] = json!("acme/app");
-    serde_json::to_vec(&v).unwrap()
-}
-
-/// A Bitbucket Data Center deletion of `branch` in repository `ACME/app`.
-fn bitbucket_delete(branch: &str, old: &str) -> Vec<u8> {
-    let mut v = fixture_json("bitbucket-server/repo-refs-changed.json");
-    v["repository"]["project"]["key"] = json!("ACME");
-    v["repository"]["slug"] = json!("app");
-    v["changes"] = json!([{
-        "ref": {"id": format!("refs/heads/{branch}"), "displayId": branch, "type": "BRANCH"},
-        "refId": format!("refs/heads/{branch}"),
-        "fromHash": old,
-        "toHash": "0".repeat(40),
-        "type": "DELETE"
-    }]);
-    serde_json::to_vec(&v).unwrap()
-}
-
-fn bench_url(t: &FakeTracker, issue: &str) -> Option<String> {
-    t.field(issue, "benchLink")
-        .and_then(|v| v.as_str().map(str::to_string))
-}
 
 #[test]
 fn pushes_deploy_and_redeploy_and_a_deleted_branch_tears_the_bench_down() {
     let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["SRVP-1", "SRVP-2"]);
-    let t = tracker();
+    let t = serve_tracker();
     t.add_issue("SRVP-1").add_issue("SRVP-2");
     let repo = AppRepo::new();
     // the branch's own settings apply to the service's deploys too
@@ -267,7 +218,7 @@ fn the_trackers_close_tears_the_bench_down_and_wins_over_a_running_deploy() {
     let _group = crate::support::group(module_path!());
     require_docker();
     let _c = Cleanup::issues(&["SRVC-1", "SRVC-2", "SRVC-3", "SRVC-4"]);
-    let t = tracker();
+    let t = serve_tracker();
     for k in ["SRVC-1", "SRVC-2", "SRVC-3", "SRVC-4"] {
         t.add_issue(k);
     }

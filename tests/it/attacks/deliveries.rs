@@ -89,3 +89,56 @@ fn serve_refuses_empty_and_weak_secrets() {
     );
     assert!(a.status < 300, "{} {}", a.status, a.body);
 }
+
+/// A slow branch of `repo`: its build holds a `RUN sleep` of `secs` seconds.
+fn slow_branch(repo: &AppRepo, branch: &str, secs: u32) -> String {
+    git(repo.path(), &["checkout", "-q", "-B", branch]);
+    repo.write(
+        "Dockerfile",
+        &APP_DOCKERFILE.replace(
+            "COPY www /www\n",
+            &format!("COPY www /www\nRUN [\"/bin/busybox\", \"sleep\", \"{secs}\"]\n"),
+        ),
+    );
+    repo.commit("slow build")
+}
+
+#[test]
+fn a_close_notification_for_an_open_issue_stops_nothing() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["ATKD-9"]);
+    let t = serve_tracker();
+    t.add_issue("ATKD-9");
+    let repo = AppRepo::new();
+    let commit = slow_branch(&repo, "feature/ATKD-9", 6);
+    let state = tempfile::tempdir().unwrap();
+    let s = ServeSetup::new(Some(&t), state.path())
+        .arg("--repo")
+        .arg(&format!("acme/app={}", repo.path_str()))
+        .start();
+    let a = s.github(
+        "push",
+        "atkd-9",
+        &github_push("feature/ATKD-9", &commit, false),
+    );
+    assert_eq!(a.status, 202, "{}", a.body);
+    s.wait_until("ATKD-9 is building", Duration::from_secs(30), |s| {
+        s.log().contains("[ATKD-9] building")
+    });
+    // anyone holding the hook secret (or replaying a call) says "closed"; the issue is open
+    let a = s.tracker_close("ATKD-9");
+    assert_eq!(a.status, 202, "{}", a.body);
+    s.wait_until("ATKD-9 is linked", Duration::from_secs(90), |_| {
+        bench_url(&t, "ATKD-9").is_some()
+    });
+    s.wait_until("the close job ran", Duration::from_secs(30), |s| {
+        s.log()
+            .contains("ATKD-9 is not closed (status `open`); its bench stays")
+    });
+    let log = s.log();
+    assert!(!log.contains("cancelled"), "{log}");
+    assert_eq!(issue_containers("ATKD-9").len(), 1, "{log}");
+    let url = bench_url(&t, "ATKD-9").unwrap();
+    assert_eq!(http_get(&url).as_deref(), Some("main\n"));
+}

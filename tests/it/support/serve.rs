@@ -1,9 +1,9 @@
 //! `benchctl serve` as a real process on 127.0.0.1, a raw HTTP client for it (so tests can send
 //! any header and oversized bodies), and a recording HTTP endpoint (a fake Slack / Telegram).
 
-use super::fake_tracker::FakeTracker;
+use super::fake_tracker::{Auth, FakeTracker, Org};
 use super::{benchctl, free_port, LoopbackServer};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
@@ -308,4 +308,54 @@ impl Recorder {
             .map(|(_, v)| v["text"].as_str().unwrap_or("").to_string())
             .collect()
     }
+}
+
+/// The fake Tracker with the test token and organization.
+pub fn serve_tracker() -> FakeTracker {
+    FakeTracker::start(Auth::OAuth(TOKEN), Org::Org(ORG))
+}
+
+/// A GitHub push of `branch` at `commit` to repository `acme/app`.
+pub fn github_push(branch: &str, commit: &str, deleted: bool) -> Vec<u8> {
+    let mut v = fixture_json("github/push.json");
+    v["ref"] = json!(format!("refs/heads/{branch}"));
+    v["deleted"] = json!(deleted);
+    v["after"] = json!(if deleted {
+        "0".repeat(40)
+    } else {
+        commit.to_string()
+    });
+    v["repository"]["full_name"] = json!("acme/app");
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// A GitLab push of `branch` at `commit` to project `acme/app`.
+pub fn gitlab_push(branch: &str, commit: &str) -> Vec<u8> {
+    let mut v = fixture_json("gitlab/push-event.json");
+    v["ref"] = json!(format!("refs/heads/{branch}"));
+    v["after"] = json!(commit);
+    v["checkout_sha"] = json!(commit);
+    v["project"]["path_with_namespace"] = json!("acme/app");
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// A Bitbucket Data Center deletion of `branch` in repository `ACME/app`.
+pub fn bitbucket_delete(branch: &str, old: &str) -> Vec<u8> {
+    let mut v = fixture_json("bitbucket-server/repo-refs-changed.json");
+    v["repository"]["project"]["key"] = json!("ACME");
+    v["repository"]["slug"] = json!("app");
+    v["changes"] = json!([{
+        "ref": {"id": format!("refs/heads/{branch}"), "displayId": branch, "type": "BRANCH"},
+        "refId": format!("refs/heads/{branch}"),
+        "fromHash": old,
+        "toHash": "0".repeat(40),
+        "type": "DELETE"
+    }]);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// The issue's bench link in the fake Tracker.
+pub fn bench_url(t: &FakeTracker, issue: &str) -> Option<String> {
+    t.field(issue, "benchLink")
+        .and_then(|v| v.as_str().map(str::to_string))
 }
