@@ -176,6 +176,16 @@ pub struct ServeArgs {
     #[arg(long)]
     pub review_comment: bool,
 
+    /// GitHub `author_association`s whose reviews (and closes of their own pull requests) move
+    /// issues; others are acknowledged and ignored.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "OWNER,MEMBER,COLLABORATOR",
+        value_name = "ASSOCIATIONS"
+    )]
+    pub review_associations: Vec<String>,
+
     #[command(flatten)]
     pub closed: ClosedArgs,
 

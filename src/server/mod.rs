@@ -1,6 +1,7 @@
 //! `benchctl serve`: webhooks in (authenticated, acknowledged at once, queued durably), jobs
 //! out (transitions, deploys, teardowns), `/healthz` and Prometheus `/metrics`.
 
+pub mod admit;
 pub mod jobs;
 pub mod queue;
 pub mod webhook;
@@ -67,6 +68,8 @@ pub struct ServeConfig {
     pub issue_pattern: String,
     pub review_targets: ReviewTargets,
     pub review_comment: bool,
+    /// GitHub `author_association`s whose reviews move issues (upper-case).
+    pub review_associations: Vec<String>,
     pub closed_statuses: Vec<String>,
     /// Settings of every deploy (flags, environment, `--config`; each branch's `benchctl.toml`
     /// and the job's repo, branch and issue are added per job).
@@ -128,6 +131,10 @@ impl Metrics {
             (
                 "benchctl_teardowns_total",
                 "Teardowns run by the service, by result.",
+            ),
+            (
+                "benchctl_deliveries_refused_total",
+                "Authenticated deliveries (or parts) refused, by source and reason.",
             ),
         ];
         let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
@@ -249,23 +256,11 @@ async fn receive(
         return (StatusCode::OK, "ping", json!({ "ping": true }));
     }
     let mut parsed = parsed;
-    // Deploys and removals only for configured repositories (a payload never chooses what is
-    // cloned).
-    let (kept, unmapped): (Vec<_>, Vec<_>) = parsed.intents.drain(..).partition(|i| match i {
-        webhook::Intent::Deploy { repo, .. } | webhook::Intent::Remove { repo, .. } => {
-            app.cfg.repos.contains_key(repo)
-        }
-        _ => true,
-    });
-    parsed.intents = kept;
-    for i in unmapped {
-        if let webhook::Intent::Deploy { repo, branch, .. }
-        | webhook::Intent::Remove { repo, branch, .. } = i
-        {
-            parsed.ignored.push(format!(
-                "repository `{repo}` (branch `{branch}`) is not configured; start serve with --repo {repo}=<clone URL>"
-            ));
-        }
+    for reason in admit::admit(&mut parsed, &app.cfg.repos, &app.cfg.review_associations) {
+        app.metrics.inc(
+            "benchctl_deliveries_refused_total",
+            &[("source", source.name()), ("reason", reason.label())],
+        );
     }
     if parsed.intents.is_empty() {
         log(&format!(

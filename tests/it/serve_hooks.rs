@@ -368,6 +368,7 @@ fn review_flow_moves_issues_by_transition_target_on_every_platform() {
     .unwrap();
     let state = tempfile::tempdir().unwrap();
     let s = ServeSetup::new(Some(&t), state.path())
+        .review_fixture_repos()
         .arg("--review-comment")
         .arg("--templates-dir")
         .arg(&templates.path().to_string_lossy())
@@ -493,6 +494,7 @@ fn queued_jobs_survive_a_crash_and_a_restart_and_shutdown_finishes_running_jobs(
     // is killed while the first job waits and the others are queued
     t.slow_next(Duration::from_secs(30));
     let mut s = ServeSetup::new(Some(&t), state.path())
+        .review_fixture_repos()
         .arg("--max-parallel")
         .arg("1")
         .env("BENCHCTL_TRACKER_RETRY_SECS", "60")
@@ -513,6 +515,7 @@ fn queued_jobs_survive_a_crash_and_a_restart_and_shutdown_finishes_running_jobs(
     // restarted: the job that was running and the queued ones all run; a redelivery of an
     // accepted delivery is still recognised
     let mut s = ServeSetup::new(Some(&t), state.path())
+        .review_fixture_repos()
         .arg("--max-parallel")
         .arg("1")
         .start();
@@ -556,6 +559,7 @@ fn queued_jobs_survive_a_crash_and_a_restart_and_shutdown_finishes_running_jobs(
     // SIGTERM with a job that outlasts --shutdown-grace: abandoned, kept on disk, run on the
     // next start
     let mut s = ServeSetup::new(Some(&t), state.path())
+        .review_fixture_repos()
         .arg("--shutdown-grace")
         .arg("1")
         .env("BENCHCTL_TRACKER_RETRY_SECS", "60")
@@ -575,7 +579,9 @@ fn queued_jobs_survive_a_crash_and_a_restart_and_shutdown_finishes_running_jobs(
     );
     assert_eq!(queue_files(&s), 1);
     assert_eq!(t.status("SRVQ-5").as_deref(), Some("open"));
-    let s = ServeSetup::new(Some(&t), state.path()).start();
+    let s = ServeSetup::new(Some(&t), state.path())
+        .review_fixture_repos()
+        .start();
     s.wait_until("the abandoned job ran", Duration::from_secs(30), |_| {
         t.status("SRVQ-5").as_deref() == Some("readyForTest")
     });
@@ -695,6 +701,7 @@ fn review_targets_are_configurable_per_event() {
     t.add_issue("SRVT-1").add_issue("SRVT-2");
     let state = tempfile::tempdir().unwrap();
     let s = ServeSetup::new(Some(&t), state.path())
+        .review_fixture_repos()
         .arg("--on-approved")
         .arg("inProgress")
         .arg("--on-changes-requested")

@@ -68,6 +68,12 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
             rejected: resolve::review_target(&args.on_rejected),
         },
         review_comment: args.review_comment,
+        review_associations: args
+            .review_associations
+            .iter()
+            .map(|a| a.trim().to_ascii_uppercase())
+            .filter(|a| !a.is_empty())
+            .collect(),
         closed_statuses: args.closed.closed_statuses.clone(),
         deploy,
         explicit,

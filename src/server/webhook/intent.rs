@@ -90,6 +90,11 @@ pub struct Parsed {
     pub intents: Vec<Intent>,
     pub ignored: Vec<String>,
     pub ping: bool,
+    /// GitHub's `author_association` of who reviewed, or closed their own pull request
+    /// (`NONE` when the payload says nothing). `None` where the platform has no such field
+    /// (Bitbucket, GitLab) and when someone closed another's pull request, which only those
+    /// with triage access to the repository can.
+    pub actor_association: Option<String>,
 }
 
 impl Parsed {
@@ -334,17 +339,21 @@ fn github(event: &str, v: &Value, keys: &KeyFinder) -> Parsed {
         },
         "pull_request_review" if action == "submitted" => {
             let pr = pr(&["review", "body"]);
-            match s(v, &["review", "state"])
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-            {
-                Some("approved") => pr.review(event, Review::Approved, keys),
-                Some("changes_requested") => pr.review(event, Review::ChangesRequested, keys),
-                other => Parsed::ignore(
-                    event,
-                    format!("review state `{}` changes nothing", other.unwrap_or("")),
-                ),
-            }
+            let association = association(v, &["review", "author_association"]);
+            with_association(
+                association,
+                match s(v, &["review", "state"])
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
+                    Some("approved") => pr.review(event, Review::Approved, keys),
+                    Some("changes_requested") => pr.review(event, Review::ChangesRequested, keys),
+                    other => Parsed::ignore(
+                        event,
+                        format!("review state `{}` changes nothing", other.unwrap_or("")),
+                    ),
+                },
+            )
         }
         "pull_request" if action == "closed" => {
             let pr = pr(&[]);
@@ -352,7 +361,15 @@ fn github(event: &str, v: &Value, keys: &KeyFinder) -> Parsed {
                 let commit = s(v, &["pull_request", "merge_commit_sha"]).map(str::to_string);
                 pr.merged(event, commit, keys)
             } else {
-                pr.review(event, Review::Rejected, keys)
+                // the author closing their own pull request is as trusted as the author
+                let own = s(v, &["sender", "login"]).is_some()
+                    && s(v, &["sender", "login"]) == s(v, &["pull_request", "user", "login"]);
+                let association =
+                    own.then(|| association(v, &["pull_request", "author_association"]));
+                with_association(
+                    association.flatten(),
+                    pr.review(event, Review::Rejected, keys),
+                )
             }
         }
         "push" => {
@@ -377,6 +394,18 @@ fn github(event: &str, v: &Value, keys: &KeyFinder) -> Parsed {
             event,
             format!("event `{event}` (action `{action}`) changes nothing"),
         ),
+    }
+}
+
+/// GitHub's `author_association` at `path`, upper-case; `NONE` when absent.
+fn association(v: &Value, path: &[&str]) -> Option<String> {
+    Some(s(v, path).unwrap_or("NONE").to_ascii_uppercase())
+}
+
+fn with_association(association: Option<String>, parsed: Parsed) -> Parsed {
+    Parsed {
+        actor_association: association,
+        ..parsed
     }
 }
 

@@ -142,3 +142,101 @@ fn a_close_notification_for_an_open_issue_stops_nothing() {
     let url = bench_url(&t, "ATKD-9").unwrap();
     assert_eq!(http_get(&url).as_deref(), Some("main\n"));
 }
+
+/// `fixture` with each JSON-pointer `edits` applied, as bytes.
+fn edited(fixture: &str, edits: &[(&str, serde_json::Value)]) -> Vec<u8> {
+    let mut v = fixture_json(fixture);
+    for (pointer, value) in edits {
+        *v.pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("{pointer} not in {fixture}")) = value.clone();
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[test]
+fn reviews_move_issues_only_from_configured_repositories_and_trusted_reviewers() {
+    use serde_json::json;
+    let _group = crate::support::group(module_path!());
+    let t = serve_tracker();
+    for k in ["ATKD-7", "ATKD-8"] {
+        t.add_issue(k);
+    }
+    let state = tempfile::tempdir().unwrap();
+    let s = ServeSetup::new(Some(&t), state.path())
+        .arg("--repo")
+        .arg("acme/app=https://git.invalid/acme/app.git")
+        .start();
+    let review = |repo: &str, who: &str, branch: &str| {
+        edited(
+            "github/pull_request_review.submitted.json",
+            &[
+                ("/review/state", json!("approved")),
+                ("/review/author_association", json!(who)),
+                ("/repository/full_name", json!(repo)),
+                ("/pull_request/head/ref", json!(branch)),
+            ],
+        )
+    };
+    // another repository's review names our issue; an outsider approves; an outsider closes
+    // their own pull request: each acknowledged (no retry), nothing moves
+    let attacks = [
+        review("evil/app", "OWNER", "feature/ATKD-7"),
+        review("acme/app", "NONE", "feature/ATKD-7"),
+        review("acme/app", "CONTRIBUTOR", "feature/ATKD-7"),
+    ];
+    for (i, body) in attacks.iter().enumerate() {
+        let a = s.github("pull_request_review", &format!("atkd-7-{i}"), body);
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert!(a.body.contains("ignored"), "{}", a.body);
+    }
+    let closed = edited(
+        "github/pull_request.closed.json",
+        &[
+            ("/repository/full_name", json!("acme/app")),
+            ("/pull_request/head/ref", json!("feature/ATKD-7")),
+            (
+                "/pull_request/author_association",
+                json!("FIRST_TIME_CONTRIBUTOR"),
+            ),
+        ],
+    );
+    let a = s.github("pull_request", "atkd-7-close", &closed);
+    assert_eq!(a.status, 200, "{}", a.body);
+    // GitLab: a merge request of an unconfigured project
+    let a = s.post(
+        "gitlab",
+        &[
+            ("X-Gitlab-Event", "Merge Request Hook"),
+            ("X-Gitlab-Token", GITLAB_TOKEN),
+        ],
+        &edited(
+            "gitlab/merge-request-event.json",
+            &[
+                ("/object_attributes/action", json!("approved")),
+                ("/object_attributes/source_branch", json!("feature/ATKD-7")),
+            ],
+        ),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("gitlabhq/gitlab-test"), "{}", a.body);
+
+    // a member's approval in the configured repository moves the issue
+    let a = s.github(
+        "pull_request_review",
+        "atkd-8",
+        &review("acme/app", "MEMBER", "feature/ATKD-8"),
+    );
+    assert_eq!(a.status, 202, "{}", a.body);
+    s.wait_until("ATKD-8 moved", Duration::from_secs(30), |_| {
+        t.status("ATKD-8").as_deref() == Some("readyForTest")
+    });
+    assert_eq!(t.status("ATKD-7").as_deref(), Some("open"));
+    let series = |source: &str, reason: &str| {
+        s.metric(&format!(
+            "benchctl_deliveries_refused_total{{source=\"{source}\",reason=\"{reason}\"}}"
+        ))
+    };
+    assert_eq!(series("github", "unconfigured_repository"), 1);
+    assert_eq!(series("github", "reviewer_association"), 3);
+    assert_eq!(series("gitlab", "unconfigured_repository"), 1);
+}

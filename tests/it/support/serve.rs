@@ -17,6 +17,15 @@ pub const BITBUCKET_SECRET: &str = "bb-secret-canary-77e2";
 pub const GITLAB_TOKEN: &str = "gl-token-canary-5a5a";
 pub const HOOK_SECRET: &str = "tracker-hook-canary-0b0b";
 
+/// The repositories of the pull-request fixtures, as serve names them (GitHub, Bitbucket
+/// Cloud, Bitbucket Data Center, GitLab).
+pub const REVIEW_FIXTURE_REPOS: &[&str] = &[
+    "Codertocat/Hello-World",
+    "lkysow/atlantis-example",
+    "~gopher/webhook-test",
+    "gitlabhq/gitlab-test",
+];
+
 /// A webhook payload from `tests/fixtures/webhooks/` (copies of `shared/fixtures/webhooks/`).
 pub fn fixture(rel: &str) -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -117,6 +126,17 @@ impl<'a> ServeSetup<'a> {
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.envs.retain(|(key, _)| key != k);
         self.envs.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    /// Configures the repositories the review fixtures come from (their clone URLs are never
+    /// used: reviews clone nothing).
+    pub fn review_fixture_repos(mut self) -> Self {
+        for name in REVIEW_FIXTURE_REPOS {
+            self.args.push("--repo".into());
+            self.args
+                .push(format!("{name}=https://git.invalid/{name}.git"));
+        }
         self
     }
 
