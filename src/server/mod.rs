@@ -279,8 +279,16 @@ async fn receive(
     let store = app.store.clone();
     let intents = parsed.intents.clone();
     let d = delivery.clone();
+    // a signed body is the delivery: replayed under a fresh id, it is still a duplicate
+    let signed = matches!(source, Source::GitHub | Source::Bitbucket).then(|| bytes.clone());
     let accepted = tokio::task::spawn_blocking(move || {
-        store.accept(source, d.as_deref(), intents, crate::clock::now_unix())
+        store.accept(
+            source,
+            d.as_deref(),
+            signed.as_deref(),
+            intents,
+            crate::clock::now_unix(),
+        )
     })
     .await
     .map_err(|e| std::io::Error::other(e.to_string()))

@@ -142,21 +142,36 @@ impl Store {
         self.deliveries.join(hex::encode(&h[..16]))
     }
 
+    /// The marker of a signed body (a replay carries the same body under any delivery id).
+    fn body_path(&self, source: Source, body: &[u8]) -> PathBuf {
+        let mut h = sha2::Sha256::new();
+        h.update(b"body:");
+        h.update(source.name().as_bytes());
+        h.update(b":");
+        h.update(body);
+        self.deliveries
+            .join(format!("body-{}", hex::encode(&h.finalize()[..16])))
+    }
+
     /// Records the delivery and writes its jobs; `Ok(None)` when the delivery id was seen
-    /// before (nothing is written). Both are on disk before this returns.
+    /// before, or the `signed_body` was accepted before whatever its id (nothing is written).
+    /// Everything is on disk before this returns.
     pub fn accept(
         &self,
         source: Source,
         delivery: Option<&str>,
+        signed_body: Option<&[u8]>,
         intents: Vec<Intent>,
         now: u64,
     ) -> std::io::Result<Option<Vec<Job>>> {
         let _guard = self.accept.lock().unwrap_or_else(|e| e.into_inner());
-        let marker = delivery.map(|id| self.delivery_path(source, id));
-        if let Some(m) = &marker {
-            if m.exists() {
-                return Ok(None);
-            }
+        let markers: Vec<PathBuf> = delivery
+            .map(|id| self.delivery_path(source, id))
+            .into_iter()
+            .chain(signed_body.map(|b| self.body_path(source, b)))
+            .collect();
+        if markers.iter().any(|m| m.exists()) {
+            return Ok(None);
         }
         let jobs: Vec<Job> = intents
             .into_iter()
@@ -177,10 +192,12 @@ impl Store {
                 return Err(e);
             }
         }
-        if let Some(m) = &marker {
+        for m in &markers {
             let mut f = File::create(m)?;
             f.write_all(delivery.unwrap_or_default().as_bytes())?;
             f.sync_all()?;
+        }
+        if !markers.is_empty() {
             sync_dir(&self.deliveries);
         }
         Ok(Some(jobs))

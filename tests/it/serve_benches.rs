@@ -52,12 +52,12 @@ fn pushes_deploy_and_redeploy_and_a_deleted_branch_tears_the_bench_down() {
 
     // GitHub push -> the bench is built, answers, and is linked; two more pushes of the branch
     // arrive meanwhile: the newest replaces the queued older one
-    for d in ["p-1", "p-1b", "p-1c"] {
-        let a = s.github(
-            "push",
-            d,
-            &github_push("feature/SRVP-1-login", &first, false),
-        );
+    for (i, d) in ["p-1", "p-1b", "p-1c"].into_iter().enumerate() {
+        // distinct deliveries have distinct bodies (an identical one is a replay)
+        let mut push: serde_json::Value =
+            serde_json::from_slice(&github_push("feature/SRVP-1-login", &first, false)).unwrap();
+        push["before"] = json!(format!("{i:040}"));
+        let a = s.github("push", d, &serde_json::to_vec(&push).unwrap());
         assert_eq!(a.status, 202, "{}", a.body);
     }
     s.wait_until("SRVP-1 is linked", Duration::from_secs(90), |_| {

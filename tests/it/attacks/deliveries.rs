@@ -240,3 +240,47 @@ fn reviews_move_issues_only_from_configured_repositories_and_trusted_reviewers()
     assert_eq!(series("github", "reviewer_association"), 3);
     assert_eq!(series("gitlab", "unconfigured_repository"), 1);
 }
+
+#[test]
+fn a_captured_signed_delivery_replayed_under_a_fresh_id_does_nothing() {
+    use serde_json::json;
+    let _group = crate::support::group(module_path!());
+    let t = serve_tracker();
+    t.add_issue("ATKD-6");
+    let state = tempfile::tempdir().unwrap();
+    let s = ServeSetup::new(Some(&t), state.path())
+        .arg("--repo")
+        .arg("acme/app=https://git.invalid/acme/app.git")
+        .start();
+    let approval = edited(
+        "github/pull_request_review.submitted.json",
+        &[
+            ("/review/state", json!("approved")),
+            ("/repository/full_name", json!("acme/app")),
+            ("/pull_request/head/ref", json!("feature/ATKD-6")),
+        ],
+    );
+    let a = s.github("pull_request_review", "atkd-6-original", &approval);
+    assert_eq!(a.status, 202, "{}", a.body);
+    s.wait_until("ATKD-6 moved", Duration::from_secs(30), |_| {
+        t.status("ATKD-6").as_deref() == Some("readyForTest")
+    });
+    // the team moves the issue back; an attacker replays the captured approval
+    t.set_status("ATKD-6", "open");
+    for id in ["atkd-6-replay-1", "atkd-6-replay-2", "atkd-6-original"] {
+        let a = s.github("pull_request_review", id, &approval);
+        assert_eq!(a.status, 200, "{id}: {}", a.body);
+        assert_eq!(a.json()["duplicate"], true, "{id}: {}", a.body);
+    }
+    // a restart remembers too
+    drop(s);
+    let s = ServeSetup::new(Some(&t), state.path())
+        .arg("--repo")
+        .arg("acme/app=https://git.invalid/acme/app.git")
+        .start();
+    let a = s.github("pull_request_review", "atkd-6-replay-3", &approval);
+    assert_eq!(a.json()["duplicate"], true, "{}", a.body);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(t.status("ATKD-6").as_deref(), Some("open"));
+    assert_eq!(t.executed().len(), 1, "{:?}", t.executed());
+}
