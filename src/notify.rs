@@ -106,16 +106,17 @@ pub enum Message {
 }
 
 impl Message {
-    pub fn render(&self, t: &Templates) -> String {
+    /// The template and the values of its placeholders.
+    fn parts(&self) -> (&'static str, Vec<(&'static str, &str)>) {
         match self {
             Message::Up {
                 issue,
                 url,
                 branch,
                 commit,
-            } => t.render(
+            } => (
                 "notify/bench-up.txt",
-                &[
+                vec![
                     ("issue", issue),
                     ("url", url),
                     ("branch", branch),
@@ -126,16 +127,39 @@ impl Message {
                 issue,
                 branch,
                 reason,
-            } => t.render(
+            } => (
                 "notify/bench-failed.txt",
-                &[("issue", issue), ("branch", branch), ("reason", reason)],
+                vec![("issue", issue), ("branch", branch), ("reason", reason)],
             ),
-            Message::Removed { issue, reason } => t.render(
+            Message::Removed { issue, reason } => (
                 "notify/bench-removed.txt",
-                &[("issue", issue), ("reason", reason)],
+                vec![("issue", issue), ("reason", reason)],
             ),
         }
     }
+
+    /// The message as plain text.
+    pub fn render(&self, t: &Templates) -> String {
+        let (name, values) = self.parts();
+        t.render(name, &values)
+    }
+
+    /// The message with each value escaped by `escape` (the template's own text is the
+    /// operator's and stays as written).
+    pub fn render_escaped(&self, t: &Templates, escape: fn(&str) -> String) -> String {
+        let (name, values) = self.parts();
+        let escaped: Vec<(&str, String)> = values.iter().map(|(k, v)| (*k, escape(v))).collect();
+        let refs: Vec<(&str, &str)> = escaped.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        t.render(name, &refs)
+    }
+}
+
+/// Slack's control characters escaped, as its message formatting asks: a branch's text (a
+/// build error, a log line) cannot mention `<!channel>` or disguise a link as `<url|text>`.
+pub fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[derive(Debug, Clone)]
@@ -209,15 +233,16 @@ impl Notifier {
 
     /// Sends `msg` everywhere; returns one warning per messenger that failed.
     pub async fn send(&self, msg: &Message) -> Vec<String> {
+        // Telegram gets plain text: no `parse_mode`, so nothing in it is markup
         let text = msg.render(&self.templates);
         let mut warnings = Vec::new();
         for t in &self.targets {
             let (name, req) = match t {
                 Target::Slack(url) => (
                     "Slack",
-                    self.http
-                        .post(url.expose())
-                        .json(&serde_json::json!({ "text": text })),
+                    self.http.post(url.expose()).json(&serde_json::json!({
+                        "text": msg.render_escaped(&self.templates, slack_escape)
+                    })),
                 ),
                 Target::Telegram { api, token, chat } => (
                     "Telegram",
@@ -253,6 +278,23 @@ mod tests {
             fill("{a} and {b} {unknown} {", &[("a", "{b}"), ("b", "2")]),
             "{b} and 2 {unknown} {"
         );
+    }
+
+    #[test]
+    fn slack_gets_a_branchs_text_escaped() {
+        let t = Templates::default();
+        let failed = Message::Failed {
+            issue: "P-1".into(),
+            branch: "feature/P-1".into(),
+            reason: "RUN echo <!channel> <https://evil.example|docs> & more".into(),
+        };
+        let slack = failed.render_escaped(&t, slack_escape);
+        assert!(
+            slack.contains("&lt;!channel&gt; &lt;https://evil.example|docs&gt; &amp; more"),
+            "{slack}"
+        );
+        assert!(!slack.contains('<') && !slack.contains('>'), "{slack}");
+        assert!(failed.render(&t).contains("<!channel>"));
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub(super) fn git_error<'a>(
 ) -> impl Fn(git2::Error) -> Error + Copy + 'a {
     move |e| Error::Git {
         branch: branch.to_string(),
-        repo: repo.location.clone(),
+        repo: repo.public(),
         message: crate::secret::redact(e.message()),
     }
 }
@@ -174,7 +174,7 @@ fn io_error<'a>(
 ) -> impl Fn(&str, std::io::Error) -> Error + Copy + 'a {
     move |what, e| Error::Git {
         branch: branch.to_string(),
-        repo: repo.location.clone(),
+        repo: repo.public(),
         message: format!("{what}: {e}"),
     }
 }
@@ -189,7 +189,7 @@ fn local_branch_commit<'r>(
         Ok(r) => r.peel_to_commit().map_err(git_error(repo, branch)),
         Err(e) if e.code() == git2::ErrorCode::NotFound => Err(Error::BranchNotFound {
             branch: branch.to_string(),
-            repo: repo.location.clone(),
+            repo: repo.public(),
         }),
         Err(e) => Err(git_error(repo, branch)(e)),
     }
@@ -253,7 +253,7 @@ fn update_cache(
         Err(e) if e.code() == git2::ErrorCode::NotFound => {
             return Err(Error::BranchNotFound {
                 branch: branch.to_string(),
-                repo: repo.location.clone(),
+                repo: repo.public(),
             })
         }
         Err(e) => return Err(git_err(e)),
@@ -297,7 +297,7 @@ pub fn peek_branch(
     let git_err = git_error(repo, branch);
     let not_found = || Error::BranchNotFound {
         branch: branch.to_string(),
-        repo: repo.location.clone(),
+        repo: repo.public(),
     };
     let peek = |git: &Repository, commit: &git2::Commit| -> BranchPeek {
         let tree = commit.tree().ok();

@@ -26,7 +26,57 @@ pub struct RepoSpec {
 
 impl std::fmt::Display for RepoSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.location)
+        f.write_str(&self.public())
+    }
+}
+
+impl RepoSpec {
+    /// The location without the credentials a URL may carry: what benchctl stores (labels,
+    /// cache directory names) and prints.
+    pub fn public(&self) -> String {
+        without_credentials(&self.location)
+    }
+}
+
+/// `location` without a URL's credentials: an http(s) URL loses its whole user part (a token
+/// is often the user name), another scheme keeps the user name and loses the password
+/// (`ssh://git:pw@host/r` -> `ssh://git@host/r`); scp-like locations and paths are kept.
+pub fn without_credentials(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..end].rfind('@') else {
+        return location.to_string();
+    };
+    let user = match rest[..at].split_once(':') {
+        Some((u, _)) => u,
+        None => &rest[..at],
+    };
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    let kept = if web || user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
+    format!("{scheme}://{kept}{}", &rest[at + 1..])
+}
+
+/// The secrets in a URL's user part: its password, and an http(s) user name (often a token).
+fn url_credentials(location: &str) -> Vec<String> {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return Vec::new();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..end].rfind('@') else {
+        return Vec::new();
+    };
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    match rest[..at].split_once(':') {
+        Some((user, password)) if web => vec![user.to_string(), password.to_string()],
+        Some((_, password)) => vec![password.to_string()],
+        None if web => vec![rest[..at].to_string()],
+        None => Vec::new(),
     }
 }
 
@@ -50,10 +100,16 @@ pub fn resolve_repo(repo: Option<&str>) -> Result<RepoSpec> {
             location: r.to_string(),
             is_local: true,
         }),
-        Some(r) if looks_like_url(r) && !Path::new(r).exists() => Ok(RepoSpec {
-            location: r.to_string(),
-            is_local: false,
-        }),
+        Some(r) if looks_like_url(r) && !Path::new(r).exists() => {
+            // a token in the URL is redacted from everything benchctl prints
+            for c in url_credentials(r) {
+                crate::secret::Secret::new(c);
+            }
+            Ok(RepoSpec {
+                location: r.to_string(),
+                is_local: false,
+            })
+        }
         Some(r) => {
             let path = Path::new(r)
                 .canonicalize()
@@ -234,9 +290,9 @@ pub fn default_cache_dir() -> PathBuf {
 
 /// Where the cached clone of `repo` lives: one bare repository per remote.
 pub fn cache_path(cache: &Path, repo: &RepoSpec) -> PathBuf {
-    let hash = hex::encode(&Sha256::digest(repo.location.as_bytes())[..8]);
-    let tail = repo
-        .location
+    let public = repo.public();
+    let hash = hex::encode(&Sha256::digest(public.as_bytes())[..8]);
+    let tail = public
         .trim_end_matches('/')
         .rsplit(['/', ':'])
         .find(|s| !s.is_empty())
@@ -319,6 +375,44 @@ pub(crate) fn remove_stale_git_locks(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_never_stay_in_a_public_location() {
+        for (url, public) in [
+            (
+                "https://user:tok3n-canary@git.example.com/a/b.git",
+                "https://git.example.com/a/b.git",
+            ),
+            (
+                "https://ghp_tok3ncanary@github.com/a/b.git",
+                "https://github.com/a/b.git",
+            ),
+            ("HTTP://u:p@h:8080/r", "HTTP://h:8080/r"),
+            (
+                "ssh://git:pw-canary@host:22/r.git",
+                "ssh://git@host:22/r.git",
+            ),
+            ("ssh://git@host/r.git", "ssh://git@host/r.git"),
+            ("git@github.com:a/b.git", "git@github.com:a/b.git"),
+            ("https://h/r@v1", "https://h/r@v1"),
+            ("https://a:b@c@h/r", "https://h/r"),
+            ("/srv/repos/app", "/srv/repos/app"),
+        ] {
+            assert_eq!(without_credentials(url), public, "{url}");
+        }
+        assert_eq!(
+            url_credentials("https://user:tok3n-canary@h/r"),
+            vec!["user".to_string(), "tok3n-canary".to_string()]
+        );
+        assert_eq!(url_credentials("ssh://git:pw@h/r"), vec!["pw".to_string()]);
+        assert!(url_credentials("git@h:r").is_empty());
+        let spec = resolve_repo(Some("https://u:resolve-canary-77@h.invalid/r.git")).unwrap();
+        assert_eq!(spec.to_string(), "https://h.invalid/r.git");
+        assert_eq!(
+            crate::secret::redact("fetch of https://u:resolve-canary-77@h.invalid failed"),
+            "fetch of https://u:***@h.invalid failed"
+        );
+    }
 
     #[test]
     fn urls_and_paths_are_told_apart() {

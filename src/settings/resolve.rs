@@ -64,7 +64,7 @@ pub fn resolve(
                 crate::naming::issue_key_from_branch(branch, pattern)?;
                 return Err(Error::BranchNotFound {
                     branch: branch.to_string(),
-                    repo: repo.location.clone(),
+                    repo: repo.public(),
                 });
             }
             Err(e) => return Err(e),

@@ -218,7 +218,7 @@ async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployOutcome>
         engine,
         &req.issue,
         &purpose,
-        Some(&req.repo.location),
+        Some(&req.repo.public()),
         ctx.lock,
         reporter,
     )
@@ -236,7 +236,7 @@ async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployOutcome>
         result: outcome.to_string(),
         at: now_unix(),
         branch: req.branch.clone(),
-        repo: req.repo.location.clone(),
+        repo: req.repo.public(),
         commit,
         message: crate::secret::redact(&message),
     };

@@ -76,7 +76,7 @@ pub(super) async fn deploy_locked(
     let Some(head) = branch_head(req).await? else {
         return Err(Error::BranchNotFound {
             branch: req.branch.clone(),
-            repo: req.repo.location.clone(),
+            repo: req.repo.public(),
         });
     };
 
@@ -339,7 +339,7 @@ async fn image(
     labels.insert(labels::COMMIT_TIME.to_string(), commit_time.to_string());
     let mut owner = labels::issue_labels(issue);
     owner.insert(labels::DEPLOY_ID.to_string(), req.run.deploy_id.clone());
-    owner.insert(labels::REPO.to_string(), labels::value(&req.repo.location));
+    owner.insert(labels::REPO.to_string(), labels::value(&req.repo.public()));
     let (id, found) = match source {
         Source::Reuse { image, .. } => {
             reporter.report(Event::Done(format!(

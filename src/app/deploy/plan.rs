@@ -101,7 +101,7 @@ pub fn bench_labels(req: &DeployRequest, b: &BenchIdentity) -> Result<HashMap<St
     let value = labels::value;
     let mut l = base_labels(&req.issue, b.commit);
     l.insert(labels::BRANCH.to_string(), value(&req.branch));
-    l.insert(labels::REPO.to_string(), value(&req.repo.location));
+    l.insert(labels::REPO.to_string(), value(&req.repo.public()));
     l.insert(labels::PORT.to_string(), b.port.to_string());
     l.insert(
         labels::PUBLIC_HOST.to_string(),

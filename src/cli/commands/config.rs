@@ -34,7 +34,7 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
         head.push(row("branch", req.branch.clone(), branch_origin));
         head.push(row(
             "repository",
-            req.repo.location.clone(),
+            req.repo.public(),
             if args.source.repo.is_some() {
                 "flag --repo"
             } else {

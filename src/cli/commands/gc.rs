@@ -16,7 +16,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
         None => None,
     };
     let scope = match &args.scope {
-        Some(s) => Some(crate::git::resolve_repo(Some(s))?.location),
+        Some(s) => Some(crate::git::resolve_repo(Some(s))?.public()),
         None => None,
     };
     let opts = crate::app::gc::GcOptions {

@@ -3,5 +3,6 @@
 
 mod deliveries;
 mod labels;
+mod messengers;
 mod settings;
 mod writes;
