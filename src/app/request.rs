@@ -46,6 +46,8 @@ pub struct BenchSettings {
     pub url_template: Option<String>,
     /// Route through a reverse proxy instead of publishing a port.
     pub router: Option<Router>,
+    /// Capabilities the operator adds to the bench's (`--cap-add`).
+    pub cap_add: Vec<String>,
 }
 
 /// What the deploy may do.
@@ -163,7 +165,8 @@ impl BenchSettings {
             || self.target.is_some()
             || !self.build_args.is_empty()
             || self.url_template.is_some()
-            || self.router.is_some();
+            || self.router.is_some()
+            || !self.cap_add.is_empty();
         if extra {
             text.push_str(&format!("|{:?}|{:?}", self.url_template, self.router));
             // values (secrets among them) only enter as part of this one-way hash

@@ -413,6 +413,16 @@ pub struct BenchArgs {
     #[arg(long = "env-file", value_name = "PATH")]
     pub env_files: Vec<PathBuf>,
 
+    /// A kernel capability benches get besides the default set (README: Security model),
+    /// e.g. `NET_RAW`. Repeatable; the operator's setting only.
+    #[arg(
+        long = "cap-add",
+        env = "BENCHCTL_CAP_ADD",
+        value_delimiter = ',',
+        value_name = "CAP"
+    )]
+    pub cap_add: Vec<String>,
+
     /// Route benches through a reverse proxy instead of publishing ports (`traefik`: router
     /// labels on the host of --url-template; the bench joins --network).
     #[arg(long, env = "BENCHCTL_ROUTER", value_name = "PROXY", value_parser = ["traefik"])]

@@ -107,8 +107,13 @@ impl LockArgs {
 }
 
 /// `--cache-dir` (or `BENCHCTL_CACHE_DIR`), else the user's cache directory.
-pub(crate) fn cache_dir(flag: &Option<PathBuf>) -> PathBuf {
-    flag.clone().unwrap_or_else(crate::git::default_cache_dir)
+pub(crate) fn cache_dir(flag: &Option<PathBuf>) -> Result<PathBuf> {
+    let dir = match flag {
+        Some(d) => d.clone(),
+        None => crate::git::default_cache_dir()?,
+    };
+    crate::git::private_dir(&dir)?;
+    Ok(dir)
 }
 
 pub(crate) fn branch_from_ci() -> Option<String> {
@@ -311,6 +316,18 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
         }
         (None, None) => None,
     };
+    let mut cap_add = Vec::new();
+    for c in &args.cap_add {
+        let cap = c.trim().to_ascii_uppercase();
+        let cap = cap.strip_prefix("CAP_").unwrap_or(&cap).to_string();
+        if cap.is_empty() || !cap.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_') {
+            return Err(Error::usage(format!(
+                "--cap-add `{}` is not a capability name (e.g. NET_RAW)",
+                c.escape_debug()
+            )));
+        }
+        cap_add.push(cap);
+    }
     Ok(DeployRequest {
         repo: crate::git::RepoSpec {
             location: String::new(),
@@ -323,6 +340,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
             bind: args.bind.clone(),
             public_host: crate::settings::public_host(args.public_host.as_deref(), &ProcessEnv),
             router,
+            cap_add,
             ..BenchSettings::default()
         },
         policy: Policy {
@@ -331,7 +349,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
             force,
         },
         machine: Machine {
-            cache_dir: cache_dir(&args.cache_dir),
+            cache_dir: cache_dir(&args.cache_dir)?,
             engine_host: crate::settings::remote_engine_host(&ProcessEnv),
         },
         run: RunState::default(),
@@ -345,17 +363,21 @@ pub(crate) fn review_target(flag: &str) -> Option<String> {
 
 /// Where `serve` keeps its queue: `--state-dir`, else `$XDG_STATE_HOME/benchctl`, else
 /// `~/.local/state/benchctl`.
-pub(crate) fn state_dir(flag: &Option<PathBuf>) -> PathBuf {
-    if let Some(d) = flag {
-        return d.clone();
-    }
-    if let Some(d) = env::var("XDG_STATE_HOME") {
-        return PathBuf::from(d).join("benchctl");
-    }
-    match env::var("HOME") {
-        Some(h) => PathBuf::from(h).join(".local/state/benchctl"),
-        None => std::env::temp_dir().join("benchctl-state"),
-    }
+pub(crate) fn state_dir(flag: &Option<PathBuf>) -> Result<PathBuf> {
+    let dir = match (flag, env::var("XDG_STATE_HOME"), env::var("HOME")) {
+        (Some(d), _, _) => d.clone(),
+        (None, Some(d), _) => PathBuf::from(d).join("benchctl"),
+        (None, None, Some(h)) => PathBuf::from(h).join(".local/state/benchctl"),
+        (None, None, None) => {
+            return Err(Error::usage(format!(
+                "no state directory: HOME is not set; pass --state-dir <DIR> or set {} \
+                 (benchctl does not fall back to a shared temporary directory)",
+                env::STATE_DIR
+            )))
+        }
+    };
+    crate::git::private_dir(&dir)?;
+    Ok(dir)
 }
 
 /// For `config` and `templates`: the inputs of a deploy of the branch (given, or the CI

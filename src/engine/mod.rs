@@ -121,6 +121,33 @@ pub struct ContainerSpec {
     pub health_path: String,
     /// How long the bench may take to answer.
     pub ready_timeout: std::time::Duration,
+    /// Capabilities the operator adds to [`BENCH_CAPABILITIES`] (`--cap-add`).
+    pub cap_add: Vec<String>,
+}
+
+/// The kernel capabilities a bench keeps: Docker's default set without what a web app does
+/// not need (raw sockets, device nodes, audit writes, file capabilities, chroot). Every other
+/// one is dropped, and the operator adds exceptions with `--cap-add`.
+pub const BENCH_CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "NET_BIND_SERVICE",
+];
+
+/// The capabilities of a bench: [`BENCH_CAPABILITIES`] and the operator's `extra`.
+pub fn bench_capabilities(extra: &[String]) -> Vec<String> {
+    let mut caps: Vec<String> = BENCH_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+    for c in extra {
+        if !caps.contains(c) {
+            caps.push(c.clone());
+        }
+    }
+    caps
 }
 
 /// Resource limits of a bench (their defaults are the settings' own, `settings/keys.rs`).

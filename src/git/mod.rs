@@ -274,18 +274,37 @@ pub fn remote_head(repo: &RepoSpec, branch: &str) -> Result<Option<String>> {
 }
 
 /// The cache directory: `BENCHCTL_CACHE_DIR`, else `$XDG_CACHE_HOME/benchctl`, else
-/// `~/.cache/benchctl`.
-pub fn default_cache_dir() -> PathBuf {
+/// `~/.cache/benchctl`; never a shared temporary directory (another user could plant clones
+/// there), so without any of them it is an error.
+pub fn default_cache_dir() -> Result<PathBuf> {
     if let Some(d) = env::var(env::CACHE_DIR) {
-        return PathBuf::from(d);
+        return Ok(PathBuf::from(d));
     }
     if let Some(d) = env::var("XDG_CACHE_HOME") {
-        return Path::new(&d).join("benchctl");
+        return Ok(Path::new(&d).join("benchctl"));
     }
     match env::var("HOME") {
-        Some(h) => Path::new(&h).join(".cache").join("benchctl"),
-        None => std::env::temp_dir().join("benchctl-cache"),
+        Some(h) => Ok(Path::new(&h).join(".cache").join("benchctl")),
+        None => Err(Error::usage(format!(
+            "no cache directory: HOME is not set; pass --cache-dir <DIR> or set {} (benchctl \
+             does not fall back to a shared temporary directory)",
+            env::CACHE_DIR
+        ))),
     }
+}
+
+/// Creates `dir` (and its parents) and makes it private to this user (0700): clones, checkouts
+/// and queued jobs are not for other users of the machine to read or plant.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| {
+            Error::usage(format!(
+                "cannot create the directory `{}`: {e}",
+                dir.display()
+            ))
+        })
 }
 
 /// Where the cached clone of `repo` lives: one bare repository per remote.

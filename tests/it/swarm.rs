@@ -420,6 +420,30 @@ fn the_same_deploy_gives_the_same_bench_on_both_backends() {
         );
         assert!(r.stderr.contains("teardown"), "{}", r.stderr);
     }
+    // both backends drop the capabilities a web app does not need: no device nodes
+    for filter in [
+        "name=benchctl-swb-1",
+        "label=com.docker.swarm.service.name=benchctl-swb-2",
+    ] {
+        let id = docker_lines(&["ps", "-q", "--filter", filter]).remove(0);
+        let out = std::process::Command::new("docker")
+            .args([
+                "exec",
+                &id,
+                "/bin/busybox",
+                "mknod",
+                "/www/mem",
+                "c",
+                "1",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{filter}: a bench made a device node"
+        );
+    }
     let (a, b) = (&results[0], &results[1]);
     for key in ["action", "branch", "commit", "linked"] {
         assert_eq!(a[key], b[key], "{key}: {a} vs {b}");

@@ -159,6 +159,7 @@ pub(super) async fn deploy_locked(
         replaces: replaces.map(|c| c.id.clone()),
         health_path: req.bench.health_path.clone(),
         ready_timeout: req.bench.ready_timeout,
+        cap_add: req.bench.cap_add.clone(),
     };
     reporter.report(Event::Step(format!(
         "starting the new bench of {issue} (port {port})"

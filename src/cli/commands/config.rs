@@ -103,7 +103,7 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
     rows.extend(cx.engine.rows(local.as_ref(), m)?);
     rows.push(row(
         "cache-dir",
-        resolve::cache_dir(&args.bench.cache_dir)
+        resolve::cache_dir(&args.bench.cache_dir)?
             .display()
             .to_string(),
         if args.bench.cache_dir.is_some() {

@@ -26,7 +26,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
         scope,
         field: crate::settings::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?,
         clear_link: !args.keep_link,
-        cache_dir: resolve::cache_dir(&args.cache_dir),
+        cache_dir: resolve::cache_dir(&args.cache_dir)?,
         cache_max_age: crate::app::gc::parse_duration(&args.cache_max_age).ok_or_else(|| {
             Error::usage(format!(
                 "--cache-max-age `{}` is not a duration (e.g. 12h, 14d)",

@@ -54,7 +54,7 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
     let cfg = ServeConfig {
         listen: args.listen,
         secrets: crate::server::webhook::Secrets::from_env(&ProcessEnv, args.allow_weak_secrets)?,
-        state_dir: resolve::state_dir(&args.state_dir),
+        state_dir: resolve::state_dir(&args.state_dir)?,
         max_body: max_body as usize,
         max_parallel: args.max_parallel.max(1),
         max_attempts: args.max_attempts.max(1),

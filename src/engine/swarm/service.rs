@@ -16,8 +16,8 @@ use bollard::models::{
     ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
     ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
     ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum, Task, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum, TaskState,
+    TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{
     ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder, PushImageOptionsBuilder,
@@ -246,6 +246,13 @@ impl SwarmEngine {
                     health_check: health,
                     init: Some(false),
                     stop_grace_period: Some(nanos(STOP_GRACE)),
+                    // as a container bench; engines before API 1.44 ignore NoNewPrivileges
+                    capability_drop: Some(vec!["ALL".to_string()]),
+                    capability_add: Some(crate::engine::bench_capabilities(&spec.cap_add)),
+                    privileges: Some(TaskSpecContainerSpecPrivileges {
+                        no_new_privileges: Some(true),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 resources: Some(TaskSpecResources {

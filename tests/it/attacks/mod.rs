@@ -2,6 +2,7 @@
 //! branch or a delivery reaches no further than its own bench. One file per kind of attack.
 
 mod deliveries;
+mod host;
 mod labels;
 mod messengers;
 mod settings;
