@@ -48,6 +48,8 @@ pub struct BenchSettings {
     pub router: Option<Router>,
     /// Capabilities the operator adds to the bench's (`--cap-add`).
     pub cap_add: Vec<String>,
+    /// How long the build may run (`--build-timeout`).
+    pub build_timeout: Duration,
 }
 
 /// What the deploy may do.

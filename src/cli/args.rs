@@ -54,7 +54,7 @@ pub enum Command {
     Gc(GcArgs),
     /// Run the webhook service: pull request reviews move issues, pushes redeploy benches,
     /// closed issues lose their bench.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Set up the Tracker for benchctl.
     #[command(subcommand)]
     Tracker(TrackerCommand),
@@ -213,6 +213,11 @@ pub struct ServeArgs {
     /// run again on the next start).
     #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = seconds())]
     pub shutdown_grace: u64,
+
+    /// Seconds one job may run (a deploy's lock wait, build and readiness together); past it
+    /// the job is stopped, cleaned up and failed.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS", value_parser = seconds())]
+    pub job_timeout: u64,
 
     /// Deploy without touching the Tracker field.
     #[arg(long)]
@@ -412,6 +417,11 @@ pub struct BenchArgs {
     /// Repeatable.
     #[arg(long = "env-file", value_name = "PATH")]
     pub env_files: Vec<PathBuf>,
+
+    /// Seconds a build may run before it is stopped (the running bench stays as it is).
+    #[arg(long, env = "BENCHCTL_BUILD_TIMEOUT", default_value_t = 1200, value_name = "SECONDS",
+          value_parser = seconds())]
+    pub build_timeout: u64,
 
     /// A kernel capability benches get besides the default set (README: Security model),
     /// e.g. `NET_RAW`. Repeatable; the operator's setting only.

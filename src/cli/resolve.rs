@@ -341,6 +341,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
             public_host: crate::settings::public_host(args.public_host.as_deref(), &ProcessEnv),
             router,
             cap_add,
+            build_timeout: std::time::Duration::from_secs(args.build_timeout.max(1)),
             ..BenchSettings::default()
         },
         policy: Policy {

@@ -210,6 +210,8 @@ pub struct BuildSpec {
     /// Labels of what the build makes besides the image (a commit step's container): whose it
     /// is, down to the deploy, so that an interruption's cleanup finds it.
     pub owner: HashMap<String, String>,
+    /// The bench's memory and CPU limits, which its build gets too (`None`: unlimited).
+    pub limits: Option<Limits>,
 }
 
 /// A marker: a named object that runs nothing and holds labels (an issue's lock, the result

@@ -238,6 +238,7 @@ impl Worker {
         let stop = async {
             match cancel.wait_for(|c| *c != Cancel::No).await.map(|c| *c) {
                 Ok(Cancel::Shutdown) | Err(_) => Stop::Shutdown,
+                Ok(Cancel::Deadline) => Stop::Deadline,
                 Ok(_) => Stop::Cancelled,
             }
         };
@@ -250,6 +251,11 @@ impl Worker {
                 return match stop {
                     Stop::Shutdown => Outcome::Abandoned(format!(
                         "deploy of {branch} stopped for shutdown: {cleanup}"
+                    )),
+                    Stop::Deadline => Outcome::Failed(format!(
+                        "deploy of {branch} stopped: it ran past the job timeout of {} s \
+                         (--job-timeout); {cleanup}",
+                        self.cfg.job_timeout.as_secs()
                     )),
                     _ => Outcome::Done(format!(
                         "deploy of {branch} cancelled: the issue closed ({cleanup})"
@@ -405,8 +411,16 @@ impl Runner for Worker {
         // Other jobs are idempotent: on shutdown they are dropped and run again on the next start.
         tokio::select! {
             o = work => o,
-            _ = stop.wait_for(|c| *c == Cancel::Shutdown) => {
-                Outcome::Abandoned("stopped for shutdown; runs again on the next start".into())
+            c = stop.wait_for(|c| matches!(c, Cancel::Shutdown | Cancel::Deadline)) => {
+                match c.map(|c| *c) {
+                    Ok(Cancel::Deadline) => Outcome::Failed(format!(
+                        "stopped: it ran past the job timeout of {} s (--job-timeout)",
+                        self.cfg.job_timeout.as_secs()
+                    )),
+                    _ => Outcome::Abandoned(
+                        "stopped for shutdown; runs again on the next start".into(),
+                    ),
+                }
             }
         }
     }
@@ -427,6 +441,16 @@ impl Runner for Worker {
             job.issue(),
             job.seq
         ));
+    }
+
+    async fn recover(&self, job: &Job) {
+        if app::lock::release_if_mine(&self.engine, job.issue()).await {
+            log(&format!(
+                "[{}] released the lock job {} held",
+                job.issue(),
+                job.seq
+            ));
+        }
     }
 
     async fn confirms_close(&self, issue: &str) -> bool {

@@ -4,6 +4,7 @@
 pub mod admit;
 pub mod jobs;
 pub mod queue;
+pub mod store;
 pub mod webhook;
 
 use crate::app::lock::LockOptions;
@@ -63,6 +64,8 @@ pub struct ServeConfig {
     pub max_attempts: u32,
     pub retry_base: Duration,
     pub shutdown_grace: Duration,
+    /// How long one job may run (`--job-timeout`).
+    pub job_timeout: Duration,
     /// Repository name as the payloads carry it (`owner/name`, `PROJECT/slug`) -> clone URL or path.
     pub repos: HashMap<String, String>,
     pub issue_pattern: String,
@@ -364,14 +367,29 @@ pub async fn serve(
 ) -> crate::Result<()> {
     let cfg = Arc::new(cfg);
     let engine = cfg.backend.connect().await?;
-    let (store, leftover) = Store::open(&cfg.state_dir).map_err(|e| {
+    let opened = Store::open(&cfg.state_dir).map_err(|e| {
         crate::Error::usage(format!(
             "cannot use the state directory `{}`: {e}",
             cfg.state_dir.display()
         ))
     })?;
-    let store = Arc::new(store);
+    let (store, leftover) = (Arc::new(opened.store), opened.jobs);
     let metrics = Arc::new(Metrics::default());
+    for (job, path) in &opened.set_aside {
+        log(&format!(
+            "[{}] job {} ({}) was begun {} times without coming to an end; it is set aside as \
+             {} and not run again (remove the file, or move it back to .json to retry)",
+            job.issue(),
+            job.seq,
+            job.intent.kind(),
+            job.starts,
+            path.display()
+        ));
+        metrics.inc(
+            "benchctl_jobs_total",
+            &[("kind", job.intent.kind()), ("result", "set_aside")],
+        );
+    }
     let worker = jobs::Worker {
         cfg: cfg.clone(),
         engine,
@@ -385,6 +403,7 @@ pub async fn serve(
         cfg.max_parallel,
         cfg.max_attempts,
         cfg.retry_base,
+        cfg.job_timeout,
     );
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

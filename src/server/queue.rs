@@ -1,208 +1,17 @@
-//! The job queue of `benchctl serve`: persisted before a delivery is acknowledged, one job per
-//! issue at a time, issues in parallel up to a limit, newer pushes superseding queued older ones.
-//!
-//! Each job is a JSON file `queue/<seq>.json` under the state directory, written (and synced)
-//! before the sender gets its 2xx and removed only when the job is finished; on start every
-//! file left is queued again, so neither a restart nor a crash mid-job loses a delivery.
-//! Delivery ids are kept as files under `deliveries/` so a redelivery is recognised even after a
-//! restart.
+//! The job queue of `benchctl serve`: one job per issue at a time, issues in parallel up to a
+//! limit, newer pushes superseding queued older ones, a confirmed close stopping an issue's
+//! deploys. The jobs themselves are kept on disk by [`Store`] before a delivery is
+//! acknowledged.
 
-use crate::server::webhook::{Intent, Source};
-use serde::{Deserialize, Serialize};
-use sha2::Digest;
+pub use super::store::{Job, Store};
+use crate::server::webhook::Intent;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
 
-/// One queued piece of work.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Job {
-    pub seq: u64,
-    pub source: Source,
-    /// The delivery id it came with (empty when the sender gives none).
-    pub delivery: String,
-    pub received_at: u64,
-    /// Runs that ended in a passing failure (retried up to a limit).
-    pub attempts: u32,
-    pub intent: Intent,
-}
-
-impl Job {
-    pub fn issue(&self) -> &str {
-        self.intent.issue()
-    }
-}
-
-/// How long delivery ids are remembered.
-const DELIVERY_MEMORY: Duration = Duration::from_secs(30 * 86_400);
-
-/// The files of the queue and of the delivery ids.
-pub struct Store {
-    queue: PathBuf,
-    deliveries: PathBuf,
-    next_seq: AtomicU64,
-    /// Serialises "seen?" + "write jobs" so a concurrent redelivery cannot slip between them.
-    accept: Mutex<()>,
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-impl Store {
-    /// Opens (creating) the state directory; returns the jobs left by the last run, oldest first.
-    pub fn open(state_dir: &Path) -> std::io::Result<(Store, Vec<Job>)> {
-        let queue = state_dir.join("queue");
-        let deliveries = state_dir.join("deliveries");
-        std::fs::create_dir_all(&queue)?;
-        std::fs::create_dir_all(&deliveries)?;
-        let mut jobs = Vec::new();
-        for entry in std::fs::read_dir(&queue)? {
-            let path = entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with(".tmp-") {
-                let _ = std::fs::remove_file(&path);
-                continue;
-            }
-            if !name.ends_with(".json") {
-                continue;
-            }
-            match std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Job>(&b).ok())
-            {
-                Some(job) => jobs.push(job),
-                None => {
-                    // Unreadable (written by another version?): keep it aside, never lose it.
-                    let _ = std::fs::rename(&path, path.with_extension("unreadable"));
-                }
-            }
-        }
-        jobs.sort_by_key(|j| j.seq);
-        let now = SystemTime::now();
-        for entry in std::fs::read_dir(&deliveries)?.flatten() {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age > DELIVERY_MEMORY);
-            if old {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-        let next = jobs.last().map_or(1, |j| j.seq + 1);
-        let seq_floor = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
-        Ok((
-            Store {
-                queue,
-                deliveries,
-                // Sequence numbers grow across restarts (time-based floor), so file names sort.
-                next_seq: AtomicU64::new(next.max(seq_floor)),
-                accept: Mutex::new(()),
-            },
-            jobs,
-        ))
-    }
-
-    fn job_path(&self, seq: u64) -> PathBuf {
-        self.queue.join(format!("{seq:020}.json"))
-    }
-
-    /// Writes (or rewrites) a job durably.
-    pub fn put(&self, job: &Job) -> std::io::Result<()> {
-        let tmp = self.queue.join(format!(".tmp-{}", job.seq));
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec(job).expect("serializable"))?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, self.job_path(job.seq))?;
-        sync_dir(&self.queue);
-        Ok(())
-    }
-
-    pub fn remove(&self, seq: u64) {
-        let _ = std::fs::remove_file(self.job_path(seq));
-        sync_dir(&self.queue);
-    }
-
-    fn delivery_path(&self, source: Source, id: &str) -> PathBuf {
-        let h = sha2::Sha256::digest(format!("{}:{id}", source.name()).as_bytes());
-        self.deliveries.join(hex::encode(&h[..16]))
-    }
-
-    /// The marker of a signed body (a replay carries the same body under any delivery id).
-    fn body_path(&self, source: Source, body: &[u8]) -> PathBuf {
-        let mut h = sha2::Sha256::new();
-        h.update(b"body:");
-        h.update(source.name().as_bytes());
-        h.update(b":");
-        h.update(body);
-        self.deliveries
-            .join(format!("body-{}", hex::encode(&h.finalize()[..16])))
-    }
-
-    /// Records the delivery and writes its jobs; `Ok(None)` when the delivery id was seen
-    /// before, or the `signed_body` was accepted before whatever its id (nothing is written).
-    /// Everything is on disk before this returns.
-    pub fn accept(
-        &self,
-        source: Source,
-        delivery: Option<&str>,
-        signed_body: Option<&[u8]>,
-        intents: Vec<Intent>,
-        now: u64,
-    ) -> std::io::Result<Option<Vec<Job>>> {
-        let _guard = self.accept.lock().unwrap_or_else(|e| e.into_inner());
-        let markers: Vec<PathBuf> = delivery
-            .map(|id| self.delivery_path(source, id))
-            .into_iter()
-            .chain(signed_body.map(|b| self.body_path(source, b)))
-            .collect();
-        if markers.iter().any(|m| m.exists()) {
-            return Ok(None);
-        }
-        let jobs: Vec<Job> = intents
-            .into_iter()
-            .map(|intent| Job {
-                seq: self.next_seq.fetch_add(1, Ordering::SeqCst),
-                source,
-                delivery: delivery.unwrap_or_default().to_string(),
-                received_at: now,
-                attempts: 0,
-                intent,
-            })
-            .collect();
-        for (i, job) in jobs.iter().enumerate() {
-            if let Err(e) = self.put(job) {
-                for written in &jobs[..i] {
-                    self.remove(written.seq);
-                }
-                return Err(e);
-            }
-        }
-        for m in &markers {
-            let mut f = File::create(m)?;
-            f.write_all(delivery.unwrap_or_default().as_bytes())?;
-            f.sync_all()?;
-        }
-        if !markers.is_empty() {
-            sync_dir(&self.deliveries);
-        }
-        Ok(Some(jobs))
-    }
-}
+/// How long a job asked to stop at its deadline gets to clean up.
+const STOP_GRACE: Duration = Duration::from_secs(60);
 
 /// Why a running job is asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +21,8 @@ pub enum Cancel {
     Superseded,
     /// The service is stopping: abandon safely, the job runs again on the next start.
     Shutdown,
+    /// The job ran past `--job-timeout`: stop, clean up, and fail.
+    Deadline,
 }
 
 /// How a job ended.
@@ -238,6 +49,9 @@ pub trait Runner: Send + Sync + 'static {
     /// Whether `issue` is confirmed closed: a close notification cancels the issue's deploys
     /// only then (anyone who can reach the endpoint cannot stop work with a false close).
     async fn confirms_close(&self, issue: &str) -> bool;
+    /// After a job panicked: release what it held (the issue's lock) so the issue's next job
+    /// can run.
+    async fn recover(&self, job: &Job);
 }
 
 struct Running {
@@ -262,6 +76,8 @@ pub struct Scheduler {
     changed: Notify,
     max_attempts: u32,
     retry_base: Duration,
+    /// How long one job may run (`--job-timeout`).
+    job_timeout: Duration,
 }
 
 impl Scheduler {
@@ -271,6 +87,7 @@ impl Scheduler {
         max_parallel: usize,
         max_attempts: u32,
         retry_base: Duration,
+        job_timeout: Duration,
     ) -> Arc<Scheduler> {
         Arc::new(Scheduler {
             inner: Mutex::new(Inner::default()),
@@ -280,6 +97,7 @@ impl Scheduler {
             changed: Notify::new(),
             max_attempts: max_attempts.max(1),
             retry_base,
+            job_timeout,
         })
     }
 
@@ -398,7 +216,11 @@ impl Scheduler {
                 (job, rx)
             };
             self.changed.notify_waiters();
-            let outcome = self.runner.run(&job, rx).await;
+            // a run that takes the process down counts: after MAX_STARTS it is set aside
+            let mut started = job.clone();
+            started.starts += 1;
+            let _ = self.store.put(&started);
+            let outcome = self.run_bounded(&job, rx).await;
             drop(permit);
             self.runner.finished(&job, &outcome);
             let retry_after = {
@@ -409,7 +231,11 @@ impl Scheduler {
                         self.store.remove(job.seq);
                         None
                     }
-                    Outcome::Abandoned(_) => None,
+                    Outcome::Abandoned(_) => {
+                        // a clean stop is no failed start
+                        let _ = self.store.put(&job);
+                        None
+                    }
                     Outcome::Retry(_) if job.attempts + 1 >= self.max_attempts => {
                         self.store.remove(job.seq);
                         None
@@ -417,6 +243,7 @@ impl Scheduler {
                     Outcome::Retry(_) => {
                         let mut again = job.clone();
                         again.attempts += 1;
+                        again.starts = 0;
                         let _ = self.store.put(&again);
                         let delay = self
                             .retry_base
@@ -434,6 +261,47 @@ impl Scheduler {
             self.changed.notify_waiters();
             if let Some(d) = retry_after {
                 tokio::time::sleep(d).await;
+            }
+        }
+    }
+
+    /// Runs `job` within the job timeout (past it the job is asked to stop and clean up, and
+    /// gets [`STOP_GRACE`] more), turning a panic into a failure whose lock is released.
+    async fn run_bounded(&self, job: &Job, rx: watch::Receiver<Cancel>) -> Outcome {
+        use futures_util::FutureExt;
+        let run = std::panic::AssertUnwindSafe(self.runner.run(job, rx)).catch_unwind();
+        tokio::pin!(run);
+        let ended = tokio::select! {
+            r = &mut run => r,
+            _ = tokio::time::sleep(self.job_timeout) => {
+                if let Some(r) = self.lock().running.get(job.issue()) {
+                    let _ = r.cancel.send(Cancel::Deadline);
+                }
+                match tokio::time::timeout(STOP_GRACE, &mut run).await {
+                    Ok(r) => r,
+                    Err(_) => Ok(Outcome::Failed(format!(
+                        "ran past the job timeout of {} s (--job-timeout) and did not stop \
+                         within {} s more; it was abandoned",
+                        self.job_timeout.as_secs(),
+                        STOP_GRACE.as_secs()
+                    ))),
+                }
+            }
+        };
+        match ended {
+            Ok(o) => o,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                self.runner.recover(job).await;
+                Outcome::Failed(format!(
+                    "the job panicked ({}); its lock was released and it is not run again \
+                     (a bug: please report it)",
+                    crate::secret::redact(&what)
+                ))
             }
         }
     }
@@ -473,5 +341,115 @@ impl Scheduler {
             )
             .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::webhook::Source;
+
+    /// Runs `Close` jobs: P-1 panics, P-2 waits to be told to stop, others succeed.
+    #[derive(Default)]
+    struct Fake {
+        log: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Runner for Fake {
+        async fn run(&self, job: &Job, mut cancel: watch::Receiver<Cancel>) -> Outcome {
+            match job.issue() {
+                "P-1" => panic!("boom in P-1"),
+                "P-2" => {
+                    let c = cancel.wait_for(|c| *c != Cancel::No).await.map(|c| *c);
+                    Outcome::Failed(format!("told {c:?}"))
+                }
+                _ => Outcome::Done("ok".into()),
+            }
+        }
+        fn finished(&self, job: &Job, outcome: &Outcome) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{} {outcome:?}", job.issue()));
+        }
+        fn superseded(&self, _: &Job, _: &Job) {}
+        async fn confirms_close(&self, _: &str) -> bool {
+            false
+        }
+        async fn recover(&self, job: &Job) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{} recovered", job.issue()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_or_a_deadline_fails_the_job_and_frees_its_issue_and_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap().store);
+        let fake = Arc::new(Fake::default());
+        // one slot: a job that never gave it back would stall everything after it
+        let sched = Scheduler::new(
+            store.clone(),
+            fake.clone(),
+            1,
+            3,
+            Duration::from_millis(10),
+            Duration::from_millis(300),
+        );
+        for issue in ["P-1", "P-1", "P-2", "P-3"] {
+            let jobs = store
+                .accept(
+                    Source::Tracker,
+                    None,
+                    None,
+                    vec![Intent::Close {
+                        issue: issue.into(),
+                    }],
+                    0,
+                )
+                .unwrap()
+                .unwrap();
+            sched.enqueue(jobs[0].clone());
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while fake
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| !l.ends_with("recovered"))
+            .count()
+            < 4
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                fake.log.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let log = fake.log.lock().unwrap().clone();
+        assert_eq!(
+            log.iter().filter(|l| *l == "P-1 recovered").count(),
+            2,
+            "{log:?}"
+        );
+        assert_eq!(
+            log.iter()
+                .filter(|l| l.starts_with("P-1 Failed(\"the job panicked (boom in P-1)"))
+                .count(),
+            2,
+            "{log:?}"
+        );
+        assert!(
+            log.contains(&"P-2 Failed(\"told Ok(Deadline)\")".to_string()),
+            "{log:?}"
+        );
+        assert!(log.contains(&"P-3 Done(\"ok\")".to_string()), "{log:?}");
+        // failed jobs are not kept to replay
+        assert!(Store::open(dir.path()).unwrap().jobs.is_empty());
     }
 }

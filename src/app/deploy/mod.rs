@@ -81,6 +81,8 @@ pub enum Stop {
     Shutdown,
     /// The issue was closed meanwhile.
     Cancelled,
+    /// The service's job ran past its deadline (`serve --job-timeout`).
+    Deadline,
 }
 
 /// How a deploy ended.

@@ -378,17 +378,31 @@ async fn image(
                 build_args: req.bench.build_args.clone(),
                 target: req.bench.target.clone(),
                 owner: owner.clone(),
+                limits: Some(req.bench.limits.clone()),
             };
             reporter.report(Event::Step(format!("building {tag}")));
-            let id = image::build(
+            let limit = req.bench.build_timeout;
+            let build = image::build(
                 engine.images.as_ref(),
                 &src,
                 &spec,
                 issue,
                 &req.branch,
                 reporter,
-            )
-            .await?;
+            );
+            // past the limit the build's connection is dropped: the engine stops the build and
+            // removes its step container; the running bench is not touched
+            let id = tokio::time::timeout(limit, build)
+                .await
+                .map_err(|_| Error::Build {
+                    issue: issue.to_string(),
+                    branch: req.branch.clone(),
+                    message: format!(
+                        "it ran past the build timeout of {} s and was stopped (whoever runs \
+                     benchctl raises it with --build-timeout or BENCHCTL_BUILD_TIMEOUT)",
+                        limit.as_secs()
+                    ),
+                })??;
             drop(checkout);
             reporter.report(Event::Done(format!("built {tag}")));
             (id, None)

@@ -60,6 +60,7 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         max_attempts: args.max_attempts.max(1),
         retry_base: Duration::from_secs(args.retry_delay),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        job_timeout: Duration::from_secs(args.job_timeout.max(1)),
         repos,
         issue_pattern,
         review_targets: ReviewTargets {

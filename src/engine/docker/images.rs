@@ -34,6 +34,18 @@ impl Images for DockerEngine {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        if let Some(l) = &spec.limits {
+            // the build runs the branch's code too: the bench's CPU share, and its memory
+            // where the API's 32-bit field holds it (up to 2 GiB; above, the build is not
+            // limited by memory)
+            if let Ok(memory) = i32::try_from(l.memory_bytes) {
+                options = options.memory(memory).memswap(memory);
+            }
+            let quota = i32::try_from(l.nano_cpus / 10_000)
+                .unwrap_or(i32::MAX)
+                .max(1_000);
+            options = options.cpuperiod(100_000).cpuquota(quota);
+        }
         let options = options
             .dockerfile(&spec.dockerfile)
             .buildargs(&build_args)

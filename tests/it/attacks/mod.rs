@@ -6,4 +6,5 @@ mod host;
 mod labels;
 mod messengers;
 mod settings;
+mod stalls;
 mod writes;
