@@ -55,7 +55,8 @@ fn an_endless_build_stops_at_the_build_timeout_and_the_running_bench_stays() {
     };
     let r = deploy(&[]);
     assert_eq!(r.code, 0, "{}", r.all());
-    let url = r.json()["url"].as_str().unwrap().to_string();
+    let first = r.json()["url"].as_str().unwrap().to_string();
+    assert_eq!(http_get(&first).as_deref(), Some("before\n"));
 
     // the build's memory limit is the bench's
     repo.write(
