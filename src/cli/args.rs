@@ -219,6 +219,18 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 3600, value_name = "SECONDS", value_parser = seconds())]
     pub job_timeout: u64,
 
+    /// Seconds a client has to send a request's headers (an idle connection is closed too).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = seconds())]
+    pub header_timeout: u64,
+
+    /// Seconds a client has to send a delivery's body (408 past it).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = seconds())]
+    pub body_timeout: u64,
+
+    /// Connections open at once at most; more are closed at once (the sender retries).
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_connections: usize,
+
     /// Deploy without touching the Tracker field.
     #[arg(long)]
     pub no_link: bool,

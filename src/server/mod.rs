@@ -3,6 +3,7 @@
 
 pub mod admit;
 pub mod jobs;
+pub mod listen;
 pub mod queue;
 pub mod store;
 pub mod webhook;
@@ -66,6 +67,12 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// How long one job may run (`--job-timeout`).
     pub job_timeout: Duration,
+    /// A request's headers must arrive within this long (`--header-timeout`).
+    pub header_timeout: Duration,
+    /// A delivery's body must arrive within this long (`--body-timeout`).
+    pub body_timeout: Duration,
+    /// Open connections at most (`--max-connections`).
+    pub max_connections: usize,
     /// Repository name as the payloads carry it (`owner/name`, `PROJECT/slug`) -> clone URL or path.
     pub repos: HashMap<String, String>,
     pub issue_pattern: String,
@@ -235,8 +242,25 @@ async fn receive(
     if declared.is_some_and(|n| n > app.cfg.max_body) {
         return too_large();
     }
-    let Ok(bytes) = axum::body::to_bytes(body, app.cfg.max_body).await else {
-        return too_large();
+    // a body dripped byte by byte does not hold the connection past the deadline
+    let bytes = match tokio::time::timeout(
+        app.cfg.body_timeout,
+        axum::body::to_bytes(body, app.cfg.max_body),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return too_large(),
+        Err(_) => {
+            return err(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "the body did not arrive within {} s (--body-timeout)",
+                    app.cfg.body_timeout.as_secs()
+                ),
+            )
+        }
     };
     let unsigned_ping = source == Source::Bitbucket
         && webhook::is_bitbucket_ping(headers)
@@ -452,13 +476,15 @@ pub async fn serve(
         let (name, _) = crate::signal::interrupted().await;
         let _ = signal_tx.send(name);
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let name = signal_rx.await.unwrap_or("shutdown");
-            log(&format!("{name}: no longer accepting deliveries"));
-        })
-        .await
-        .map_err(|e| crate::Error::usage(format!("server error: {e}")))?;
+    let limits = listen::ConnLimits {
+        header_timeout: cfg.header_timeout,
+        max_connections: cfg.max_connections,
+    };
+    listen::serve(listener, app, limits, async move {
+        let name = signal_rx.await.unwrap_or("shutdown");
+        log(&format!("{name}: no longer accepting deliveries"));
+    })
+    .await;
     let (queued, running) = scheduler.depth();
     log(&format!(
         "stopping: {running} job(s) running, {queued} queued (kept for the next start); waiting up to {}s",

@@ -332,12 +332,12 @@ fn the_trackers_close_tears_the_bench_down_and_wins_over_a_running_deploy() {
     assert!(bench_url(&t, "SRVC-3").is_none());
     assert!(!issue_locked("SRVC-3"));
     // a push to the closed issue's branch does not bring its bench back either
-    let a = s.github(
-        "push",
-        "c-3b",
-        &github_push("feature/SRVC-3-slow", &c3, false),
-    );
-    assert_eq!(a.status, 202);
+    // (another push: its body differs, an identical one would be a replay)
+    let mut again: serde_json::Value =
+        serde_json::from_slice(&github_push("feature/SRVC-3-slow", &c3, false)).unwrap();
+    again["before"] = json!(c3);
+    let a = s.github("push", "c-3b", &serde_json::to_vec(&again).unwrap());
+    assert_eq!(a.status, 202, "{}", a.body);
     s.wait_until("the push was refused", Duration::from_secs(30), |s| {
         s.log()
             .contains("SRVC-3 is closed (`closed`): branch feature/SRVC-3-slow is not deployed")

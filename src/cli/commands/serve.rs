@@ -61,6 +61,9 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         retry_base: Duration::from_secs(args.retry_delay),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         job_timeout: Duration::from_secs(args.job_timeout.max(1)),
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        body_timeout: Duration::from_secs(args.body_timeout.max(1)),
+        max_connections: args.max_connections.max(1),
         repos,
         issue_pattern,
         review_targets: ReviewTargets {

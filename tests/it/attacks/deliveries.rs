@@ -284,3 +284,90 @@ fn a_captured_signed_delivery_replayed_under_a_fresh_id_does_nothing() {
     assert_eq!(t.status("ATKD-6").as_deref(), Some("open"));
     assert_eq!(t.executed().len(), 1, "{:?}", t.executed());
 }
+
+#[test]
+fn stalled_connections_are_closed_at_their_deadlines_and_do_not_hold_shutdown() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let _group = crate::support::group(module_path!());
+    let state = tempfile::tempdir().unwrap();
+    let s = ServeSetup::new(None, state.path())
+        .args(&["--header-timeout", "2", "--body-timeout", "3"])
+        .start();
+    let started = Instant::now();
+    let mut stalled = Vec::new();
+    for i in 0..200 {
+        let mut c = TcpStream::connect(&s.addr).unwrap();
+        match i % 3 {
+            // connects and says nothing
+            0 => {}
+            // headers that never end
+            1 => c
+                .write_all(b"POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: pi")
+                .unwrap(),
+            // a body dripped and never finished
+            _ => c
+                .write_all(
+                    b"POST /hooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"zen\":",
+                )
+                .unwrap(),
+        }
+        stalled.push(c);
+    }
+    // meanwhile a valid delivery is acknowledged promptly
+    let asked = Instant::now();
+    let a = s.github(
+        "ping",
+        "atkd-ping",
+        b"{\"zen\": \"Keep it logically awesome.\"}",
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    // every stalled connection is closed by the server within its deadline (and a margin)
+    for (i, c) in stalled.iter_mut().enumerate() {
+        c.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let mut buf = Vec::new();
+        let r = c.read_to_end(&mut buf);
+        assert!(
+            r.is_ok() || matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "connection {i} still open after {:?}: {r:?}",
+            started.elapsed()
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+    let a = s.get("/healthz");
+    assert_eq!(a.status, 200);
+
+    // shutdown does not wait for stalled clients
+    let s = ServeSetup::new(None, state.path())
+        .args(&["--header-timeout", "300", "--body-timeout", "300"])
+        .start();
+    let hold: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut c = TcpStream::connect(&s.addr).unwrap();
+            c.write_all(b"POST /hooks/github HTTP/1.1\r\nContent-Length: 10\r\n\r\n{")
+                .unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = s;
+        let status = s.terminate();
+        let _ = tx.send(status);
+    });
+    let status = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("serve waited for stalled clients on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    drop(hold);
+}

@@ -123,6 +123,11 @@ impl<'a> ServeSetup<'a> {
         self
     }
 
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.envs.retain(|(key, _)| key != k);
         self.envs.push((k.to_string(), v.to_string()));
