@@ -413,6 +413,26 @@ pub fn all_issue_containers(key: &str) -> Vec<String> {
     ])
 }
 
+/// Whether the running bench container `id` can make a device node (the `MKNOD` capability a
+/// bench does not get).
+pub fn can_make_device_node(id: &str) -> bool {
+    Command::new("docker")
+        .args([
+            "exec",
+            id,
+            "/bin/busybox",
+            "mknod",
+            "/www/mem",
+            "c",
+            "1",
+            "1",
+        ])
+        .output()
+        .expect("docker runs")
+        .status
+        .success()
+}
+
 /// The real binary, with a clean benchctl environment and plain output.
 pub fn benchctl() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_benchctl"));
