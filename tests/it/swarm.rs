@@ -358,7 +358,7 @@ fn the_routing_mesh_either_answers_or_is_named_as_the_reason() {
 fn the_same_deploy_gives_the_same_bench_on_both_backends() {
     let _group = crate::support::group(module_path!());
     let _swarm = SwarmGuard::acquire();
-    let _cleanup = Cleanup::issues(&["SWB-1", "SWB-2"]);
+    let _cleanup = Cleanup::issues(&["SWB-1", "SWB-2", "SWB-3"]);
     let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
     tracker.add_issue("SWB-1").add_issue("SWB-2");
     let repo = swarm_app();
@@ -451,6 +451,31 @@ fn the_same_deploy_gives_the_same_bench_on_both_backends() {
         tag(b),
         "the same image tag (commit and build settings)"
     );
+    // a branch's image claiming a route or a task's identity is refused on the swarm too
+    repo.write(
+        "Dockerfile",
+        &SWARM_APP.replace(
+            "EXPOSE",
+            "LABEL com.docker.swarm.task.id=x traefik.http.routers.x.rule=Host(`swb-1.x`)\nEXPOSE",
+        ),
+    );
+    repo.commit("claims");
+    let r = deploy(&mut swarm_cmd(), &repo, "SWB-3", 20, &["--no-link"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stdout.contains("com.docker.swarm.task.id")
+            && r.stdout.contains("traefik.http.routers.x.rule"),
+        "{}",
+        r.all()
+    );
+    assert!(docker_lines(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        "label=benchctl.issue=SWB-3"
+    ])
+    .is_empty());
 }
 
 /// The registry's only user (its password's bcrypt hash is in [`Registry::start`]).

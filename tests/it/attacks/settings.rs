@@ -38,6 +38,9 @@ fn a_branch_cannot_set_what_the_operator_owns_or_pass_the_ceilings() {
         ),
         ("max-memory = \"1000g\"\n", 1, vec!["`max-memory`"]),
         ("backend = \"swarm\"\n", 1, vec!["`backend`"]),
+        // routing is flags only: not a key a file may hold
+        ("router = \"traefik\"\n", 1, vec!["`router`"]),
+        ("\nnetwork = \"host\"\n", 2, vec!["`network`"]),
         // past the ceilings
         (
             "[limits]\nmemory = \"1000g\"\n",

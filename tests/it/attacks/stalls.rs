@@ -58,27 +58,28 @@ fn an_endless_build_stops_at_the_build_timeout_and_the_running_bench_stays() {
     let first = r.json()["url"].as_str().unwrap().to_string();
     assert_eq!(http_get(&first).as_deref(), Some("before\n"));
 
-    // the build's memory limit is the bench's
+    // the build's memory and CPU limits are the bench's (cgroup v1 paths, as on this engine)
     repo.write(
         "Dockerfile",
-        &dockerfile_running("cat /sys/fs/cgroup/memory/memory.limit_in_bytes > /www/limit"),
+        &dockerfile_running(
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes > /www/limit; \
+             cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us > /www/quota",
+        ),
     );
-    repo.commit("read the build's limit");
-    let r = deploy(&["--memory", "96m"]);
+    repo.commit("read the build's limits");
+    let r = deploy(&["--memory", "96m", "--cpus", "0.5"]);
     assert_eq!(r.code, 0, "{}", r.all());
-    let url = {
-        let u = r.json()["url"].as_str().unwrap().to_string();
-        assert_eq!(
-            http_get(&format!("{u}limit")).as_deref(),
-            Some(format!("{}\n", 96 << 20).as_str())
-        );
-        u
-    };
+    let url = r.json()["url"].as_str().unwrap().to_string();
+    assert_eq!(
+        http_get(&format!("{url}limit")).as_deref(),
+        Some(format!("{}\n", 96 << 20).as_str())
+    );
+    assert_eq!(http_get(&format!("{url}quota")).as_deref(), Some("50000\n"));
 
     repo.write("Dockerfile", &dockerfile_running("sleep 100001"));
     repo.commit("an endless build");
     let started = Instant::now();
-    let r = deploy(&["--memory", "96m", "--build-timeout", "4"]);
+    let r = deploy(&["--memory", "96m", "--cpus", "0.5", "--build-timeout", "4"]);
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(
         started.elapsed() < Duration::from_secs(60),
