@@ -10,6 +10,7 @@ pub mod app;
 pub mod build;
 pub mod cli;
 pub mod clock;
+pub mod compose;
 pub mod engine;
 pub mod env;
 pub mod error;
