@@ -320,11 +320,75 @@ pub trait Markers: Send + Sync {
     async fn remove(&self, marker: &Marker) -> Result<()>;
 }
 
-/// An engine: its three roles.
+/// A volume mounted into a service of a multi-service bench.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceMount {
+    /// The engine's volume (`None`: an anonymous one).
+    pub volume: Option<String>,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// A service's health check, as the engine runs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSpec {
+    /// `["CMD", ...]` or `["CMD-SHELL", "..."]`.
+    pub test: Vec<String>,
+    pub interval: Option<std::time::Duration>,
+    pub timeout: Option<std::time::Duration>,
+    pub retries: Option<u32>,
+    pub start_period: Option<std::time::Duration>,
+}
+
+/// One container of a multi-service bench, on the bench's own network.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceSpec {
+    /// The container's name.
+    pub name: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    /// `NAME=value` entries.
+    pub env: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    /// The bench's network, and the names the service answers to on it.
+    pub network: String,
+    pub aliases: Vec<String>,
+    pub mounts: Vec<ServiceMount>,
+    pub tmpfs: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    /// Compose's `restart` (`no`, `always`, `on-failure`, `unless-stopped`).
+    pub restart: Option<String>,
+    pub limits: Limits,
+    pub health: Option<HealthSpec>,
+    /// A container port published on `bind` (a port of the engine's choosing).
+    pub publish: Option<(u16, String)>,
+    /// Capabilities the operator adds to [`BENCH_CAPABILITIES`].
+    pub cap_add: Vec<String>,
+}
+
+/// Multi-service benches: the bench's network and volumes, and its services' containers.
+#[async_trait]
+pub trait Stacks: Send + Sync {
+    /// Creates the network `name` unless it exists.
+    async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> Result<()>;
+    /// Creates the volume `name` unless it exists.
+    async fn ensure_volume(&self, name: &str, labels: &HashMap<String, String>) -> Result<()>;
+    /// Creates and starts a service's container; returns its id.
+    async fn run_service(&self, spec: &ServiceSpec) -> Result<String>;
+    /// Removes the networks carrying all `labels` (after their containers); returns their names.
+    async fn remove_networks(&self, labels: &[String]) -> Result<Vec<String>>;
+    /// Removes the volumes carrying all `labels`; returns their names.
+    async fn remove_volumes(&self, labels: &[String]) -> Result<Vec<String>>;
+}
+
+/// An engine: its roles.
 pub struct Engine {
     pub images: Box<dyn Images>,
     pub benches: Box<dyn Benches>,
     pub markers: Box<dyn Markers>,
+    pub stacks: Box<dyn Stacks>,
 }
 
 /// Raw output of a bench.

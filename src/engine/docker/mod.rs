@@ -5,6 +5,7 @@
 mod containers;
 mod images;
 mod markers;
+mod stacks;
 
 use super::endpoint::{engine_location, error_chain, Endpoint};
 use super::{labels, ContainerInfo, Engine};
@@ -163,6 +164,7 @@ impl DockerEngine {
         Engine {
             images: Box::new(self.clone()),
             benches: Box::new(self.clone()),
+            stacks: Box::new(self.clone()),
             markers: Box::new(self),
         }
     }

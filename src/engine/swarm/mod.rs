@@ -203,8 +203,38 @@ impl SwarmEngine {
             markers: Box::new(markers::SwarmMarkers {
                 containers: self.inner.clone(),
             }),
+            stacks: Box::new(NoStacks),
             benches: Box::new(self),
         }
+    }
+}
+
+/// The swarm backend does not run multi-service benches yet: every call says so.
+struct NoStacks;
+
+fn no_stacks<T>() -> Result<T> {
+    Err(Error::usage(
+        "multi-service benches (a Compose file) run on the docker backend only for now; \
+         deploy with --backend docker",
+    ))
+}
+
+#[async_trait::async_trait]
+impl crate::engine::Stacks for NoStacks {
+    async fn ensure_network(&self, _: &str, _: &HashMap<String, String>) -> Result<()> {
+        no_stacks()
+    }
+    async fn ensure_volume(&self, _: &str, _: &HashMap<String, String>) -> Result<()> {
+        no_stacks()
+    }
+    async fn run_service(&self, _: &crate::engine::ServiceSpec) -> Result<String> {
+        no_stacks()
+    }
+    async fn remove_networks(&self, _: &[String]) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+    async fn remove_volumes(&self, _: &[String]) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
 }
 

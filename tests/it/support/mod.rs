@@ -321,6 +321,12 @@ impl Cleanup {
             for id in docker_lines(&["images", "-q", "--filter", &filter]) {
                 let _ = Command::new("docker").args(["rmi", "-f", &id]).output();
             }
+            // a multi-service bench's network and volumes
+            for kind in ["network", "volume"] {
+                for id in docker_lines(&[kind, "ls", "-q", "--filter", &filter]) {
+                    let _ = Command::new("docker").args([kind, "rm", &id]).output();
+                }
+            }
         }
     }
 }

@@ -1,0 +1,209 @@
+//! Docker's role for multi-service benches: the bench's own bridge network (services reach each
+//! other by name), its named volumes, and its services' containers, each labelled from its
+//! creation so that list, teardown and gc find all of it. The containers get the same
+//! privileges as a single-container bench: no new privileges, a web app's capabilities.
+
+use super::DockerEngine;
+use crate::engine::endpoint::not_found;
+use crate::engine::{HealthSpec, ServiceSpec, Stacks};
+use crate::Result;
+use async_trait::async_trait;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount, MountType,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn nanos(d: Option<Duration>) -> Option<i64> {
+    d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn health(h: &HealthSpec) -> HealthConfig {
+    HealthConfig {
+        test: Some(h.test.clone()),
+        interval: nanos(h.interval),
+        timeout: nanos(h.timeout),
+        retries: h.retries.map(i64::from),
+        start_period: nanos(h.start_period),
+        ..Default::default()
+    }
+}
+
+fn restart(policy: Option<&str>) -> RestartPolicy {
+    let name = match policy {
+        Some("always") => RestartPolicyNameEnum::ALWAYS,
+        Some("on-failure") => RestartPolicyNameEnum::ON_FAILURE,
+        Some("unless-stopped") => RestartPolicyNameEnum::UNLESS_STOPPED,
+        _ => RestartPolicyNameEnum::NO,
+    };
+    RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: None,
+    }
+}
+
+#[async_trait]
+impl Stacks for DockerEngine {
+    async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> Result<()> {
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        // the engine allows two networks of one name: look first (the lock keeps a
+        // concurrent deploy of the same bench away)
+        let opts = None::<bollard::query_parameters::InspectNetworkOptions>;
+        match self.docker.inspect_network(name, opts).await {
+            Ok(_) => return Ok(()),
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.docker.create_network(req).await?;
+        Ok(())
+    }
+
+    async fn ensure_volume(&self, name: &str, labels: &HashMap<String, String>) -> Result<()> {
+        let req = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        // creating an existing local volume returns it
+        self.docker.create_volume(req).await?;
+        Ok(())
+    }
+
+    async fn run_service(&self, spec: &ServiceSpec) -> Result<String> {
+        let mut exposed = Vec::new();
+        let mut bindings = HashMap::new();
+        if let Some((port, bind)) = &spec.publish {
+            let key = format!("{port}/tcp");
+            exposed.push(key.clone());
+            bindings.insert(
+                key,
+                Some(vec![PortBinding {
+                    host_ip: Some(bind.clone()),
+                    host_port: Some(String::new()),
+                }]),
+            );
+        }
+        let mounts = spec
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                target: Some(m.target.clone()),
+                source: m.volume.clone(),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            })
+            .collect();
+        let tmpfs: HashMap<String, String> = spec
+            .tmpfs
+            .iter()
+            .map(|t| (t.clone(), String::new()))
+            .collect();
+        let endpoint = EndpointSettings {
+            aliases: Some(spec.aliases.clone()),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            labels: Some(spec.labels.clone()),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+            entrypoint: spec.entrypoint.clone(),
+            cmd: spec.cmd.clone(),
+            working_dir: spec.working_dir.clone(),
+            user: spec.user.clone(),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            healthcheck: spec.health.as_ref().map(health),
+            host_config: Some(HostConfig {
+                port_bindings: (!bindings.is_empty()).then_some(bindings),
+                network_mode: Some(spec.network.clone()),
+                restart_policy: Some(restart(spec.restart.as_deref())),
+                mounts: Some(mounts),
+                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+                memory: Some(spec.limits.memory_bytes),
+                nano_cpus: Some(spec.limits.nano_cpus),
+                pids_limit: Some(spec.limits.pids),
+                init: Some(false),
+                security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+                cap_drop: Some(vec!["ALL".to_string()]),
+                cap_add: Some(crate::engine::bench_capabilities(&spec.cap_add)),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(spec.network.clone(), endpoint)])),
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = self.docker.create_container(Some(opts), body).await?;
+        if let Err(e) = self
+            .docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            let _ = super::containers::remove_container(&self.docker, &created.id).await;
+            return Err(e.into());
+        }
+        Ok(created.id)
+    }
+
+    async fn remove_networks(&self, labels: &[String]) -> Result<Vec<String>> {
+        let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
+        let opts = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let mut removed = Vec::new();
+        for n in self.docker.list_networks(Some(opts)).await? {
+            let name = n.name.unwrap_or_default();
+            match self.docker.remove_network(&name).await {
+                Ok(()) => removed.push(name),
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn remove_volumes(&self, labels: &[String]) -> Result<Vec<String>> {
+        let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
+        let opts = ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let mut removed = Vec::new();
+        for v in self
+            .docker
+            .list_volumes(Some(opts))
+            .await?
+            .volumes
+            .unwrap_or_default()
+        {
+            match self
+                .docker
+                .remove_volume(
+                    &v.name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await
+            {
+                Ok(()) => removed.push(v.name),
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(removed)
+    }
+}
