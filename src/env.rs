@@ -57,6 +57,8 @@ pub const MAX_MEMORY: &str = "BENCHCTL_MAX_MEMORY";
 pub const MAX_CPUS: &str = "BENCHCTL_MAX_CPUS";
 pub const MAX_PIDS: &str = "BENCHCTL_MAX_PIDS";
 pub const MAX_READY_TIMEOUT: &str = "BENCHCTL_MAX_READY_TIMEOUT";
+/// Compose profiles whose services run too (`--profiles`).
+pub const PROFILES: &str = "BENCHCTL_PROFILES";
 /// A local config file (`--config`).
 pub const CONFIG: &str = "BENCHCTL_CONFIG";
 /// Set by every CI system: plain output instead of progress bars.

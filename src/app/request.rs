@@ -50,6 +50,18 @@ pub struct BenchSettings {
     pub cap_add: Vec<String>,
     /// How long the build may run (`--build-timeout`).
     pub build_timeout: Duration,
+    /// A multi-service bench (the branch holds a Compose file), else a single container.
+    pub stack: Option<Stack>,
+}
+
+/// A multi-service bench: the branch's Compose file, read at its head and checked.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The file's path in the branch.
+    pub file: String,
+    pub project: crate::compose::Project,
+    /// The service that is the bench (its address is linked).
+    pub web: String,
 }
 
 /// What the deploy may do.
@@ -168,9 +180,17 @@ impl BenchSettings {
             || !self.build_args.is_empty()
             || self.url_template.is_some()
             || self.router.is_some()
-            || !self.cap_add.is_empty();
+            || !self.cap_add.is_empty()
+            || self.stack.is_some();
         if extra {
             text.push_str(&format!("|{:?}|{:?}", self.url_template, self.router));
+            if !self.cap_add.is_empty() {
+                text.push_str(&format!("|caps|{:?}", self.cap_add));
+            }
+            if let Some(st) = &self.stack {
+                // the whole model (interpolated values among it) only enters this hash
+                text.push_str(&format!("|stack|{}|{}|{:?}", st.file, st.web, st.project));
+            }
             // values (secrets among them) only enter as part of this one-way hash
             let env: Vec<(&str, &str)> = self
                 .env

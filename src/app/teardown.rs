@@ -21,11 +21,11 @@ pub struct TeardownOutcome {
     pub link_error: Option<String>,
 }
 
-/// Removes the issue's images that no container of the issue uses (all of them with `keep: None`).
+/// Removes the issue's images but those in `keep` (the ones its bench uses).
 pub(crate) async fn remove_unused_images(
     engine: &Engine,
     issue: &str,
-    keep: Option<&str>,
+    keep: &[String],
     reporter: &SharedReporter,
 ) -> usize {
     let Ok(images) = engine.images.list(&labels::issue_filter(issue)).await else {
@@ -33,7 +33,7 @@ pub(crate) async fn remove_unused_images(
     };
     let mut removed = 0;
     for img in images {
-        if Some(img.id.as_str()) == keep {
+        if keep.contains(&img.id) {
             continue;
         }
         match engine.images.remove(&img.id).await {
@@ -68,6 +68,32 @@ pub async fn teardown(
             reporter.report(Event::Done(format!("removed container {}", c.name)));
             removed.push(c.name.clone());
         }
+        // a multi-service bench's other services, then its network and volumes
+        let mut filter = labels::issue_filter(issue);
+        filter.push(format!(
+            "{}={}",
+            labels::ROLE,
+            crate::app::deploy::stack_plan::SERVICE_ROLE
+        ));
+        for c in engine.stacks.services(&filter).await? {
+            engine.benches.remove(&c.id).await?;
+            reporter.report(Event::Done(format!("removed container {}", c.name)));
+            removed.push(c.name.clone());
+        }
+        for n in engine
+            .stacks
+            .remove_networks(&labels::issue_filter(issue))
+            .await?
+        {
+            reporter.report(Event::Done(format!("removed network {n}")));
+        }
+        for v in engine
+            .stacks
+            .remove_volumes(&labels::issue_filter(issue))
+            .await?
+        {
+            reporter.report(Event::Done(format!("removed volume {v}")));
+        }
         // a deploy killed in its commit step left its container (the lock is ours: no live one)
         removed.extend(
             engine
@@ -75,7 +101,7 @@ pub async fn teardown(
                 .remove_build_steps(&labels::issue_filter(issue))
                 .await?,
         );
-        let removed_images = remove_unused_images(engine, issue, None, reporter).await;
+        let removed_images = remove_unused_images(engine, issue, &[], reporter).await;
         LastDeploy::forget(engine, issue).await?;
         let mut out = TeardownOutcome {
             issue: issue.to_string(),

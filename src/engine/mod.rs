@@ -270,6 +270,9 @@ pub trait Images: Send + Sync {
     async fn list(&self, labels: &[String]) -> Result<Vec<ImageInfo>>;
     /// Removes an image; one already gone is not an error.
     async fn remove(&self, id: &str) -> Result<()>;
+    /// Pulls `image` (a service's `image:` of a multi-service bench) with the engine's own
+    /// credentials.
+    async fn pull(&self, image: &str) -> Result<()>;
 }
 
 /// Benches: a new version starts as a candidate beside the current one (or, on a swarm, as
@@ -377,6 +380,8 @@ pub trait Stacks: Send + Sync {
     async fn ensure_volume(&self, name: &str, labels: &HashMap<String, String>) -> Result<()>;
     /// Creates and starts a service's container; returns its id.
     async fn run_service(&self, spec: &ServiceSpec) -> Result<String>;
+    /// The service containers carrying all `labels` (whatever their role).
+    async fn services(&self, labels: &[String]) -> Result<Vec<ContainerInfo>>;
     /// Removes the networks carrying all `labels` (after their containers); returns their names.
     async fn remove_networks(&self, labels: &[String]) -> Result<Vec<String>>;
     /// Removes the volumes carrying all `labels`; returns their names.

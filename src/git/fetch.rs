@@ -16,6 +16,10 @@ fn context_matcher(
     commit: &git2::Commit,
     dockerfile: &str,
 ) -> Option<crate::build::dockerignore::Matcher> {
+    // no Dockerfile named (several build contexts, each with its own .dockerignore): all
+    if dockerfile.is_empty() {
+        return None;
+    }
     let tree = commit.tree().ok()?;
     let ignore = match tree.get_path(Path::new(".dockerignore")) {
         Ok(entry) => {
@@ -332,6 +336,25 @@ pub fn peek_branch(
     let (git, id) = update_cache(repo, branch, cache, reporter)?;
     let commit = git.find_commit(id).map_err(git_err)?;
     Ok(peek(&git, &commit))
+}
+
+/// The text of the file at `path` in `commit` (already read by [`peek_branch`]); `None` when
+/// there is none or it is not UTF-8.
+pub fn read_at(repo: &RepoSpec, cache: &Path, commit: &str, path: &str) -> Option<String> {
+    let git = open_holding(repo, cache).ok()?;
+    let tree = git
+        .find_commit(git2::Oid::from_str(commit).ok()?)
+        .ok()?
+        .tree()
+        .ok()?;
+    let blob = tree
+        .get_path(Path::new(path))
+        .ok()?
+        .to_object(&git)
+        .ok()?
+        .peel_to_blob()
+        .ok()?;
+    String::from_utf8(blob.content().to_vec()).ok()
 }
 
 /// Whether `commit` (already read by [`peek_branch`]) holds a file at `path`.

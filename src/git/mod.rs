@@ -5,7 +5,7 @@
 pub mod checkout;
 mod fetch;
 
-pub use fetch::{commit_has_file, fetch_branch, peek_branch, BranchPeek};
+pub use fetch::{commit_has_file, fetch_branch, peek_branch, read_at, BranchPeek};
 
 use crate::output::{Event, SharedReporter};
 use crate::secret::Secret;

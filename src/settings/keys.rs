@@ -221,6 +221,31 @@ pub const REGISTRY: Key = Key {
     ..key("registry", Kind::Text)
 };
 
+pub const COMPOSE: Key = Key {
+    unset: "- (compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml when the \
+            branch has one)",
+    help: "The branch's Compose file of a multi-service bench (default: the first of \
+           compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml at its root)",
+    flag: Some("compose"),
+    value_name: "PATH",
+    ..key("compose", Kind::Text)
+};
+pub const SERVICE: Key = Key {
+    unset: "- (the file's x-benchctl.web, else the only service publishing a port)",
+    help: "The Compose service that is the bench (its address is linked)",
+    flag: Some("service"),
+    value_name: "NAME",
+    ..key("service", Kind::Text)
+};
+pub const PROFILES: Key = Key {
+    unset: "- (only services without a profile)",
+    help: "Compose profiles whose services run too (comma-separated)",
+    flag: Some("profiles"),
+    value_name: "NAMES",
+    env: Some(crate::env::PROFILES),
+    files: Files::Operator,
+    ..key("profiles", Kind::Text)
+};
 pub const MAX_MEMORY: Key = Key {
     default: Some("512m"),
     help: "Ceiling of the memory limit a branch's benchctl.toml may ask for (default 512m, the \
@@ -276,6 +301,9 @@ pub const KEYS: &[&Key] = &[
     &FIELD,
     &BUILD_ARGS,
     &ENV,
+    &COMPOSE,
+    &SERVICE,
+    &PROFILES,
     &MAX_MEMORY,
     &MAX_CPUS,
     &MAX_PIDS,

@@ -104,9 +104,90 @@ pub fn resolve(
         }
         None => None,
     };
+    req.bench.stack = stack(
+        &effective,
+        &req,
+        &repo,
+        branch,
+        &peek,
+        &inputs.base.machine.cache_dir,
+    )?;
     let mut req = req.for_branch(repo, branch, &issue);
     req.run.head_hint = Some(peek.head.clone());
     Ok((req, effective))
+}
+
+/// The branch's Compose file, when it has one (named by `compose`, else found at its root),
+/// read at its head and checked; interpolated from the bench's environment settings.
+fn stack(
+    e: &Effective,
+    req: &DeployRequest,
+    repo: &crate::git::RepoSpec,
+    branch: &str,
+    peek: &crate::git::BranchPeek,
+    cache: &Path,
+) -> Result<Option<crate::app::request::Stack>> {
+    let named = e
+        .get(&keys::COMPOSE)
+        .map(crate::build::dockerignore::go_clean);
+    let file = match named {
+        Some(f) => f,
+        None => match crate::compose::find(&|n| peek.root.iter().any(|r| r == n)) {
+            Some(f) => f.to_string(),
+            None => return Ok(None),
+        },
+    };
+    let at = format!(
+        "{file} of branch {branch} at {}",
+        crate::naming::short_commit(&peek.head)
+    );
+    if file.starts_with("..") || file.starts_with('/') {
+        return Err(Error::usage(format!(
+            "compose file `{file}`{} must be a path inside the branch",
+            e.from(keys::COMPOSE.name)
+        )));
+    }
+    let text = crate::git::read_at(repo, cache, &peek.head, &file).ok_or_else(|| {
+        Error::usage(format!(
+            "{at}: there is no such file{}; add it or fix the `compose` setting",
+            e.from(keys::COMPOSE.name)
+        ))
+    })?;
+    let env: std::collections::HashMap<&str, &str> = req
+        .bench
+        .env
+        .iter()
+        .map(|v| (v.name.as_str(), v.value()))
+        .collect();
+    let lookup = |n: &str| env.get(n).map(|v| v.to_string());
+    let dir = file.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let read = |p: &str| {
+        crate::git::read_at(repo, cache, &peek.head, p)
+            .ok_or_else(|| format!("there is no file `{p}` in the branch"))
+    };
+    let profiles: Vec<String> = e
+        .get(&keys::PROFILES)
+        .unwrap_or_default()
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let inputs = crate::compose::Inputs {
+        env: &lookup,
+        read: &read,
+        dir,
+        profiles: &profiles,
+    };
+    let project = crate::compose::load(&text, &at, &inputs).map_err(Error::usage)?;
+    let web = crate::compose::web_service(&project, e.get(&keys::SERVICE))
+        .map_err(|m| Error::usage(format!("{at}: {m}")))?;
+    if req.bench.router.is_some() {
+        return Err(Error::usage(format!(
+            "{at}: a multi-service bench cannot be routed through --router yet; deploy it with \
+             published ports"
+        )));
+    }
+    Ok(Some(crate::app::request::Stack { file, project, web }))
 }
 
 /// A deploy's request from its settings' inputs: resolved (the branch's `benchctl.toml` read
@@ -132,6 +213,7 @@ pub fn ensure_buildable(req: &DeployRequest) -> Result<()> {
         return Ok(());
     };
     if req.bench.template.is_none()
+        && req.bench.stack.is_none()
         && !crate::git::commit_has_file(
             &req.repo,
             &req.machine.cache_dir,

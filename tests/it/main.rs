@@ -24,6 +24,7 @@ mod routing;
 mod serve_benches;
 mod serve_hooks;
 mod shell;
+mod stack_deploy;
 mod stacks;
 mod swarm;
 mod swarm_nodes;

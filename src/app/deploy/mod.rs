@@ -3,9 +3,12 @@
 //! messengers. [`deploy`] is the deploy itself: a read-only no-op check, then the issue's
 //! lock, the phases (`phases.rs`, deciding with `plan.rs`), and the result recorded.
 
+mod image;
 mod phases;
 pub mod plan;
 mod ready;
+mod stack;
+pub mod stack_plan;
 
 use crate::app::inspect::{benches, BenchRecord};
 use crate::app::link::{self, LinkState};

@@ -11,9 +11,8 @@ use crate::app::lock::IssueLock;
 use crate::app::request::DeployRequest;
 use crate::app::teardown::remove_unused_images;
 use crate::app::Context;
-use crate::build as image;
+
 use crate::clock::now_unix;
-use crate::engine::BuildSpec;
 use crate::engine::{labels, ContainerInfo, ContainerSpec, Engine, ImageInfo};
 use crate::naming::{container_name, short_commit};
 use crate::output::{Event, SharedReporter};
@@ -21,7 +20,7 @@ use crate::tracker::TrackerClient;
 use crate::{Error, Result};
 
 /// Where a template's Dockerfile is put in the build context.
-const TEMPLATE_DOCKERFILE: &str = ".benchctl.Dockerfile";
+pub(super) const TEMPLATE_DOCKERFILE: &str = ".benchctl.Dockerfile";
 
 /// The commit the branch points at in the repository (`git ls-remote`, in a blocking task).
 pub(super) async fn branch_head(req: &DeployRequest) -> Result<Option<String>> {
@@ -43,17 +42,25 @@ pub(super) fn reported(cur: &ContainerInfo) -> BenchRecord {
 }
 
 /// What the image is built from: an image of the head that exists already, or a checkout.
-enum Source {
+pub(super) enum Source {
     Reuse { image: ImageInfo, commit_time: i64 },
     Checkout(crate::git::Fetched, crate::git::checkout::Checkout),
 }
 
 /// The image the bench runs.
-struct Image {
-    id: String,
-    tag: String,
-    commit: String,
-    commit_time: i64,
+pub(super) struct Image {
+    pub(super) id: String,
+    pub(super) tag: String,
+    pub(super) commit: String,
+    pub(super) commit_time: i64,
+}
+
+/// A new version started: its image, container, port, and the images it keeps in use.
+pub(super) struct Started {
+    pub(super) image: Image,
+    pub(super) id: String,
+    pub(super) port: u16,
+    pub(super) images: Vec<String>,
 }
 
 pub(super) async fn deploy_locked(
@@ -114,57 +121,37 @@ pub(super) async fn deploy_locked(
         }
     }
 
-    let image = image(req, engine, source, commit, commit_time, reporter).await?;
-    let exposed = match req.bench.port {
-        Some(_) => Vec::new(),
-        None => {
-            engine
-                .images
-                .inspect(&image.id)
-                .await?
-                .ok_or_else(|| {
-                    Error::Engine(format!(
-                        "image {} vanished right after its build",
-                        image.tag
-                    ))
-                })?
-                .exposed_ports
-        }
-    };
-    let port = plan::port(req.bench.port, &exposed, issue)?;
-
     // The new version starts beside the current bench (a swarm service is updated in place).
     let replaces = existing.iter().find(|c| c.name == final_name);
-    let identity = BenchIdentity {
-        commit: &image.commit,
-        commit_time: image.commit_time,
+    let started = match &req.bench.stack {
+        Some(stack) => {
+            let Source::Checkout(_, checkout) = source else {
+                return Err(Error::Engine(
+                    "a multi-service bench is always fetched".into(),
+                ));
+            };
+            let ctx = super::stack::StackCtx {
+                req,
+                engine,
+                stack,
+                settings: &settings,
+                replaces: replaces.is_some(),
+                reporter,
+            };
+            super::stack::start(&ctx, &checkout, commit, commit_time).await?
+        }
+        None => {
+            let image =
+                super::image::image(req, engine, source, commit, commit_time, reporter).await?;
+            start_single(req, engine, image, &settings, replaces, reporter).await?
+        }
+    };
+    let Started {
+        image,
+        id,
         port,
-        settings: &settings,
-        deployed_at: now_unix(),
-    };
-    let spec = ContainerSpec {
-        name: final_name.clone(),
-        image: image.tag.clone(),
-        labels: plan::bench_labels(req, &identity)?,
-        container_port: port,
-        bind: req.bench.bind.clone(),
-        limits: req.bench.limits.clone(),
-        env: req
-            .bench
-            .env
-            .iter()
-            .map(|e| format!("{}={}", e.name, e.value()))
-            .collect(),
-        network: req.bench.router.as_ref().map(|r| r.network.clone()),
-        replaces: replaces.map(|c| c.id.clone()),
-        health_path: req.bench.health_path.clone(),
-        ready_timeout: req.bench.ready_timeout,
-        cap_add: req.bench.cap_add.clone(),
-    };
-    reporter.report(Event::Step(format!(
-        "starting the new bench of {issue} (port {port})"
-    )));
-    let id = engine.benches.start(&spec).await?;
+        images,
+    } = started;
     let url = ready(
         req,
         engine,
@@ -192,7 +179,7 @@ pub(super) async fn deploy_locked(
         )));
     }
     engine.benches.promote(&id, &final_name).await?;
-    remove_unused_images(engine, issue, Some(&image.id), reporter).await;
+    remove_unused_images(engine, issue, &images, reporter).await;
 
     let bench = BenchRecord {
         issue: issue.to_string(),
@@ -210,6 +197,73 @@ pub(super) async fn deploy_locked(
         Ok(field) => field.set(&url, reporter).await,
     };
     Ok(DeployOutcome::new(bench, Action::Deployed, link))
+}
+
+/// Starts a single-container bench's new version from `image`.
+async fn start_single(
+    req: &DeployRequest,
+    engine: &Engine,
+    image: Image,
+    settings: &str,
+    replaces: Option<&ContainerInfo>,
+    reporter: &SharedReporter,
+) -> Result<Started> {
+    let issue = req.issue.as_str();
+    let exposed = match req.bench.port {
+        Some(_) => Vec::new(),
+        None => {
+            engine
+                .images
+                .inspect(&image.id)
+                .await?
+                .ok_or_else(|| {
+                    Error::Engine(format!(
+                        "image {} vanished right after its build",
+                        image.tag
+                    ))
+                })?
+                .exposed_ports
+        }
+    };
+    let port = plan::port(req.bench.port, &exposed, issue)?;
+
+    let identity = BenchIdentity {
+        commit: &image.commit,
+        commit_time: image.commit_time,
+        port,
+        settings,
+        deployed_at: now_unix(),
+    };
+    let spec = ContainerSpec {
+        name: container_name(issue),
+        image: image.tag.clone(),
+        labels: plan::bench_labels(req, &identity)?,
+        container_port: port,
+        bind: req.bench.bind.clone(),
+        limits: req.bench.limits.clone(),
+        env: req
+            .bench
+            .env
+            .iter()
+            .map(|e| format!("{}={}", e.name, e.value()))
+            .collect(),
+        network: req.bench.router.as_ref().map(|r| r.network.clone()),
+        replaces: replaces.map(|c| c.id.clone()),
+        health_path: req.bench.health_path.clone(),
+        ready_timeout: req.bench.ready_timeout,
+        cap_add: req.bench.cap_add.clone(),
+    };
+    reporter.report(Event::Step(format!(
+        "starting the new bench of {issue} (port {port})"
+    )));
+    let id = engine.benches.start(&spec).await?;
+    let images = vec![image.id.clone()];
+    Ok(Started {
+        image,
+        id,
+        port,
+        images,
+    })
 }
 
 /// The outcome of a no-op redeploy: nothing rebuilt or restarted; the link re-set only if the
@@ -286,7 +340,8 @@ async fn source(
     reporter: &SharedReporter,
 ) -> Result<Source> {
     let issue = req.issue.as_str();
-    if !req.policy.force {
+    // a multi-service bench has several images: it is always fetched
+    if !req.policy.force && req.bench.stack.is_none() {
         let tag = plan::image_tag(issue, head, &req.build_hash());
         if let Some((image, commit_time)) = plan::reusable(engine.images.inspect(&tag).await?, head)
         {
@@ -311,7 +366,11 @@ async fn source(
         let dest = checkout.path().to_path_buf();
         let cache = req.machine.cache_dir.clone();
         let rep = reporter.clone();
-        let dockerfile = crate::build::dockerignore::go_clean(&req.bench.dockerfile);
+        // several build contexts: the whole tree (each context's .dockerignore applies later)
+        let dockerfile = match req.bench.stack {
+            Some(_) => String::new(),
+            None => crate::build::dockerignore::go_clean(&req.bench.dockerfile),
+        };
         tokio::task::spawn_blocking(move || {
             crate::git::fetch_branch(&repo, &branch, &cache, &dest, &dockerfile, &rep)
         })
@@ -323,154 +382,6 @@ async fn source(
         short_commit(&fetched.commit)
     )));
     Ok(Source::Checkout(fetched, checkout))
-}
-
-/// The image: the reused one, or built from the checkout (with the chosen template, if any).
-async fn image(
-    req: &DeployRequest,
-    engine: &Engine,
-    source: Source,
-    commit: String,
-    commit_time: i64,
-    reporter: &SharedReporter,
-) -> Result<Image> {
-    let issue = req.issue.as_str();
-    let tag = plan::image_tag(issue, &commit, &req.build_hash());
-    let mut labels = plan::base_labels(issue, &commit);
-    labels.insert(labels::COMMIT_TIME.to_string(), commit_time.to_string());
-    let mut owner = labels::issue_labels(issue);
-    owner.insert(labels::DEPLOY_ID.to_string(), req.run.deploy_id.clone());
-    owner.insert(labels::REPO.to_string(), labels::value(&req.repo.public()));
-    let (id, found) = match source {
-        Source::Reuse { image, .. } => {
-            reporter.report(Event::Done(format!(
-                "image {tag} of commit {} exists: nothing to build",
-                short_commit(&commit)
-            )));
-            (image.id, Some(image.labels))
-        }
-        Source::Checkout(_, checkout) => {
-            let src = checkout.path().join("src");
-            let dockerfile = match &req.bench.template {
-                Some(t) => {
-                    reporter.report(Event::Info(format!(
-                        "building with template `{}` ({}; {})",
-                        t.name, t.reason, t.source
-                    )));
-                    write_own_file(&src, TEMPLATE_DOCKERFILE, &t.dockerfile).map_err(|e| {
-                        Error::Context {
-                            issue: issue.to_string(),
-                            message: format!(
-                                "cannot write the template's Dockerfile `{TEMPLATE_DOCKERFILE}` \
-                                 in the checkout of branch `{}`: {e}",
-                                req.branch
-                            ),
-                        }
-                    })?;
-                    TEMPLATE_DOCKERFILE.to_string()
-                }
-                None => image::dockerfile_path(&src, &req.bench.dockerfile, &req.branch)?,
-            };
-            let spec = BuildSpec {
-                dockerfile,
-                tag: tag.clone(),
-                labels: labels.clone(),
-                build_args: req.bench.build_args.clone(),
-                target: req.bench.target.clone(),
-                owner: owner.clone(),
-                limits: Some(req.bench.limits.clone()),
-            };
-            reporter.report(Event::Step(format!("building {tag}")));
-            let limit = req.bench.build_timeout;
-            let build = image::build(
-                engine.images.as_ref(),
-                &src,
-                &spec,
-                issue,
-                &req.branch,
-                reporter,
-            );
-            // past the limit the build's connection is dropped: the engine stops the build and
-            // removes its step container; the running bench is not touched
-            let id = tokio::time::timeout(limit, build)
-                .await
-                .map_err(|_| Error::Build {
-                    issue: issue.to_string(),
-                    branch: req.branch.clone(),
-                    message: format!(
-                        "it ran past the build timeout of {} s and was stopped (whoever runs \
-                     benchctl raises it with --build-timeout or BENCHCTL_BUILD_TIMEOUT)",
-                        limit.as_secs()
-                    ),
-                })??;
-            drop(checkout);
-            reporter.report(Event::Done(format!("built {tag}")));
-            (id, None)
-        }
-    };
-    // the image's labels reach the bench's container: none under benchctl's, the proxy's or
-    // the engine's prefixes but those benchctl wrote
-    let found = match found {
-        Some(l) => l,
-        None => engine
-            .images
-            .inspect(&id)
-            .await?
-            .map(|i| i.labels)
-            .unwrap_or_default(),
-    };
-    let written = crate::build::written_labels(&BuildSpec {
-        labels,
-        owner,
-        ..Default::default()
-    });
-    let foreign = labels::foreign(&found, &written);
-    if !foreign.is_empty() {
-        let _ = engine.images.remove(&id).await;
-        return Err(Error::usage(format!(
-            "the image of {issue} (branch `{}`, commit {}) carries the label{} {}, from its \
-             Dockerfile, a build argument or its base image; labels under {} are benchctl's \
-             and the operator's (they find, hide and route benches), never a branch's: remove \
-             {} from the branch (or use another base image) and deploy again. Nothing was \
-             started and the image was removed",
-            req.branch,
-            short_commit(&commit),
-            if foreign.len() == 1 { "" } else { "s" },
-            foreign
-                .iter()
-                .map(|k| format!("`{}`", k.escape_debug()))
-                .collect::<Vec<_>>()
-                .join(", "),
-            labels::RESERVED_PREFIXES.join(", "),
-            if foreign.len() == 1 { "it" } else { "them" },
-        )));
-    }
-    Ok(Image {
-        id,
-        tag,
-        commit,
-        commit_time,
-    })
-}
-
-/// Writes `name` in the checkout `dir` as a new file of benchctl's: whatever the branch put
-/// under that name (a symlink to a host file, a file) is unlinked first, never written through,
-/// and the file is created exclusively without following links.
-fn write_own_file(dir: &std::path::Path, name: &str, content: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(name);
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path)?,
-        Ok(_) => std::fs::remove_file(&path)?,
-        Err(_) => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)?;
-    f.write_all(content.as_bytes())
 }
 
 /// Waits for the new bench `id` to answer; returns its address. A bench that never does is

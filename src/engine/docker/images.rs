@@ -255,6 +255,22 @@ impl Images for DockerEngine {
             Err(e) => Err(e.into()),
         }
     }
+
+    async fn pull(&self, image: &str) -> Result<()> {
+        let (name, tag) = match image.rsplit_once(':') {
+            Some((n, t)) if !t.contains('/') => (n, t),
+            _ => (image, "latest"),
+        };
+        let opts = bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_image(name)
+            .tag(tag)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        while let Some(step) = stream.next().await {
+            step?;
+        }
+        Ok(())
+    }
 }
 
 impl DockerEngine {

@@ -5,7 +5,7 @@
 
 use super::DockerEngine;
 use crate::engine::endpoint::not_found;
-use crate::engine::{HealthSpec, ServiceSpec, Stacks};
+use crate::engine::{ContainerInfo, HealthSpec, ServiceSpec, Stacks};
 use crate::Result;
 use async_trait::async_trait;
 use bollard::models::{
@@ -159,6 +159,14 @@ impl Stacks for DockerEngine {
             return Err(e.into());
         }
         Ok(created.id)
+    }
+
+    async fn services(&self, labels: &[String]) -> Result<Vec<ContainerInfo>> {
+        Ok(super::containers_labelled(&self.docker, labels)
+            .await?
+            .into_iter()
+            .map(Self::summary_to_info)
+            .collect())
     }
 
     async fn remove_networks(&self, labels: &[String]) -> Result<Vec<String>> {

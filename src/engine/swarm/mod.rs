@@ -230,6 +230,9 @@ impl crate::engine::Stacks for NoStacks {
     async fn run_service(&self, _: &crate::engine::ServiceSpec) -> Result<String> {
         no_stacks()
     }
+    async fn services(&self, _: &[String]) -> Result<Vec<crate::engine::ContainerInfo>> {
+        Ok(Vec::new())
+    }
     async fn remove_networks(&self, _: &[String]) -> Result<Vec<String>> {
         Ok(Vec::new())
     }

@@ -1,0 +1,354 @@
+//! A multi-service bench's part of a deploy: its services' images (built from the branch
+//! concurrently, or the engine's), its network and volumes, its other services started in
+//! dependency order with each condition awaited (a service whose container would be the same
+//! keeps running, its data untouched), and the web service's new container — which the deploy
+//! then probes, switches to and links as it does a single-container bench.
+
+use super::image::refuse_foreign_labels;
+use super::phases::{Image, Started};
+use super::plan::{self, BenchIdentity};
+use super::stack_plan::{self as sp, Shape};
+use crate::app::request::{DeployRequest, Stack};
+use crate::clock::now_unix;
+use crate::compose::{Condition, Service};
+use crate::engine::{labels, BuildSpec, ContainerInfo, Engine};
+use crate::git::checkout::Checkout;
+use crate::naming::container_name;
+use crate::output::{Event, SharedReporter};
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What the stack's steps need from the deploy.
+pub(super) struct StackCtx<'a> {
+    pub req: &'a DeployRequest,
+    pub engine: &'a Engine,
+    pub stack: &'a Stack,
+    /// The settings hash the bench is labelled with.
+    pub settings: &'a str,
+    /// Whether a bench runs already (the web service then starts beside it).
+    pub replaces: bool,
+    pub reporter: &'a SharedReporter,
+}
+
+fn err(req: &DeployRequest, stack: &Stack, msg: impl std::fmt::Display) -> Error {
+    Error::usage(format!("{} of branch `{}`: {msg}", stack.file, req.branch))
+}
+
+/// Builds or finds every service's image; starts the services the web one needs, then the
+/// web one's new container.
+pub(super) async fn start(
+    cx: &StackCtx<'_>,
+    checkout: &Checkout,
+    commit: String,
+    commit_time: i64,
+) -> Result<Started> {
+    let (req, engine, stack, reporter) = (cx.req, cx.engine, cx.stack, cx.reporter);
+    let issue = req.issue.as_str();
+    let order = sp::order(&stack.project).map_err(|m| err(req, stack, m))?;
+    let images = images(cx, checkout, &commit, commit_time).await?;
+
+    // the bench's network and volumes
+    let owner = sp::stack_labels(issue, &req.repo.public(), &req.run.deploy_id);
+    engine
+        .stacks
+        .ensure_network(&sp::network(issue), &owner)
+        .await?;
+    for v in &stack.project.volumes {
+        let mut l = owner.clone();
+        l.insert("benchctl.volume".into(), labels::value(v));
+        engine
+            .stacks
+            .ensure_volume(&sp::volume(issue, v), &l)
+            .await?;
+    }
+
+    // the other services, each once what it depends on is there
+    let running = service_containers(engine, issue).await?;
+    let mut ids: HashMap<String, String> = HashMap::new();
+    for name in order.iter().filter(|n| **n != stack.web) {
+        let s = &stack.project.services[name];
+        await_dependencies(cx, name, s, &ids).await?;
+        let mut l = owner.clone();
+        l.insert(labels::ROLE.into(), sp::SERVICE_ROLE.into());
+        let shape = Shape {
+            issue,
+            service: name,
+            image: images[name].0.clone(),
+            cap: &req.bench.limits,
+            cap_add: &req.bench.cap_add,
+            publish: None,
+        };
+        let spec = sp::service_spec(s, shape, sp::container(issue, name), l)
+            .map_err(|m| err(req, stack, format!("service `{name}`: {m}")))?;
+        let current = running.iter().find(|c| c.name == spec.name);
+        let same = current.is_some_and(|c| {
+            c.labels.get(sp::SERVICE_HASH) == spec.labels.get(sp::SERVICE_HASH)
+                && (c.running || c.exit_code == Some(0))
+        });
+        if same {
+            let c = current.expect("checked");
+            reporter.report(Event::Done(format!("service {name} is unchanged: kept")));
+            ids.insert(name.clone(), c.id.clone());
+            continue;
+        }
+        if let Some(c) = current {
+            engine.benches.remove(&c.id).await?;
+        }
+        reporter.report(Event::Step(format!("starting service {name} of {issue}")));
+        let id = engine.stacks.run_service(&spec).await?;
+        ids.insert(name.clone(), id);
+    }
+
+    // the web service: the bench
+    let web = &stack.project.services[&stack.web];
+    await_dependencies(cx, &stack.web, web, &ids).await?;
+    let (image_ref, image_id, exposed) = images[&stack.web].clone();
+    let port = match web.ports.first() {
+        Some(p) => *p,
+        None => plan::port(req.bench.port, &exposed, issue)?,
+    };
+    let identity = BenchIdentity {
+        commit: &commit,
+        commit_time,
+        port,
+        settings: cx.settings,
+        deployed_at: now_unix(),
+    };
+    let shape = Shape {
+        issue,
+        service: &stack.web,
+        image: image_ref.clone(),
+        cap: &req.bench.limits,
+        cap_add: &req.bench.cap_add,
+        publish: Some((port, req.bench.bind.clone())),
+    };
+    let name = match cx.replaces {
+        true => format!(
+            "{}-next-{:08x}",
+            container_name(issue),
+            rand::random::<u32>()
+        ),
+        false => container_name(issue),
+    };
+    let mut spec = sp::service_spec(web, shape, name, plan::bench_labels(req, &identity)?)
+        .map_err(|m| err(req, stack, format!("service `{}`: {m}", stack.web)))?;
+    // the bench's own settings reach the web service too
+    spec.env.extend(
+        req.bench
+            .env
+            .iter()
+            .map(|e| format!("{}={}", e.name, e.value())),
+    );
+    reporter.report(Event::Step(format!(
+        "starting the new bench of {issue}: service {} (port {port})",
+        stack.web
+    )));
+    let id = engine.stacks.run_service(&spec).await?;
+    Ok(Started {
+        image: Image {
+            id: image_id,
+            tag: image_ref,
+            commit,
+            commit_time,
+        },
+        id,
+        port,
+        images: images.values().map(|(_, id, _)| id.clone()).collect(),
+    })
+}
+
+/// The other services' containers of the bench (not the web service's).
+async fn service_containers(engine: &Engine, issue: &str) -> Result<Vec<ContainerInfo>> {
+    let mut filter = labels::issue_filter(issue);
+    filter.push(format!("{}={}", labels::ROLE, sp::SERVICE_ROLE));
+    engine.stacks.services(&filter).await
+}
+
+/// Each service's image: `(reference to run, image id, exposed ports)`. Images built from the
+/// branch are built concurrently (the issue's tag of the commit reused when it exists); the
+/// others are pulled when the engine lacks them.
+async fn images(
+    cx: &StackCtx<'_>,
+    checkout: &Checkout,
+    commit: &str,
+    commit_time: i64,
+) -> Result<HashMap<String, (String, String, Vec<u16>)>> {
+    let (req, engine, stack, reporter) = (cx.req, cx.engine, cx.stack, cx.reporter);
+    let issue = req.issue.as_str();
+    let src = checkout.path().join("src");
+    let builds = stack.project.services.iter().map(|(name, s)| {
+        let src = src.clone();
+        async move {
+            let found = match &s.build {
+                Some(b) => build(cx, &src, name, b, commit, commit_time).await?,
+                None => {
+                    let image = s.image.clone().unwrap_or_default();
+                    if engine.images.inspect(&image).await?.is_none() {
+                        reporter.report(Event::Step(format!("pulling {image} for service {name}")));
+                        engine.images.pull(&image).await.map_err(|e| {
+                            err(
+                                req,
+                                stack,
+                                format!("service `{name}`: image `{image}` cannot be pulled: {e}"),
+                            )
+                        })?;
+                    }
+                    let info = engine.images.inspect(&image).await?.ok_or_else(|| {
+                        err(
+                            req,
+                            stack,
+                            format!("service `{name}`: image `{image}` is not on the engine"),
+                        )
+                    })?;
+                    (image, info.id, info.exposed_ports)
+                }
+            };
+            Ok::<_, Error>((name.clone(), found))
+        }
+    });
+    let built = futures_util::future::try_join_all(builds).await?;
+    reporter.report(Event::Done(format!(
+        "images of {issue}'s {} services ready",
+        built.len()
+    )));
+    Ok(built.into_iter().collect())
+}
+
+/// Builds service `name`'s image from its context in the checkout `src`.
+async fn build(
+    cx: &StackCtx<'_>,
+    src: &std::path::Path,
+    name: &str,
+    b: &crate::compose::project::Build,
+    commit: &str,
+    commit_time: i64,
+) -> Result<(String, String, Vec<u16>)> {
+    let (req, engine, reporter) = (cx.req, cx.engine, cx.reporter);
+    let issue = req.issue.as_str();
+    let hash = {
+        use sha2::Digest;
+        let text = format!("{:?}|{}", b, req.build_hash());
+        hex::encode(&sha2::Sha256::digest(text.as_bytes())[..3])
+    };
+    let tag = sp::image_tag(issue, name, commit, &hash);
+    let context = src.join(&b.context);
+    let dockerfile = crate::build::dockerfile_path(&context, &b.dockerfile, &req.branch)?;
+    let mut labels_ = plan::base_labels(issue, commit);
+    labels_.insert(labels::COMMIT_TIME.into(), commit_time.to_string());
+    labels_.insert(sp::SERVICE.into(), name.to_string());
+    let mut owner = labels::issue_labels(issue);
+    owner.insert(labels::DEPLOY_ID.into(), req.run.deploy_id.clone());
+    owner.insert(labels::REPO.into(), labels::value(&req.repo.public()));
+    let spec = BuildSpec {
+        dockerfile,
+        tag: tag.clone(),
+        labels: labels_,
+        build_args: b.args.clone(),
+        target: b.target.clone(),
+        owner,
+        limits: Some(req.bench.limits.clone()),
+    };
+    let existing = engine.images.inspect(&tag).await?;
+    let id = match existing {
+        Some(i) if !req.policy.force => i.id,
+        _ => {
+            reporter.report(Event::Step(format!("building {tag} (service {name})")));
+            let limit = req.bench.build_timeout;
+            let built = crate::build::build(
+                engine.images.as_ref(),
+                &context,
+                &spec,
+                issue,
+                &req.branch,
+                reporter,
+            );
+            tokio::time::timeout(limit, built)
+                .await
+                .map_err(|_| Error::Build {
+                    issue: issue.to_string(),
+                    branch: req.branch.clone(),
+                    message: format!(
+                        "service `{name}`: it ran past the build timeout of {} s and was \
+                         stopped (whoever runs benchctl raises it with --build-timeout or \
+                         BENCHCTL_BUILD_TIMEOUT)",
+                        limit.as_secs()
+                    ),
+                })??
+        }
+    };
+    let written = crate::build::written_labels(&spec);
+    let what = format!("image of service `{name}`");
+    refuse_foreign_labels(engine, req, &id, None, &written, commit, &what).await?;
+    let exposed = engine
+        .images
+        .inspect(&id)
+        .await?
+        .map(|i| i.exposed_ports)
+        .unwrap_or_default();
+    Ok((tag, id, exposed))
+}
+
+/// Waits until each service `s` depends on is there as its condition says, within the ready
+/// timeout; a dependency that fails (exits non-zero, turns unhealthy) fails the deploy with
+/// its last lines.
+async fn await_dependencies(
+    cx: &StackCtx<'_>,
+    name: &str,
+    s: &Service,
+    ids: &HashMap<String, String>,
+) -> Result<()> {
+    let (req, engine, stack, reporter) = (cx.req, cx.engine, cx.stack, cx.reporter);
+    for (dep, condition) in &s.depends_on {
+        let Some(id) = ids.get(dep) else { continue };
+        if *condition != Condition::Started {
+            reporter.report(Event::Step(format!(
+                "service {name} waits for {dep} ({})",
+                condition.as_str()
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + req.bench.ready_timeout;
+        loop {
+            let c = engine.benches.inspect(id).await?;
+            let state = c
+                .as_ref()
+                .map(|c| (c.running, c.health.clone(), c.exit_code, c.state.clone()));
+            let (running, health, exit, st) = state.unwrap_or((false, None, None, "gone".into()));
+            let done = match condition {
+                Condition::Started => running || exit == Some(0),
+                Condition::Healthy => health.as_deref() == Some("healthy"),
+                Condition::CompletedSuccessfully => !running && st == "exited" && exit == Some(0),
+            };
+            if done {
+                break;
+            }
+            let failed = (!running && st == "exited" && exit != Some(0))
+                || health.as_deref() == Some("unhealthy")
+                || st == "gone";
+            if failed || tokio::time::Instant::now() >= deadline {
+                let logs = engine.benches.logs_tail(id, 20).await.unwrap_or_default();
+                let why = if failed {
+                    format!(
+                        "service `{dep}` failed ({st}{}{})",
+                        exit.map(|e| format!(", exit code {e}")).unwrap_or_default(),
+                        health.map(|h| format!(", {h}")).unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "service `{dep}` was not {} within {} s (--ready-timeout)",
+                        condition.as_str(),
+                        req.bench.ready_timeout.as_secs()
+                    )
+                };
+                return Err(Error::NotReady {
+                    issue: req.issue.clone(),
+                    reason: format!("{} ({name} depends on it): {why}", stack.file),
+                    logs,
+                    kept_old: cx.replaces,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! Benches of several services through the real binary: a branch's Compose file with a web
+//! service built from the branch, a "db" (a stand-in image whose busybox keeps a counter in a
+//! named volume and answers on a port) and a one-shot "migrate" that must complete. Deploy
+//! links the web service's address; a web-only redeploy keeps the db container and its data; a
+//! failing web keeps the old bench; teardown removes containers, network and volumes.
+
+use crate::support::fake_tracker::{Auth, FakeTracker, Org};
+use crate::support::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "stack-oauth-canary-31c2";
+const ISSUE: &str = "STD-1";
+const DB_IMAGE: &str = "benchctl-test/stack-db:1";
+
+const COMPOSE: &str = r#"
+services:
+  web:
+    build: .
+    ports: ["8080"]
+    environment:
+      GREETING: "${GREETING:-hello}"
+    depends_on:
+      db: {condition: service_healthy}
+      migrate: {condition: service_completed_successfully}
+  db:
+    image: benchctl-test/stack-db:1
+    volumes: ["data:/data"]
+    healthcheck:
+      test: ["CMD", "/bin/busybox", "test", "-f", "/data/count"]
+      interval: 300ms
+      retries: 20
+  migrate:
+    image: benchctl-test/stack-db:1
+    entrypoint: ["/bin/busybox", "sh", "-c"]
+    command: ["/bin/busybox wget -q -O- http://db:5432/count && echo yes > /data/migrated"]
+    volumes: ["data:/data"]
+    depends_on:
+      db: {condition: service_healthy}
+volumes:
+  data:
+"#;
+
+/// The web service: reads the count and the migration mark from db over the bench network.
+fn web_script(version: &str) -> String {
+    format!(
+        "mkdir -p /tmp/www\n\
+         while true; do\n\
+         c=$(/bin/busybox wget -q -O- http://db:5432/count)\n\
+         m=$(/bin/busybox wget -q -O- http://db:5432/migrated)\n\
+         echo \"{version} $GREETING count=$c migrated=$m\" > /tmp/www/next && mv /tmp/www/next /tmp/www/index.html\n\
+         sleep 0.2\n\
+         done &\n\
+         exec /bin/busybox httpd -f -p 8080 -h /tmp/www\n"
+    )
+}
+
+const WEB_DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY web.sh /web.sh\n\
+     CMD [\"/bin/busybox\", \"sh\", \"/web.sh\"]\n";
+
+struct StandIn;
+
+impl StandIn {
+    fn build() -> StandIn {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(BUSYBOX, dir.path().join("busybox")).unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \
+             \"mkdir -p /data; c=$(cat /data/count 2>/dev/null || echo 0); echo $((c+1)) > \
+             /data/count; exec /bin/busybox httpd -f -p 5432 -h /data\"]\n",
+        )
+        .unwrap();
+        docker_build(dir.path(), DB_IMAGE, &[]);
+        StandIn
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", DB_IMAGE])
+            .output();
+    }
+}
+
+fn deploy(repo: &AppRepo, t: &FakeTracker) -> Run {
+    run(benchctl()
+        .args([
+            "--json",
+            "deploy",
+            "feature/STD-1-shop",
+            "--repo",
+            &repo.path_str(),
+        ])
+        .env("BENCHCTL_TRACKER_URL", &t.url)
+        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
+        .env("BENCHCTL_TRACKER_ORG_ID", "org-1")
+        .env("GREETING", "hi")
+        .args(["--env", "GREETING"]))
+}
+
+fn wait_for(url: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = http_get(url).unwrap_or_default();
+        if got.trim() == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} answers {got:?}, not {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn db_container() -> String {
+    docker_lines(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=benchctl.issue=STD-1",
+        "--filter",
+        "label=benchctl.service=db",
+    ])
+    .join(" ")
+}
+
+#[test]
+fn a_three_service_bench_deploys_keeps_its_data_and_goes_whole() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&[ISSUE]);
+    let _db = StandIn::build();
+    let t = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
+    t.add_issue(ISSUE);
+    let repo = AppRepo::new();
+    git(repo.path(), &["checkout", "-q", "-b", "feature/STD-1-shop"]);
+    repo.write("compose.yaml", COMPOSE);
+    repo.write("Dockerfile", WEB_DOCKERFILE);
+    repo.write("web.sh", &web_script("v1"));
+    repo.commit("three services");
+
+    let r = deploy(&repo, &t);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let url = r.json()["url"].as_str().unwrap().to_string();
+    assert_eq!(
+        t.field(ISSUE, "benchLink")
+            .and_then(|v| v.as_str().map(String::from)),
+        Some(url.clone())
+    );
+    wait_for(&url, "v1 hi count=1 migrated=yes");
+    let db = db_container();
+    assert!(!db.is_empty());
+    // one bench listed: the web service
+    assert_eq!(listed(ISSUE)["url"], url.as_str());
+
+    // a web-only commit: db keeps running with its data, migrate is not run again
+    repo.write("web.sh", &web_script("v2"));
+    repo.commit("web v2");
+    let r = deploy(&repo, &t);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let url = r.json()["url"].as_str().unwrap().to_string();
+    wait_for(&url, "v2 hi count=1 migrated=yes");
+    assert_eq!(db_container(), db, "the db container was replaced");
+
+    // a web that fails: the old bench keeps serving, the link stays
+    repo.write("web.sh", "exit 3\n");
+    repo.commit("broken web");
+    let r = deploy(&repo, &t);
+    assert_eq!(r.code, 1, "{}", r.all());
+    wait_for(&url, "v2 hi count=1 migrated=yes");
+    assert_eq!(
+        t.field(ISSUE, "benchLink")
+            .and_then(|v| v.as_str().map(String::from)),
+        Some(url.clone())
+    );
+
+    // teardown: every container, the network and the volume
+    let r = run(benchctl()
+        .args(["teardown", ISSUE])
+        .env("BENCHCTL_TRACKER_URL", &t.url)
+        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
+        .env("BENCHCTL_TRACKER_ORG_ID", "org-1"));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        all_issue_containers(ISSUE).is_empty(),
+        "{:?}",
+        all_issue_containers(ISSUE)
+    );
+    for kind in ["network", "volume"] {
+        assert!(
+            docker_lines(&[kind, "ls", "-q", "--filter", "label=benchctl.issue=STD-1"]).is_empty(),
+            "a {kind} is left"
+        );
+    }
+    assert_eq!(t.field(ISSUE, "benchLink"), None);
+    assert!(http_get(&url).is_none());
+}
+
+#[test]
+fn a_compose_file_a_branch_may_not_have_is_refused_before_any_work() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["STD-2"]);
+    let repo = AppRepo::new();
+    git(repo.path(), &["checkout", "-q", "-b", "feature/STD-2"]);
+    for (text, parts) in [
+        (
+            "services:\n  web:\n    build: .\n    ports: [\"8080\"]\n    volumes: [\"/etc:/host\"]\n",
+            vec!["compose.yaml", "path of the host"],
+        ),
+        (
+            "services:\n  web:\n    build: .\n    privileged: true\n",
+            vec!["compose.yaml", "line 4", "`privileged`"],
+        ),
+        (
+            "services:\n  web:\n    build: .\n    image: \"x:${NEED:?set NEED}\"\n",
+            vec!["NEED is required: set NEED"],
+        ),
+    ] {
+        repo.write("compose.yaml", text);
+        let commit = repo.commit("compose");
+        let r = run(benchctl().args(["deploy", "feature/STD-2", "--repo", &repo.path_str(), "--no-link"]));
+        assert_eq!(r.code, 2, "{text}: {}", r.all());
+        for p in parts.iter().chain([&&commit[..7]]) {
+            assert!(r.stderr.contains(p), "{text}: {p} not in {}", r.stderr);
+        }
+        assert!(all_issue_containers("STD-2").is_empty());
+    }
+}
