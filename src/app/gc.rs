@@ -160,7 +160,10 @@ pub async fn gc(
                     engine,
                     tracker,
                     field,
-                    opts.clear_link,
+                    teardown::Keep {
+                        link: !opts.clear_link,
+                        volumes: false,
+                    },
                     reporter,
                     lock_opts,
                 )

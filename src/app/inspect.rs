@@ -24,6 +24,73 @@ pub struct BenchRecord {
     pub state: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub age_seconds: Option<u64>,
+    /// A multi-service bench's services (the bench's own first); empty for one container.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceRecord>,
+}
+
+/// One service of a multi-service bench.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServiceRecord {
+    pub name: String,
+    pub state: String,
+    pub health: Option<String>,
+    pub image: String,
+    /// Its address, where it publishes a port (the bench's service).
+    pub url: Option<String>,
+}
+
+fn service_record(c: &ContainerInfo, url: Option<String>) -> ServiceRecord {
+    ServiceRecord {
+        name: c
+            .labels
+            .get(crate::app::deploy::stack_plan::SERVICE)
+            .cloned()
+            .unwrap_or_default(),
+        state: c.state.clone(),
+        health: c.health.clone(),
+        image: c.image.clone(),
+        url,
+    }
+}
+
+/// Fills the services of the multi-service benches among `records` from `services` (the other
+/// services' containers); `benches` are the benches' containers, in `records`' order.
+fn with_services(
+    records: &mut [BenchRecord],
+    benches: &[ContainerInfo],
+    services: &[ContainerInfo],
+) {
+    for (r, b) in records.iter_mut().zip(benches) {
+        if !b
+            .labels
+            .contains_key(crate::app::deploy::stack_plan::SERVICE)
+        {
+            continue;
+        }
+        r.services.push(service_record(b, r.url.clone()));
+        let mut others: Vec<ServiceRecord> = services
+            .iter()
+            .filter(|s| s.labels.get(labels::ISSUE) == Some(&r.issue))
+            .map(|s| service_record(s, None))
+            .collect();
+        others.sort_by(|a, b| a.name.cmp(&b.name));
+        r.services.extend(others);
+    }
+}
+
+/// The other services' containers of every multi-service bench (or of `issue`'s).
+async fn service_containers(engine: &Engine, issue: Option<&str>) -> Result<Vec<ContainerInfo>> {
+    let mut filter = match issue {
+        Some(i) => labels::issue_filter(i),
+        None => vec![format!("{}=true", labels::MANAGED)],
+    };
+    filter.push(format!(
+        "{}={}",
+        labels::ROLE,
+        crate::app::deploy::stack_plan::SERVICE_ROLE
+    ));
+    engine.stacks.services(&filter).await
 }
 
 /// The address of a port published on `public_host`.
@@ -104,15 +171,26 @@ pub fn record_from(c: &ContainerInfo, now: u64) -> BenchRecord {
             _ => c.state.clone(),
         }),
         age_seconds: since.map(|s| now.saturating_sub(s)),
+        services: Vec::new(),
     }
 }
 
 /// Every bench, found by label, sorted by issue.
 pub async fn list(engine: &Engine) -> Result<Vec<BenchRecord>> {
-    let containers = benches(engine, None).await?;
+    let mut containers = benches(engine, None).await?;
+    containers.sort_by(|a, b| {
+        let key = |c: &ContainerInfo| (c.labels.get(labels::ISSUE).cloned(), c.name.clone());
+        key(a).cmp(&key(b))
+    });
     let now = now_unix();
     let mut out: Vec<BenchRecord> = containers.iter().map(|c| record_from(c, now)).collect();
-    out.sort_by(|a, b| a.issue.cmp(&b.issue).then(a.container.cmp(&b.container)));
+    if containers.iter().any(|c| {
+        c.labels
+            .contains_key(crate::app::deploy::stack_plan::SERVICE)
+    }) {
+        let services = service_containers(engine, None).await?;
+        with_services(&mut out, &containers, &services);
+    }
     Ok(out)
 }
 
@@ -134,9 +212,20 @@ pub struct Status {
 
 /// State, health, address, commit and age of the issue's bench, and its last deploy's result.
 pub async fn status(engine: &Engine, issue: &str) -> Result<Status> {
-    let bench = find_bench(engine, issue)
-        .await?
-        .map(|c| record_from(&c, now_unix()));
+    let bench = match find_bench(engine, issue).await? {
+        None => None,
+        Some(c) => {
+            let mut r = [record_from(&c, now_unix())];
+            if c.labels
+                .contains_key(crate::app::deploy::stack_plan::SERVICE)
+            {
+                let services = service_containers(engine, Some(issue)).await?;
+                with_services(&mut r, std::slice::from_ref(&c), &services);
+            }
+            let [r] = r;
+            Some(r)
+        }
+    };
     Ok(Status {
         issue: issue.to_string(),
         bench,

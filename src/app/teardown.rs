@@ -47,17 +47,27 @@ pub(crate) async fn remove_unused_images(
     removed
 }
 
-/// Removes the issue's containers and images and clears its field (unless `clear_link` is off
-/// or no Tracker is configured).
+/// What a teardown leaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    /// Leave the Tracker field as it is (`--keep-link`).
+    pub link: bool,
+    /// Leave a multi-service bench's named volumes (`--keep-volumes`).
+    pub volumes: bool,
+}
+
+/// Removes the issue's containers (every service's), network, volumes (unless `keep.volumes`)
+/// and images, and clears its field (unless `keep.link` or no Tracker is configured).
 pub async fn teardown(
     issue: &str,
     engine: &Engine,
     tracker: Option<&TrackerClient>,
     field: &str,
-    clear_link: bool,
+    keep: Keep,
     reporter: &SharedReporter,
     lock: LockOptions,
 ) -> Result<TeardownOutcome> {
+    let clear_link = !keep.link;
     let held = IssueLock::acquire(engine, issue, "teardown", None, lock, reporter).await?;
     let result = async {
         reporter.report(Event::Step(format!("tearing down {issue}")));
@@ -87,12 +97,14 @@ pub async fn teardown(
         {
             reporter.report(Event::Done(format!("removed network {n}")));
         }
-        for v in engine
-            .stacks
-            .remove_volumes(&labels::issue_filter(issue))
-            .await?
-        {
-            reporter.report(Event::Done(format!("removed volume {v}")));
+        if !keep.volumes {
+            for v in engine
+                .stacks
+                .remove_volumes(&labels::issue_filter(issue))
+                .await?
+            {
+                reporter.report(Event::Done(format!("removed volume {v}")));
+            }
         }
         // a deploy killed in its commit step left its container (the lock is ours: no live one)
         removed.extend(
@@ -137,7 +149,7 @@ pub async fn run(
     ctx: &Context<'_>,
     issue: &str,
     field: &str,
-    clear_link: bool,
+    keep: Keep,
     reason: &str,
 ) -> Result<TeardownOutcome> {
     let out = teardown(
@@ -145,7 +157,7 @@ pub async fn run(
         ctx.engine,
         ctx.tracker,
         field,
-        clear_link,
+        keep,
         ctx.reporter,
         ctx.lock,
     )

@@ -510,6 +510,10 @@ pub struct TeardownArgs {
     #[arg(long)]
     pub keep_link: bool,
 
+    /// Leave a multi-service bench's named volumes (its data) for the next deploy.
+    #[arg(long)]
+    pub keep_volumes: bool,
+
     #[command(flatten)]
     pub lock: LockArgs,
 

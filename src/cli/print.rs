@@ -302,6 +302,19 @@ impl Report for Status {
                 out.push(format!("commit:   {}", b.commit));
                 out.push(format!("image:    {}", b.image));
                 out.push(format!("age:      {}", age(b.age_seconds)));
+                for s in &b.services {
+                    out.push(format!(
+                        "service:  {} {}{} {}{}",
+                        s.name,
+                        s.state,
+                        s.health
+                            .as_ref()
+                            .map(|h| format!(" ({h})"))
+                            .unwrap_or_default(),
+                        s.image,
+                        s.url.as_ref().map(|u| format!(" {u}")).unwrap_or_default()
+                    ));
+                }
             }
         }
         if let Some(last) = &self.last_deploy {

@@ -294,7 +294,11 @@ impl Worker {
         let tracker = self.job_tracker(&reporter);
         let ctx = self.context(tracker.as_ref(), &reporter);
         let field = &self.cfg.deploy.policy.field;
-        match app::teardown::run(&ctx, issue, field, self.cfg.deploy.policy.link, reason).await {
+        let keep = app::teardown::Keep {
+            link: !self.cfg.deploy.policy.link,
+            volumes: false,
+        };
+        match app::teardown::run(&ctx, issue, field, keep, reason).await {
             Ok(o) if o.removed_containers.is_empty() => {
                 Outcome::Done(format!("{issue} has no bench; nothing to remove"))
             }

@@ -153,8 +153,28 @@ fn a_three_service_bench_deploys_keeps_its_data_and_goes_whole() {
     wait_for(&url, "v1 hi count=1 migrated=yes");
     let db = db_container();
     assert!(!db.is_empty());
-    // one bench listed: the web service
-    assert_eq!(listed(ISSUE)["url"], url.as_str());
+    // one bench listed: the web service, with its services
+    let row = listed(ISSUE);
+    assert_eq!(row["url"], url.as_str());
+    let names: Vec<&str> = row["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web", "db", "migrate"], "{row}");
+    assert_eq!(row["services"][0]["url"], url.as_str());
+    assert_eq!(row["services"][1]["state"], "running");
+    assert_eq!(row["services"][1]["health"], "healthy");
+    assert_eq!(row["services"][2]["state"], "exited");
+    let r = run(benchctl().args(["status", ISSUE]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("service:  db running (healthy) benchctl-test/stack-db:1"),
+        "{}",
+        r.stdout
+    );
 
     // a web-only commit: db keeps running with its data, migrate is not run again
     repo.write("web.sh", &web_script("v2"));
@@ -176,6 +196,32 @@ fn a_three_service_bench_deploys_keeps_its_data_and_goes_whole() {
             .and_then(|v| v.as_str().map(String::from)),
         Some(url.clone())
     );
+
+    // teardown keeping the data: the next bench of the issue finds it
+    let r = run(benchctl().args(["teardown", ISSUE, "--keep-link", "--keep-volumes"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        all_issue_containers(ISSUE).is_empty(),
+        "{:?}",
+        all_issue_containers(ISSUE)
+    );
+    assert_eq!(
+        docker_lines(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            "label=benchctl.issue=STD-1"
+        ])
+        .len(),
+        1
+    );
+    repo.write("web.sh", &web_script("v3"));
+    repo.commit("web v3");
+    let r = deploy(&repo, &t);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let url = r.json()["url"].as_str().unwrap().to_string();
+    wait_for(&url, "v3 hi count=2 migrated=yes");
 
     // teardown: every container, the network and the volume
     let r = run(benchctl()

@@ -182,6 +182,7 @@ pub(super) async fn deploy_locked(
     remove_unused_images(engine, issue, &images, reporter).await;
 
     let bench = BenchRecord {
+        services: Vec::new(),
         issue: issue.to_string(),
         branch: req.branch.clone(),
         commit: image.commit,

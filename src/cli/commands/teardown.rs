@@ -39,7 +39,10 @@ pub async fn exec(args: &TeardownArgs, cx: &Ctx<'_>) -> Result<Output> {
     let services = resolve::Services::new(&args.tracker, !args.keep_link, cx.reporter)?;
     let engine = cx.engine.backend()?.connect().await?;
     let ctx = services.context(&engine, cx.reporter, args.lock.options());
-    let outcome =
-        app::teardown::run(&ctx, &issue, &field, !args.keep_link, "benchctl teardown").await?;
+    let keep = app::teardown::Keep {
+        link: args.keep_link,
+        volumes: args.keep_volumes,
+    };
+    let outcome = app::teardown::run(&ctx, &issue, &field, keep, "benchctl teardown").await?;
     Ok(Teardown { outcome, field }.into())
 }

@@ -133,11 +133,14 @@ impl DockerEngine {
             .unwrap_or_default()
             .into_iter()
             .find_map(|p| p.public_port);
+        // engines before API 1.51 say health and exit codes only in the status text
+        let status = c.status.clone().unwrap_or_default();
         let health = c
             .health
             .and_then(|h| h.status)
             .map(|s| s.to_string())
-            .filter(|s| !s.is_empty() && s != "none");
+            .filter(|s| !s.is_empty() && s != "none")
+            .or_else(|| status_health(&status));
         ContainerInfo {
             id: c.id.unwrap_or_default(),
             name: plain_name(c.names.as_ref().and_then(|n| n.first()).map(String::as_str)),
@@ -146,7 +149,7 @@ impl DockerEngine {
             labels: c.labels.unwrap_or_default(),
             running: state == "running",
             state,
-            exit_code: None,
+            exit_code: status_exit_code(&status),
             restarts: 0,
             health,
             host_port,
@@ -178,9 +181,45 @@ impl DockerEngine {
     }
 }
 
+/// The health a container's status text shows (`Up 5 seconds (healthy)`).
+fn status_health(status: &str) -> Option<String> {
+    let inner = status.rsplit_once('(')?.1.strip_suffix(')')?;
+    match inner {
+        "healthy" | "unhealthy" => Some(inner.to_string()),
+        "health: starting" => Some("starting".to_string()),
+        _ => None,
+    }
+}
+
+/// The exit code a container's status text shows (`Exited (3) 2 minutes ago`).
+fn status_exit_code(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split_once(')')?.0.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_texts_say_health_and_exit_codes() {
+        assert_eq!(
+            status_health("Up 5 seconds (healthy)").as_deref(),
+            Some("healthy")
+        );
+        assert_eq!(
+            status_health("Up 1 second (health: starting)").as_deref(),
+            Some("starting")
+        );
+        assert_eq!(
+            status_health("Up 2 hours (unhealthy)").as_deref(),
+            Some("unhealthy")
+        );
+        assert_eq!(status_health("Up 2 hours"), None);
+        assert_eq!(status_exit_code("Exited (0) 3 seconds ago"), Some(0));
+        assert_eq!(status_exit_code("Exited (137) 1 minute ago"), Some(137));
+        assert_eq!(status_exit_code("Up 2 hours"), None);
+    }
 
     #[test]
     fn ports_parse() {
