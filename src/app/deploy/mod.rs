@@ -90,6 +90,8 @@ pub enum Stop {
 
 /// How a deploy ended.
 #[derive(Debug)]
+// one value per deploy, moved once: boxing the outcome would buy nothing
+#[allow(clippy::large_enum_variant)]
 pub enum Finished {
     /// It ran to its end.
     Done(Result<DeployOutcome>),
