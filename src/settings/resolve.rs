@@ -179,6 +179,14 @@ fn stack(
         profiles: &profiles,
     };
     let project = crate::compose::load(&text, &at, &inputs).map_err(Error::usage)?;
+    let max = crate::app::deploy::stack_plan::MAX_SERVICES;
+    if project.services.len() > max {
+        return Err(Error::usage(format!(
+            "{at}: {} services run, more than the {max} a bench may have (each gets up to the \
+             bench's limits)",
+            project.services.len()
+        )));
+    }
     let web = crate::compose::web_service(&project, e.get(&keys::SERVICE))
         .map_err(|m| Error::usage(format!("{at}: {m}")))?;
     if req.bench.router.is_some() {

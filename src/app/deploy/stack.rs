@@ -201,6 +201,22 @@ async fn images(
                             format!("service `{name}`: image `{image}` is not on the engine"),
                         )
                     })?;
+                    // none of benchctl's, the proxy's or the engine's labels may come with it
+                    let foreign = labels::foreign(&info.labels, &HashMap::new());
+                    if !foreign.is_empty() {
+                        let listed: Vec<String> =
+                            foreign.iter().map(|k| format!("`{k}`")).collect();
+                        return Err(err(
+                            req,
+                            stack,
+                            format!(
+                                "service `{name}`: image `{image}` carries {}, which only \
+                                 benchctl and the operator write (they find, hide and route \
+                                 benches); use another image",
+                                listed.join(", ")
+                            ),
+                        ));
+                    }
                     (image, info.id, info.exposed_ports)
                 }
             };
@@ -233,6 +249,22 @@ async fn build(
     };
     let tag = sp::image_tag(issue, name, commit, &hash);
     let context = src.join(&b.context);
+    // a context that is a link out of the checkout would send a host directory to the build
+    let inside = std::fs::canonicalize(&context)
+        .ok()
+        .zip(std::fs::canonicalize(src).ok())
+        .is_some_and(|(c, root)| c.starts_with(root) && c.is_dir());
+    if !inside {
+        return Err(err(
+            req,
+            cx.stack,
+            format!(
+                "service `{name}`: build context `{}` is not a directory of the branch (a link \
+                 out of it is refused)",
+                b.context
+            ),
+        ));
+    }
     let dockerfile = crate::build::dockerfile_path(&context, &b.dockerfile, &req.branch)?;
     let mut labels_ = plan::base_labels(issue, commit);
     labels_.insert(labels::COMMIT_TIME.into(), commit_time.to_string());

@@ -8,6 +8,10 @@ use crate::engine::{labels, HealthSpec, Limits, ServiceMount, ServiceSpec};
 use crate::naming::slug;
 use std::collections::{BTreeMap, HashMap};
 
+/// The most services a bench may have: each gets the bench's limits at most, so the count
+/// bounds what one branch takes from the engine.
+pub const MAX_SERVICES: usize = 12;
+
 /// The label naming a container's Compose service.
 pub const SERVICE: &str = "benchctl.service";
 /// The role of a multi-service bench's other containers (the bench is the web service's).

@@ -47,6 +47,27 @@ fn restart(policy: Option<&str>) -> RestartPolicy {
     }
 }
 
+/// Whether an existing network or volume is the bench's (its issue labels match `want`'s); one
+/// of the same name made by anyone else is never used.
+fn owned(
+    name: &str,
+    what: &str,
+    found: Option<&HashMap<String, String>>,
+    want: &HashMap<String, String>,
+) -> Result<()> {
+    use crate::engine::labels::{ISSUE, MANAGED};
+    let ok = [MANAGED, ISSUE]
+        .iter()
+        .all(|k| found.and_then(|f| f.get(*k)) == want.get(*k));
+    if ok {
+        return Ok(());
+    }
+    Err(crate::Error::Engine(format!(
+        "a {what} named `{name}` exists and is not this bench's (its labels differ); benchctl \
+         does not use it: remove or rename it"
+    )))
+}
+
 #[async_trait]
 impl Stacks for DockerEngine {
     async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> Result<()> {
@@ -60,7 +81,7 @@ impl Stacks for DockerEngine {
         // concurrent deploy of the same bench away)
         let opts = None::<bollard::query_parameters::InspectNetworkOptions>;
         match self.docker.inspect_network(name, opts).await {
-            Ok(_) => return Ok(()),
+            Ok(n) => return owned(name, "network", n.labels.as_ref(), labels),
             Err(e) if not_found(&e) => {}
             Err(e) => return Err(e.into()),
         }
@@ -74,9 +95,9 @@ impl Stacks for DockerEngine {
             labels: Some(labels.clone()),
             ..Default::default()
         };
-        // creating an existing local volume returns it
-        self.docker.create_volume(req).await?;
-        Ok(())
+        // creating an existing local volume returns it: it must be this bench's
+        let v = self.docker.create_volume(req).await?;
+        owned(name, "volume", Some(&v.labels), labels)
     }
 
     async fn run_service(&self, spec: &ServiceSpec) -> Result<String> {

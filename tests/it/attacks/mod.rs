@@ -6,5 +6,6 @@ mod host;
 mod labels;
 mod messengers;
 mod settings;
+mod stacks;
 mod stalls;
 mod writes;
