@@ -54,6 +54,18 @@ pub struct BenchSettings {
     pub stack: Option<Stack>,
 }
 
+/// A command the bench runs at a moment of its life (`[hooks.<name>]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    /// `seed` (once in a bench's life), `release` (every deploy), `teardown`.
+    pub name: String,
+    pub service: String,
+    pub command: Vec<String>,
+    pub timeout: Duration,
+    /// In a container of its own rather than in the service's running one.
+    pub one_off: bool,
+}
+
 /// A multi-service bench: the branch's Compose file, read at its head and checked.
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -62,6 +74,14 @@ pub struct Stack {
     pub project: crate::compose::Project,
     /// The service that is the bench (its address is linked).
     pub web: String,
+    pub hooks: Vec<Hook>,
+}
+
+impl Stack {
+    /// The hook `name`, when the bench has one.
+    pub fn hook(&self, name: &str) -> Option<&Hook> {
+        self.hooks.iter().find(|h| h.name == name)
+    }
 }
 
 /// What the deploy may do.
@@ -189,7 +209,10 @@ impl BenchSettings {
             }
             if let Some(st) = &self.stack {
                 // the whole model (interpolated values among it) only enters this hash
-                text.push_str(&format!("|stack|{}|{}|{:?}", st.file, st.web, st.project));
+                text.push_str(&format!(
+                    "|stack|{}|{}|{:?}|{:?}",
+                    st.file, st.web, st.project, st.hooks
+                ));
             }
             // values (secrets among them) only enter as part of this one-way hash
             let env: Vec<(&str, &str)> = self

@@ -72,6 +72,16 @@ pub async fn teardown(
     let result = async {
         reporter.report(Event::Step(format!("tearing down {issue}")));
         let containers = benches(engine, Some(issue)).await?;
+        let mut filter = labels::issue_filter(issue);
+        filter.push(format!(
+            "{}={}",
+            labels::ROLE,
+            crate::app::deploy::stack_plan::SERVICE_ROLE
+        ));
+        let services = engine.stacks.services(&filter).await?;
+        for c in &containers {
+            crate::app::deploy::hooks::before_teardown(engine, c, &services, reporter).await;
+        }
         let mut removed = Vec::new();
         for c in &containers {
             engine.benches.remove(&c.id).await?;
@@ -79,13 +89,7 @@ pub async fn teardown(
             removed.push(c.name.clone());
         }
         // a multi-service bench's other services, then its network and volumes
-        let mut filter = labels::issue_filter(issue);
-        filter.push(format!(
-            "{}={}",
-            labels::ROLE,
-            crate::app::deploy::stack_plan::SERVICE_ROLE
-        ));
-        for c in engine.stacks.services(&filter).await? {
+        for c in &services {
             engine.benches.remove(&c.id).await?;
             reporter.report(Event::Done(format!("removed container {}", c.name)));
             removed.push(c.name.clone());
@@ -98,6 +102,11 @@ pub async fn teardown(
             reporter.report(Event::Done(format!("removed network {n}")));
         }
         if !keep.volumes {
+            // the data goes, and with it the record of its seeding
+            let seeded = crate::app::deploy::hooks::seeded_marker(issue);
+            if let Some(m) = engine.markers.get(&seeded).await? {
+                engine.markers.remove(&m).await?;
+            }
             for v in engine
                 .stacks
                 .remove_volumes(&labels::issue_filter(issue))

@@ -382,6 +382,15 @@ pub trait Stacks: Send + Sync {
     async fn run_service(&self, spec: &ServiceSpec) -> Result<String>;
     /// The service containers carrying all `labels` (whatever their role).
     async fn services(&self, labels: &[String]) -> Result<Vec<ContainerInfo>>;
+    /// Runs `cmd` in the running container `id`, its output lines to `reporter`; returns the
+    /// exit code and the last lines. Past `timeout` the wait stops (an error).
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: std::time::Duration,
+        reporter: &SharedReporter,
+    ) -> Result<(i64, Vec<String>)>;
     /// Removes the networks carrying all `labels` (after their containers); returns their names.
     async fn remove_networks(&self, labels: &[String]) -> Result<Vec<String>>;
     /// Removes the volumes carrying all `labels`; returns their names.

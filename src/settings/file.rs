@@ -92,6 +92,32 @@ pub fn parse(text: &str, at: &str, origin: Origin) -> Result<Layer> {
             }
             for (sub, v) in inner {
                 let full = format!("{name}.{sub}");
+                // a table one level deeper (`[hooks.seed]`)
+                let deeper = format!("{full}.");
+                if let (Value::Table(leaf), None) = (v, keys::by_name(&full)) {
+                    if KEYS.iter().any(|k| k.name.starts_with(&deeper)) {
+                        for (k2, v2) in leaf {
+                            let name2 = format!("{full}.{k2}");
+                            let Some(key) = keys::by_name(&name2) else {
+                                let known: Vec<&str> = KEYS
+                                    .iter()
+                                    .filter_map(|k| k.name.strip_prefix(&deeper))
+                                    .collect();
+                                return Err(fail(
+                                    Some(&full),
+                                    k2,
+                                    format!(
+                                        "unknown key `{k2}` in [{full}], expected one of {}",
+                                        known.join(", ")
+                                    ),
+                                ));
+                            };
+                            let t = text_or_fail(key, v2, |m| fail(Some(&full), k2, m))?;
+                            layer.set(&name2, t, origin.clone());
+                        }
+                        continue;
+                    }
+                }
                 let Some(key) = keys::by_name(&full) else {
                     let known: Vec<&str> = KEYS
                         .iter()
@@ -221,6 +247,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("docker, swarm"), "{e}");
+    }
+
+    #[test]
+    fn hooks_are_tables_of_tables() {
+        let l = parse(
+            "[hooks.seed]\nservice = \"db\"\ncommand = \"load\"\ntimeout = 60\n\
+             [hooks.release]\nservice = \"web\"\ncommand = \"migrate\"\nrun = \"one-off\"\n",
+            "f",
+            local(),
+        )
+        .unwrap();
+        assert_eq!(l.values["hooks.seed.service"], "db");
+        assert_eq!(l.values["hooks.seed.timeout"], "60");
+        assert_eq!(l.values["hooks.release.run"], "one-off");
+        let e = parse("[hooks.seed]\nservice = \"db\"\ncolour = 1\n", "f", local())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("colour"), "{e}");
+        let e = parse("[hooks.seed]\nrun = \"ssh\"\n", "f", local())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exec, one-off"), "{e}");
+        assert!(parse("[hooks.nightly]\nservice = \"x\"\n", "f", local()).is_err());
     }
 
     #[test]

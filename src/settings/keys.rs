@@ -285,6 +285,113 @@ pub const MAX_READY_TIMEOUT: Key = Key {
     ..key("max-ready-timeout", Kind::Seconds)
 };
 
+/// A hook's keys (`[hooks.<name>]` in a config file; no flags): the service it runs in, its
+/// command, its time limit, and whether it runs in the service's running container (`exec`)
+/// or in a one-off container of the service (`one-off`).
+const fn hook_key(name: &'static str, kind: Kind, help: &'static str) -> Key {
+    Key {
+        unset: "-",
+        help,
+        bench_flag: false,
+        ..key(name, kind)
+    }
+}
+pub const HOOK_SEED_SERVICE: Key = hook_key(
+    "hooks.seed.service",
+    Kind::Text,
+    "The service the seed hook runs in (once in a bench's life, after its other services are up)",
+);
+pub const HOOK_SEED_COMMAND: Key = hook_key(
+    "hooks.seed.command",
+    Kind::Text,
+    "The seed hook's command (split as Compose splits a string command)",
+);
+pub const HOOK_SEED_TIMEOUT: Key = hook_key(
+    "hooks.seed.timeout",
+    Kind::Seconds,
+    "Seconds the seed hook may run (default 300)",
+);
+pub const HOOK_SEED_RUN: Key = hook_key(
+    "hooks.seed.run",
+    Kind::Choice(&["exec", "one-off"]),
+    "How the seed hook runs: `exec` in the service's running container (default), `one-off` \
+     in a container of its own",
+);
+pub const HOOK_RELEASE_SERVICE: Key = hook_key(
+    "hooks.release.service",
+    Kind::Text,
+    "The service the release hook runs in (on every deploy, before the new web service starts)",
+);
+pub const HOOK_RELEASE_COMMAND: Key = hook_key(
+    "hooks.release.command",
+    Kind::Text,
+    "The release hook's command (split as Compose splits a string command)",
+);
+pub const HOOK_RELEASE_TIMEOUT: Key = hook_key(
+    "hooks.release.timeout",
+    Kind::Seconds,
+    "Seconds the release hook may run (default 300)",
+);
+pub const HOOK_RELEASE_RUN: Key = hook_key(
+    "hooks.release.run",
+    Kind::Choice(&["exec", "one-off"]),
+    "How the release hook runs: `exec` in the service's running container (default), `one-off` \
+     in a container of its own",
+);
+pub const HOOK_TEARDOWN_SERVICE: Key = hook_key(
+    "hooks.teardown.service",
+    Kind::Text,
+    "The service the teardown hook runs in (before the bench is removed)",
+);
+pub const HOOK_TEARDOWN_COMMAND: Key = hook_key(
+    "hooks.teardown.command",
+    Kind::Text,
+    "The teardown hook's command (split as Compose splits a string command)",
+);
+pub const HOOK_TEARDOWN_TIMEOUT: Key = hook_key(
+    "hooks.teardown.timeout",
+    Kind::Seconds,
+    "Seconds the teardown hook may run (default 300)",
+);
+pub const HOOK_TEARDOWN_RUN: Key = hook_key(
+    "hooks.teardown.run",
+    Kind::Choice(&["exec", "one-off"]),
+    "How the teardown hook runs: `exec` in the service's running container (default), `one-off` \
+     in a container of its own",
+);
+
+/// The hooks' keys, by hook: `(name, service, command, timeout, run)`.
+pub type HookKeys = (
+    &'static str,
+    &'static Key,
+    &'static Key,
+    &'static Key,
+    &'static Key,
+);
+pub const HOOKS: &[HookKeys] = &[
+    (
+        "seed",
+        &HOOK_SEED_SERVICE,
+        &HOOK_SEED_COMMAND,
+        &HOOK_SEED_TIMEOUT,
+        &HOOK_SEED_RUN,
+    ),
+    (
+        "release",
+        &HOOK_RELEASE_SERVICE,
+        &HOOK_RELEASE_COMMAND,
+        &HOOK_RELEASE_TIMEOUT,
+        &HOOK_RELEASE_RUN,
+    ),
+    (
+        "teardown",
+        &HOOK_TEARDOWN_SERVICE,
+        &HOOK_TEARDOWN_COMMAND,
+        &HOOK_TEARDOWN_TIMEOUT,
+        &HOOK_TEARDOWN_RUN,
+    ),
+];
+
 /// Every key, in the order `benchctl config` shows them.
 pub const KEYS: &[&Key] = &[
     &DOCKERFILE,
@@ -304,6 +411,18 @@ pub const KEYS: &[&Key] = &[
     &COMPOSE,
     &SERVICE,
     &PROFILES,
+    &HOOK_SEED_SERVICE,
+    &HOOK_SEED_COMMAND,
+    &HOOK_SEED_TIMEOUT,
+    &HOOK_SEED_RUN,
+    &HOOK_RELEASE_SERVICE,
+    &HOOK_RELEASE_COMMAND,
+    &HOOK_RELEASE_TIMEOUT,
+    &HOOK_RELEASE_RUN,
+    &HOOK_TEARDOWN_SERVICE,
+    &HOOK_TEARDOWN_COMMAND,
+    &HOOK_TEARDOWN_TIMEOUT,
+    &HOOK_TEARDOWN_RUN,
     &MAX_MEMORY,
     &MAX_CPUS,
     &MAX_PIDS,

@@ -104,6 +104,17 @@ pub fn resolve(
         }
         None => None,
     };
+    if keys::HOOKS
+        .iter()
+        .any(|(_, s, c, _, _)| effective.get(s).is_some() || effective.get(c).is_some())
+        && effective.get(&keys::COMPOSE).is_none()
+        && crate::compose::find(&|n| peek.root.iter().any(|r| r == n)).is_none()
+    {
+        return Err(Error::usage(format!(
+            "hooks run in multi-service benches: branch `{branch}` has no Compose file; add one \
+             or remove [hooks] from its benchctl.toml"
+        )));
+    }
     req.bench.stack = stack(
         &effective,
         &req,
@@ -195,7 +206,54 @@ fn stack(
              published ports"
         )));
     }
-    Ok(Some(crate::app::request::Stack { file, project, web }))
+    let hooks = hooks(e, &project, &at)?;
+    Ok(Some(crate::app::request::Stack {
+        file,
+        project,
+        web,
+        hooks,
+    }))
+}
+
+/// The bench's hooks (`[hooks.seed]`, `[hooks.release]`, `[hooks.teardown]`), checked against
+/// the services of `project`.
+fn hooks(
+    e: &Effective,
+    project: &crate::compose::Project,
+    at: &str,
+) -> Result<Vec<crate::app::request::Hook>> {
+    let mut out = Vec::new();
+    for (name, service, command, timeout, run) in keys::HOOKS {
+        let (s, c) = (e.get(service), e.get(command));
+        if s.is_none() && c.is_none() {
+            continue;
+        }
+        let (Some(s), Some(c)) = (s, c) else {
+            return Err(Error::usage(format!(
+                "hook `{name}` needs both `service` and `command`{}{}",
+                e.from(service.name),
+                e.from(command.name)
+            )));
+        };
+        if !project.services.contains_key(s) {
+            return Err(Error::usage(format!(
+                "hook `{name}` runs in service `{s}`{}, which {at} does not run",
+                e.from(service.name)
+            )));
+        }
+        let command =
+            crate::app::deploy::stack_plan::argv(&crate::compose::Cmd::Shell(c.into()))
+                .map_err(|m| Error::usage(format!("hook `{name}`: {m}{}", e.from(command.name))))?;
+        let secs: u64 = typed(e, timeout, "a number of seconds")?.unwrap_or(300);
+        out.push(crate::app::request::Hook {
+            name: name.to_string(),
+            service: s.to_string(),
+            command,
+            timeout: std::time::Duration::from_secs(secs.max(1)),
+            one_off: e.get(run) == Some("one-off"),
+        });
+    }
+    Ok(out)
 }
 
 /// A deploy's request from its settings' inputs: resolved (the branch's `benchctl.toml` read

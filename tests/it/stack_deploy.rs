@@ -55,6 +55,28 @@ fn web_script(version: &str) -> String {
     )
 }
 
+/// The bench's hooks: seed and release leave lines in the db's volume, teardown a mark.
+fn hooks(release: &str) -> String {
+    format!(
+        "[hooks.seed]\nservice = \"db\"\ncommand = \"/bin/busybox sh -c 'echo seeded >> /data/seeds'\"\n\
+         [hooks.release]\nservice = \"db\"\ncommand = \"{release}\"\ntimeout = 30\n\
+         [hooks.teardown]\nservice = \"db\"\ncommand = \"/bin/busybox sh -c 'echo bye > /data/bye'\"\n"
+    )
+}
+
+const RELEASE: &str = "/bin/busybox sh -c 'echo released >> /data/releases'";
+
+/// A file of the db's volume, through the running db.
+fn db_file(path: &str) -> String {
+    docker_lines(&["exec", &db_container(), "/bin/busybox", "cat", path]).join("\n")
+}
+
+/// The number of lines of a file of the db's volume.
+fn db_lines(path: &str) -> String {
+    let out = docker_lines(&["exec", &db_container(), "/bin/busybox", "wc", "-l", path]);
+    out[0].split_whitespace().next().unwrap().to_string()
+}
+
 const WEB_DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY web.sh /web.sh\n\
      CMD [\"/bin/busybox\", \"sh\", \"/web.sh\"]\n";
 
@@ -140,6 +162,7 @@ fn a_three_service_bench_deploys_keeps_its_data_and_goes_whole() {
     repo.write("compose.yaml", COMPOSE);
     repo.write("Dockerfile", WEB_DOCKERFILE);
     repo.write("web.sh", &web_script("v1"));
+    repo.write("benchctl.toml", &hooks(RELEASE));
     repo.commit("three services");
 
     let r = deploy(&repo, &t);
@@ -153,6 +176,8 @@ fn a_three_service_bench_deploys_keeps_its_data_and_goes_whole() {
     wait_for(&url, "v1 hi count=1 migrated=yes");
     let db = db_container();
     assert!(!db.is_empty());
+    assert_eq!(db_lines("/data/seeds"), "1");
+    assert_eq!(db_lines("/data/releases"), "1");
     // one bench listed: the web service, with its services
     let row = listed(ISSUE);
     assert_eq!(row["url"], url.as_str());
@@ -184,6 +209,36 @@ fn a_three_service_bench_deploys_keeps_its_data_and_goes_whole() {
     let url = r.json()["url"].as_str().unwrap().to_string();
     wait_for(&url, "v2 hi count=1 migrated=yes");
     assert_eq!(db_container(), db, "the db container was replaced");
+    // seeded once in the bench's life, released on every deploy
+    assert_eq!(db_lines("/data/seeds"), "1");
+    assert_eq!(db_lines("/data/releases"), "2");
+
+    // a release hook that fails: the deploy fails with its output, the bench keeps serving
+    repo.write(
+        "benchctl.toml",
+        &hooks("/bin/busybox sh -c 'echo release-broke; exit 4'"),
+    );
+    repo.commit("a broken release");
+    let r = run(benchctl()
+        .args([
+            "deploy",
+            "feature/STD-1-shop",
+            "--repo",
+            &repo.path_str(),
+            "--no-link",
+        ])
+        .env("GREETING", "hi")
+        .args(["--env", "GREETING"]));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("release hook")
+            && r.stderr.contains("exit code 4")
+            && r.stderr.contains("release-broke"),
+        "{}",
+        r.stderr
+    );
+    wait_for(&url, "v2 hi count=1 migrated=yes");
+    repo.write("benchctl.toml", &hooks(RELEASE));
 
     // a web that fails: the old bench keeps serving, the link stays
     repo.write("web.sh", "exit 3\n");
@@ -200,10 +255,11 @@ fn a_three_service_bench_deploys_keeps_its_data_and_goes_whole() {
     // teardown keeping the data: the next bench of the issue finds it
     let r = run(benchctl().args(["teardown", ISSUE, "--keep-link", "--keep-volumes"]));
     assert_eq!(r.code, 0, "{}", r.all());
+    // only the record that the kept data was seeded stays with it
+    let left = all_issue_containers(ISSUE);
     assert!(
-        all_issue_containers(ISSUE).is_empty(),
-        "{:?}",
-        all_issue_containers(ISSUE)
+        left.len() == 1 && left[0].contains(" benchctl-seeded-std-1 "),
+        "{left:?}"
     );
     assert_eq!(
         docker_lines(&[
@@ -222,6 +278,9 @@ fn a_three_service_bench_deploys_keeps_its_data_and_goes_whole() {
     assert_eq!(r.code, 0, "{}", r.all());
     let url = r.json()["url"].as_str().unwrap().to_string();
     wait_for(&url, "v3 hi count=2 migrated=yes");
+    // the teardown hook ran before the removal; the kept data was not seeded again
+    assert_eq!(db_file("/data/bye"), "bye");
+    assert_eq!(db_lines("/data/seeds"), "1");
 
     // teardown: every container, the network and the volume
     let r = run(benchctl()

@@ -3,6 +3,7 @@
 //! messengers. [`deploy`] is the deploy itself: a read-only no-op check, then the issue's
 //! lock, the phases (`phases.rs`, deciding with `plan.rs`), and the result recorded.
 
+pub mod hooks;
 mod image;
 mod phases;
 pub mod plan;

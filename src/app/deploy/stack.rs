@@ -100,9 +100,18 @@ pub(super) async fn start(
         ids.insert(name.clone(), id);
     }
 
-    // the web service: the bench
+    // the web service: the bench, once what it needs is up, seeded and released
     let web = &stack.project.services[&stack.web];
     await_dependencies(cx, &stack.web, web, &ids).await?;
+    let refs: HashMap<String, String> = images
+        .iter()
+        .map(|(k, (r, _, _))| (k.clone(), r.clone()))
+        .collect();
+    for name in ["seed", "release"] {
+        if let Some(h) = stack.hook(name) {
+            super::hooks::run(cx, h, &ids, &refs).await?;
+        }
+    }
     let (image_ref, image_id, exposed) = images[&stack.web].clone();
     let port = match web.ports.first() {
         Some(p) => *p,
@@ -131,7 +140,14 @@ pub(super) async fn start(
         ),
         false => container_name(issue),
     };
-    let mut spec = sp::service_spec(web, shape, name, plan::bench_labels(req, &identity)?)
+    let mut bench_labels = plan::bench_labels(req, &identity)?;
+    if let Some(h) = stack.hook("teardown") {
+        bench_labels.insert(
+            super::hooks::TEARDOWN_HOOK.into(),
+            super::hooks::teardown_label(h),
+        );
+    }
+    let mut spec = sp::service_spec(web, shape, name, bench_labels)
         .map_err(|m| err(req, stack, format!("service `{}`: {m}", stack.web)))?;
     // the bench's own settings reach the web service too
     spec.env.extend(

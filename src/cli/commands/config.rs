@@ -81,6 +81,8 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
         .iter()
         .copied()
         .filter(|k| !keys::is_engine_key(k))
+        // hooks only when set (three hooks of four keys each would crowd the listing)
+        .filter(|k| !k.name.starts_with("hooks.") || effective.get(k).is_some())
         .collect();
     rows.extend(crate::settings::rows(&effective, &bench));
     let public_host_origin = if args.bench.public_host.is_some() {

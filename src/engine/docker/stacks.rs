@@ -6,6 +6,7 @@
 use super::DockerEngine;
 use crate::engine::endpoint::not_found;
 use crate::engine::{ContainerInfo, HealthSpec, ServiceSpec, Stacks};
+use crate::output::{Event, SharedReporter};
 use crate::Result;
 use async_trait::async_trait;
 use bollard::models::{
@@ -188,6 +189,55 @@ impl Stacks for DockerEngine {
             .into_iter()
             .map(Self::summary_to_info)
             .collect())
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Duration,
+        reporter: &SharedReporter,
+    ) -> Result<(i64, Vec<String>)> {
+        use futures_util::StreamExt;
+        let config = bollard::models::ExecConfig {
+            cmd: Some(cmd.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self.docker.create_exec(id, config).await?;
+        let mut last: std::collections::VecDeque<String> = Default::default();
+        let run = async {
+            if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+                self.docker.start_exec(&exec.id, None).await?
+            {
+                while let Some(chunk) = output.next().await {
+                    let text = String::from_utf8_lossy(&chunk?.into_bytes()).into_owned();
+                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                        reporter.report(Event::BuildOutput(line.to_string()));
+                        last.push_back(line.to_string());
+                        if last.len() > 20 {
+                            last.pop_front();
+                        }
+                    }
+                }
+            }
+            Ok::<_, bollard::errors::Error>(())
+        };
+        tokio::time::timeout(timeout, run).await.map_err(|_| {
+            crate::Error::Engine(format!(
+                "`{}` did not finish within {} s",
+                cmd.join(" "),
+                timeout.as_secs()
+            ))
+        })??;
+        let code = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await?
+            .exit_code
+            .unwrap_or(-1);
+        Ok((code, last.into_iter().collect()))
     }
 
     async fn remove_networks(&self, labels: &[String]) -> Result<Vec<String>> {

@@ -233,6 +233,15 @@ impl crate::engine::Stacks for NoStacks {
     async fn services(&self, _: &[String]) -> Result<Vec<crate::engine::ContainerInfo>> {
         Ok(Vec::new())
     }
+    async fn exec(
+        &self,
+        _: &str,
+        _: &[String],
+        _: Duration,
+        _: &crate::output::SharedReporter,
+    ) -> Result<(i64, Vec<String>)> {
+        no_stacks()
+    }
     async fn remove_networks(&self, _: &[String]) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
