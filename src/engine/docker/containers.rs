@@ -62,16 +62,7 @@ impl Benches for DockerEngine {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
                 }),
-                memory: Some(spec.limits.memory_bytes),
-                nano_cpus: Some(spec.limits.nano_cpus),
-                pids_limit: Some(spec.limits.pids),
-                init: Some(false),
-                // a branch's code gains no privileges (setuid binaries) and keeps only the
-                // capabilities a web app needs
-                security_opt: Some(vec!["no-new-privileges:true".to_string()]),
-                cap_drop: Some(vec!["ALL".to_string()]),
-                cap_add: Some(crate::engine::bench_capabilities(&spec.cap_add)),
-                ..Default::default()
+                ..super::restricted(&spec.limits, &spec.cap_add)
             }),
             ..Default::default()
         };

@@ -181,6 +181,24 @@ impl DockerEngine {
     }
 }
 
+/// The host configuration of every bench container: its limits, no new privileges (setuid
+/// binaries gain nothing), and only a web app's capabilities plus the operator's.
+pub(crate) fn restricted(
+    limits: &crate::engine::Limits,
+    cap_add: &[String],
+) -> bollard::models::HostConfig {
+    bollard::models::HostConfig {
+        memory: Some(limits.memory_bytes),
+        nano_cpus: Some(limits.nano_cpus),
+        pids_limit: Some(limits.pids),
+        init: Some(false),
+        security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+        cap_drop: Some(vec!["ALL".to_string()]),
+        cap_add: Some(crate::engine::bench_capabilities(cap_add)),
+        ..Default::default()
+    }
+}
+
 /// The health a container's status text shows (`Up 5 seconds (healthy)`).
 fn status_health(status: &str) -> Option<String> {
     let inner = status.rsplit_once('(')?.1.strip_suffix(')')?;

@@ -151,14 +151,7 @@ impl Stacks for DockerEngine {
                 restart_policy: Some(restart(spec.restart.as_deref())),
                 mounts: Some(mounts),
                 tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-                memory: Some(spec.limits.memory_bytes),
-                nano_cpus: Some(spec.limits.nano_cpus),
-                pids_limit: Some(spec.limits.pids),
-                init: Some(false),
-                security_opt: Some(vec!["no-new-privileges:true".to_string()]),
-                cap_drop: Some(vec!["ALL".to_string()]),
-                cap_add: Some(crate::engine::bench_capabilities(&spec.cap_add)),
-                ..Default::default()
+                ..super::restricted(&spec.limits, &spec.cap_add)
             }),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(spec.network.clone(), endpoint)])),
