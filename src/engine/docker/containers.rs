@@ -17,22 +17,34 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 
-/// Removes a container (stopping it first); one already gone, or being removed, is not an
-/// error.
+/// Removes a container (stopping it first); one already gone is not an error. When the engine
+/// says a removal is in progress (another remover, or a start racing this removal), it waits
+/// until the container is gone, trying again: an interrupted deploy must not leave a created
+/// container behind.
 pub(crate) async fn remove_container(docker: &Docker, id: &str) -> Result<()> {
     let opts = RemoveContainerOptionsBuilder::default()
         .force(true)
         .v(true)
         .build();
-    match docker.remove_container(id, Some(opts)).await {
-        Ok(()) => Ok(()),
-        Err(e) if not_found(&e) => Ok(()),
-        // "removal already in progress"
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 409, ..
-        }) => Ok(()),
-        Err(e) => Err(e.into()),
+    for _ in 0..40 {
+        match docker.remove_container(id, Some(opts.clone())).await {
+            Ok(()) => {}
+            Err(e) if not_found(&e) => return Ok(()),
+            // "removal already in progress", or a conflict with a start in flight
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Err(e) if not_found(&e) => return Ok(()),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
     }
+    Ok(())
 }
 
 #[async_trait]
