@@ -374,6 +374,10 @@ pub struct ServiceSpec {
 /// Multi-service benches: the bench's network and volumes, and its services' containers.
 #[async_trait]
 pub trait Stacks: Send + Sync {
+    /// Whether this engine runs multi-service benches at all (checked before any work).
+    fn supported(&self) -> Result<()> {
+        Ok(())
+    }
     /// Creates the network `name` unless it exists.
     async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> Result<()>;
     /// Creates the volume `name` unless it exists.

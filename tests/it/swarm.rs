@@ -358,7 +358,7 @@ fn the_routing_mesh_either_answers_or_is_named_as_the_reason() {
 fn the_same_deploy_gives_the_same_bench_on_both_backends() {
     let _group = crate::support::group(module_path!());
     let _swarm = SwarmGuard::acquire();
-    let _cleanup = Cleanup::issues(&["SWB-1", "SWB-2", "SWB-3"]);
+    let _cleanup = Cleanup::issues(&["SWB-1", "SWB-2", "SWB-3", "SWB-4"]);
     let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
     tracker.add_issue("SWB-1").add_issue("SWB-2");
     let repo = swarm_app();
@@ -476,6 +476,17 @@ fn the_same_deploy_gives_the_same_bench_on_both_backends() {
         "label=benchctl.issue=SWB-3"
     ])
     .is_empty());
+    // a multi-service bench is refused on the swarm before anything is built
+    repo.write("Dockerfile", SWARM_APP);
+    repo.write(
+        "compose.yaml",
+        "services:\n  web:\n    build: .\n    ports: [\"8080\"]\n",
+    );
+    repo.commit("compose");
+    let r = deploy(&mut swarm_cmd(), &repo, "SWB-4", 20, &["--no-link"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stdout.contains("docker backend only"), "{}", r.all());
+    assert!(docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=SWB-4"]).is_empty());
 }
 
 /// The registry's only user (its password's bcrypt hash is in [`Registry::start`]).

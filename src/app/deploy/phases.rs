@@ -95,6 +95,9 @@ pub(super) async fn deploy_locked(
 
     // Something will be started: can it be, here?
     engine.benches.check_can_run().await?;
+    if req.bench.stack.is_some() {
+        engine.stacks.supported()?;
+    }
 
     let source = source(req, engine, &head, reporter).await?;
     let (commit, commit_time) = match &source {

@@ -221,6 +221,9 @@ fn no_stacks<T>() -> Result<T> {
 
 #[async_trait::async_trait]
 impl crate::engine::Stacks for NoStacks {
+    fn supported(&self) -> Result<()> {
+        no_stacks()
+    }
     async fn ensure_network(&self, _: &str, _: &HashMap<String, String>) -> Result<()> {
         no_stacks()
     }
