@@ -352,6 +352,22 @@ async fn remove_candidates(
         if !others.is_empty() {
             done.push("the previous bench keeps running".to_string());
         }
+        // a create the engine was still finishing when the deploy stopped shows up a moment
+        // later: look again for a few seconds and remove what appears
+        let kept = ready && others.is_empty();
+        if !kept && !ours.is_empty() {
+            for _ in 0..8 {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                let Ok(again) = benches(engine, Some(issue)).await else {
+                    break;
+                };
+                for c in again.iter().filter(|c| {
+                    c.labels.get(labels::DEPLOY_ID).map(String::as_str) == Some(deploy_id)
+                }) {
+                    let _ = engine.benches.discard(&c.id).await;
+                }
+            }
+        }
     }
     done
 }
