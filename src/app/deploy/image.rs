@@ -68,28 +68,7 @@ pub(super) async fn image(
                 limits: Some(req.bench.limits.clone()),
             };
             reporter.report(Event::Step(format!("building {tag}")));
-            let limit = req.bench.build_timeout;
-            let build = image::build(
-                engine.images.as_ref(),
-                &src,
-                &spec,
-                issue,
-                &req.branch,
-                reporter,
-            );
-            // past the limit the build's connection is dropped: the engine stops the build and
-            // removes its step container; the running bench is not touched
-            let id = tokio::time::timeout(limit, build)
-                .await
-                .map_err(|_| Error::Build {
-                    issue: issue.to_string(),
-                    branch: req.branch.clone(),
-                    message: format!(
-                        "it ran past the build timeout of {} s and was stopped (whoever runs \
-                     benchctl raises it with --build-timeout or BENCHCTL_BUILD_TIMEOUT)",
-                        limit.as_secs()
-                    ),
-                })??;
+            let id = build_within(req, engine, &src, &spec, "", reporter).await?;
             drop(checkout);
             reporter.report(Event::Done(format!("built {tag}")));
             (id, None)
@@ -107,6 +86,39 @@ pub(super) async fn image(
         commit,
         commit_time,
     })
+}
+
+/// Builds `spec` from `context` within the build timeout; past it the build's connection is
+/// dropped (the engine stops the build and removes its step container; the running bench is
+/// not touched). `what` prefixes the error (`service `db`: `), empty for a single bench.
+pub(super) async fn build_within(
+    req: &DeployRequest,
+    engine: &Engine,
+    context: &std::path::Path,
+    spec: &BuildSpec,
+    what: &str,
+    reporter: &SharedReporter,
+) -> Result<String> {
+    let limit = req.bench.build_timeout;
+    let build = image::build(
+        engine.images.as_ref(),
+        context,
+        spec,
+        &req.issue,
+        &req.branch,
+        reporter,
+    );
+    tokio::time::timeout(limit, build)
+        .await
+        .map_err(|_| Error::Build {
+            issue: req.issue.clone(),
+            branch: req.branch.clone(),
+            message: format!(
+                "{what}it ran past the build timeout of {} s and was stopped (whoever runs \
+                 benchctl raises it with --build-timeout or BENCHCTL_BUILD_TIMEOUT)",
+                limit.as_secs()
+            ),
+        })?
 }
 
 /// Refuses an image carrying a label under benchctl's, the proxy's or the engine's prefixes

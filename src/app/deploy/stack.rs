@@ -302,27 +302,8 @@ async fn build(
         Some(i) if !req.policy.force => i.id,
         _ => {
             reporter.report(Event::Step(format!("building {tag} (service {name})")));
-            let limit = req.bench.build_timeout;
-            let built = crate::build::build(
-                engine.images.as_ref(),
-                &context,
-                &spec,
-                issue,
-                &req.branch,
-                reporter,
-            );
-            tokio::time::timeout(limit, built)
-                .await
-                .map_err(|_| Error::Build {
-                    issue: issue.to_string(),
-                    branch: req.branch.clone(),
-                    message: format!(
-                        "service `{name}`: it ran past the build timeout of {} s and was \
-                         stopped (whoever runs benchctl raises it with --build-timeout or \
-                         BENCHCTL_BUILD_TIMEOUT)",
-                        limit.as_secs()
-                    ),
-                })??
+            let what = format!("service `{name}`: ");
+            super::image::build_within(req, engine, &context, &spec, &what, reporter).await?
         }
     };
     let written = crate::build::written_labels(&spec);

@@ -47,6 +47,27 @@ pub(crate) async fn remove_container(docker: &Docker, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Creates the container `name` and starts it; one that cannot start is removed again.
+pub(crate) async fn create_and_start(
+    docker: &Docker,
+    name: &str,
+    body: ContainerCreateBody,
+) -> Result<String> {
+    let opts = CreateContainerOptionsBuilder::default().name(name).build();
+    let created = docker.create_container(Some(opts), body).await?;
+    let start = docker
+        .start_container(
+            &created.id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await;
+    if let Err(e) = start {
+        let _ = remove_container(docker, &created.id).await;
+        return Err(e.into());
+    }
+    Ok(created.id)
+}
+
 #[async_trait]
 impl Benches for DockerEngine {
     async fn start(&self, spec: &ContainerSpec) -> Result<String> {
@@ -83,20 +104,7 @@ impl Benches for DockerEngine {
             Some(_) => format!("{}-next-{:08x}", spec.name, rand::random::<u32>()),
             None => spec.name.clone(),
         };
-        let opts = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self.docker.create_container(Some(opts), body).await?;
-        if let Err(e) = self
-            .docker
-            .start_container(
-                &created.id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-        {
-            let _ = remove_container(&self.docker, &created.id).await;
-            return Err(e.into());
-        }
-        Ok(created.id)
+        create_and_start(&self.docker, &name, body).await
     }
 
     async fn promote(&self, id: &str, name: &str) -> Result<()> {

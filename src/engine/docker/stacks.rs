@@ -14,9 +14,7 @@ use bollard::models::{
     NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
     VolumeCreateRequest,
 };
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-};
+use bollard::query_parameters::{ListNetworksOptionsBuilder, ListVolumesOptionsBuilder};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -158,22 +156,7 @@ impl Stacks for DockerEngine {
             }),
             ..Default::default()
         };
-        let opts = CreateContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
-        let created = self.docker.create_container(Some(opts), body).await?;
-        if let Err(e) = self
-            .docker
-            .start_container(
-                &created.id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-        {
-            let _ = super::containers::remove_container(&self.docker, &created.id).await;
-            return Err(e.into());
-        }
-        Ok(created.id)
+        super::containers::create_and_start(&self.docker, &spec.name, body).await
     }
 
     async fn services(&self, labels: &[String]) -> Result<Vec<ContainerInfo>> {
