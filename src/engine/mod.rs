@@ -369,6 +369,13 @@ pub struct ServiceSpec {
     pub publish: Option<(u16, String)>,
     /// Capabilities the operator adds to [`BENCH_CAPABILITIES`].
     pub cap_add: Vec<String>,
+    /// The bench this one replaces (the web service's running version): a container starts
+    /// beside it under a name of its own (`<name>-next-<random>`), a swarm service is updated
+    /// in place, start-first.
+    pub replaces: Option<String>,
+    /// What the readiness probe asks and how long the service may take to answer (the web
+    /// service; a swarm writes its health check from them when the file has none).
+    pub probe: Option<(String, std::time::Duration)>,
 }
 
 /// Multi-service benches: the bench's network and volumes, and its services' containers.
@@ -382,10 +389,25 @@ pub trait Stacks: Send + Sync {
     async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> Result<()>;
     /// Creates the volume `name` unless it exists.
     async fn ensure_volume(&self, name: &str, labels: &HashMap<String, String>) -> Result<()>;
-    /// Creates and starts a service's container; returns its id.
+    /// Starts a service (a container, or a one-replica swarm service); returns its id. With
+    /// `spec.replaces`, a new version of the web service starts as [`Benches::start`] starts
+    /// a bench's.
     async fn run_service(&self, spec: &ServiceSpec) -> Result<String>;
-    /// The service containers carrying all `labels` (whatever their role).
+    /// A service as [`run_service`](Stacks::run_service) started it: `running`, `exited`
+    /// (with its exit code) or `created`, and its health.
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>>;
+    /// The services carrying all `labels` (whatever their role).
     async fn services(&self, labels: &[String]) -> Result<Vec<ContainerInfo>>;
+    /// Runs `spec` once, to completion, in a container of its own on the bench's network (a
+    /// one-off hook), its output lines to `reporter`; returns the exit code and the last
+    /// lines. The container is removed whatever happens; past `timeout` the wait stops (an
+    /// error).
+    async fn run_once(
+        &self,
+        spec: &ServiceSpec,
+        timeout: std::time::Duration,
+        reporter: &SharedReporter,
+    ) -> Result<(i64, Vec<String>)>;
     /// Runs `cmd` in the running container `id`, its output lines to `reporter`; returns the
     /// exit code and the last lines. Past `timeout` the wait stops (an error).
     async fn exec(

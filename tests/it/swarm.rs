@@ -476,17 +476,6 @@ fn the_same_deploy_gives_the_same_bench_on_both_backends() {
         "label=benchctl.issue=SWB-3"
     ])
     .is_empty());
-    // a multi-service bench is refused on the swarm before anything is built
-    repo.write("Dockerfile", SWARM_APP);
-    repo.write(
-        "compose.yaml",
-        "services:\n  web:\n    build: .\n    ports: [\"8080\"]\n",
-    );
-    repo.commit("compose");
-    let r = deploy(&mut swarm_cmd(), &repo, "SWB-4", 20, &["--no-link"]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stdout.contains("docker backend only"), "{}", r.all());
-    assert!(docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=SWB-4"]).is_empty());
 }
 
 /// The registry's only user (its password's bcrypt hash is in [`Registry::start`]).

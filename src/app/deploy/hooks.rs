@@ -11,7 +11,6 @@ use crate::app::request::Hook;
 use crate::engine::{labels, ContainerInfo, Engine};
 use crate::output::{Event, SharedReporter};
 use crate::{Error, Result};
-use futures_util::StreamExt;
 use std::collections::HashMap;
 
 /// The label of the bench carrying its teardown hook (teardown reads no branch).
@@ -62,7 +61,7 @@ pub(super) async fn run(
                 hook.service
             ),
             logs: lines,
-            kept_old: cx.replaces,
+            kept_old: cx.replaces.is_some(),
         });
     }
     if hook.name == "seed" {
@@ -105,53 +104,7 @@ async fn one_off(
     spec.entrypoint = Some(Vec::new());
     spec.restart = None;
     spec.health = None;
-    let id = engine.stacks.run_service(&spec).await?;
-    let result = follow(engine, &id, hook, reporter).await;
-    let _ = engine.benches.remove(&id).await;
-    result
-}
-
-/// Follows a one-off container's output until it exits (within the hook's timeout).
-async fn follow(
-    engine: &Engine,
-    id: &str,
-    hook: &Hook,
-    reporter: &SharedReporter,
-) -> Result<(i64, Vec<String>)> {
-    let mut last: std::collections::VecDeque<String> = Default::default();
-    let mut logs = engine.benches.logs(id, true, None);
-    let read = async {
-        while let Some(chunk) = logs.next().await {
-            let text = String::from_utf8_lossy(&chunk?).into_owned();
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                reporter.report(Event::BuildOutput(line.to_string()));
-                last.push_back(line.to_string());
-                if last.len() > 20 {
-                    last.pop_front();
-                }
-            }
-        }
-        Ok::<_, Error>(())
-    };
-    tokio::time::timeout(hook.timeout, read)
-        .await
-        .map_err(|_| {
-            Error::Engine(format!(
-                "the {} hook did not finish within {} s",
-                hook.name,
-                hook.timeout.as_secs()
-            ))
-        })??;
-    // the output ends when the container stops; its exit code follows shortly
-    for _ in 0..50 {
-        if let Some(c) = engine.benches.inspect(id).await? {
-            if !c.running {
-                return Ok((c.exit_code.unwrap_or(-1), last.into_iter().collect()));
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Ok((-1, last.into_iter().collect()))
+    engine.stacks.run_once(&spec, hook.timeout, reporter).await
 }
 
 /// The teardown hook a bench carries, as a label value.

@@ -138,7 +138,7 @@ pub(super) async fn deploy_locked(
                 engine,
                 stack,
                 settings: &settings,
-                replaces: replaces.is_some(),
+                replaces: replaces.map(|c| c.id.clone()),
                 reporter,
             };
             super::stack::start(&ctx, &checkout, commit, commit_time).await?

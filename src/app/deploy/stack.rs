@@ -26,8 +26,9 @@ pub(super) struct StackCtx<'a> {
     pub stack: &'a Stack,
     /// The settings hash the bench is labelled with.
     pub settings: &'a str,
-    /// Whether a bench runs already (the web service then starts beside it).
-    pub replaces: bool,
+    /// The bench running already (the web service's new version starts beside it, or
+    /// updates it in place on a swarm).
+    pub replaces: Option<String>,
     pub reporter: &'a SharedReporter,
 }
 
@@ -132,14 +133,7 @@ pub(super) async fn start(
         cap_add: &req.bench.cap_add,
         publish: Some((port, req.bench.bind.clone())),
     };
-    let name = match cx.replaces {
-        true => format!(
-            "{}-next-{:08x}",
-            container_name(issue),
-            rand::random::<u32>()
-        ),
-        false => container_name(issue),
-    };
+    let name = container_name(issue);
     let mut bench_labels = plan::bench_labels(req, &identity)?;
     if let Some(h) = stack.hook("teardown") {
         bench_labels.insert(
@@ -149,6 +143,8 @@ pub(super) async fn start(
     }
     let mut spec = sp::service_spec(web, shape, name, bench_labels)
         .map_err(|m| err(req, stack, format!("service `{}`: {m}", stack.web)))?;
+    spec.replaces = cx.replaces.clone();
+    spec.probe = Some((req.bench.health_path.clone(), req.bench.ready_timeout));
     // the bench's own settings reach the web service too
     spec.env.extend(
         req.bench
@@ -338,7 +334,7 @@ async fn await_dependencies(
         }
         let deadline = tokio::time::Instant::now() + req.bench.ready_timeout;
         loop {
-            let c = engine.benches.inspect(id).await?;
+            let c = engine.stacks.inspect(id).await?;
             let state = c
                 .as_ref()
                 .map(|c| (c.running, c.health.clone(), c.exit_code, c.state.clone()));
@@ -373,7 +369,7 @@ async fn await_dependencies(
                     issue: req.issue.clone(),
                     reason: format!("{} ({name} depends on it): {why}", stack.file),
                     logs,
-                    kept_old: cx.replaces,
+                    kept_old: cx.replaces.is_some(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

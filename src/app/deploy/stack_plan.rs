@@ -162,6 +162,8 @@ pub fn service_spec(
         health: health(s),
         publish: shape.publish,
         cap_add: shape.cap_add.to_vec(),
+        replaces: None,
+        probe: None,
     };
     labels.insert(SERVICE.to_string(), shape.service.to_string());
     labels.insert(SERVICE_HASH.to_string(), hash(&spec));

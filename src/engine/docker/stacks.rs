@@ -22,7 +22,7 @@ fn nanos(d: Option<Duration>) -> Option<i64> {
     d.map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-fn health(h: &HealthSpec) -> HealthConfig {
+pub(crate) fn health(h: &HealthSpec) -> HealthConfig {
     HealthConfig {
         test: Some(h.test.clone()),
         interval: nanos(h.interval),
@@ -48,7 +48,7 @@ fn restart(policy: Option<&str>) -> RestartPolicy {
 
 /// Whether an existing network or volume is the bench's (its issue labels match `want`'s); one
 /// of the same name made by anyone else is never used.
-fn owned(
+pub(crate) fn owned(
     name: &str,
     what: &str,
     found: Option<&HashMap<String, String>>,
@@ -65,6 +65,58 @@ fn owned(
         "a {what} named `{name}` exists and is not this bench's (its labels differ); benchctl \
          does not use it: remove or rename it"
     )))
+}
+
+/// Keeps the last lines of `text` in `last` (20 at most), each reported as it comes.
+pub(crate) fn keep_lines(
+    text: &str,
+    last: &mut std::collections::VecDeque<String>,
+    reporter: &SharedReporter,
+) {
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        reporter.report(Event::BuildOutput(line.to_string()));
+        last.push_back(line.to_string());
+        if last.len() > 20 {
+            last.pop_front();
+        }
+    }
+}
+
+/// Follows a one-off container's output until it exits (within `timeout`); returns its exit
+/// code and last lines.
+async fn follow(
+    engine: &DockerEngine,
+    id: &str,
+    what: &str,
+    timeout: Duration,
+    reporter: &SharedReporter,
+) -> Result<(i64, Vec<String>)> {
+    use crate::engine::Benches;
+    use futures_util::StreamExt;
+    let mut last = Default::default();
+    let mut logs = engine.logs(id, true, None);
+    let read = async {
+        while let Some(chunk) = logs.next().await {
+            keep_lines(&String::from_utf8_lossy(&chunk?), &mut last, reporter);
+        }
+        Ok::<_, crate::Error>(())
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| {
+        crate::Error::Engine(format!(
+            "`{what}` did not finish within {} s",
+            timeout.as_secs()
+        ))
+    })??;
+    // the output ends when the container stops; its exit code follows shortly
+    for _ in 0..50 {
+        if let Some(c) = Benches::inspect(engine, id).await? {
+            if !c.running {
+                return Ok((c.exit_code.unwrap_or(-1), last.into_iter().collect()));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((-1, last.into_iter().collect()))
 }
 
 #[async_trait]
@@ -156,7 +208,29 @@ impl Stacks for DockerEngine {
             }),
             ..Default::default()
         };
-        super::containers::create_and_start(&self.docker, &spec.name, body).await
+        // a new version of the web service starts beside the bench it replaces
+        let name = match &spec.replaces {
+            Some(_) => format!("{}-next-{:08x}", spec.name, rand::random::<u32>()),
+            None => spec.name.clone(),
+        };
+        super::containers::create_and_start(&self.docker, &name, body).await
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        crate::engine::Benches::inspect(self, id).await
+    }
+
+    async fn run_once(
+        &self,
+        spec: &ServiceSpec,
+        timeout: Duration,
+        reporter: &SharedReporter,
+    ) -> Result<(i64, Vec<String>)> {
+        let id = self.run_service(spec).await?;
+        let what = spec.cmd.clone().unwrap_or_default().join(" ");
+        let result = follow(self, &id, &what, timeout, reporter).await;
+        let _ = super::remove_container(&self.docker, &id).await;
+        result
     }
 
     async fn services(&self, labels: &[String]) -> Result<Vec<ContainerInfo>> {
@@ -188,14 +262,11 @@ impl Stacks for DockerEngine {
                 self.docker.start_exec(&exec.id, None).await?
             {
                 while let Some(chunk) = output.next().await {
-                    let text = String::from_utf8_lossy(&chunk?.into_bytes()).into_owned();
-                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                        reporter.report(Event::BuildOutput(line.to_string()));
-                        last.push_back(line.to_string());
-                        if last.len() > 20 {
-                            last.pop_front();
-                        }
-                    }
+                    keep_lines(
+                        &String::from_utf8_lossy(&chunk?.into_bytes()),
+                        &mut last,
+                        reporter,
+                    );
                 }
             }
             Ok::<_, bollard::errors::Error>(())

@@ -9,9 +9,7 @@ use crate::engine::{labels, Benches, ContainerInfo, ContainerSpec, LogStream};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use bollard::models::{ServiceUpdateStatusStateEnum, TaskState};
-use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListServicesOptionsBuilder, UpdateServiceOptionsBuilder,
-};
+use bollard::query_parameters::{ListContainersOptionsBuilder, UpdateServiceOptionsBuilder};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -35,44 +33,19 @@ impl Benches for SwarmEngine {
     }
 
     async fn start(&self, spec: &ContainerSpec) -> Result<String> {
-        // one bench per issue: a container bench (the docker backend's) stops a service
         if let Some(issue) = spec.labels.get(labels::ISSUE) {
-            let containers = Benches::list(&self.inner, &labels::issue_filter(issue)).await?;
-            if !containers.is_empty() {
-                return Err(Error::usage(format!(
-                    "{issue} already has a container bench on this engine (the docker \
-                     backend); one issue gets one bench: tear it down first (`benchctl \
-                     --backend docker teardown {issue}`) or deploy with --backend docker"
-                )));
-            }
+            self.refuse_container_bench(issue).await?;
         }
         let current = match &spec.replaces {
             Some(id) => self.service(id).await?,
             None => None,
         };
-        match current {
-            Some(cur) => {
-                let id = cur.id.clone().unwrap_or_default();
-                let name = cur.spec.and_then(|s| s.name).unwrap_or_default();
-                let body = self.service_spec(spec, &name).await?;
-                let version = cur.version.and_then(|v| v.index).unwrap_or(0);
-                let opts = UpdateServiceOptionsBuilder::default()
-                    .version(i32::try_from(version).unwrap_or(i32::MAX))
-                    .build();
-                self.docker()
-                    .update_service(&id, body, opts, self.credentials())
-                    .await?;
-                Ok(id)
-            }
-            None => {
-                let body = self.service_spec(spec, &spec.name).await?;
-                let created = self
-                    .docker()
-                    .create_service(body, self.credentials())
-                    .await?;
-                Ok(created.id.unwrap_or_default())
-            }
-        }
+        let name = current
+            .as_ref()
+            .and_then(|c| c.spec.as_ref()?.name.clone())
+            .unwrap_or_else(|| spec.name.clone());
+        let body = self.service_spec(spec, &name).await?;
+        self.put_service(body, current.as_ref()).await
     }
 
     async fn promote(&self, id: &str, name: &str) -> Result<()> {
@@ -196,14 +169,9 @@ impl Benches for SwarmEngine {
     }
 
     async fn list(&self, filter: &[String]) -> Result<Vec<ContainerInfo>> {
-        let mut filters = HashMap::new();
-        filters.insert("label".to_string(), filter.to_vec());
-        let opts = ListServicesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
         let mut out = Vec::new();
         let mut nodes = NodeAddrs::default();
-        for s in self.docker().list_services(Some(opts)).await? {
+        for s in self.services_labelled(filter).await? {
             out.push(self.describe(s, &mut nodes).await?);
         }
         Ok(out)

@@ -13,6 +13,7 @@ mod benches;
 mod markers;
 pub mod registry;
 mod service;
+mod stacks;
 
 use super::docker::DockerEngine;
 use super::endpoint::{engine_location, not_found};
@@ -20,7 +21,10 @@ use super::{labels, Engine};
 use crate::{Error, Result};
 use bollard::auth::DockerCredentials;
 use bollard::models::{Service, Task, TaskState};
-use bollard::query_parameters::{InspectServiceOptions, ListTasksOptionsBuilder};
+use bollard::query_parameters::{
+    InspectServiceOptions, ListServicesOptionsBuilder, ListTasksOptionsBuilder,
+    UpdateServiceOptionsBuilder,
+};
 use bollard::Docker;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -188,6 +192,58 @@ impl SwarmEngine {
         }
     }
 
+    /// The services carrying all `filter` labels.
+    async fn services_labelled(&self, filter: &[String]) -> Result<Vec<Service>> {
+        let filters = HashMap::from([("label".to_string(), filter.to_vec())]);
+        let opts = ListServicesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        Ok(self.docker().list_services(Some(opts)).await?)
+    }
+
+    /// Updates `current` to `body` (at the version read), or creates `body` when there is no
+    /// current service; returns the service's id.
+    async fn put_service(
+        &self,
+        body: bollard::models::ServiceSpec,
+        current: Option<&Service>,
+    ) -> Result<String> {
+        match current {
+            Some(cur) => {
+                let id = cur.id.clone().unwrap_or_default();
+                let version = cur.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+                let opts = UpdateServiceOptionsBuilder::default()
+                    .version(i32::try_from(version).unwrap_or(i32::MAX))
+                    .build();
+                self.docker()
+                    .update_service(&id, body, opts, self.credentials())
+                    .await?;
+                Ok(id)
+            }
+            None => {
+                let created = self
+                    .docker()
+                    .create_service(body, self.credentials())
+                    .await?;
+                Ok(created.id.unwrap_or_default())
+            }
+        }
+    }
+
+    /// One bench per issue: a container bench (the docker backend's) stops a service.
+    async fn refuse_container_bench(&self, issue: &str) -> Result<()> {
+        let containers =
+            crate::engine::Benches::list(&self.inner, &labels::issue_filter(issue)).await?;
+        if containers.is_empty() {
+            return Ok(());
+        }
+        Err(Error::usage(format!(
+            "{issue} already has a container bench on this engine (the docker backend); one \
+             issue gets one bench: tear it down first (`benchctl --backend docker teardown \
+             {issue}`) or deploy with --backend docker"
+        )))
+    }
+
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>> {
         let mut filters = HashMap::new();
         filters.insert("service".to_string(), vec![service_id.to_string()]);
@@ -203,53 +259,12 @@ impl SwarmEngine {
             markers: Box::new(markers::SwarmMarkers {
                 containers: self.inner.clone(),
             }),
-            stacks: Box::new(NoStacks),
+            stacks: Box::new(SwarmEngine {
+                inner: self.inner.clone(),
+                opts: self.opts.clone(),
+            }),
             benches: Box::new(self),
         }
-    }
-}
-
-/// The swarm backend does not run multi-service benches yet: every call says so.
-struct NoStacks;
-
-fn no_stacks<T>() -> Result<T> {
-    Err(Error::usage(
-        "multi-service benches (a Compose file) run on the docker backend only for now; \
-         deploy with --backend docker",
-    ))
-}
-
-#[async_trait::async_trait]
-impl crate::engine::Stacks for NoStacks {
-    fn supported(&self) -> Result<()> {
-        no_stacks()
-    }
-    async fn ensure_network(&self, _: &str, _: &HashMap<String, String>) -> Result<()> {
-        no_stacks()
-    }
-    async fn ensure_volume(&self, _: &str, _: &HashMap<String, String>) -> Result<()> {
-        no_stacks()
-    }
-    async fn run_service(&self, _: &crate::engine::ServiceSpec) -> Result<String> {
-        no_stacks()
-    }
-    async fn services(&self, _: &[String]) -> Result<Vec<crate::engine::ContainerInfo>> {
-        Ok(Vec::new())
-    }
-    async fn exec(
-        &self,
-        _: &str,
-        _: &[String],
-        _: Duration,
-        _: &crate::output::SharedReporter,
-    ) -> Result<(i64, Vec<String>)> {
-        no_stacks()
-    }
-    async fn remove_networks(&self, _: &[String]) -> Result<Vec<String>> {
-        Ok(Vec::new())
-    }
-    async fn remove_volumes(&self, _: &[String]) -> Result<Vec<String>> {
-        Ok(Vec::new())
     }
 }
 

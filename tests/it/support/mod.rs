@@ -321,10 +321,19 @@ impl Cleanup {
             for id in docker_lines(&["images", "-q", "--filter", &filter]) {
                 let _ = Command::new("docker").args(["rmi", "-f", &id]).output();
             }
-            // a multi-service bench's network and volumes
+            // a multi-service bench's network and volumes (a swarm detaches a removed
+            // service's tasks from them a moment later: tried again until they are gone)
             for kind in ["network", "volume"] {
-                for id in docker_lines(&[kind, "ls", "-q", "--filter", &filter]) {
-                    let _ = Command::new("docker").args([kind, "rm", &id]).output();
+                let deadline = Instant::now() + Duration::from_secs(15);
+                loop {
+                    let left = docker_lines(&[kind, "ls", "-q", "--filter", &filter]);
+                    if left.is_empty() || Instant::now() > deadline {
+                        break;
+                    }
+                    for id in left {
+                        let _ = Command::new("docker").args([kind, "rm", &id]).output();
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
                 }
             }
         }
