@@ -27,6 +27,46 @@ pub struct BenchRecord {
     /// A multi-service bench's services (the bench's own first); empty for one container.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<ServiceRecord>,
+    /// What a multi-service bench's running services may take together (their limits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+}
+
+/// Resource limits: of one service, or the total of a bench's running services.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Resources {
+    pub memory_bytes: i64,
+    pub cpus: f64,
+    pub pids: i64,
+    /// How many services the figures add up (a total only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services: Option<usize>,
+}
+
+impl Resources {
+    fn of(l: &crate::engine::Limits) -> Resources {
+        Resources {
+            memory_bytes: l.memory_bytes,
+            cpus: l.nano_cpus as f64 / 1e9,
+            pids: l.pids,
+            services: None,
+        }
+    }
+
+    /// The total of the running services among `services`.
+    pub fn total(services: &[ServiceRecord]) -> Resources {
+        let running: Vec<&Resources> = services
+            .iter()
+            .filter(|s| s.state.starts_with("running"))
+            .filter_map(|s| s.limits.as_ref())
+            .collect();
+        Resources {
+            memory_bytes: running.iter().map(|r| r.memory_bytes).sum(),
+            cpus: (running.iter().map(|r| r.cpus).sum::<f64>() * 1000.0).round() / 1000.0,
+            pids: running.iter().map(|r| r.pids).sum(),
+            services: Some(running.len()),
+        }
+    }
 }
 
 /// One service of a multi-service bench.
@@ -38,6 +78,9 @@ pub struct ServiceRecord {
     pub image: String,
     /// Its address, where it publishes a port (the bench's service).
     pub url: Option<String>,
+    /// Its limits: the file's, capped by the bench's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Resources>,
 }
 
 fn service_record(c: &ContainerInfo, url: Option<String>) -> ServiceRecord {
@@ -51,6 +94,11 @@ fn service_record(c: &ContainerInfo, url: Option<String>) -> ServiceRecord {
         health: c.health.clone(),
         image: c.image.clone(),
         url,
+        limits: c
+            .labels
+            .get(crate::app::deploy::stack_plan::LIMITS)
+            .and_then(|v| crate::app::deploy::stack_plan::parse_limits(v))
+            .map(|l| Resources::of(&l)),
     }
 }
 
@@ -76,6 +124,7 @@ fn with_services(
             .collect();
         others.sort_by(|a, b| a.name.cmp(&b.name));
         r.services.extend(others);
+        r.resources = Some(Resources::total(&r.services));
     }
 }
 
@@ -172,6 +221,7 @@ pub fn record_from(c: &ContainerInfo, now: u64) -> BenchRecord {
         }),
         age_seconds: since.map(|s| now.saturating_sub(s)),
         services: Vec::new(),
+        resources: None,
     }
 }
 

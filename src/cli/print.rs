@@ -283,6 +283,16 @@ impl Report for LinkOutcome {
     }
 }
 
+/// Limits as people read them: `512 MiB, 1.5 CPUs, 256 processes`.
+fn resources(r: &crate::app::inspect::Resources) -> String {
+    format!(
+        "{} MiB, {} CPUs, {} processes",
+        r.memory_bytes / (1024 * 1024),
+        r.cpus,
+        r.pids
+    )
+}
+
 impl Report for Status {
     fn json(&self) -> Value {
         to_json(self)
@@ -304,7 +314,7 @@ impl Report for Status {
                 out.push(format!("age:      {}", age(b.age_seconds)));
                 for s in &b.services {
                     out.push(format!(
-                        "service:  {} {}{} {}{}",
+                        "service:  {} {}{} {}{}{}",
                         s.name,
                         s.state,
                         s.health
@@ -312,7 +322,18 @@ impl Report for Status {
                             .map(|h| format!(" ({h})"))
                             .unwrap_or_default(),
                         s.image,
-                        s.url.as_ref().map(|u| format!(" {u}")).unwrap_or_default()
+                        s.url.as_ref().map(|u| format!(" {u}")).unwrap_or_default(),
+                        s.limits
+                            .as_ref()
+                            .map(|l| format!(" [{}]", resources(l)))
+                            .unwrap_or_default()
+                    ));
+                }
+                if let Some(r) = &b.resources {
+                    out.push(format!(
+                        "resources: {} at most, the limits of its {} running service(s)",
+                        resources(r),
+                        r.services.unwrap_or(0)
                     ));
                 }
             }

@@ -28,6 +28,7 @@ services:
   db:
     image: benchctl-test/stack-db:1
     volumes: ["data:/data"]
+    deploy: {resources: {limits: {memory: 64m, cpus: "0.5"}}}
     healthcheck:
       test: ["CMD", "/bin/busybox", "test", "-f", "/data/count"]
       interval: 300ms
@@ -201,11 +202,27 @@ fn a_three_service_bench_deploys_keeps_its_data_and_goes_whole() {
     assert_eq!(row["services"][1]["state"], "running");
     assert_eq!(row["services"][1]["health"], "healthy");
     assert_eq!(row["services"][2]["state"], "exited");
+    // each service's limits (the file's, capped by the bench's) and the running ones' total
+    let mib = 1024 * 1024;
+    assert_eq!(row["services"][1]["limits"]["memory_bytes"], 64 * mib);
+    assert_eq!(row["services"][1]["limits"]["cpus"], 0.5);
+    let web = row["services"][0]["limits"]["memory_bytes"]
+        .as_i64()
+        .unwrap();
+    assert!(web > 64 * mib, "{row}");
+    assert_eq!(row["resources"]["memory_bytes"], web + 64 * mib, "{row}");
+    assert_eq!(row["resources"]["services"], 2, "migrate has exited: {row}");
     let r = run(benchctl().args(["status", ISSUE]));
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
         r.stdout
-            .contains("service:  db running (healthy) benchctl-test/stack-db:1"),
+            .contains("service:  db running (healthy) benchctl-test/stack-db:1 [64 MiB, 0.5 CPUs"),
+        "{}",
+        r.stdout
+    );
+    let total = format!("resources: {} MiB, ", (web + 64 * mib) / mib);
+    assert!(
+        r.stdout.contains(&total) && r.stdout.contains("its 2 running service(s)"),
         "{}",
         r.stdout
     );

@@ -186,6 +186,7 @@ pub(super) async fn deploy_locked(
 
     let bench = BenchRecord {
         services: Vec::new(),
+        resources: None,
         issue: issue.to_string(),
         branch: req.branch.clone(),
         commit: image.commit,

@@ -19,6 +19,32 @@ pub const SERVICE_ROLE: &str = "service";
 /// The hash of a service container's configuration (a redeploy keeps it when unchanged).
 pub const SERVICE_HASH: &str = "benchctl.service-hash";
 
+/// The label of a service's limits as applied (`<memory bytes> <nano CPUs> <pids>`): what
+/// `status` totals.
+pub const LIMITS: &str = "benchctl.limits";
+
+/// The [`LIMITS`] label's value.
+pub fn limits_label(l: &Limits) -> String {
+    format!("{} {} {}", l.memory_bytes, l.nano_cpus, l.pids)
+}
+
+/// The limits a [`LIMITS`] label says; `None` when it is absent or not three numbers.
+pub fn parse_limits(v: &str) -> Option<Limits> {
+    let n: Vec<i64> = v
+        .split(' ')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    match n[..] {
+        [memory_bytes, nano_cpus, pids] => Some(Limits {
+            memory_bytes,
+            nano_cpus,
+            pids,
+        }),
+        _ => None,
+    }
+}
+
 /// The services in an order that starts each after what it depends on; a cycle is an error.
 pub fn order(p: &Project) -> Result<Vec<String>, String> {
     let mut done: Vec<String> = Vec::new();
@@ -167,6 +193,7 @@ pub fn service_spec(
     };
     labels.insert(SERVICE.to_string(), shape.service.to_string());
     labels.insert(SERVICE_HASH.to_string(), hash(&spec));
+    labels.insert(LIMITS.to_string(), limits_label(&spec.limits));
     Ok(ServiceSpec { labels, ..spec })
 }
 
