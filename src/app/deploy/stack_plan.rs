@@ -318,4 +318,17 @@ mod tests {
         assert_eq!(a.labels[SERVICE], "db");
         assert_eq!(a.network, "benchctl-p-1");
     }
+
+    #[test]
+    fn a_limits_label_reads_back_and_anything_else_is_none() {
+        let l = Limits {
+            memory_bytes: 64 << 20,
+            nano_cpus: 500_000_000,
+            pids: 128,
+        };
+        assert_eq!(parse_limits(&limits_label(&l)), Some(l));
+        for bad in ["", "1 2", "1 2 3 4", "a b c", "1  2 3"] {
+            assert_eq!(parse_limits(bad), None, "{bad:?}");
+        }
+    }
 }
