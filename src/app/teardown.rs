@@ -47,6 +47,59 @@ pub(crate) async fn remove_unused_images(
     removed
 }
 
+/// Removes what a multi-service bench of `issue` has besides its web service: its other
+/// `services`, one-off hook containers, network, and (unless `keep_volumes`) its volumes with
+/// the record of their seeding. Only what this backend made ([`labels::BACKEND`]); returns
+/// the removed containers' names.
+pub(crate) async fn remove_stack_parts(
+    engine: &Engine,
+    issue: &str,
+    services: &[crate::engine::ContainerInfo],
+    keep_volumes: bool,
+    reporter: &SharedReporter,
+) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for c in services {
+        engine.benches.remove(&c.id).await?;
+        reporter.report(Event::Done(format!("removed service {}", c.name)));
+        removed.push(c.name.clone());
+    }
+    let mut filter = labels::issue_filter(issue);
+    filter.push(format!("{}={}", labels::BACKEND, engine.stacks.kind()));
+    for h in engine.stacks.remove_hooks(&filter).await? {
+        reporter.report(Event::Done(format!("removed hook container {h}")));
+        removed.push(h);
+    }
+    for n in engine.stacks.remove_networks(&filter).await? {
+        reporter.report(Event::Done(format!("removed network {n}")));
+    }
+    if !keep_volumes {
+        // the data goes, and with it the record of its seeding
+        let seeded = crate::app::deploy::hooks::seeded_marker(issue);
+        if let Some(m) = engine.markers.get(&seeded).await? {
+            engine.markers.remove(&m).await?;
+        }
+        for v in engine.stacks.remove_volumes(&filter).await? {
+            reporter.report(Event::Done(format!("removed volume {v}")));
+        }
+    }
+    Ok(removed)
+}
+
+/// The other services of `issue`'s multi-service bench (not its web service).
+pub(crate) async fn stack_services(
+    engine: &Engine,
+    issue: &str,
+) -> Result<Vec<crate::engine::ContainerInfo>> {
+    let mut filter = labels::issue_filter(issue);
+    filter.push(format!(
+        "{}={}",
+        labels::ROLE,
+        crate::app::deploy::stack_plan::SERVICE_ROLE
+    ));
+    engine.stacks.services(&filter).await
+}
+
 /// What a teardown leaves.
 #[derive(Debug, Clone, Copy)]
 pub struct Keep {
@@ -72,13 +125,7 @@ pub async fn teardown(
     let result = async {
         reporter.report(Event::Step(format!("tearing down {issue}")));
         let containers = benches(engine, Some(issue)).await?;
-        let mut filter = labels::issue_filter(issue);
-        filter.push(format!(
-            "{}={}",
-            labels::ROLE,
-            crate::app::deploy::stack_plan::SERVICE_ROLE
-        ));
-        let services = engine.stacks.services(&filter).await?;
+        let services = stack_services(engine, issue).await?;
         for c in &containers {
             crate::app::deploy::hooks::before_teardown(engine, c, &services, reporter).await;
         }
@@ -89,32 +136,7 @@ pub async fn teardown(
             removed.push(c.name.clone());
         }
         // a multi-service bench's other services, then its network and volumes
-        for c in &services {
-            engine.benches.remove(&c.id).await?;
-            reporter.report(Event::Done(format!("removed container {}", c.name)));
-            removed.push(c.name.clone());
-        }
-        for n in engine
-            .stacks
-            .remove_networks(&labels::issue_filter(issue))
-            .await?
-        {
-            reporter.report(Event::Done(format!("removed network {n}")));
-        }
-        if !keep.volumes {
-            // the data goes, and with it the record of its seeding
-            let seeded = crate::app::deploy::hooks::seeded_marker(issue);
-            if let Some(m) = engine.markers.get(&seeded).await? {
-                engine.markers.remove(&m).await?;
-            }
-            for v in engine
-                .stacks
-                .remove_volumes(&labels::issue_filter(issue))
-                .await?
-            {
-                reporter.report(Event::Done(format!("removed volume {v}")));
-            }
-        }
+        removed.extend(remove_stack_parts(engine, issue, &services, keep.volumes, reporter).await?);
         // a deploy killed in its commit step left its container (the lock is ours: no live one)
         removed.extend(
             engine

@@ -52,6 +52,8 @@ pub mod labels {
     pub const URL_TEMPLATE: &str = "benchctl.url-template";
     /// The Tracker field the bench's address was written to (teardown clears that one).
     pub const FIELD: &str = "benchctl.field";
+    /// The backend that made a multi-service bench's network, volumes and services.
+    pub const BACKEND: &str = "benchctl.backend";
 
     /// Prefixes of the labels only benchctl and the operator write: benchctl's own (finding and
     /// hiding benches), the proxy's (routing host names) and the engine's (swarm tasks,
@@ -417,6 +419,18 @@ pub trait Stacks: Send + Sync {
         timeout: std::time::Duration,
         reporter: &SharedReporter,
     ) -> Result<(i64, Vec<String>)>;
+    /// Which backend made a multi-service bench's parts (`docker` or `swarm`): its
+    /// [`labels::BACKEND`] label, so that clean-up never takes the other backend's.
+    fn kind(&self) -> &'static str {
+        "docker"
+    }
+    /// The one-off hook containers carrying all `labels` are removed (what a killed deploy
+    /// left); returns their names.
+    async fn remove_hooks(&self, labels: &[String]) -> Result<Vec<String>>;
+    /// The networks carrying all `labels`: name and labels.
+    async fn networks(&self, labels: &[String]) -> Result<Vec<(String, HashMap<String, String>)>>;
+    /// The volumes carrying all `labels`: name and labels.
+    async fn volumes(&self, labels: &[String]) -> Result<Vec<(String, HashMap<String, String>)>>;
     /// Removes the networks carrying all `labels` (after their containers); returns their names.
     async fn remove_networks(&self, labels: &[String]) -> Result<Vec<String>>;
     /// Removes the volumes carrying all `labels`; returns their names.

@@ -83,7 +83,12 @@ async fn one_off(
     let (req, engine, reporter) = (cx.req, cx.engine, cx.reporter);
     let issue = req.issue.as_str();
     let s = &cx.stack.project.services[&hook.service];
-    let mut l = sp::stack_labels(issue, &req.repo.public(), &req.run.deploy_id);
+    let mut l = sp::stack_labels(
+        issue,
+        &req.repo.public(),
+        &req.run.deploy_id,
+        engine.stacks.kind(),
+    );
     l.insert(labels::ROLE.into(), "hook".into());
     let name = format!(
         "benchctl-{}-hook-{}-{:06x}",

@@ -232,6 +232,11 @@ async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployOutcome>
     )
     .await?;
     let result = checked_deploy(ctx, req, &held).await;
+    if result.is_err() {
+        for done in remove_benchless_stack(engine, req).await {
+            reporter.report(Event::Info(done));
+        }
+    }
     let (outcome, commit, message) = match &result {
         Ok(o) => (
             o.result(),
@@ -306,6 +311,7 @@ pub async fn recover_interrupted(req: &DeployRequest, engine: &Engine) -> String
     let ready = req.run.ready.load(std::sync::atomic::Ordering::SeqCst);
     let issue = req.issue.as_str();
     let mut done = remove_candidates(engine, issue, &req.run.deploy_id, ready).await;
+    done.extend(remove_benchless_stack(engine, req).await);
     engine.images.settle().await;
     let ours = [format!("{}={}", labels::DEPLOY_ID, req.run.deploy_id)];
     if let Ok(steps) = engine.images.remove_build_steps(&ours).await {
@@ -323,6 +329,49 @@ pub async fn recover_interrupted(req: &DeployRequest, engine: &Engine) -> String
     } else {
         done.join("; ")
     }
+}
+
+/// After a multi-service deploy failed or stopped: when the issue has no bench (a first
+/// deploy), its other services, hook containers and network are removed, and its volumes kept
+/// for the next deploy; the one-off hook containers of this deploy go in any case. Says what
+/// it did.
+async fn remove_benchless_stack(engine: &Engine, req: &DeployRequest) -> Vec<String> {
+    let mut done = Vec::new();
+    if req.bench.stack.is_none() {
+        return done;
+    }
+    let issue = req.issue.as_str();
+    let mut ours = labels::issue_filter(issue);
+    ours.push(format!("{}={}", labels::DEPLOY_ID, req.run.deploy_id));
+    if let Ok(hooks) = engine.stacks.remove_hooks(&ours).await {
+        done.extend(
+            hooks
+                .into_iter()
+                .map(|h| format!("removed hook container {h}")),
+        );
+    }
+    if !matches!(benches(engine, Some(issue)).await, Ok(b) if b.is_empty()) {
+        return done;
+    }
+    let quiet: crate::output::SharedReporter = std::sync::Arc::new(crate::output::Silent);
+    let services = crate::app::teardown::stack_services(engine, issue).await;
+    let removed = match services {
+        Ok(s) => crate::app::teardown::remove_stack_parts(engine, issue, &s, true, &quiet).await,
+        Err(e) => Err(e),
+    };
+    match removed {
+        Ok(names) if !names.is_empty() => done.push(format!(
+            "{issue} has no bench: removed its services {} and its network (its volumes stay \
+             for the next deploy)",
+            names.join(", ")
+        )),
+        Ok(_) => {}
+        Err(e) => done.push(format!(
+            "{issue} has no bench, but its services could not be removed: {e} (`benchctl \
+             teardown {issue}` removes them)"
+        )),
+    }
+    done
 }
 
 /// Removes what the deploy `deploy_id` created, unless it was `ready` and the previous bench is

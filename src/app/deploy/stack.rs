@@ -11,7 +11,7 @@ use super::stack_plan::{self as sp, Shape};
 use crate::app::request::{DeployRequest, Stack};
 use crate::clock::now_unix;
 use crate::compose::{Condition, Service};
-use crate::engine::{labels, BuildSpec, ContainerInfo, Engine};
+use crate::engine::{labels, BuildSpec, Engine};
 use crate::git::checkout::Checkout;
 use crate::naming::container_name;
 use crate::output::{Event, SharedReporter};
@@ -50,7 +50,12 @@ pub(super) async fn start(
     let images = images(cx, checkout, &commit, commit_time).await?;
 
     // the bench's network and volumes
-    let owner = sp::stack_labels(issue, &req.repo.public(), &req.run.deploy_id);
+    let owner = sp::stack_labels(
+        issue,
+        &req.repo.public(),
+        &req.run.deploy_id,
+        engine.stacks.kind(),
+    );
     engine
         .stacks
         .ensure_network(&sp::network(issue), &owner)
@@ -65,7 +70,7 @@ pub(super) async fn start(
     }
 
     // the other services, each once what it depends on is there
-    let running = service_containers(engine, issue).await?;
+    let running = crate::app::teardown::stack_services(engine, issue).await?;
     let mut ids: HashMap<String, String> = HashMap::new();
     for name in order.iter().filter(|n| **n != stack.web) {
         let s = &stack.project.services[name];
@@ -168,13 +173,6 @@ pub(super) async fn start(
         port,
         images: images.values().map(|(_, id, _)| id.clone()).collect(),
     })
-}
-
-/// The other services' containers of the bench (not the web service's).
-async fn service_containers(engine: &Engine, issue: &str) -> Result<Vec<ContainerInfo>> {
-    let mut filter = labels::issue_filter(issue);
-    filter.push(format!("{}={}", labels::ROLE, sp::SERVICE_ROLE));
-    engine.stacks.services(&filter).await
 }
 
 /// Each service's image: `(reference to run, image id, exposed ports)`. Images built from the

@@ -222,8 +222,14 @@ pub fn hash(s: &ServiceSpec) -> String {
 }
 
 /// The labels of a multi-service bench's network and volumes, and of its other services.
-pub fn stack_labels(issue: &str, repo: &str, deploy_id: &str) -> HashMap<String, String> {
+pub fn stack_labels(
+    issue: &str,
+    repo: &str,
+    deploy_id: &str,
+    backend: &str,
+) -> HashMap<String, String> {
     let mut l = labels::issue_labels(issue);
+    l.insert(labels::BACKEND.to_string(), backend.to_string());
     l.insert(labels::REPO.to_string(), labels::value(repo));
     l.insert(labels::DEPLOY_ID.to_string(), deploy_id.to_string());
     l

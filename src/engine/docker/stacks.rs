@@ -287,14 +287,51 @@ impl Stacks for DockerEngine {
         Ok((code, last.into_iter().collect()))
     }
 
-    async fn remove_networks(&self, labels: &[String]) -> Result<Vec<String>> {
+    async fn remove_hooks(&self, labels: &[String]) -> Result<Vec<String>> {
+        let mut filter = labels.to_vec();
+        filter.push(format!("{}=hook", crate::engine::labels::ROLE));
+        let mut removed = Vec::new();
+        for c in super::containers_labelled(&self.docker, &filter).await? {
+            let c = Self::summary_to_info(c);
+            super::remove_container(&self.docker, &c.id).await?;
+            removed.push(c.name);
+        }
+        Ok(removed)
+    }
+
+    async fn networks(&self, labels: &[String]) -> Result<Vec<(String, HashMap<String, String>)>> {
         let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
         let opts = ListNetworksOptionsBuilder::default()
             .filters(&filters)
             .build();
+        Ok(self
+            .docker
+            .list_networks(Some(opts))
+            .await?
+            .into_iter()
+            .map(|n| (n.name.unwrap_or_default(), n.labels.unwrap_or_default()))
+            .collect())
+    }
+
+    async fn volumes(&self, labels: &[String]) -> Result<Vec<(String, HashMap<String, String>)>> {
+        let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
+        let opts = ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        Ok(self
+            .docker
+            .list_volumes(Some(opts))
+            .await?
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| (v.name, v.labels))
+            .collect())
+    }
+
+    async fn remove_networks(&self, labels: &[String]) -> Result<Vec<String>> {
         let mut removed = Vec::new();
-        for n in self.docker.list_networks(Some(opts)).await? {
-            let name = n.name.unwrap_or_default();
+        for (name, _) in self.networks(labels).await? {
             match self.docker.remove_network(&name).await {
                 Ok(()) => removed.push(name),
                 Err(e) if not_found(&e) => {}
@@ -305,27 +342,11 @@ impl Stacks for DockerEngine {
     }
 
     async fn remove_volumes(&self, labels: &[String]) -> Result<Vec<String>> {
-        let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
-        let opts = ListVolumesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
         let mut removed = Vec::new();
-        for v in self
-            .docker
-            .list_volumes(Some(opts))
-            .await?
-            .volumes
-            .unwrap_or_default()
-        {
-            match self
-                .docker
-                .remove_volume(
-                    &v.name,
-                    None::<bollard::query_parameters::RemoveVolumeOptions>,
-                )
-                .await
-            {
-                Ok(()) => removed.push(v.name),
+        for (name, _) in self.volumes(labels).await? {
+            let opts = None::<bollard::query_parameters::RemoveVolumeOptions>;
+            match self.docker.remove_volume(&name, opts).await {
+                Ok(()) => removed.push(name),
                 Err(e) if not_found(&e) => {}
                 Err(e) => return Err(e.into()),
             }

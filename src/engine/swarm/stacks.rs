@@ -436,6 +436,22 @@ impl Stacks for SwarmEngine {
         Stacks::exec(&self.inner, &container, cmd, timeout, reporter).await
     }
 
+    fn kind(&self) -> &'static str {
+        "swarm"
+    }
+
+    async fn remove_hooks(&self, filter: &[String]) -> Result<Vec<String>> {
+        Stacks::remove_hooks(&self.inner, filter).await
+    }
+
+    async fn networks(&self, filter: &[String]) -> Result<Vec<(String, HashMap<String, String>)>> {
+        Stacks::networks(&self.inner, filter).await
+    }
+
+    async fn volumes(&self, filter: &[String]) -> Result<Vec<(String, HashMap<String, String>)>> {
+        Stacks::volumes(&self.inner, filter).await
+    }
+
     async fn remove_networks(&self, filter: &[String]) -> Result<Vec<String>> {
         retrying(|| Stacks::remove_networks(&self.inner, filter)).await
     }

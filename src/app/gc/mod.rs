@@ -14,6 +14,8 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+mod stacks;
+
 #[derive(Debug, Clone)]
 pub struct GcOptions {
     pub dry_run: bool,
@@ -119,23 +121,7 @@ pub async fn gc(
     )));
     for (issue, containers) in &by_issue {
         // Closed in the Tracker?
-        let mut reason = None;
-        if let Some(t) = tracker {
-            match t.get_issue(issue).await {
-                Ok(v) => {
-                    let status = v
-                        .pointer("/status/key")
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or("");
-                    if opts.closed_statuses.iter().any(|s| s == status) {
-                        reason = Some(format!("the issue's status is `{status}`"));
-                    }
-                }
-                Err(e) => reporter.report(Event::Warn(format!(
-                    "cannot tell whether {issue} is closed: {e}"
-                ))),
-            }
-        }
+        let mut reason = closed(tracker, issue, opts, reporter).await;
         // Past its TTL?
         if let (None, Some(ttl)) = (&reason, opts.ttl) {
             let last = containers
@@ -227,6 +213,11 @@ pub async fn gc(
         if let Some(l) = held {
             l.release(engine).await?;
         }
+    }
+
+    // A multi-service bench's parts whose bench is gone.
+    for a in stacks::leftovers(engine, tracker, opts, &all, instant, reporter).await? {
+        act(&a.action, &a.target, a.reason);
     }
 
     // Results of deploys of issues that have no bench (e.g. a first deploy that failed).
@@ -420,6 +411,35 @@ pub async fn gc(
         );
     }
     Ok(actions)
+}
+
+/// Why `issue` counts as closed (its Tracker status is one of `--closed-statuses`), or `None`
+/// (open, or the Tracker cannot tell: a warning).
+async fn closed(
+    tracker: Option<&TrackerClient>,
+    issue: &str,
+    opts: &GcOptions,
+    reporter: &SharedReporter,
+) -> Option<String> {
+    let t = tracker?;
+    match t.get_issue(issue).await {
+        Ok(v) => {
+            let status = v
+                .pointer("/status/key")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            opts.closed_statuses
+                .iter()
+                .any(|s| s == status)
+                .then(|| format!("the issue's status is `{status}`"))
+        }
+        Err(e) => {
+            reporter.report(Event::Warn(format!(
+                "cannot tell whether {issue} is closed: {e}"
+            )));
+            None
+        }
+    }
 }
 
 /// Whether gc removes a build layer nothing stands on (a leaf: the engine lists only those),
