@@ -375,9 +375,23 @@ pub struct ServiceSpec {
     /// beside it under a name of its own (`<name>-next-<random>`), a swarm service is updated
     /// in place, start-first.
     pub replaces: Option<String>,
-    /// What the readiness probe asks and how long the service may take to answer (the web
-    /// service; a swarm writes its health check from them when the file has none).
-    pub probe: Option<(String, std::time::Duration)>,
+    /// The web service's readiness (a swarm writes its health check from it when the file
+    /// has none).
+    pub probe: Option<WebProbe>,
+    /// A network the service joins besides the bench's: the reverse proxy's, which routes to
+    /// the web service (then nothing is published).
+    pub proxy_network: Option<String>,
+}
+
+/// What the readiness probe of a multi-service bench's web service asks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebProbe {
+    /// The container port.
+    pub port: u16,
+    /// The readiness path.
+    pub path: String,
+    /// How long the service may take to answer.
+    pub timeout: std::time::Duration,
 }
 
 /// Multi-service benches: the bench's network and volumes, and its services' containers.

@@ -200,12 +200,6 @@ fn stack(
     }
     let web = crate::compose::web_service(&project, e.get(&keys::SERVICE))
         .map_err(|m| Error::usage(format!("{at}: {m}")))?;
-    if req.bench.router.is_some() {
-        return Err(Error::usage(format!(
-            "{at}: a multi-service bench cannot be routed through --router yet; deploy it with \
-             published ports"
-        )));
-    }
     let hooks = hooks(e, &project, &at)?;
     Ok(Some(crate::app::request::Stack {
         file,

@@ -187,3 +187,104 @@ fn a_url_template_without_a_router_names_the_published_port() {
         r.stderr
     );
 }
+
+/// A multi-service bench's web service: serves what its `helper` service says over the
+/// bench's network.
+const STACK_WEB: &str = "mkdir -p /tmp/www\n\
+while true; do\n\
+h=$(/bin/busybox wget -q -O- http://helper:9090/)\n\
+echo \"routed $h\" > /tmp/www/next && mv /tmp/www/next /tmp/www/index.html\n\
+sleep 0.2\n\
+done &\n\
+exec /bin/busybox httpd -f -p 8080 -h /tmp/www\n";
+
+const STACK_COMPOSE: &str = r#"
+services:
+  web:
+    build: .
+    ports: ["8080"]
+    depends_on: [helper]
+  helper:
+    build: .
+    command: ["/bin/busybox", "sh", "-c", "mkdir -p /h && echo from-helper > /h/index.html && exec /bin/busybox httpd -f -p 9090 -h /h"]
+"#;
+
+#[test]
+fn a_multi_service_bench_is_routed_through_its_web_service() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let net = Network::create("benchctl-test-trf-stack");
+    let _c = Cleanup::issues(&["TRF-3"]);
+    let repo = AppRepo::new();
+    git(repo.path(), &["checkout", "-q", "-b", "feature/TRF-3"]);
+    std::fs::copy(BUSYBOX, repo.path().join("busybox")).unwrap();
+    repo.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY web.sh /web.sh\n\
+         CMD [\"/bin/busybox\", \"sh\", \"/web.sh\"]\n",
+    );
+    repo.write("web.sh", STACK_WEB);
+    repo.write("compose.yaml", STACK_COMPOSE);
+    repo.commit("routed stack");
+    let r = run(benchctl()
+        .args([
+            "--json",
+            "deploy",
+            "feature/TRF-3",
+            "--repo",
+            &repo.path_str(),
+        ])
+        .args(["--no-link", "--router", "traefik", "--network", &net.0])
+        .args(["--url-template", "http://{issue}.bench.test"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.json()["url"], "http://trf-3.bench.test/");
+    let id = docker_lines(&["ps", "-q", "--filter", "name=^benchctl-trf-3$"]).join("");
+    assert!(!id.is_empty());
+    let label = |k: &str| inspect(&id, &format!("{{{{index .Config.Labels \"{k}\"}}}}"));
+    assert_eq!(label("traefik.docker.network"), net.0);
+    assert_eq!(
+        label("traefik.http.routers.benchctl-trf-3.rule"),
+        "Host(`trf-3.bench.test`)"
+    );
+    // on the proxy's network and the bench's, publishing nothing
+    assert!(!inspect(&id, "{{json .NetworkSettings.Ports}}").contains("HostPort"));
+    let nets = inspect(
+        &id,
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+    );
+    let mut nets: Vec<&str> = nets.split_whitespace().collect();
+    nets.sort();
+    assert_eq!(nets, ["benchctl-test-trf-stack", "benchctl-trf-3"]);
+    // what the proxy reaches: the web service, answering with its helper's data
+    let ip = inspect(
+        &id,
+        &format!(
+            "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
+            net.0
+        ),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let got = http_get(&format!("http://{ip}:8080/")).unwrap_or_default();
+        if got.trim() == "routed from-helper" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "answers {got:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // teardown leaves the proxy's network, which is not the bench's
+    let r = run(benchctl().args(["teardown", "TRF-3", "--keep-link"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(all_issue_containers("TRF-3").is_empty());
+    assert_eq!(
+        docker_lines(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=^{}$", net.0)
+        ])
+        .len(),
+        1
+    );
+}

@@ -11,7 +11,7 @@ use super::stack_plan::{self as sp, Shape};
 use crate::app::request::{DeployRequest, Stack};
 use crate::clock::now_unix;
 use crate::compose::{Condition, Service};
-use crate::engine::{labels, BuildSpec, Engine};
+use crate::engine::{labels, BuildSpec, Engine, WebProbe};
 use crate::git::checkout::Checkout;
 use crate::naming::container_name;
 use crate::output::{Event, SharedReporter};
@@ -149,7 +149,16 @@ pub(super) async fn start(
     let mut spec = sp::service_spec(web, shape, name, bench_labels)
         .map_err(|m| err(req, stack, format!("service `{}`: {m}", stack.web)))?;
     spec.replaces = cx.replaces.clone();
-    spec.probe = Some((req.bench.health_path.clone(), req.bench.ready_timeout));
+    spec.probe = Some(WebProbe {
+        port,
+        path: req.bench.health_path.clone(),
+        timeout: req.bench.ready_timeout,
+    });
+    // behind the reverse proxy: on its network too, publishing nothing
+    if let Some(router) = &req.bench.router {
+        spec.proxy_network = Some(router.network.clone());
+        spec.publish = None;
+    }
     // the bench's own settings reach the web service too
     spec.env.extend(
         req.bench

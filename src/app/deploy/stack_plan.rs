@@ -190,6 +190,7 @@ pub fn service_spec(
         cap_add: shape.cap_add.to_vec(),
         replaces: None,
         probe: None,
+        proxy_network: None,
     };
     labels.insert(SERVICE.to_string(), shape.service.to_string());
     labels.insert(SERVICE_HASH.to_string(), hash(&spec));

@@ -47,20 +47,38 @@ pub(crate) async fn remove_container(docker: &Docker, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates the container `name` and starts it; one that cannot start is removed again.
+/// Creates the container `name`, connects it to the network `also` (besides the one it is
+/// created on: an engine before API 1.44 takes one at creation) and starts it; one that
+/// cannot start is removed again.
 pub(crate) async fn create_and_start(
     docker: &Docker,
     name: &str,
     body: ContainerCreateBody,
+    also: Option<&str>,
 ) -> Result<String> {
     let opts = CreateContainerOptionsBuilder::default().name(name).build();
     let created = docker.create_container(Some(opts), body).await?;
-    let start = docker
-        .start_container(
-            &created.id,
-            None::<bollard::query_parameters::StartContainerOptions>,
-        )
-        .await;
+    let connected = match also {
+        Some(network) => {
+            let request = bollard::models::NetworkConnectRequest {
+                container: created.id.clone(),
+                ..Default::default()
+            };
+            docker.connect_network(network, request).await
+        }
+        None => Ok(()),
+    };
+    let start = match connected {
+        Ok(()) => {
+            docker
+                .start_container(
+                    &created.id,
+                    None::<bollard::query_parameters::StartContainerOptions>,
+                )
+                .await
+        }
+        Err(e) => Err(e),
+    };
     if let Err(e) = start {
         let _ = remove_container(docker, &created.id).await;
         return Err(e.into());
@@ -104,7 +122,7 @@ impl Benches for DockerEngine {
             Some(_) => format!("{}-next-{:08x}", spec.name, rand::random::<u32>()),
             None => spec.name.clone(),
         };
-        create_and_start(&self.docker, &name, body).await
+        create_and_start(&self.docker, &name, body, None).await
     }
 
     async fn promote(&self, id: &str, name: &str) -> Result<()> {

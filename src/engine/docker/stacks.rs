@@ -213,7 +213,8 @@ impl Stacks for DockerEngine {
             Some(_) => format!("{}-next-{:08x}", spec.name, rand::random::<u32>()),
             None => spec.name.clone(),
         };
-        super::containers::create_and_start(&self.docker, &name, body).await
+        let also = spec.proxy_network.as_deref();
+        super::containers::create_and_start(&self.docker, &name, body, also).await
     }
 
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {

@@ -86,19 +86,19 @@ impl SwarmEngine {
         let (health, from) = match (&spec.health, &spec.probe) {
             (Some(h), _) => (Some(health_config(h)), "compose"),
             // the web service without a check of its own: benchctl's, asking the probe's path
-            (None, Some((path, timeout))) => {
+            (None, Some(web)) => {
                 let probe = ContainerSpec {
                     name: spec.name.clone(),
                     image: spec.image.clone(),
                     labels: spec.labels.clone(),
-                    container_port: spec.publish.as_ref().map_or(80, |p| p.0),
+                    container_port: web.port,
                     bind: String::new(),
                     limits: spec.limits.clone(),
                     env: Vec::new(),
                     network: None,
                     replaces: None,
-                    health_path: path.clone(),
-                    ready_timeout: *timeout,
+                    health_path: web.path.clone(),
+                    ready_timeout: web.timeout,
                     cap_add: Vec::new(),
                 };
                 self.health_check(&local, &probe).await?
@@ -163,6 +163,16 @@ impl SwarmEngine {
                 }]
             }),
         };
+        let mut networks = vec![NetworkAttachmentConfig {
+            target: Some(spec.network.clone()),
+            aliases: Some(spec.aliases.clone()),
+            driver_opts: None,
+        }];
+        networks.extend(spec.proxy_network.iter().map(|n| NetworkAttachmentConfig {
+            target: Some(n.clone()),
+            aliases: None,
+            driver_opts: None,
+        }));
         let monitor = nanos(match health {
             Some(_) => Duration::from_millis(250),
             None => Duration::from_secs(5),
@@ -214,11 +224,7 @@ impl SwarmEngine {
                     window: None,
                 }),
                 placement,
-                networks: Some(vec![NetworkAttachmentConfig {
-                    target: Some(spec.network.clone()),
-                    aliases: Some(spec.aliases.clone()),
-                    driver_opts: None,
-                }]),
+                networks: Some(networks),
                 ..Default::default()
             }),
             mode: Some(ServiceSpecMode {
