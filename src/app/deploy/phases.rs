@@ -318,6 +318,18 @@ async fn sweep_leftovers(engine: &Engine, req: &DeployRequest, reporter: &Shared
             "could not look for build steps an interrupted deploy of {issue} left: {e}"
         ))),
     }
+    // a one-off hook's container of a killed deploy (under the lock, none is this one's)
+    if let Ok(hooks) = engine
+        .stacks
+        .remove_hooks(&labels::issue_filter(issue))
+        .await
+    {
+        for name in hooks {
+            reporter.report(Event::Info(format!(
+                "removed {name}, a hook container an interrupted deploy of {issue} left"
+            )));
+        }
+    }
     let cache = req.machine.cache_dir.clone();
     match tokio::task::spawn_blocking(move || crate::git::checkout::sweep(&cache, false)).await {
         Ok(Ok(dirs)) => {

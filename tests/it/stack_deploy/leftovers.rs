@@ -1,6 +1,6 @@
 //! A multi-service bench without its web service: a failed first deploy removes its services
 //! and network and keeps its data; gc removes those of a bench lost another way, and the data
-//! once the issue is closed.
+//! once the issue is closed. A hook container a killed deploy left goes with the next deploy.
 
 use super::*;
 use crate::support::fake_tracker::{Auth, FakeTracker, Org};
@@ -86,11 +86,30 @@ fn a_stack_without_its_bench_keeps_only_its_data_and_that_goes_with_the_issue() 
     assert!(parts("network", LEFT_ISSUE).is_empty());
     assert_eq!(parts("volume", LEFT_ISSUE), ["benchctl-std-4-data"]);
 
+    // a one-off hook's container a killed deploy left goes with the next deploy
+    docker_lines(&[
+        "create",
+        "--name",
+        "benchctl-std-4-hook-seed-0000ff",
+        "--label",
+        "benchctl.managed=true",
+        "--label",
+        "benchctl.issue=STD-4",
+        "--label",
+        "benchctl.role=hook",
+        "benchctl-test/stack-db-left:1",
+    ]);
     // a bench lost another way (removed by hand): gc removes its services and network
     repo.write("web.sh", &web_script("v1"));
     repo.commit("web v1");
     let r = deploy();
     assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.all()
+            .contains("removed benchctl-std-4-hook-seed-0000ff, a hook container"),
+        "{}",
+        r.all()
+    );
     let web = docker_lines(&["ps", "-q", "--filter", "name=^benchctl-std-4$"]);
     assert_eq!(web.len(), 1);
     docker_lines(&["rm", "-f", &web[0]]);
