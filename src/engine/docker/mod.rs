@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 pub(crate) use containers::remove_container;
 pub(crate) use images::{run_step, step_labels};
-pub(crate) use stacks::{health as health_config, owned};
+pub(crate) use stacks::{health as health_config, owned, volume_mounts};
 
 pub(crate) fn parse_port(p: &str) -> Option<u16> {
     let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));

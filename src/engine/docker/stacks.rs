@@ -67,6 +67,20 @@ pub(crate) fn owned(
     )))
 }
 
+/// The volumes a service mounts, as the engine takes them (a container's or a task's).
+pub(crate) fn volume_mounts(spec: &ServiceSpec) -> Vec<Mount> {
+    spec.mounts
+        .iter()
+        .map(|m| Mount {
+            target: Some(m.target.clone()),
+            source: m.volume.clone(),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        })
+        .collect()
+}
+
 /// Keeps the last lines of `text` in `last` (20 at most), each reported as it comes.
 pub(crate) fn keep_lines(
     text: &str,
@@ -165,17 +179,7 @@ impl Stacks for DockerEngine {
                 }]),
             );
         }
-        let mounts = spec
-            .mounts
-            .iter()
-            .map(|m| Mount {
-                target: Some(m.target.clone()),
-                source: m.volume.clone(),
-                typ: Some(MountType::VOLUME),
-                read_only: Some(m.read_only),
-                ..Default::default()
-            })
-            .collect();
+        let mounts = volume_mounts(spec);
         let tmpfs: HashMap<String, String> = spec
             .tmpfs
             .iter()

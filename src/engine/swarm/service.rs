@@ -7,7 +7,7 @@ use super::{
 };
 use crate::engine::docker::{remove_container, run_step, step_labels};
 use crate::engine::endpoint::describe_engine_error;
-use crate::engine::{labels, ContainerInfo, ContainerSpec};
+use crate::engine::{labels, ContainerInfo, ContainerSpec, Limits};
 use crate::{Error, Result};
 use bollard::models::{
     ContainerCreateBody, EndpointPortConfig, EndpointPortConfigPublishModeEnum, EndpointSpec,
@@ -16,7 +16,7 @@ use bollard::models::{
     ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
     ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
     ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum, Task, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecResources,
+    TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecPlacement, TaskSpecResources,
     TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{
@@ -26,6 +26,102 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+/// What every bench's service is made of besides its container's own configuration: one
+/// replica; a container bench's restrictions (no new privileges, a web app's capabilities); its
+/// limits, memory held for it (and CPU with `reserve_cpu`); and an update that starts the new
+/// task first and rolls back when it fails.
+pub(super) struct Frame<'a> {
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    /// Image, labels, environment, command, health check, mounts.
+    pub container: TaskSpecContainerSpec,
+    /// An empty list: the swarm's default.
+    pub networks: Vec<NetworkAttachmentConfig>,
+    pub placement: Option<TaskSpecPlacement>,
+    pub endpoint: Option<EndpointSpec>,
+    pub limits: &'a Limits,
+    pub cap_add: &'a [String],
+    pub reserve_cpu: bool,
+    pub restart: TaskSpecRestartPolicyConditionEnum,
+    /// Whether a health check gates a new task (else a crash soon after its start must show:
+    /// the update watches it longer).
+    pub gated: bool,
+}
+
+impl Frame<'_> {
+    pub(super) fn spec(self) -> ServiceSpec {
+        // how long a new task is watched for failure before the update counts as done
+        let monitor = nanos(match self.gated {
+            true => Duration::from_millis(250),
+            false => Duration::from_secs(5),
+        });
+        let limits = self.limits;
+        let container = TaskSpecContainerSpec {
+            init: Some(false),
+            stop_grace_period: Some(nanos(STOP_GRACE)),
+            // as a container bench; engines before API 1.44 ignore NoNewPrivileges
+            capability_drop: Some(vec!["ALL".to_string()]),
+            capability_add: Some(crate::engine::bench_capabilities(self.cap_add)),
+            privileges: Some(TaskSpecContainerSpecPrivileges {
+                no_new_privileges: Some(true),
+                ..Default::default()
+            }),
+            ..self.container
+        };
+        ServiceSpec {
+            name: Some(self.name),
+            labels: Some(self.labels),
+            task_template: Some(TaskSpec {
+                container_spec: Some(container),
+                resources: Some(TaskSpecResources {
+                    limits: Some(Limit {
+                        nano_cpus: Some(limits.nano_cpus),
+                        memory_bytes: Some(limits.memory_bytes),
+                        pids: Some(limits.pids),
+                    }),
+                    reservations: Some(ResourceObject {
+                        nano_cpus: self.reserve_cpu.then_some(limits.nano_cpus),
+                        memory_bytes: Some(limits.memory_bytes),
+                        generic_resources: None,
+                    }),
+                    ..Default::default()
+                }),
+                restart_policy: Some(TaskSpecRestartPolicy {
+                    condition: Some(self.restart),
+                    delay: Some(nanos(Duration::from_secs(2))),
+                    max_attempts: None,
+                    window: None,
+                }),
+                placement: self.placement,
+                networks: (!self.networks.is_empty()).then_some(self.networks),
+                ..Default::default()
+            }),
+            mode: Some(ServiceSpecMode {
+                replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
+                ..Default::default()
+            }),
+            update_config: Some(ServiceSpecUpdateConfig {
+                parallelism: Some(1),
+                delay: Some(0),
+                failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+                monitor: Some(monitor),
+                max_failure_ratio: Some(0.0),
+                order: Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST),
+            }),
+            rollback_config: Some(ServiceSpecRollbackConfig {
+                parallelism: Some(1),
+                delay: Some(0),
+                failure_action: Some(ServiceSpecRollbackConfigFailureActionEnum::PAUSE),
+                monitor: Some(monitor),
+                max_failure_ratio: Some(0.0),
+                order: Some(ServiceSpecRollbackConfigOrderEnum::START_FIRST),
+            }),
+            networks: None,
+            endpoint_spec: self.endpoint,
+        }
+    }
+}
 
 impl SwarmEngine {
     /// Pushes the image to the registry; returns the reference every node can pull
@@ -215,7 +311,6 @@ impl SwarmEngine {
         if let Some(d) = spec.labels.get(labels::DEPLOY_ID) {
             task_labels.insert(labels::DEPLOY_ID.to_string(), d.clone());
         }
-        let limits = &spec.limits;
         let published = match self.opts.publish_mode {
             PublishMode::Ingress => EndpointPortConfigPublishModeEnum::INGRESS,
             PublishMode::Host => EndpointPortConfigPublishModeEnum::HOST,
@@ -228,84 +323,35 @@ impl SwarmEngine {
                 ..Default::default()
             }]),
         });
-        // how long a new task is watched for failure before the update counts as done: a
-        // health check already gated it; without one, a crash soon after the start must show
-        let monitor = nanos(if health.is_some() || health_from == "image" {
-            Duration::from_millis(250)
-        } else {
-            Duration::from_secs(5)
-        });
-        Ok(ServiceSpec {
-            name: Some(name.to_string()),
-            labels: Some(service_labels),
-            task_template: Some(TaskSpec {
-                container_spec: Some(TaskSpecContainerSpec {
-                    image: Some(reference),
-                    labels: Some(task_labels),
-                    env: (!spec.env.is_empty()).then(|| spec.env.clone()),
-                    health_check: health,
-                    init: Some(false),
-                    stop_grace_period: Some(nanos(STOP_GRACE)),
-                    // as a container bench; engines before API 1.44 ignore NoNewPrivileges
-                    capability_drop: Some(vec!["ALL".to_string()]),
-                    capability_add: Some(crate::engine::bench_capabilities(&spec.cap_add)),
-                    privileges: Some(TaskSpecContainerSpecPrivileges {
-                        no_new_privileges: Some(true),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                resources: Some(TaskSpecResources {
-                    limits: Some(Limit {
-                        nano_cpus: Some(limits.nano_cpus),
-                        memory_bytes: Some(limits.memory_bytes),
-                        pids: Some(limits.pids),
-                    }),
-                    reservations: Some(ResourceObject {
-                        nano_cpus: Some(limits.nano_cpus),
-                        memory_bytes: Some(limits.memory_bytes),
-                        generic_resources: None,
-                    }),
-                    ..Default::default()
-                }),
-                restart_policy: Some(TaskSpecRestartPolicy {
-                    condition: Some(TaskSpecRestartPolicyConditionEnum::ANY),
-                    delay: Some(nanos(Duration::from_secs(2))),
-                    max_attempts: None,
-                    window: None,
-                }),
-                networks: spec.network.as_ref().map(|n| {
-                    vec![NetworkAttachmentConfig {
-                        target: Some(n.clone()),
-                        aliases: None,
-                        driver_opts: None,
-                    }]
-                }),
+        let gated = health.is_some() || health_from == "image";
+        let frame = Frame {
+            name: name.to_string(),
+            labels: service_labels,
+            container: TaskSpecContainerSpec {
+                image: Some(reference),
+                labels: Some(task_labels),
+                env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+                health_check: health,
                 ..Default::default()
-            }),
-            mode: Some(ServiceSpecMode {
-                replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
-                ..Default::default()
-            }),
-            update_config: Some(ServiceSpecUpdateConfig {
-                parallelism: Some(1),
-                delay: Some(0),
-                failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
-                monitor: Some(monitor),
-                max_failure_ratio: Some(0.0),
-                order: Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST),
-            }),
-            rollback_config: Some(ServiceSpecRollbackConfig {
-                parallelism: Some(1),
-                delay: Some(0),
-                failure_action: Some(ServiceSpecRollbackConfigFailureActionEnum::PAUSE),
-                monitor: Some(monitor),
-                max_failure_ratio: Some(0.0),
-                order: Some(ServiceSpecRollbackConfigOrderEnum::START_FIRST),
-            }),
-            networks: None,
-            endpoint_spec: endpoint,
-        })
+            },
+            networks: spec
+                .network
+                .iter()
+                .map(|n| NetworkAttachmentConfig {
+                    target: Some(n.clone()),
+                    aliases: None,
+                    driver_opts: None,
+                })
+                .collect(),
+            placement: None,
+            endpoint,
+            limits: &spec.limits,
+            cap_add: &spec.cap_add,
+            reserve_cpu: true,
+            restart: TaskSpecRestartPolicyConditionEnum::ANY,
+            gated,
+        };
+        Ok(frame.spec())
     }
 
     /// What a service looks like as a bench: the newest task of its current version.

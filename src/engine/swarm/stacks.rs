@@ -6,8 +6,9 @@
 //! hook runs in the running task's container on this node, or as a one-off container on the
 //! overlay network.
 
-use super::{nanos, task_state, NodeAddrs, PublishMode, SwarmEngine, HEALTH, IMAGE_ID, STOP_GRACE};
-use crate::engine::docker::{health_config, owned};
+use super::service::Frame;
+use super::{task_state, NodeAddrs, PublishMode, SwarmEngine, HEALTH, IMAGE_ID};
+use crate::engine::docker::{health_config, owned, volume_mounts};
 use crate::engine::endpoint::not_found;
 use crate::engine::{labels, ContainerInfo, ContainerSpec, ServiceSpec, Stacks};
 use crate::output::SharedReporter;
@@ -15,13 +16,8 @@ use crate::{Error, Result};
 use async_trait::async_trait;
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigPublishModeEnum, EndpointSpec, EndpointSpecModeEnum,
-    Limit, Mount, MountType, NetworkAttachmentConfig, NetworkCreateRequest, ResourceObject,
-    Service, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
-    ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
-    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
-    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec,
-    TaskSpecContainerSpecPrivileges, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum, TaskState,
+    Mount, MountType, NetworkAttachmentConfig, NetworkCreateRequest, Service,
+    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -120,17 +116,7 @@ impl SwarmEngine {
         if let Some(d) = spec.labels.get(labels::DEPLOY_ID) {
             task_labels.insert(labels::DEPLOY_ID.to_string(), d.clone());
         }
-        let mut mounts: Vec<Mount> = spec
-            .mounts
-            .iter()
-            .map(|m| Mount {
-                target: Some(m.target.clone()),
-                source: m.volume.clone(),
-                typ: Some(MountType::VOLUME),
-                read_only: Some(m.read_only),
-                ..Default::default()
-            })
-            .collect();
+        let mut mounts = volume_mounts(spec);
         mounts.extend(spec.tmpfs.iter().map(|t| Mount {
             target: Some(t.clone()),
             typ: Some(MountType::TMPFS),
@@ -173,83 +159,34 @@ impl SwarmEngine {
             aliases: None,
             driver_opts: None,
         }));
-        let monitor = nanos(match health {
-            Some(_) => Duration::from_millis(250),
-            None => Duration::from_secs(5),
-        });
-        let limits = &spec.limits;
-        Ok(bollard::models::ServiceSpec {
-            name: Some(spec.name.clone()),
-            labels: Some(service_labels),
-            task_template: Some(TaskSpec {
-                container_spec: Some(TaskSpecContainerSpec {
-                    image: Some(reference),
-                    labels: Some(task_labels),
-                    command: spec.entrypoint.clone(),
-                    args: spec.cmd.clone(),
-                    env: (!spec.env.is_empty()).then(|| spec.env.clone()),
-                    dir: spec.working_dir.clone(),
-                    user: spec.user.clone(),
-                    mounts: (!mounts.is_empty()).then_some(mounts),
-                    health_check: health,
-                    init: Some(false),
-                    stop_grace_period: Some(nanos(STOP_GRACE)),
-                    capability_drop: Some(vec!["ALL".to_string()]),
-                    capability_add: Some(crate::engine::bench_capabilities(&spec.cap_add)),
-                    privileges: Some(TaskSpecContainerSpecPrivileges {
-                        no_new_privileges: Some(true),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                resources: Some(TaskSpecResources {
-                    limits: Some(Limit {
-                        nano_cpus: Some(limits.nano_cpus),
-                        memory_bytes: Some(limits.memory_bytes),
-                        pids: Some(limits.pids),
-                    }),
-                    // memory is held for each service; CPU only limited (a bench of several
-                    // services, updated start-first, would not fit a small node otherwise)
-                    reservations: Some(ResourceObject {
-                        nano_cpus: None,
-                        memory_bytes: Some(limits.memory_bytes),
-                        generic_resources: None,
-                    }),
-                    ..Default::default()
-                }),
-                restart_policy: Some(TaskSpecRestartPolicy {
-                    condition: Some(restart_condition(spec.restart.as_deref())),
-                    delay: Some(nanos(Duration::from_secs(2))),
-                    max_attempts: None,
-                    window: None,
-                }),
-                placement,
-                networks: Some(networks),
+        let gated = from != "none";
+        let frame = Frame {
+            name: spec.name.clone(),
+            labels: service_labels,
+            container: TaskSpecContainerSpec {
+                image: Some(reference),
+                labels: Some(task_labels),
+                command: spec.entrypoint.clone(),
+                args: spec.cmd.clone(),
+                env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+                dir: spec.working_dir.clone(),
+                user: spec.user.clone(),
+                mounts: (!mounts.is_empty()).then_some(mounts),
+                health_check: health,
                 ..Default::default()
-            }),
-            mode: Some(ServiceSpecMode {
-                replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
-                ..Default::default()
-            }),
-            update_config: Some(ServiceSpecUpdateConfig {
-                parallelism: Some(1),
-                delay: Some(0),
-                failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
-                monitor: Some(monitor),
-                max_failure_ratio: Some(0.0),
-                order: Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST),
-            }),
-            rollback_config: Some(ServiceSpecRollbackConfig {
-                parallelism: Some(1),
-                delay: Some(0),
-                failure_action: Some(ServiceSpecRollbackConfigFailureActionEnum::PAUSE),
-                monitor: Some(monitor),
-                max_failure_ratio: Some(0.0),
-                order: Some(ServiceSpecRollbackConfigOrderEnum::START_FIRST),
-            }),
-            networks: None,
-            endpoint_spec: Some(endpoint),
-        })
+            },
+            networks,
+            placement,
+            endpoint: Some(endpoint),
+            limits: &spec.limits,
+            cap_add: &spec.cap_add,
+            // memory is held for each service; CPU only limited (a bench of several services,
+            // updated start-first, would not fit a small node otherwise)
+            reserve_cpu: false,
+            restart: restart_condition(spec.restart.as_deref()),
+            gated,
+        };
+        Ok(frame.spec())
     }
 
     /// A service of a multi-service bench as its deploy waits on it: its newest task's state,

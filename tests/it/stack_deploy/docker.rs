@@ -244,3 +244,64 @@ fn a_compose_file_a_branch_may_not_have_is_refused_before_any_work() {
         assert!(all_issue_containers("STD-2").is_empty());
     }
 }
+
+/// A file list a service's image holds under `/ctx`, sorted.
+fn listed_in(container: &str) -> Vec<String> {
+    let mut files = docker_lines(&["exec", container, "/bin/busybox", "ls", "-a", "/ctx"]);
+    files.retain(|f| f != "." && f != "..");
+    files.sort();
+    files
+}
+
+#[test]
+fn each_service_s_context_is_sent_with_its_own_dockerignore() {
+    let _group = crate::support::group(GROUP);
+    require_docker();
+    let _c = Cleanup::issues(&["STD-6"]);
+    let repo = AppRepo::new();
+    git(repo.path(), &["checkout", "-q", "-b", "feature/STD-6"]);
+    // both images copy their whole context to /ctx and serve it
+    let dockerfile = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY . /ctx\n\
+                      CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/ctx\"]\n";
+    std::fs::create_dir_all(repo.path().join("helper")).unwrap();
+    std::fs::copy(BUSYBOX, repo.path().join("helper/busybox")).unwrap();
+    repo.write("Dockerfile", dockerfile);
+    repo.write("helper/Dockerfile", dockerfile);
+    repo.write(".dockerignore", "kept.txt\nhelper\n");
+    repo.write("kept.txt", "only the helper's context sends me\n");
+    repo.write(
+        "helper/kept.txt",
+        "the root's ignore file is not the helper's\n",
+    );
+    repo.write("helper/.dockerignore", "local.txt\n");
+    repo.write("helper/local.txt", "ignored by the helper's own file\n");
+    repo.write(
+        "compose.yaml",
+        "services:\n  web:\n    build: .\n    ports: [\"8080\"]\n  helper:\n    build: ./helper\n",
+    );
+    repo.commit("two contexts");
+    let r = run(benchctl().args([
+        "deploy",
+        "feature/STD-6",
+        "--repo",
+        &repo.path_str(),
+        "--no-link",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let web = docker_lines(&["ps", "-q", "--filter", "name=^benchctl-std-6$"]).join("");
+    let helper =
+        docker_lines(&["ps", "-q", "--filter", "name=^benchctl-std-6-svc-helper$"]).join("");
+    let web_files = listed_in(&web);
+    assert!(
+        !web_files.contains(&"kept.txt".to_string()) && !web_files.contains(&"helper".to_string()),
+        "{web_files:?}"
+    );
+    assert!(
+        web_files.contains(&"compose.yaml".to_string()),
+        "{web_files:?}"
+    );
+    assert_eq!(
+        listed_in(&helper),
+        [".dockerignore", "Dockerfile", "busybox", "kept.txt"]
+    );
+}
