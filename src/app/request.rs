@@ -50,6 +50,8 @@ pub struct BenchSettings {
     pub cap_add: Vec<String>,
     /// How long the build may run (`--build-timeout`).
     pub build_timeout: Duration,
+    /// Which builder builds the images (`--builder`, the operator's setting only).
+    pub builder: BuilderChoice,
     /// A multi-service bench (the branch holds a Compose file), else a single container.
     pub stack: Option<Stack>,
 }
@@ -168,10 +170,49 @@ impl DeployRequest {
     }
 }
 
+/// The operator's choice of builder (`--builder`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BuilderChoice {
+    /// The classic builder, whose steps run under the bench's limits.
+    #[default]
+    Classic,
+    /// The engine's BuildKit; an engine without it is an error.
+    BuildKit,
+    /// BuildKit where the engine has it, else the classic builder.
+    Auto,
+}
+
+impl std::str::FromStr for BuilderChoice {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "classic" => Ok(BuilderChoice::Classic),
+            "buildkit" => Ok(BuilderChoice::BuildKit),
+            "auto" => Ok(BuilderChoice::Auto),
+            other => Err(format!(
+                "unknown builder `{other}`: use `classic`, `buildkit` or `auto`"
+            )),
+        }
+    }
+}
+
+impl BuilderChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuilderChoice::Classic => "classic",
+            BuilderChoice::BuildKit => "buildkit",
+            BuilderChoice::Auto => "auto",
+        }
+    }
+}
+
 impl BenchSettings {
     /// Hash of what shapes the image besides the commit (images are tagged and reused by it).
     pub fn build_hash(&self) -> String {
         let mut text = format!("b1|{}", self.dockerfile);
+        if self.builder != BuilderChoice::Classic {
+            text.push_str(&format!("|builder|{}", self.builder.as_str()));
+        }
         if self.target.is_some() || !self.build_args.is_empty() {
             text.push_str(&format!("|{:?}|{:?}", self.target, self.build_args));
         }

@@ -122,6 +122,9 @@ async fn build_once(
     branch: &str,
     reporter: &SharedReporter,
 ) -> Result<String> {
+    if spec.builder == crate::engine::Builder::BuildKit {
+        return build_with_buildkit(engine, root, spec, issue, branch, reporter).await;
+    }
     // The classic builder spends a container and a commit on every instruction. Labels passed
     // as build parameters are one instruction each: they travel in the Dockerfile instead, and
     // the Dockerfile's trailing configuration instructions go, with them, into one commit.
@@ -187,6 +190,37 @@ async fn build_once(
         }
         (other, _) => other,
     };
+    finish(built, walker, issue, branch).await
+}
+
+/// A BuildKit build: the Dockerfile as the branch wrote it, benchctl's labels written into the
+/// image's configuration by BuildKit itself (no commit step), the context streamed.
+async fn build_with_buildkit(
+    engine: &dyn Images,
+    root: &Path,
+    spec: &BuildSpec,
+    issue: &str,
+    branch: &str,
+    reporter: &SharedReporter,
+) -> Result<String> {
+    let (stream, walker) = stream_context(
+        root.to_path_buf(),
+        spec.dockerfile.clone(),
+        None,
+        reporter.clone(),
+    );
+    let built = engine.build(spec, stream, reporter).await;
+    finish(built, walker, issue, branch).await
+}
+
+/// The build's result once the context's walk has ended: a walk that failed is the error,
+/// unless the build failed first (the engine then stopped reading).
+async fn finish(
+    built: Result<String>,
+    walker: tokio::task::JoinHandle<io::Result<u64>>,
+    issue: &str,
+    branch: &str,
+) -> Result<String> {
     let walked = walker.await.map_err(|e| Error::Context {
         issue: issue.to_string(),
         message: e.to_string(),

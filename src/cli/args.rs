@@ -435,6 +435,14 @@ pub struct BenchArgs {
           value_parser = seconds())]
     pub build_timeout: u64,
 
+    /// Which builder builds images: `classic` (its steps run under the bench's memory and
+    /// CPU limits), `buildkit` (the engine's BuildKit: `RUN --mount`, skipped stages; its
+    /// steps are not limited), or `auto` (BuildKit where the engine has it). The operator's
+    /// setting only.
+    #[arg(long, env = "BENCHCTL_BUILDER", default_value = "classic", value_name = "BUILDER",
+          value_parser = ["classic", "buildkit", "auto"])]
+    pub builder: String,
+
     /// A kernel capability benches get besides the default set (README: Security model),
     /// e.g. `NET_RAW`. Repeatable; the operator's setting only.
     #[arg(

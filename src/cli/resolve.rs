@@ -342,6 +342,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
             router,
             cap_add,
             build_timeout: std::time::Duration::from_secs(args.build_timeout.max(1)),
+            builder: args.builder.parse().map_err(Error::usage)?,
             ..BenchSettings::default()
         },
         policy: Policy {

@@ -198,6 +198,27 @@ pub struct ImageInfo {
     pub created: Option<i64>,
 }
 
+/// Which of the engine's builders builds an image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Builder {
+    /// The classic builder: a container and a commit per instruction, run under the bench's
+    /// memory and CPU limits.
+    #[default]
+    Classic,
+    /// The engine's BuildKit (Docker 18.09 and newer): `RUN --mount`, skipped stages,
+    /// configuration without a commit; its steps run without the bench's limits.
+    BuildKit,
+}
+
+impl Builder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Builder::Classic => "classic",
+            Builder::BuildKit => "buildkit",
+        }
+    }
+}
+
 /// What to build.
 #[derive(Debug, Clone, Default)]
 pub struct BuildSpec {
@@ -212,8 +233,10 @@ pub struct BuildSpec {
     /// Labels of what the build makes besides the image (a commit step's container): whose it
     /// is, down to the deploy, so that an interruption's cleanup finds it.
     pub owner: HashMap<String, String>,
-    /// The bench's memory and CPU limits, which its build gets too (`None`: unlimited).
+    /// The bench's memory and CPU limits, which its build gets too (`None`: unlimited; the
+    /// classic builder's only).
     pub limits: Option<Limits>,
+    pub builder: Builder,
 }
 
 /// A marker: a named object that runs nothing and holds labels (an issue's lock, the result
@@ -275,6 +298,10 @@ pub trait Images: Send + Sync {
     /// Pulls `image` (a service's `image:` of a multi-service bench) with the engine's own
     /// credentials.
     async fn pull(&self, image: &str) -> Result<()>;
+    /// Why this engine can build with BuildKit (its version), or why not.
+    async fn buildkit(&self) -> std::result::Result<String, String> {
+        Err("this engine has no BuildKit".into())
+    }
 }
 
 /// Benches: a new version starts as a candidate beside the current one (or, on a swarm, as

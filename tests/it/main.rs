@@ -7,6 +7,7 @@ mod support;
 
 mod attacks;
 mod build;
+mod buildkit;
 mod compose;
 mod config;
 mod deploy;

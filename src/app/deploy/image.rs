@@ -7,7 +7,7 @@ use super::phases::{Image, Source, TEMPLATE_DOCKERFILE};
 use super::plan;
 use crate::app::request::DeployRequest;
 use crate::build as image;
-use crate::engine::{labels, BuildSpec, Engine};
+use crate::engine::{labels, BuildSpec, Builder, Engine};
 use crate::naming::short_commit;
 use crate::output::{Event, SharedReporter};
 use crate::{Error, Result};
@@ -66,6 +66,7 @@ pub(super) async fn image(
                 target: req.bench.target.clone(),
                 owner: owner.clone(),
                 limits: Some(req.bench.limits.clone()),
+                builder: Default::default(),
             };
             reporter.report(Event::Step(format!("building {tag}")));
             let id = build_within(req, engine, &src, &spec, "", reporter).await?;
@@ -88,6 +89,37 @@ pub(super) async fn image(
     })
 }
 
+/// The builder of this deploy's builds, as the operator chose it (`--builder`); the choice and
+/// why go to the progress display.
+async fn builder(
+    req: &DeployRequest,
+    engine: &Engine,
+    reporter: &SharedReporter,
+) -> Result<Builder> {
+    use crate::app::request::BuilderChoice;
+    let (builder, why) = match req.bench.builder {
+        BuilderChoice::Classic => (Builder::Classic, "--builder classic, the default".into()),
+        BuilderChoice::BuildKit => match engine.images.buildkit().await {
+            Ok(v) => (Builder::BuildKit, format!("--builder buildkit; {v}")),
+            Err(why) => {
+                return Err(Error::usage(format!(
+                    "--builder buildkit needs an engine with BuildKit, but {why}; build with \
+                     --builder classic"
+                )))
+            }
+        },
+        BuilderChoice::Auto => match engine.images.buildkit().await {
+            Ok(v) => (Builder::BuildKit, format!("--builder auto; {v} has it")),
+            Err(why) => (Builder::Classic, format!("--builder auto; {why}")),
+        },
+    };
+    reporter.report(Event::Info(format!(
+        "builder: {} ({why})",
+        builder.as_str()
+    )));
+    Ok(builder)
+}
+
 /// Builds `spec` from `context` within the build timeout; past it the build's connection is
 /// dropped (the engine stops the build and removes its step container; the running bench is
 /// not touched). `what` prefixes the error (`service `db`: `), empty for a single bench.
@@ -100,6 +132,10 @@ pub(super) async fn build_within(
     reporter: &SharedReporter,
 ) -> Result<String> {
     let limit = req.bench.build_timeout;
+    let spec = &BuildSpec {
+        builder: builder(req, engine, reporter).await?,
+        ..spec.clone()
+    };
     let build = image::build(
         engine.images.as_ref(),
         context,

@@ -299,6 +299,7 @@ async fn build(
         target: b.target.clone(),
         owner,
         limits: Some(req.bench.limits.clone()),
+        builder: Default::default(),
     };
     let existing = engine.images.inspect(&tag).await?;
     let id = match existing {

@@ -102,6 +102,21 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
         args.bench.bind.clone(),
         "flag --bind or default",
     ));
+    let builder_origin = match m.value_source("builder") {
+        Some(clap::parser::ValueSource::EnvVariable) => "BENCHCTL_BUILDER",
+        Some(clap::parser::ValueSource::CommandLine) => "flag --builder",
+        _ => "default",
+    };
+    let builder_note = match args.bench.builder.as_str() {
+        "classic" => "the classic builder: its steps run under the bench's memory and CPU limits",
+        "buildkit" => "the engine's BuildKit (its steps are not limited by the bench's limits)",
+        _ => "BuildKit where the engine has it, else classic (decided at each deploy)",
+    };
+    rows.push(row(
+        "builder",
+        args.bench.builder.clone(),
+        &format!("{builder_origin}: {builder_note}"),
+    ));
     rows.extend(cx.engine.rows(local.as_ref(), m)?);
     rows.push(row(
         "cache-dir",

@@ -2,17 +2,55 @@
 
 use super::{parse_port, DockerEngine};
 use crate::engine::endpoint::not_found;
-use crate::engine::{labels, BuildSpec, ContextStream, ImageInfo, Images};
+use crate::engine::{labels, BuildSpec, Builder, ContextStream, ImageInfo, Images};
 use crate::output::{Event, SharedReporter};
 use crate::{Error, Result};
 use async_trait::async_trait;
-use bollard::models::ContainerCreateBody;
+use bollard::models::{BuildInfoAux, ContainerCreateBody, ImageId};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, InspectContainerOptions, ListImagesOptionsBuilder,
     RemoveImageOptionsBuilder,
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
+
+/// A build's error as the engine said it, with what to do where benchctl knows.
+fn build_error(message: String) -> Error {
+    let message = message.trim().to_string();
+    match super::buildkit::hint(&message) {
+        Some(h) => Error::Engine(format!("{message}\n{h}")),
+        None => Error::Engine(message),
+    }
+}
+
+impl DockerEngine {
+    /// BuildKit builds need an engine of API 1.39 (Docker 18.09) or newer: its version, or
+    /// why not.
+    async fn buildkit_version(&self) -> std::result::Result<String, String> {
+        let v = self.docker.version().await.map_err(|e| e.to_string())?;
+        let api = v.api_version.unwrap_or_default();
+        let (major, minor) = api
+            .split_once('.')
+            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+            .unwrap_or((0, 0));
+        let version = v.version.unwrap_or_default();
+        match (major, minor) >= (1, 39) {
+            true => Ok(format!("Docker {version}, API {api}")),
+            false => Err(format!(
+                "the engine (Docker {version}, API {api}) is older than Docker 18.09 (API 1.39)"
+            )),
+        }
+    }
+
+    async fn require_buildkit(&self) -> Result<()> {
+        self.buildkit_version().await.map(|_| ()).map_err(|why| {
+            Error::usage(format!(
+                "--builder buildkit needs an engine with BuildKit, but {why}; build with \
+                 --builder classic"
+            ))
+        })
+    }
+}
 
 #[async_trait]
 impl Images for DockerEngine {
@@ -34,39 +72,58 @@ impl Images for DockerEngine {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        if let Some(l) = &spec.limits {
-            // the build runs the branch's code too: the bench's CPU share, and its memory
-            // where the API's 32-bit field holds it (up to 2 GiB; above, the build is not
-            // limited by memory)
-            if let Ok(memory) = i32::try_from(l.memory_bytes) {
-                options = options.memory(memory).memswap(memory);
-            }
-            let quota = i32::try_from(l.nano_cpus / 10_000)
-                .unwrap_or(i32::MAX)
-                .max(1_000);
-            options = options.cpuperiod(100_000).cpuquota(quota);
-        }
         let options = options
             .dockerfile(&spec.dockerfile)
             .buildargs(&build_args)
-            .rm(true)
-            .forcerm(true)
-            .labels(&spec.labels)
-            .version(BuilderVersion::BuilderV1)
-            .build();
-        let mut stream =
-            self.docker
-                .build_image(options, None, Some(bollard::body_try_stream(context)));
+            .labels(&spec.labels);
+        let options = match spec.builder {
+            Builder::Classic => {
+                let mut options = options.rm(true).forcerm(true);
+                if let Some(l) = &spec.limits {
+                    // the build runs the branch's code too: the bench's CPU share, and its
+                    // memory where the API's 32-bit field holds it (up to 2 GiB; above, the
+                    // build is not limited by memory)
+                    if let Ok(memory) = i32::try_from(l.memory_bytes) {
+                        options = options.memory(memory).memswap(memory);
+                    }
+                    let quota = i32::try_from(l.nano_cpus / 10_000)
+                        .unwrap_or(i32::MAX)
+                        .max(1_000);
+                    options = options.cpuperiod(100_000).cpuquota(quota);
+                }
+                options.version(BuilderVersion::BuilderV1)
+            }
+            Builder::BuildKit => {
+                self.require_buildkit().await?;
+                // the session serves what the engine's BuildKit asks of this process
+                let session = format!("benchctl-{:016x}", rand::random::<u64>());
+                options
+                    .version(BuilderVersion::BuilderBuildKit)
+                    .session(&session)
+            }
+        };
+        let mut stream = self.docker.build_image(
+            options.build(),
+            None,
+            Some(bollard::body_try_stream(context)),
+        );
         let mut image_id = None;
         let mut built_line = None;
         let mut partial = String::new();
+        let mut progress = super::buildkit::Progress::default();
         while let Some(item) = stream.next().await {
-            let info = item.map_err(Error::from)?;
+            let info = match item {
+                Ok(info) => info,
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(build_error(error))
+                }
+                Err(e) => return Err(e.into()),
+            };
             if let Some(detail) = info.error_detail {
                 let msg = detail
                     .message
                     .unwrap_or_else(|| "unknown build error".into());
-                return Err(Error::Engine(msg.trim().to_string()));
+                return Err(build_error(msg));
             }
             if let Some(text) = info.stream {
                 partial.push_str(&text);
@@ -81,10 +138,14 @@ impl Images for DockerEngine {
                     }
                 }
             }
-            if let Some(aux) = info.aux {
-                if let Some(id) = aux.id {
-                    image_id = Some(id);
+            match info.aux {
+                Some(BuildInfoAux::Default(ImageId { id: Some(id) })) => image_id = Some(id),
+                Some(BuildInfoAux::BuildKit(status)) => {
+                    for line in progress.lines(&status) {
+                        reporter.report(Event::BuildOutput(line));
+                    }
                 }
+                _ => {}
             }
         }
         if !partial.trim().is_empty() {
@@ -99,6 +160,10 @@ impl Images for DockerEngine {
                 .map(|i| i.id)
                 .ok_or_else(|| Error::Engine("the engine reported no image".into())),
         }
+    }
+
+    async fn buildkit(&self) -> std::result::Result<String, String> {
+        self.buildkit_version().await
     }
 
     async fn inspect(&self, name: &str) -> Result<Option<ImageInfo>> {

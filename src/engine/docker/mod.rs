@@ -2,6 +2,7 @@
 //! into its place; markers are never-started containers (the engine reserves names
 //! atomically). Its image role serves the swarm backend too.
 
+mod buildkit;
 mod containers;
 mod images;
 mod markers;

@@ -370,7 +370,7 @@ impl SwarmEngine {
             .into_iter()
             .filter(|t| task_deploy_id(t) == deploy_id.as_deref())
             .collect();
-        tasks.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.created_at));
         let failed: Vec<&Task> = tasks
             .iter()
             .filter(|t| matches!(task_state(t), Some(TaskState::FAILED | TaskState::REJECTED)))

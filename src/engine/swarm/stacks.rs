@@ -214,7 +214,7 @@ impl SwarmEngine {
             .and_then(|r| r.condition)
             .is_some_and(|c| c != TaskSpecRestartPolicyConditionEnum::NONE);
         let mut tasks = self.tasks(&id).await?;
-        tasks.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.created_at));
         let newest = tasks.first();
         let status = newest.and_then(|t| t.status.clone()).unwrap_or_default();
         let exit = status.container_status.and_then(|c| c.exit_code);
@@ -256,7 +256,7 @@ impl SwarmEngine {
     async fn task_container(&self, id: &str) -> Result<String> {
         let here = self.local_node().await?;
         let mut tasks = self.tasks(id).await?;
-        tasks.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.created_at));
         let task = tasks
             .iter()
             .find(|t| task_state(t) == Some(TaskState::RUNNING))

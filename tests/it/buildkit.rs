@@ -1,0 +1,105 @@
+//! Builds through the engine's BuildKit (`--builder buildkit`) on the real engine: a cache
+//! mount that a second issue's build of the same repository finds filled, benchctl's labels
+//! written without a commit step, an unused stage skipped (the classic builder runs it and
+//! fails), the progress display's numbered steps, and a flag the engine's built-in Dockerfile
+//! frontend does not know refused with what to do.
+
+use crate::support::*;
+
+/// The app's Dockerfile with a "dependency step": a cache mount "downloaded" into when empty;
+/// `/www/dep` says whether the step found the cache. `id` keeps the test's cache its own.
+fn dockerfile(id: &str, before: &str) -> String {
+    format!(
+        "FROM scratch AS unused\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"false\"]\n\
+         FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n{before}\
+         RUN --mount=type=cache,id={id},target=/cache [\"/bin/busybox\", \"sh\", \"-c\", \
+         \"if [ -f /cache/dep ]; then echo reused > /www/dep; else echo fetched > /www/dep; \
+         echo deps > /cache/dep; fi\"]\nEXPOSE 8080\n\
+         CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+    )
+}
+
+fn deploy(repo: &AppRepo, branch: &str, builder: &str) -> Run {
+    run(benchctl()
+        .args(["deploy", branch, "--repo", &repo.path_str(), "--no-link"])
+        .args(["--builder", builder]))
+}
+
+#[test]
+fn buildkit_builds_share_cache_mounts_skip_unused_stages_and_label_without_a_commit() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["BKT-1", "BKT-2"]);
+    let id = format!("benchctl-test-{:08x}", rand::random::<u32>());
+    let repo = AppRepo::new();
+    repo.write("Dockerfile", &dockerfile(&id, ""));
+    repo.branch_with("feature/BKT-1", "one\n");
+
+    let r = deploy(&repo, "feature/BKT-1", "buildkit");
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.all()
+            .contains("builder: buildkit (--builder buildkit; Docker"),
+        "{}",
+        r.all()
+    );
+    // BuildKit's steps, numbered, with the unused stage never run
+    assert!(
+        r.all().contains("[stage-1 3/3] RUN --mount=type=cache"),
+        "{}",
+        r.all()
+    );
+    assert!(!r.all().contains("[unused "), "{}", r.all());
+    assert!(
+        !r.all().contains("Commit: the trailing configuration"),
+        "{}",
+        r.all()
+    );
+    let row = listed("BKT-1");
+    let url = row["url"].as_str().unwrap().to_string();
+    assert_eq!(http_get(&format!("{url}dep")).as_deref(), Some("fetched\n"));
+    let image = row["image"].as_str().unwrap().to_string();
+    let label = docker_lines(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"benchctl.issue\"}}",
+        &image,
+    ]);
+    assert_eq!(label, ["BKT-1"]);
+
+    // another issue's branch of the repository: its dependency step finds the cache filled
+    repo.write(
+        "Dockerfile",
+        &dockerfile(&id, "COPY www/index.html /changed\n"),
+    );
+    repo.branch_with("feature/BKT-2", "two\n");
+    let r = deploy(&repo, "feature/BKT-2", "buildkit");
+    assert_eq!(r.code, 0, "{}", r.all());
+    let url = listed("BKT-2")["url"].as_str().unwrap().to_string();
+    assert_eq!(http_get(&format!("{url}dep")).as_deref(), Some("reused\n"));
+
+    // the classic builder runs every stage: the unused one fails it
+    repo.write("www/index.html", "classic\n");
+    repo.commit("classic");
+    let r = deploy(&repo, "feature/BKT-2", "classic");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.all().contains("builder: classic"), "{}", r.all());
+
+    // a flag of newer frontends: refused with what to do
+    repo.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY --link busybox /bin/busybox\nCMD [\"/bin/busybox\", \"true\"]\n",
+    );
+    repo.commit("COPY --link");
+    let r = deploy(&repo, "feature/BKT-2", "buildkit");
+    assert_eq!(r.code, 1, "{}", r.all());
+    let err = r.stderr.clone();
+    assert!(
+        err.contains("Unknown flag: link") && err.contains("Docker 23"),
+        "{}",
+        r.all()
+    );
+    // the bench of the last good build still serves
+    assert_eq!(http_get(&format!("{url}dep")).as_deref(), Some("reused\n"));
+}
