@@ -1,10 +1,11 @@
 //! benchctl builds a Dockerfile up to its trailing configuration instructions and commits those
-//! (with its labels) in one step: the image configuration must equal `docker build`'s.
+//! (with its labels) in one step, or has BuildKit write them: either way the image
+//! configuration must equal `docker build`'s.
 
 use crate::support::*;
 use benchctl::build;
 use benchctl::engine::docker::DockerEngine;
-use benchctl::engine::BuildSpec;
+use benchctl::engine::{BuildSpec, Builder};
 use benchctl::output::{SharedReporter, Silent};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -35,6 +36,14 @@ fn config(image: &str) -> Value {
     if let Some(Value::Object(labels)) = c.get_mut("Labels") {
         labels.retain(|k, _| !k.starts_with("benchctl."));
     }
+    // what BuildKit writes where the classic builder leaves nothing, meaning the same: the
+    // working directory `/` (empty is `/`), and ArgsEscaped (Windows images only)
+    if c.get("WorkingDir") == Some(&Value::String("/".into())) {
+        c.remove("WorkingDir");
+    }
+    if c.get("ArgsEscaped") == Some(&Value::Bool(true)) {
+        c.remove("ArgsEscaped");
+    }
     v
 }
 
@@ -50,7 +59,17 @@ fn committed_configuration_equals_docker_build() {
     let tag = "benchctl-test/bld-1:docker";
     docker_build(dir, tag, &["--label", "benchctl.issue=BLD-1"]);
 
-    let ours = "benchctl/bld-1:test";
+    for (ours, builder) in [
+        ("benchctl/bld-1:test", Builder::Classic),
+        ("benchctl/bld-1:buildkit", Builder::BuildKit),
+    ] {
+        same_configuration(dir, tag, ours, builder);
+    }
+}
+
+/// Builds `dir` as `ours` with `builder`: its configuration equals `docker build`'s (`tag`),
+/// it carries benchctl's labels, and it serves.
+fn same_configuration(dir: &std::path::Path, tag: &str, ours: &str, builder: Builder) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let engine = DockerEngine::connect().await.unwrap();
@@ -62,13 +81,14 @@ fn committed_configuration_equals_docker_build() {
                 ("benchctl.issue".to_string(), "BLD-1".to_string()),
                 ("benchctl.managed".to_string(), "true".to_string()),
             ]),
+            builder,
             ..Default::default()
         };
         build::build(&engine, dir, &spec, "BLD-1", "b", &reporter)
             .await
             .unwrap();
     });
-    assert_eq!(config(ours), config(tag));
+    assert_eq!(config(ours), config(tag), "{builder:?}");
     let labels = docker_lines(&["inspect", "--format", "{{json .Config.Labels}}", ours]);
     let labels: Value = serde_json::from_str(&labels[0]).unwrap();
     assert_eq!(labels["benchctl.issue"], "BLD-1");

@@ -4,7 +4,7 @@
 use crate::support::*;
 use benchctl::build;
 use benchctl::engine::docker::DockerEngine;
-use benchctl::engine::BuildSpec;
+use benchctl::engine::{BuildSpec, Builder};
 use benchctl::output::{SharedReporter, Silent};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -129,27 +129,13 @@ fn context_matches_docker_build() {
     assert!(ours.remove("Dockerfile"), "the Dockerfile must be sent");
     assert_eq!(ours, docker_set, "walker differs from docker build");
 
-    // ... and what the engine receives from benchctl's streamed build.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let our_tag = "benchctl-test/ign-1:benchctl";
-    rt.block_on(async {
-        let engine = DockerEngine::connect().await.unwrap();
-        let reporter: SharedReporter = Arc::new(Silent);
-        let spec = BuildSpec {
-            dockerfile: "Dockerfile".into(),
-            tag: our_tag.into(),
-            labels: HashMap::from([("benchctl.issue".to_string(), "IGN-1".to_string())]),
-            ..Default::default()
-        };
-        build::build(&engine, dir.path(), &spec, "IGN-1", "b", &reporter)
-            .await
-            .unwrap();
-    });
-    assert_eq!(
-        image_files(our_tag),
-        docker_set,
-        "streamed context differs from docker build"
-    );
+    // ... and what the engine receives from benchctl's streamed build, with either builder
+    for (our_tag, builder) in [
+        ("benchctl-test/ign-1:benchctl", Builder::Classic),
+        ("benchctl-test/ign-1:buildkit", Builder::BuildKit),
+    ] {
+        streamed_as_docker_sends(dir.path(), our_tag, builder, &docker_set);
+    }
 
     // sanity: the rules did exclude and re-include things
     for f in [
@@ -176,6 +162,41 @@ fn context_matches_docker_build() {
     ] {
         assert!(!docker_set.contains(f), "{f} should be excluded");
     }
+}
+
+/// Builds `dir` as `our_tag` with `builder`: the image holds what `docker build` sent.
+fn streamed_as_docker_sends(
+    dir: &Path,
+    our_tag: &str,
+    builder: Builder,
+    docker_set: &BTreeSet<String>,
+) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let engine = DockerEngine::connect().await.unwrap();
+        let reporter: SharedReporter = Arc::new(Silent);
+        let spec = BuildSpec {
+            dockerfile: "Dockerfile".into(),
+            tag: our_tag.into(),
+            labels: HashMap::from([("benchctl.issue".to_string(), "IGN-1".to_string())]),
+            builder,
+            ..Default::default()
+        };
+        build::build(&engine, dir, &spec, "IGN-1", "b", &reporter)
+            .await
+            .unwrap();
+    });
+    // the engine's BuildKit reads the Dockerfile from the uploaded context and, unlike the
+    // classic builder, keeps it there even where .dockerignore excludes it (README: Builders)
+    let mut expected = docker_set.clone();
+    if builder == Builder::BuildKit {
+        expected.insert("Dockerfile".to_string());
+    }
+    assert_eq!(
+        image_files(our_tag),
+        expected,
+        "streamed context differs from docker build ({builder:?})"
+    );
 }
 
 #[test]
