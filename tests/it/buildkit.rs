@@ -103,3 +103,52 @@ fn buildkit_builds_share_cache_mounts_skip_unused_stages_and_label_without_a_com
     // the bench of the last good build still serves
     assert_eq!(http_get(&format!("{url}dep")).as_deref(), Some("reused\n"));
 }
+
+/// Processes on this machine (the engine's) running `sleep <secs>`: BuildKit's steps are not
+/// containers of the engine, but processes under its runc.
+fn sleeping(secs: u32) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-f", &format!("sleep {secs}")])
+        .output()
+        .expect("pgrep runs")
+        .status
+        .success()
+}
+
+#[test]
+fn a_buildkit_build_stops_at_the_build_timeout() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["BKT-3"]);
+    let repo = AppRepo::new();
+    repo.write(
+        "Dockerfile",
+        &APP_DOCKERFILE.replace(
+            "COPY www /www\n",
+            "COPY www /www\nRUN [\"/bin/busybox\", \"sleep\", \"100003\"]\n",
+        ),
+    );
+    repo.branch_with("feature/BKT-3", "endless\n");
+    let started = std::time::Instant::now();
+    let r = run(benchctl()
+        .args([
+            "deploy",
+            "feature/BKT-3",
+            "--repo",
+            &repo.path_str(),
+            "--no-link",
+        ])
+        .args(["--builder", "buildkit", "--build-timeout", "4"]));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("build timeout of 4 s"), "{}", r.all());
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    // the step had begun
+    assert!(r.all().contains("sleep\", \"100003\"]"), "{}", r.all());
+    // the engine stops the build once its connection is gone
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sleeping(100003) {
+        assert!(std::time::Instant::now() < deadline, "the step still runs");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(issue_containers("BKT-3").is_empty());
+}
