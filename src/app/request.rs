@@ -52,6 +52,9 @@ pub struct BenchSettings {
     pub build_timeout: Duration,
     /// Which builder builds the images (`--builder`, the operator's setting only).
     pub builder: BuilderChoice,
+    /// Build secrets by id (`--build-secret`, the operator's setting only): where each value
+    /// comes from, never the value.
+    pub build_secrets: std::collections::BTreeMap<String, crate::engine::docker::SecretSource>,
     /// A multi-service bench (the branch holds a Compose file), else a single container.
     pub stack: Option<Stack>,
 }
@@ -182,6 +185,47 @@ pub enum BuilderChoice {
     Auto,
 }
 
+/// A `--build-secret` value: `id=X,env=NAME` (benchctl's environment variable NAME) or
+/// `id=X,src=PATH` (a file).
+pub fn parse_build_secret(
+    spec: &str,
+) -> std::result::Result<(String, crate::engine::docker::SecretSource), String> {
+    use crate::engine::docker::SecretSource;
+    let mut id = None;
+    let mut source = None;
+    for part in spec.split(',') {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        let v = v.trim();
+        match (k.trim(), source.is_some()) {
+            ("id", _) => id = Some(v.to_string()),
+            ("env", false) if !v.is_empty() => source = Some(SecretSource::Env(v.to_string())),
+            ("src" | "source", false) if !v.is_empty() => {
+                source = Some(SecretSource::File(v.into()))
+            }
+            _ => {
+                return Err(format!(
+                    "--build-secret `{}`: write `id=NAME,env=VARIABLE` or `id=NAME,src=PATH`",
+                    spec.escape_debug()
+                ))
+            }
+        }
+    }
+    let id = id.filter(|i| {
+        !i.is_empty()
+            && i.len() <= 64
+            && i.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    });
+    match (id, source) {
+        (Some(id), Some(source)) => Ok((id, source)),
+        _ => Err(format!(
+            "--build-secret `{}`: it needs an id (letters, digits, `_.-`) and one of env= or \
+             src=",
+            spec.escape_debug()
+        )),
+    }
+}
+
 impl std::str::FromStr for BuilderChoice {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
@@ -212,6 +256,10 @@ impl BenchSettings {
         let mut text = format!("b1|{}", self.dockerfile);
         if self.builder != BuilderChoice::Classic {
             text.push_str(&format!("|builder|{}", self.builder.as_str()));
+        }
+        // which secrets, and from where; never their values
+        if !self.build_secrets.is_empty() {
+            text.push_str(&format!("|secrets|{:?}", self.build_secrets));
         }
         if self.target.is_some() || !self.build_args.is_empty() {
             text.push_str(&format!("|{:?}|{:?}", self.target, self.build_args));
@@ -268,5 +316,37 @@ impl BenchSettings {
             ));
         }
         hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::docker::SecretSource;
+    use std::str::FromStr;
+
+    #[test]
+    fn build_secrets_name_an_id_and_one_source() {
+        assert_eq!(
+            parse_build_secret("id=npm,env=NPM_TOKEN"),
+            Ok(("npm".into(), SecretSource::Env("NPM_TOKEN".into())))
+        );
+        assert_eq!(
+            parse_build_secret("src=/run/s/k,id=key.v2"),
+            Ok(("key.v2".into(), SecretSource::File("/run/s/k".into())))
+        );
+        for bad in [
+            "id=npm",
+            "env=X",
+            "id=,env=X",
+            "id=a b,env=X",
+            "id=a,env=X,src=/f",
+            "id=a,value=x",
+            "id=a,env=",
+        ] {
+            assert!(parse_build_secret(bad).is_err(), "{bad}");
+        }
+        assert_eq!(BuilderChoice::from_str("auto"), Ok(BuilderChoice::Auto));
+        assert!(BuilderChoice::from_str("kaniko").is_err());
     }
 }

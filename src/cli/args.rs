@@ -443,6 +443,17 @@ pub struct BenchArgs {
           value_parser = ["classic", "buildkit", "auto"])]
     pub builder: String,
 
+    /// A build secret for `RUN --mount=type=secret,id=ID` (BuildKit only): `id=ID,env=VARIABLE`
+    /// (benchctl's environment variable) or `id=ID,src=PATH` (a file). The value reaches the
+    /// engine's BuildKit and nothing else. Repeatable; the operator's setting only.
+    #[arg(
+        long = "build-secret",
+        env = "BENCHCTL_BUILD_SECRETS",
+        value_delimiter = ';',
+        value_name = "id=ID,env=VAR|src=PATH"
+    )]
+    pub build_secrets: Vec<String>,
+
     /// A kernel capability benches get besides the default set (README: Security model),
     /// e.g. `NET_RAW`. Repeatable; the operator's setting only.
     #[arg(

@@ -343,6 +343,12 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
             cap_add,
             build_timeout: std::time::Duration::from_secs(args.build_timeout.max(1)),
             builder: args.builder.parse().map_err(Error::usage)?,
+            build_secrets: args
+                .build_secrets
+                .iter()
+                .map(|s| crate::app::request::parse_build_secret(s))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(Error::usage)?,
             ..BenchSettings::default()
         },
         policy: Policy {

@@ -237,6 +237,8 @@ pub struct BuildSpec {
     /// classic builder's only).
     pub limits: Option<Limits>,
     pub builder: Builder,
+    /// Build secrets by id (`RUN --mount=type=secret,id=...`; BuildKit only).
+    pub secrets: std::collections::BTreeMap<String, docker::SecretSource>,
 }
 
 /// A marker: a named object that runs nothing and holds labels (an issue's lock, the result

@@ -152,3 +152,92 @@ fn a_buildkit_build_stops_at_the_build_timeout() {
     }
     assert!(issue_containers("BKT-3").is_empty());
 }
+
+const CANARY: &str = "bk-secret-canary-7d1e5f0a";
+
+#[test]
+fn a_build_secret_reaches_the_build_and_nothing_else() {
+    use sha2::Digest;
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["BKT-4"]);
+    let repo = AppRepo::new();
+    // the build proves it had the secret by its digest, which is no secret
+    repo.write(
+        "Dockerfile",
+        &APP_DOCKERFILE.replace(
+            "COPY www /www\n",
+            "COPY www /www\nRUN --mount=type=secret,id=tok,required=true [\"/bin/busybox\", \
+             \"sh\", \"-c\", \"/bin/busybox sha256sum /run/secrets/tok | /bin/busybox cut -d' ' \
+             -f1 > /www/sum\"]\n",
+        ),
+    );
+    repo.branch_with("feature/BKT-4", "secret\n");
+    let secret_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret_file.path(), CANARY).unwrap();
+    let want = format!("{}\n", hex::encode(sha2::Sha256::digest(CANARY.as_bytes())));
+    for (source, env) in [
+        ("id=tok,env=BKT_TOKEN".to_string(), Some(CANARY)),
+        (format!("id=tok,src={}", secret_file.path().display()), None),
+    ] {
+        let mut cmd = benchctl();
+        cmd.args([
+            "deploy",
+            "feature/BKT-4",
+            "--repo",
+            &repo.path_str(),
+            "--no-link",
+        ])
+        .args([
+            "--builder",
+            "buildkit",
+            "--force",
+            "--build-secret",
+            &source,
+        ]);
+        if let Some(v) = env {
+            cmd.env("BKT_TOKEN", v);
+        }
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 0, "{source}: {}", r.all());
+        assert!(!r.all().contains(CANARY), "{}", r.all());
+        let row = listed("BKT-4");
+        let url = row["url"].as_str().unwrap();
+        assert_eq!(
+            http_get(&format!("{url}sum")),
+            Some(want.clone()),
+            "{source}"
+        );
+        // in no layer's history, configuration or label
+        let image = row["image"].as_str().unwrap();
+        for args in [
+            vec!["history", "--no-trunc", image],
+            vec!["image", "inspect", image],
+        ] {
+            let out = docker_lines(&args).join("\n");
+            assert!(!out.contains(CANARY), "{args:?}: {out}");
+        }
+    }
+    // a secret the build requires and benchctl cannot read: the build fails, saying which
+    // (a new commit, so that the step is not taken from the build cache)
+    repo.write("www/index.html", "changed\n");
+    repo.commit("changed");
+    let r = run(benchctl()
+        .args([
+            "deploy",
+            "feature/BKT-4",
+            "--repo",
+            &repo.path_str(),
+            "--no-link",
+        ])
+        .args([
+            "--builder",
+            "buildkit",
+            "--force",
+            "--build-secret",
+            "id=tok,env=BKT_UNSET",
+        ])
+        .env_remove("BKT_UNSET"));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("tok"), "{}", r.all());
+}

@@ -67,6 +67,7 @@ pub(super) async fn image(
                 owner: owner.clone(),
                 limits: Some(req.bench.limits.clone()),
                 builder: Default::default(),
+                secrets: req.bench.build_secrets.clone(),
             };
             reporter.report(Event::Step(format!("building {tag}")));
             let id = build_within(req, engine, &src, &spec, "", reporter).await?;
@@ -117,6 +118,13 @@ async fn builder(
         "builder: {} ({why})",
         builder.as_str()
     )));
+    if builder == Builder::Classic && !req.bench.build_secrets.is_empty() {
+        reporter.report(Event::Warn(
+            "the classic builder mounts no build secrets: --build-secret needs --builder \
+             buildkit"
+                .into(),
+        ));
+    }
     Ok(builder)
 }
 

@@ -300,6 +300,7 @@ async fn build(
         owner,
         limits: Some(req.bench.limits.clone()),
         builder: Default::default(),
+        secrets: req.bench.build_secrets.clone(),
     };
     let existing = engine.images.inspect(&tag).await?;
     let id = match existing {

@@ -42,6 +42,21 @@ impl DockerEngine {
         }
     }
 
+    /// The engine's local socket (build secrets are served on a session opened there).
+    fn local_socket(&self) -> Result<String> {
+        match crate::engine::endpoint::Endpoint::from_env(&|k| std::env::var(k).ok())? {
+            crate::engine::endpoint::Endpoint::Unix(url) => {
+                Ok(url.trim_start_matches("unix://").to_string())
+            }
+            _ => Err(Error::usage(format!(
+                "build secrets are served to the engine's BuildKit on its local socket, but \
+                 the engine is at {}; run benchctl on the engine's machine \
+                 (DOCKER_HOST=unix://...) or build without secrets",
+                crate::engine::endpoint::engine_location()
+            ))),
+        }
+    }
+
     async fn require_buildkit(&self) -> Result<()> {
         self.buildkit_version().await.map(|_| ()).map_err(|why| {
             Error::usage(format!(
@@ -95,12 +110,23 @@ impl Images for DockerEngine {
             }
             Builder::BuildKit => {
                 self.require_buildkit().await?;
-                // the session serves what the engine's BuildKit asks of this process
-                let session = format!("benchctl-{:016x}", rand::random::<u64>());
-                options
-                    .version(BuilderVersion::BuilderBuildKit)
-                    .session(&session)
+                options.version(BuilderVersion::BuilderBuildKit)
             }
+        };
+        // the session serves what the engine's BuildKit asks of this process: benchctl's own
+        // when the build has secrets (bollard's, opened for the same id, is then refused by
+        // the engine and the build uses this one)
+        let session_id = format!("benchctl-{:016x}", rand::random::<u64>());
+        let _session = match (spec.builder, spec.secrets.is_empty()) {
+            (Builder::BuildKit, false) => Some(
+                super::session::open(&self.local_socket()?, &session_id, spec.secrets.clone())
+                    .await?,
+            ),
+            _ => None,
+        };
+        let options = match spec.builder {
+            Builder::BuildKit => options.session(&session_id),
+            Builder::Classic => options,
         };
         let mut stream = self.docker.build_image(
             options.build(),

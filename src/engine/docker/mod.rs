@@ -6,6 +6,7 @@ mod buildkit;
 mod containers;
 mod images;
 mod markers;
+mod session;
 mod stacks;
 
 use super::endpoint::{engine_location, error_chain, Endpoint};
@@ -18,6 +19,7 @@ use std::collections::HashMap;
 
 pub(crate) use containers::remove_container;
 pub(crate) use images::{run_step, step_labels};
+pub use session::SecretSource;
 pub(crate) use stacks::{health as health_config, owned, volume_mounts};
 
 pub(crate) fn parse_port(p: &str) -> Option<u16> {
