@@ -37,7 +37,9 @@ impl Progress {
             }
             if ended && self.started.get(&v.digest) == Some(&false) {
                 if let Some(rest) = self.partial.remove(&v.digest) {
-                    out.push(format!("#{n} {rest}"));
+                    if !rest.trim().is_empty() {
+                        out.push(format!("#{n} {}", rest.trim_end()));
+                    }
                 }
                 out.push(match (v.cached, v.error.is_empty()) {
                     (true, _) => format!("#{n} CACHED"),
