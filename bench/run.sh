@@ -7,6 +7,9 @@
 #   bench/run.sh              # RUNS=5 by default
 #   RUNS=3 SKIP_1G=1 bench/run.sh
 #   CASES="3 7" bench/run.sh   # only some cases (numbers as printed)
+#   BENCHCTL_BUILDER=buildkit bench/run.sh   # benchctl builds with the engine's BuildKit
+#   CASES=9 bench/run.sh       # a dependency step in a BuildKit cache mount (benchctl with
+#                              # --builder buildkit) against the pipeline's rebuilt step
 #   CASES=8 bench/run.sh       # the swarm backend (makes the engine a single-node swarm when it
 #                              # is in none, and leaves it again); not run by default
 #
@@ -109,8 +112,28 @@ PY
   git -C "$d" branch feature/BEN-9-large
   git clone -q --bare "$d" "$W/srv/large.git"
 }
+# a dependency step: the pipeline's (classic) Dockerfile "downloads" 50 MiB and waits 2 s on
+# every build; benchctl's (benchctl.toml names Dockerfile.buildkit) does it into a BuildKit
+# cache mount only when the cache is empty
+make_deps() {
+  local d=$W/work/deps
+  mkdir -p "$d/www"
+  git -C "$d" init -q -b main
+  cp /bin/busybox "$d/busybox"
+  local head='FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n'
+  local tail='EXPOSE 8080\nCMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+  printf "${head}"'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox head -c 52428800 /dev/urandom > /tmp/deps && /bin/busybox sleep 2 && /bin/busybox rm /tmp/deps && echo fetched > /www/deps"]\n'"${tail}" > "$d/Dockerfile"
+  printf "${head}"'RUN --mount=type=cache,id=benchctl-bench-deps,target=/cache ["/bin/busybox", "sh", "-c", "if [ ! -f /cache/deps ]; then /bin/busybox head -c 52428800 /dev/urandom > /cache/deps && /bin/busybox sleep 2; fi; echo cached > /www/deps"]\n'"${tail}" > "$d/Dockerfile.buildkit"
+  printf 'dockerfile = "Dockerfile.buildkit"\n' > "$d/benchctl.toml"
+  echo "v0" > "$d/www/index.html"
+  git -C "$d" add -A && git -C "$d" commit -q -m init
+  git -C "$d" branch feature/BEN-10-deps
+  git clone -q --bare "$d" "$W/srv/deps.git"
+}
 make_small
 if want 4; then make_large; fi
+if want 9; then make_deps; fi
+DEPS="git://127.0.0.1:$gport/deps.git"
 SMALL="git://127.0.0.1:$gport/small.git"
 LARGE="git://127.0.0.1:$gport/large.git"
 
@@ -241,6 +264,17 @@ if [ "${SKIP_1G:-0}" != 1 ] && want 7; then
   measure huge_ours "$BENCHCTL" deploy feature/BEN-7-huge --repo "$d" --ready-timeout 120
 fi
 
+if want 9; then
+  echo "bench: case 9, redeploy of a new commit with a dependency step (BuildKit cache mount)" >&2
+  ours feature/BEN-10-deps --issue BEN-10 --repo "$DEPS" --builder buildkit >/dev/null 2>&1
+  "$PIPELINE" "$DEPS" feature/BEN-10-deps BEN-10
+  for i in $(seq 1 "$RUNS"); do
+    new_commit deps feature/BEN-10-deps
+    measure deps_ours "$BENCHCTL" deploy feature/BEN-10-deps --issue BEN-10 --repo "$DEPS" --builder buildkit
+    measure deps_pipe "$PIPELINE" "$DEPS" feature/BEN-10-deps BEN-10
+  done
+fi
+
 if want_swarm; then
   echo "bench: case 8, redeploy after one new commit on a single-node swarm (small app)" >&2
   if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
@@ -284,6 +318,7 @@ one=$(median first_ours 1); par=$(median par_ours 1)
 printf '| %-44s | %7.2f s | %10s | %9s | %10s | %5s | %-7s |\n' "8 concurrent first deploys (vs one: $(awk -v a="$par" -v b="$one" 'BEGIN{printf "%.2fx", a/b}'))" "$par" "-" "-" "-" "-" "<= 3x"
 fi
 row "swarm: redeploy after one new commit (small)" swarm_ours swarm_pipe "<= 1.0"
+row "new commit with a dependency step (BuildKit)" deps_ours deps_pipe "<= 0.3"
 row "list with ${n_listed:-0} benches" list_ours "" "< 0.2 s"
 row "--help" help_ours "" "-"
 [ "${SKIP_1G:-0}" != 1 ] && row "deploy with a 1 GiB build context" huge_ours "" "< 64 MiB"
