@@ -122,7 +122,7 @@ make_deps() {
   cp /bin/busybox "$d/busybox"
   local head='FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n'
   local tail='EXPOSE 8080\nCMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n'
-  printf "${head}"'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox head -c 52428800 /dev/urandom > /tmp/deps && /bin/busybox sleep 2 && /bin/busybox rm /tmp/deps && echo fetched > /www/deps"]\n'"${tail}" > "$d/Dockerfile"
+  printf "${head}"'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox head -c 52428800 /dev/urandom > /deps.bin && /bin/busybox sleep 2 && /bin/busybox rm /deps.bin && echo fetched > /www/deps"]\n'"${tail}" > "$d/Dockerfile"
   printf "${head}"'RUN --mount=type=cache,id=benchctl-bench-deps,target=/cache ["/bin/busybox", "sh", "-c", "if [ ! -f /cache/deps ]; then /bin/busybox head -c 52428800 /dev/urandom > /cache/deps && /bin/busybox sleep 2; fi; echo cached > /www/deps"]\n'"${tail}" > "$d/Dockerfile.buildkit"
   printf 'dockerfile = "Dockerfile.buildkit"\n' > "$d/benchctl.toml"
   echo "v0" > "$d/www/index.html"
