@@ -155,6 +155,20 @@ fn a_buildkit_build_stops_at_the_build_timeout() {
 
 const CANARY: &str = "bk-secret-canary-7d1e5f0a";
 
+/// `deploy` of BKT-4's branch with BuildKit, forced, and the build secret `source`.
+fn secret_deploy(repo: &AppRepo, source: &str) -> std::process::Command {
+    let mut cmd = benchctl();
+    cmd.args([
+        "deploy",
+        "feature/BKT-4",
+        "--repo",
+        &repo.path_str(),
+        "--no-link",
+    ])
+    .args(["--builder", "buildkit", "--force", "--build-secret", source]);
+    cmd
+}
+
 #[test]
 fn a_build_secret_reaches_the_build_and_nothing_else() {
     use sha2::Digest;
@@ -180,21 +194,7 @@ fn a_build_secret_reaches_the_build_and_nothing_else() {
         ("id=tok,env=BKT_TOKEN".to_string(), Some(CANARY)),
         (format!("id=tok,src={}", secret_file.path().display()), None),
     ] {
-        let mut cmd = benchctl();
-        cmd.args([
-            "deploy",
-            "feature/BKT-4",
-            "--repo",
-            &repo.path_str(),
-            "--no-link",
-        ])
-        .args([
-            "--builder",
-            "buildkit",
-            "--force",
-            "--build-secret",
-            &source,
-        ]);
+        let mut cmd = secret_deploy(&repo, &source);
         if let Some(v) = env {
             cmd.env("BKT_TOKEN", v);
         }
@@ -222,22 +222,7 @@ fn a_build_secret_reaches_the_build_and_nothing_else() {
     // (a new commit, so that the step is not taken from the build cache)
     repo.write("www/index.html", "changed\n");
     repo.commit("changed");
-    let r = run(benchctl()
-        .args([
-            "deploy",
-            "feature/BKT-4",
-            "--repo",
-            &repo.path_str(),
-            "--no-link",
-        ])
-        .args([
-            "--builder",
-            "buildkit",
-            "--force",
-            "--build-secret",
-            "id=tok,env=BKT_UNSET",
-        ])
-        .env_remove("BKT_UNSET"));
+    let r = run(secret_deploy(&repo, "id=tok,env=BKT_UNSET").env_remove("BKT_UNSET"));
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stderr.contains("tok"), "{}", r.all());
 }
