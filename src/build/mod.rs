@@ -209,7 +209,14 @@ async fn build_with_buildkit(
         None,
         reporter.clone(),
     );
-    let built = engine.build(spec, stream, reporter).await;
+    // the image names its repository as the classic path's layer mark does (gc's scope)
+    let mut labelled = spec.clone();
+    if let Some(repo) = spec.owner.get(crate::engine::labels::REPO) {
+        labelled
+            .labels
+            .insert(crate::engine::labels::REPO.to_string(), repo.clone());
+    }
+    let built = engine.build(&labelled, stream, reporter).await;
     finish(built, walker, issue, branch).await
 }
 
