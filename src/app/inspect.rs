@@ -129,7 +129,10 @@ fn with_services(
 }
 
 /// The other services' containers of every multi-service bench (or of `issue`'s).
-async fn service_containers(engine: &Engine, issue: Option<&str>) -> Result<Vec<ContainerInfo>> {
+pub(crate) async fn service_containers(
+    engine: &Engine,
+    issue: Option<&str>,
+) -> Result<Vec<ContainerInfo>> {
     let mut filter = match issue {
         Some(i) => labels::issue_filter(i),
         None => vec![format!("{}=true", labels::MANAGED)],

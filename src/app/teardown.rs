@@ -1,7 +1,7 @@
 //! Teardown: an issue's containers (or service), images and last-deploy record removed under
 //! its lock, and its Tracker field cleared.
 
-use crate::app::inspect::benches;
+use crate::app::inspect::{benches, service_containers};
 use crate::app::lock::{IssueLock, LockOptions};
 use crate::app::record::LastDeploy;
 use crate::app::Context;
@@ -86,20 +86,6 @@ pub(crate) async fn remove_stack_parts(
     Ok(removed)
 }
 
-/// The other services of `issue`'s multi-service bench (not its web service).
-pub(crate) async fn stack_services(
-    engine: &Engine,
-    issue: &str,
-) -> Result<Vec<crate::engine::ContainerInfo>> {
-    let mut filter = labels::issue_filter(issue);
-    filter.push(format!(
-        "{}={}",
-        labels::ROLE,
-        crate::app::deploy::stack_plan::SERVICE_ROLE
-    ));
-    engine.stacks.services(&filter).await
-}
-
 /// What a teardown leaves.
 #[derive(Debug, Clone, Copy)]
 pub struct Keep {
@@ -125,7 +111,7 @@ pub async fn teardown(
     let result = async {
         reporter.report(Event::Step(format!("tearing down {issue}")));
         let containers = benches(engine, Some(issue)).await?;
-        let services = stack_services(engine, issue).await?;
+        let services = service_containers(engine, Some(issue)).await?;
         for c in &containers {
             crate::app::deploy::hooks::before_teardown(engine, c, &services, reporter).await;
         }

@@ -58,6 +58,7 @@ pub(super) async fn image(
                 }
                 None => image::dockerfile_path(&src, &req.bench.dockerfile, &req.branch)?,
             };
+            reporter.report(Event::Step(format!("building {tag}")));
             let spec = BuildSpec {
                 dockerfile,
                 tag: tag.clone(),
@@ -66,10 +67,9 @@ pub(super) async fn image(
                 target: req.bench.target.clone(),
                 owner: owner.clone(),
                 limits: Some(req.bench.limits.clone()),
-                builder: Default::default(),
+                builder: builder(req, engine, reporter).await?,
                 secrets: req.bench.build_secrets.clone(),
             };
-            reporter.report(Event::Step(format!("building {tag}")));
             let id = build_within(req, engine, &src, &spec, "", reporter).await?;
             drop(checkout);
             reporter.report(Event::Done(format!("built {tag}")));
@@ -91,8 +91,8 @@ pub(super) async fn image(
 }
 
 /// The builder of this deploy's builds, as the operator chose it (`--builder`); the choice and
-/// why go to the progress display.
-async fn builder(
+/// why go to the progress display. Asked once per deploy, when a build is about to start.
+pub(super) async fn builder(
     req: &DeployRequest,
     engine: &Engine,
     reporter: &SharedReporter,
@@ -140,10 +140,6 @@ pub(super) async fn build_within(
     reporter: &SharedReporter,
 ) -> Result<String> {
     let limit = req.bench.build_timeout;
-    let spec = &BuildSpec {
-        builder: builder(req, engine, reporter).await?,
-        ..spec.clone()
-    };
     let build = image::build(
         engine.images.as_ref(),
         context,

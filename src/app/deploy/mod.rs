@@ -354,7 +354,7 @@ async fn remove_benchless_stack(engine: &Engine, req: &DeployRequest) -> Vec<Str
         return done;
     }
     let quiet: crate::output::SharedReporter = std::sync::Arc::new(crate::output::Silent);
-    let services = crate::app::teardown::stack_services(engine, issue).await;
+    let services = crate::app::inspect::service_containers(engine, Some(issue)).await;
     let removed = match services {
         Ok(s) => crate::app::teardown::remove_stack_parts(engine, issue, &s, true, &quiet).await,
         Err(e) => Err(e),

@@ -140,6 +140,7 @@ pub(super) async fn deploy_locked(
                 settings: &settings,
                 replaces: replaces.map(|c| c.id.clone()),
                 reporter,
+                builder: Default::default(),
             };
             super::stack::start(&ctx, &checkout, commit, commit_time).await?
         }

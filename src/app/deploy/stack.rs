@@ -11,7 +11,7 @@ use super::stack_plan::{self as sp, Shape};
 use crate::app::request::{DeployRequest, Stack};
 use crate::clock::now_unix;
 use crate::compose::{Condition, Service};
-use crate::engine::{labels, BuildSpec, Engine, WebProbe};
+use crate::engine::{labels, BuildSpec, Builder, Engine, WebProbe};
 use crate::git::checkout::Checkout;
 use crate::naming::container_name;
 use crate::output::{Event, SharedReporter};
@@ -30,6 +30,8 @@ pub(super) struct StackCtx<'a> {
     /// updates it in place on a swarm).
     pub replaces: Option<String>,
     pub reporter: &'a SharedReporter,
+    /// The builder of the services' builds, chosen by the first of them to start.
+    pub builder: tokio::sync::OnceCell<Builder>,
 }
 
 fn err(req: &DeployRequest, stack: &Stack, msg: impl std::fmt::Display) -> Error {
@@ -70,7 +72,7 @@ pub(super) async fn start(
     }
 
     // the other services, each once what it depends on is there
-    let running = crate::app::teardown::stack_services(engine, issue).await?;
+    let running = crate::app::inspect::service_containers(engine, Some(issue)).await?;
     let mut ids: HashMap<String, String> = HashMap::new();
     for name in order.iter().filter(|n| **n != stack.web) {
         let s = &stack.project.services[name];
@@ -299,7 +301,7 @@ async fn build(
         target: b.target.clone(),
         owner,
         limits: Some(req.bench.limits.clone()),
-        builder: Default::default(),
+        builder: Builder::default(),
         secrets: req.bench.build_secrets.clone(),
     };
     let existing = engine.images.inspect(&tag).await?;
@@ -307,6 +309,13 @@ async fn build(
         Some(i) if !req.policy.force => i.id,
         _ => {
             reporter.report(Event::Step(format!("building {tag} (service {name})")));
+            let chosen = cx
+                .builder
+                .get_or_try_init(|| super::image::builder(req, engine, reporter));
+            let spec = BuildSpec {
+                builder: *chosen.await?,
+                ..spec.clone()
+            };
             let what = format!("service `{name}`: ");
             super::image::build_within(req, engine, &context, &spec, &what, reporter).await?
         }

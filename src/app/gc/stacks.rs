@@ -6,8 +6,9 @@
 
 use super::{closed, GcAction, GcOptions};
 use crate::app::deploy::stack_plan::SERVICE_ROLE;
+use crate::app::inspect::service_containers;
 use crate::app::lock::{IssueLock, LockOptions};
-use crate::app::teardown::{remove_stack_parts, stack_services};
+use crate::app::teardown::remove_stack_parts;
 use crate::engine::{labels, ContainerInfo, Engine};
 use crate::output::SharedReporter;
 use crate::tracker::TrackerClient;
@@ -115,7 +116,7 @@ pub(super) async fn leftovers(
             continue;
         };
         let removed = async {
-            let services = stack_services(engine, issue).await?;
+            let services = service_containers(engine, Some(issue)).await?;
             remove_stack_parts(engine, issue, &services, gone.is_none(), reporter).await
         }
         .await;

@@ -47,6 +47,15 @@ pub(crate) async fn remove_container(docker: &Docker, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The container name of a bench's new version: beside the bench it `replaces`, a name of its
+/// own (`<name>-next-<random>`, renamed into place once it answers), else `name`.
+pub(crate) fn candidate_name(name: &str, replaces: bool) -> String {
+    match replaces {
+        true => format!("{name}-next-{:08x}", rand::random::<u32>()),
+        false => name.to_string(),
+    }
+}
+
 /// Creates the container `name`, connects it to the network `also` (besides the one it is
 /// created on: an engine before API 1.44 takes one at creation) and starts it; one that
 /// cannot start is removed again.
@@ -117,11 +126,7 @@ impl Benches for DockerEngine {
             }),
             ..Default::default()
         };
-        // a new version starts beside the bench it replaces, under a name of its own
-        let name = match &spec.replaces {
-            Some(_) => format!("{}-next-{:08x}", spec.name, rand::random::<u32>()),
-            None => spec.name.clone(),
-        };
+        let name = candidate_name(&spec.name, spec.replaces.is_some());
         create_and_start(&self.docker, &name, body, None).await
     }
 

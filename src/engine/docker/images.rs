@@ -56,15 +56,6 @@ impl DockerEngine {
             ))),
         }
     }
-
-    async fn require_buildkit(&self) -> Result<()> {
-        self.buildkit_version().await.map(|_| ()).map_err(|why| {
-            Error::usage(format!(
-                "--builder buildkit needs an engine with BuildKit, but {why}; build with \
-                 --builder classic"
-            ))
-        })
-    }
 }
 
 #[async_trait]
@@ -91,6 +82,8 @@ impl Images for DockerEngine {
             .dockerfile(&spec.dockerfile)
             .buildargs(&build_args)
             .labels(&spec.labels);
+        // benchctl's BuildKit session, served until the build ends
+        let mut session = None;
         let options = match spec.builder {
             Builder::Classic => {
                 let mut options = options.rm(true).forcerm(true);
@@ -109,24 +102,19 @@ impl Images for DockerEngine {
                 options.version(BuilderVersion::BuilderV1)
             }
             Builder::BuildKit => {
-                self.require_buildkit().await?;
-                options.version(BuilderVersion::BuilderBuildKit)
+                // the session serves what the engine's BuildKit asks of this process:
+                // benchctl's own when the build has secrets (bollard's, opened for the same
+                // id, is then refused by the engine and the build uses this one); the caller
+                // checked that the engine has BuildKit (`Images::buildkit`)
+                let id = format!("benchctl-{:016x}", rand::random::<u64>());
+                if !spec.secrets.is_empty() {
+                    let socket = self.local_socket()?;
+                    session = Some(super::session::open(&socket, &id, spec.secrets.clone()).await?);
+                }
+                options
+                    .version(BuilderVersion::BuilderBuildKit)
+                    .session(&id)
             }
-        };
-        // the session serves what the engine's BuildKit asks of this process: benchctl's own
-        // when the build has secrets (bollard's, opened for the same id, is then refused by
-        // the engine and the build uses this one)
-        let session_id = format!("benchctl-{:016x}", rand::random::<u64>());
-        let _session = match (spec.builder, spec.secrets.is_empty()) {
-            (Builder::BuildKit, false) => Some(
-                super::session::open(&self.local_socket()?, &session_id, spec.secrets.clone())
-                    .await?,
-            ),
-            _ => None,
-        };
-        let options = match spec.builder {
-            Builder::BuildKit => options.session(&session_id),
-            Builder::Classic => options,
         };
         let mut stream = self.docker.build_image(
             options.build(),
@@ -174,6 +162,7 @@ impl Images for DockerEngine {
                 _ => {}
             }
         }
+        drop(session);
         if !partial.trim().is_empty() {
             reporter.report(Event::BuildOutput(partial.trim_end().to_string()));
         }

@@ -212,11 +212,7 @@ impl Stacks for DockerEngine {
             }),
             ..Default::default()
         };
-        // a new version of the web service starts beside the bench it replaces
-        let name = match &spec.replaces {
-            Some(_) => format!("{}-next-{:08x}", spec.name, rand::random::<u32>()),
-            None => spec.name.clone(),
-        };
+        let name = super::containers::candidate_name(&spec.name, spec.replaces.is_some());
         let also = spec.proxy_network.as_deref();
         super::containers::create_and_start(&self.docker, &name, body, also).await
     }

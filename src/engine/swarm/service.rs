@@ -7,7 +7,7 @@ use super::{
 };
 use crate::engine::docker::{remove_container, run_step, step_labels};
 use crate::engine::endpoint::describe_engine_error;
-use crate::engine::{labels, ContainerInfo, ContainerSpec, Limits};
+use crate::engine::{labels, ContainerInfo, ContainerSpec, Limits, WebProbe};
 use crate::{Error, Result};
 use bollard::models::{
     ContainerCreateBody, EndpointPortConfig, EndpointPortConfigPublishModeEnum, EndpointSpec,
@@ -123,6 +123,16 @@ impl Frame<'_> {
     }
 }
 
+/// Whether the image has a HEALTHCHECK of its own.
+pub(super) fn own_health(inspected: &bollard::models::ImageInspect) -> bool {
+    inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.as_ref())
+        .is_some_and(|t| !t.is_empty() && t[0] != "NONE")
+}
+
 impl SwarmEngine {
     /// Pushes the image to the registry; returns the reference every node can pull
     /// (`registry/repo:tag@sha256:...`).
@@ -179,34 +189,27 @@ impl SwarmEngine {
     pub(super) async fn health_check(
         &self,
         inspected: &bollard::models::ImageInspect,
-        spec: &ContainerSpec,
+        image: &str,
+        deploy: &HashMap<String, String>,
+        probe: &WebProbe,
     ) -> Result<(Option<HealthConfig>, &'static str)> {
-        let own = inspected
-            .config
-            .as_ref()
-            .and_then(|c| c.healthcheck.as_ref())
-            .and_then(|h| h.test.as_ref())
-            .is_some_and(|t| !t.is_empty() && t[0] != "NONE");
-        if own {
+        if own_health(inspected) {
             return Ok((None, "image"));
         }
-        let url = format!(
-            "http://127.0.0.1:{}{}",
-            spec.container_port, spec.health_path
-        );
+        let url = format!("http://127.0.0.1:{}{}", probe.port, probe.path);
         // the deploy's own labels name the probe's owner
         let owner: HashMap<String, String> = [labels::ISSUE, labels::REPO, labels::DEPLOY_ID]
             .into_iter()
-            .filter_map(|k| spec.labels.get(k).map(|v| (k.to_string(), v.clone())))
+            .filter_map(|k| deploy.get(k).map(|v| (k.to_string(), v.clone())))
             .collect();
-        let Some(tool) = self.find_tool(&spec.image, &owner).await? else {
+        let Some(tool) = self.find_tool(image, &owner).await? else {
             return Ok((None, "none"));
         };
         let mut test = vec!["CMD".to_string()];
         if tool.ends_with("curl") {
             test.push(tool);
             test.extend(["-sS", "-o", "/dev/null", "--max-time", "2"].map(String::from));
-            if spec.health_path != "/" {
+            if probe.path != "/" {
                 test.push("-f".into());
             }
         } else {
@@ -235,7 +238,7 @@ impl SwarmEngine {
                 interval: Some(nanos(interval)),
                 timeout: Some(nanos(Duration::from_secs(3))),
                 retries: Some(3),
-                start_period: Some(nanos(spec.ready_timeout)),
+                start_period: Some(nanos(probe.timeout)),
                 start_interval: start,
             }),
             "benchctl",
@@ -303,7 +306,14 @@ impl SwarmEngine {
             Some(r) => self.push(r, &spec.image, &image_id).await?,
             None => spec.image.clone(),
         };
-        let (health, health_from) = self.health_check(&local, spec).await?;
+        let probe = WebProbe {
+            port: spec.container_port,
+            path: spec.health_path.clone(),
+            timeout: spec.ready_timeout,
+        };
+        let (health, health_from) = self
+            .health_check(&local, &spec.image, &spec.labels, &probe)
+            .await?;
         let mut service_labels = spec.labels.clone();
         service_labels.insert(IMAGE_ID.to_string(), image_id);
         service_labels.insert(HEALTH.to_string(), health_from.to_string());

@@ -6,11 +6,11 @@
 //! hook runs in the running task's container on this node, or as a one-off container on the
 //! overlay network.
 
-use super::service::Frame;
+use super::service::{own_health, Frame};
 use super::{task_state, NodeAddrs, PublishMode, SwarmEngine, HEALTH, IMAGE_ID};
 use crate::engine::docker::{health_config, owned, volume_mounts};
 use crate::engine::endpoint::not_found;
-use crate::engine::{labels, ContainerInfo, ContainerSpec, ServiceSpec, Stacks};
+use crate::engine::{labels, ContainerInfo, ServiceSpec, Stacks};
 use crate::output::SharedReporter;
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -83,31 +83,10 @@ impl SwarmEngine {
             (Some(h), _) => (Some(health_config(h)), "compose"),
             // the web service without a check of its own: benchctl's, asking the probe's path
             (None, Some(web)) => {
-                let probe = ContainerSpec {
-                    name: spec.name.clone(),
-                    image: spec.image.clone(),
-                    labels: spec.labels.clone(),
-                    container_port: web.port,
-                    bind: String::new(),
-                    limits: spec.limits.clone(),
-                    env: Vec::new(),
-                    network: None,
-                    replaces: None,
-                    health_path: web.path.clone(),
-                    ready_timeout: web.timeout,
-                    cap_add: Vec::new(),
-                };
-                self.health_check(&local, &probe).await?
+                self.health_check(&local, &spec.image, &spec.labels, web)
+                    .await?
             }
-            (None, None) => {
-                let own = local
-                    .config
-                    .as_ref()
-                    .and_then(|c| c.healthcheck.as_ref())
-                    .and_then(|h| h.test.as_ref())
-                    .is_some_and(|t| !t.is_empty() && t[0] != "NONE");
-                (None, if own { "image" } else { "none" })
-            }
+            (None, None) => (None, if own_health(&local) { "image" } else { "none" }),
         };
         service_labels.insert(HEALTH.to_string(), from.to_string());
         // the tasks' containers carry the deploy's id only: the docker backend must not take
