@@ -2,8 +2,9 @@
 //! any work starts, and the hashes that tell whether a running bench already matches it.
 
 use crate::app::routing::Router;
-use crate::engine::Limits;
+use crate::engine::{BuildKit, Builder, Limits};
 use crate::git::RepoSpec;
+use crate::Error;
 use sha2::Digest;
 use std::time::Duration;
 
@@ -177,11 +178,11 @@ impl DeployRequest {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BuilderChoice {
     /// The classic builder, whose steps run under the bench's limits.
-    #[default]
     Classic,
     /// The engine's BuildKit; an engine without it is an error.
     BuildKit,
-    /// BuildKit where the engine has it, else the classic builder.
+    /// BuildKit where the engine has it and its steps are bounded, else the classic builder.
+    #[default]
     Auto,
 }
 
@@ -241,6 +242,62 @@ impl std::str::FromStr for BuilderChoice {
 }
 
 impl BuilderChoice {
+    /// The builder for this choice, given what the engine's BuildKit is (or why there is
+    /// none), and why. `auto` (the default) builds with BuildKit only where its steps are
+    /// bounded: the engine's BuildKit ignores the build API's limits, and a branch's build must
+    /// not take the host's memory (README: Builders).
+    pub fn resolve(
+        self,
+        buildkit: std::result::Result<BuildKit, String>,
+    ) -> crate::Result<(Builder, String)> {
+        Ok(match (self, buildkit) {
+            (BuilderChoice::Classic, _) => (Builder::Classic, "--builder classic".into()),
+            (BuilderChoice::BuildKit, Ok(bk)) => {
+                let bound = match bk.bound {
+                    Ok(bound) => bound,
+                    Err(_) => "its steps are not bounded: for branches you trust".into(),
+                };
+                (
+                    Builder::BuildKit,
+                    format!("--builder buildkit; {}; {bound}", bk.version),
+                )
+            }
+            (BuilderChoice::BuildKit, Err(why)) => {
+                return Err(Error::usage(format!(
+                    "--builder buildkit needs an engine with BuildKit, but {why}; build with \
+                     --builder classic"
+                )))
+            }
+            (
+                BuilderChoice::Auto,
+                Ok(BuildKit {
+                    version,
+                    bound: Ok(bound),
+                }),
+            ) => (
+                Builder::BuildKit,
+                format!("--builder auto, the default; {version}; {bound}"),
+            ),
+            (
+                BuilderChoice::Auto,
+                Ok(BuildKit {
+                    version,
+                    bound: Err(why),
+                }),
+            ) => (
+                Builder::Classic,
+                format!(
+                    "--builder auto, the default: {version} has BuildKit, but {why}; bound it \
+                     (README: Builders) or choose --builder buildkit for branches you trust"
+                ),
+            ),
+            (BuilderChoice::Auto, Err(why)) => (
+                Builder::Classic,
+                format!("--builder auto, the default; {why}"),
+            ),
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             BuilderChoice::Classic => "classic",
@@ -348,5 +405,47 @@ mod tests {
         }
         assert_eq!(BuilderChoice::from_str("auto"), Ok(BuilderChoice::Auto));
         assert!(BuilderChoice::from_str("kaniko").is_err());
+    }
+
+    fn bk(bound: std::result::Result<&str, &str>) -> std::result::Result<BuildKit, String> {
+        Ok(BuildKit {
+            version: "Docker 20.10.24, API 1.41".into(),
+            bound: bound.map(String::from).map_err(String::from),
+        })
+    }
+
+    #[test]
+    fn auto_builds_with_buildkit_only_where_its_steps_are_bounded() {
+        let bounded = bk(Ok(
+            "its steps are bounded by /docker/buildkit: memory 2.0 GiB",
+        ));
+        let (b, why) = BuilderChoice::Auto.resolve(bounded).unwrap();
+        assert_eq!(b, Builder::BuildKit);
+        assert!(why.contains("memory 2.0 GiB"), "{why}");
+        let (b, why) = BuilderChoice::Auto
+            .resolve(bk(Err("no memory bound")))
+            .unwrap();
+        assert_eq!(b, Builder::Classic);
+        assert!(
+            why.contains("has BuildKit, but no memory bound") && why.contains("README"),
+            "{why}"
+        );
+        let (b, why) = BuilderChoice::Auto.resolve(Err("API 1.38".into())).unwrap();
+        assert_eq!((b, why.contains("API 1.38")), (Builder::Classic, true));
+    }
+
+    #[test]
+    fn an_explicit_choice_is_kept_or_refused() {
+        let (b, why) = BuilderChoice::BuildKit
+            .resolve(bk(Err("no memory bound")))
+            .unwrap();
+        assert_eq!(b, Builder::BuildKit);
+        assert!(why.contains("not bounded"), "{why}");
+        let err = BuilderChoice::BuildKit
+            .resolve(Err("API 1.38".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("--builder classic"), "{err}");
+        let (b, _) = BuilderChoice::Classic.resolve(bk(Ok("bounded"))).unwrap();
+        assert_eq!(b, Builder::Classic);
     }
 }

@@ -435,11 +435,11 @@ pub struct BenchArgs {
           value_parser = seconds())]
     pub build_timeout: u64,
 
-    /// Which builder builds images: `classic` (its steps run under the bench's memory and
-    /// CPU limits), `buildkit` (the engine's BuildKit: `RUN --mount`, skipped stages; its
-    /// steps are not limited), or `auto` (BuildKit where the engine has it). The operator's
-    /// setting only.
-    #[arg(long, env = "BENCHCTL_BUILDER", default_value = "classic", value_name = "BUILDER",
+    /// Which builder builds images: `auto` (BuildKit where the engine has it and the host
+    /// bounds its steps, else classic), `classic` (its steps run under the bench's memory and
+    /// CPU limits), or `buildkit` (the engine's BuildKit: `RUN --mount`, skipped stages; its
+    /// steps are bounded only by the host). The operator's setting only.
+    #[arg(long, env = "BENCHCTL_BUILDER", default_value = "auto", value_name = "BUILDER",
           value_parser = ["classic", "buildkit", "auto"])]
     pub builder: String,
 

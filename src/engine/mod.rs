@@ -152,6 +152,16 @@ pub fn bench_capabilities(extra: &[String]) -> Vec<String> {
     caps
 }
 
+/// An engine's BuildKit.
+#[derive(Debug, Clone)]
+pub struct BuildKit {
+    /// `Docker 20.10.24, API 1.41`.
+    pub version: String,
+    /// What bounds its steps' memory (a sentence), or why nothing does: the engine's BuildKit
+    /// ignores the build API's limits (`engine/docker/build_bound.rs`).
+    pub bound: std::result::Result<String, String>,
+}
+
 /// Resource limits of a bench (their defaults are the settings' own, `settings/keys.rs`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
@@ -300,8 +310,9 @@ pub trait Images: Send + Sync {
     /// Pulls `image` (a service's `image:` of a multi-service bench) with the engine's own
     /// credentials.
     async fn pull(&self, image: &str) -> Result<()>;
-    /// Why this engine can build with BuildKit (its version), or why not.
-    async fn buildkit(&self) -> std::result::Result<String, String> {
+    /// Whether this engine can build with BuildKit (its version, and what bounds its steps),
+    /// or why not.
+    async fn buildkit(&self) -> std::result::Result<BuildKit, String> {
         Err("this engine has no BuildKit".into())
     }
 }

@@ -226,3 +226,133 @@ fn a_build_secret_reaches_the_build_and_nothing_else() {
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stderr.contains("tok"), "{}", r.all());
 }
+
+/// Sets the engine's BuildKit cgroup (cgroup v1 or v2, cgroupfs driver) to a memory and pids
+/// bound, and puts the values it found back when dropped.
+struct BuildKitBound(Vec<(String, String)>);
+
+impl BuildKitBound {
+    fn set(memory: u64, pids: u64) -> BuildKitBound {
+        let v1 = std::path::Path::new("/sys/fs/cgroup/memory/docker/buildkit").exists();
+        // lowering: the memory limit before memory+swap; raising back: the other way round
+        let files: Vec<(&str, String)> = match v1 {
+            true => vec![
+                (
+                    "/sys/fs/cgroup/memory/docker/buildkit/memory.limit_in_bytes",
+                    memory.to_string(),
+                ),
+                (
+                    "/sys/fs/cgroup/memory/docker/buildkit/memory.memsw.limit_in_bytes",
+                    memory.to_string(),
+                ),
+                (
+                    "/sys/fs/cgroup/pids/docker/buildkit/pids.max",
+                    pids.to_string(),
+                ),
+            ],
+            false => vec![
+                (
+                    "/sys/fs/cgroup/docker/buildkit/memory.max",
+                    memory.to_string(),
+                ),
+                ("/sys/fs/cgroup/docker/buildkit/pids.max", pids.to_string()),
+            ],
+        };
+        let mut found = Vec::new();
+        for (file, value) in files {
+            if file.ends_with("memsw.limit_in_bytes") && !std::path::Path::new(file).exists() {
+                continue; // no swap accounting on this host
+            }
+            let old = std::fs::read_to_string(file).unwrap_or_else(|e| {
+                panic!("the engine's BuildKit cgroup {file} (this test needs the engine's host, as root, with the cgroupfs driver): {e}")
+            });
+            std::fs::write(file, &value)
+                .unwrap_or_else(|e| panic!("writing {value} to {file}: {e}"));
+            found.push((file.to_string(), old.trim().to_string()));
+        }
+        BuildKitBound(found)
+    }
+}
+
+impl Drop for BuildKitBound {
+    fn drop(&mut self) {
+        for (file, old) in self.0.iter().rev() {
+            // v1 writes "no limit" as a large number it does not take back: -1 says the same
+            let old = match old.parse::<u64>() {
+                Ok(n) if n >= 1 << 62 => "-1",
+                _ => old.as_str(),
+            };
+            if let Err(e) = std::fs::write(file, old) {
+                eprintln!("could not put {old} back in {file}: {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_default_builds_with_buildkit_where_the_host_bounds_its_steps() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["BKT-5", "BKT-6"]);
+    let id = format!("benchctl-test-{:08x}", rand::random::<u32>());
+    let repo = AppRepo::new();
+    // without the unused stage: the classic builder gets as far as the cache mount
+    let only_used = |df: String| df[df.find("FROM scratch\n").unwrap()..].to_string();
+    repo.write("Dockerfile", &only_used(dockerfile(&id, "")));
+    repo.branch_with("feature/BKT-5", "five\n");
+    let default = |branch: &str| {
+        run(benchctl()
+            .args(["deploy", branch, "--repo", &repo.path_str(), "--no-link"])
+            .env("BENCHCTL_BUILDER", "auto"))
+    };
+
+    // unbounded (as the engine starts): the classic builder, saying why, and what to do
+    let r = default("feature/BKT-5");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.all()
+            .contains("builder: classic (--builder auto, the default: Docker")
+            && r.all()
+                .contains("has BuildKit, but the engine's BuildKit steps have no memory bound")
+            && r.all().contains("README: Builders"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stderr.contains("--mount option requires BuildKit")
+            && r.stderr
+                .contains("choose --builder buildkit for branches you trust"),
+        "{}",
+        r.all()
+    );
+
+    let bound = BuildKitBound::set(384 << 20, 512);
+    // bounded: BuildKit, and the bound holds a step that takes more memory
+    let r = default("feature/BKT-5");
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.all()
+            .contains("builder: buildkit (--builder auto, the default; Docker")
+            && r.all()
+                .contains("docker/buildkit: memory 384 MiB, pids 512)"),
+        "{}",
+        r.all()
+    );
+    let url = listed("BKT-5")["url"].as_str().unwrap().to_string();
+    assert_eq!(http_get(&format!("{url}dep")).as_deref(), Some("fetched\n"));
+
+    repo.write(
+        "Dockerfile",
+        &only_used(dockerfile(
+            &id,
+            "RUN --mount=type=cache,target=/c [\"/bin/busybox\", \"dd\", \"if=/dev/zero\", \
+             \"of=/dev/null\", \"bs=600M\", \"count=1\"]\n",
+        )),
+    );
+    repo.branch_with("feature/BKT-6", "six\n");
+    let r = default("feature/BKT-6");
+    drop(bound);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("exit code: 137"), "{}", r.all());
+    assert!(!r.all().contains("panicked"), "{}", r.all());
+}

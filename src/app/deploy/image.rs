@@ -97,32 +97,18 @@ pub(super) async fn builder(
     engine: &Engine,
     reporter: &SharedReporter,
 ) -> Result<Builder> {
-    use crate::app::request::BuilderChoice;
-    let (builder, why) = match req.bench.builder {
-        BuilderChoice::Classic => (Builder::Classic, "--builder classic, the default".into()),
-        BuilderChoice::BuildKit => match engine.images.buildkit().await {
-            Ok(v) => (Builder::BuildKit, format!("--builder buildkit; {v}")),
-            Err(why) => {
-                return Err(Error::usage(format!(
-                    "--builder buildkit needs an engine with BuildKit, but {why}; build with \
-                     --builder classic"
-                )))
-            }
-        },
-        BuilderChoice::Auto => match engine.images.buildkit().await {
-            Ok(v) => (Builder::BuildKit, format!("--builder auto; {v} has it")),
-            Err(why) => (Builder::Classic, format!("--builder auto; {why}")),
-        },
+    let buildkit = match req.bench.builder {
+        crate::app::request::BuilderChoice::Classic => Err(String::new()),
+        _ => engine.images.buildkit().await,
     };
+    let (builder, why) = req.bench.builder.resolve(buildkit)?;
     reporter.report(Event::Info(format!(
         "builder: {} ({why})",
         builder.as_str()
     )));
     if builder == Builder::Classic && !req.bench.build_secrets.is_empty() {
         reporter.report(Event::Warn(
-            "the classic builder mounts no build secrets: --build-secret needs --builder \
-             buildkit"
-                .into(),
+            "the classic builder mounts no build secrets: --build-secret needs BuildKit".into(),
         ));
     }
     Ok(builder)

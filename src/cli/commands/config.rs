@@ -9,7 +9,7 @@ use crate::secret::ProcessEnv;
 use crate::settings::keys::{self, Key};
 use crate::{env, Result};
 
-pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
+pub async fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
     let m = cx.matches;
     use crate::settings::Row;
     let mut head: Vec<Row> = Vec::new();
@@ -107,15 +107,10 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
         Some(clap::parser::ValueSource::CommandLine) => "flag --builder",
         _ => "default",
     };
-    let builder_note = match args.bench.builder.as_str() {
-        "classic" => "the classic builder: its steps run under the bench's memory and CPU limits",
-        "buildkit" => "the engine's BuildKit (its steps are not limited by the bench's limits)",
-        _ => "BuildKit where the engine has it, else classic (decided at each deploy)",
-    };
     rows.push(row(
         "builder",
         args.bench.builder.clone(),
-        &format!("{builder_origin}: {builder_note}"),
+        &format!("{builder_origin}: {}", builder_now(args, cx).await),
     ));
     rows.extend(cx.engine.rows(local.as_ref(), m)?);
     rows.push(row(
@@ -143,4 +138,27 @@ pub fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
         Err(e) => rows.push(row("tracker", "-".into(), &format!("error: {e}"))),
     }
     Ok(Settings(rows).into())
+}
+
+/// What `--builder` chooses on this engine now, and why (a deploy decides it again).
+async fn builder_now(args: &ConfigArgs, cx: &Ctx<'_>) -> String {
+    let choice: crate::app::request::BuilderChoice = match args.bench.builder.parse() {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    if choice == crate::app::request::BuilderChoice::Classic {
+        return "the classic builder: its steps run under the bench's memory and CPU limits".into();
+    }
+    let asked = async {
+        let engine = cx.engine.backend()?.connect().await?;
+        Ok::<_, crate::Error>(engine.images.buildkit().await)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(10), asked).await {
+        Ok(Ok(buildkit)) => match choice.resolve(buildkit) {
+            Ok((builder, why)) => format!("now {} ({why})", builder.as_str()),
+            Err(e) => format!("error: {e}"),
+        },
+        Ok(Err(e)) => format!("decided at each deploy (the engine did not answer: {e})"),
+        Err(_) => "decided at each deploy (the engine did not answer within 10 s)".into(),
+    }
 }

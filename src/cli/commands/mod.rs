@@ -45,6 +45,6 @@ pub async fn exec(command: &Command, cx: &Ctx<'_>) -> Result<Output> {
         Command::Templates(a) => templates::exec(a, cx),
         Command::Completions(a) => completions::exec(a),
         Command::Man => man::exec(),
-        Command::Config(a) => config::exec(a, cx),
+        Command::Config(a) => config::exec(a, cx).await,
     }
 }

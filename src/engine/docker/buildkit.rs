@@ -76,6 +76,13 @@ pub(crate) fn hint(message: &str) -> Option<&'static str> {
              built-in frontend, or make the image available to the engine",
         );
     }
+    if message.contains("requires BuildKit") {
+        return Some(
+            "this Dockerfile needs BuildKit, and the deploy built with the classic builder (the \
+             `builder:` line says why): bound the engine's BuildKit steps (README: Builders) or \
+             choose --builder buildkit for branches you trust",
+        );
+    }
     if message.contains("dockerfile parse error") && message.contains("Unknown flag") {
         return Some(
             "the engine's built-in Dockerfile frontend does not know this flag: `COPY --link`, \
@@ -157,6 +164,11 @@ mod tests {
         assert!(hint("dockerfile parse error line 2: Unknown flag: link")
             .unwrap()
             .contains("Docker 23"));
+        assert!(hint(
+            "the --mount option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/"
+        )
+        .unwrap()
+        .contains("--builder buildkit"));
         assert_eq!(
             hint("executor failed running [/bin/sh -c make]: exit code: 2"),
             None

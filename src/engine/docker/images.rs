@@ -2,7 +2,7 @@
 
 use super::{parse_port, DockerEngine};
 use crate::engine::endpoint::not_found;
-use crate::engine::{labels, BuildSpec, Builder, ContextStream, ImageInfo, Images};
+use crate::engine::{labels, BuildKit, BuildSpec, Builder, ContextStream, ImageInfo, Images};
 use crate::output::{Event, SharedReporter};
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -177,8 +177,31 @@ impl Images for DockerEngine {
         }
     }
 
-    async fn buildkit(&self) -> std::result::Result<String, String> {
-        self.buildkit_version().await
+    async fn buildkit(&self) -> std::result::Result<BuildKit, String> {
+        let version = self.buildkit_version().await?;
+        let bound = match self.local_socket() {
+            Err(_) => Err(format!(
+                "benchctl cannot see the bound of the engine's BuildKit steps from here (the \
+                 engine is at {})",
+                crate::engine::endpoint::engine_location()
+            )),
+            Ok(_) => {
+                let info = self.docker.info().await.map_err(|e| e.to_string())?;
+                let cgroups = super::CgroupInfo {
+                    driver: info
+                        .cgroup_driver
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    version: info
+                        .cgroup_version
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    mem_total: info.mem_total.unwrap_or(0),
+                };
+                super::step_bound(&cgroups, std::path::Path::new("/sys/fs/cgroup"))
+            }
+        };
+        Ok(BuildKit { version, bound })
     }
 
     async fn inspect(&self, name: &str) -> Result<Option<ImageInfo>> {

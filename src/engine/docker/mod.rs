@@ -2,6 +2,7 @@
 //! into its place; markers are never-started containers (the engine reserves names
 //! atomically). Its image role serves the swarm backend too.
 
+mod build_bound;
 mod buildkit;
 mod containers;
 mod images;
@@ -17,6 +18,7 @@ use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 use std::collections::HashMap;
 
+pub use build_bound::{step_bound, CgroupInfo};
 pub(crate) use containers::remove_container;
 pub(crate) use images::{run_step, step_labels};
 pub use session::SecretSource;

@@ -457,11 +457,12 @@ pub fn benchctl() -> Command {
         }
     }
     cmd.env_remove("CI_COMMIT_REF_NAME");
-    // BENCHCTL_TEST_BUILDER=buildkit runs the tests' deploys with that builder (a survey:
-    // the tests of the classic builder's limits and commit step then fail by design)
-    if let Ok(builder) = std::env::var("BENCHCTL_TEST_BUILDER") {
-        cmd.env("BENCHCTL_BUILDER", builder);
-    }
+    // the tests' deploys build with the classic builder unless they choose (the default,
+    // `auto`, would switch to BuildKit while the bound test bounds the engine's BuildKit);
+    // BENCHCTL_TEST_BUILDER=buildkit runs them with that builder (a survey: the tests of the
+    // classic builder's limits and commit step then fail by design)
+    let builder = std::env::var("BENCHCTL_TEST_BUILDER").unwrap_or_else(|_| "classic".into());
+    cmd.env("BENCHCTL_BUILDER", builder);
     cmd.env("CI", "true");
     cmd.env("BENCHCTL_PUBLIC_HOST", "127.0.0.1");
     // one cache shared by all tests (as by concurrent deploys on one machine), under target/
