@@ -57,6 +57,8 @@ pub const MAX_MEMORY: &str = "BENCHCTL_MAX_MEMORY";
 pub const MAX_CPUS: &str = "BENCHCTL_MAX_CPUS";
 pub const MAX_PIDS: &str = "BENCHCTL_MAX_PIDS";
 pub const MAX_READY_TIMEOUT: &str = "BENCHCTL_MAX_READY_TIMEOUT";
+/// The variables a branch's benchctl.toml may name as build secrets.
+pub const BUILD_SECRET_VARS: &str = "BENCHCTL_BUILD_SECRET_VARS";
 /// Compose profiles whose services run too (`--profiles`).
 pub const PROFILES: &str = "BENCHCTL_PROFILES";
 /// A local config file (`--config`).

@@ -178,6 +178,24 @@ pub const BUILD_ARGS: Key = Key {
     value_name: "NAME=VALUE",
     ..key("build-args", Kind::Entries)
 };
+pub const BUILD_SECRETS: Key = Key {
+    unset: "-",
+    help:
+        "Build secrets of `RUN --mount=type=secret,id=ID` steps (BuildKit): `ID = \"VARIABLE\"`, \
+           a variable of benchctl's environment that --build-secret-vars allows",
+    bench_flag: false,
+    ..key("build-secrets", Kind::Entries)
+};
+pub const BUILD_SECRET_VARS: Key = Key {
+    unset: "- (a branch's benchctl.toml may name no build secret)",
+    help: "Variables of benchctl's environment a branch's benchctl.toml may name as build \
+           secrets ([build-secrets] ID = \"VARIABLE\"; comma-separated)",
+    flag: Some("build-secret-vars"),
+    value_name: "NAMES",
+    env: Some(crate::env::BUILD_SECRET_VARS),
+    files: Files::Operator,
+    ..key("build-secret-vars", Kind::Text)
+};
 pub const ENV: Key = Key {
     help: "A variable of the bench's environment: `NAME=VALUE`, or `NAME` to pass benchctl's own \
            value (never shown). Repeatable",
@@ -407,6 +425,8 @@ pub const KEYS: &[&Key] = &[
     &ISSUE_PATTERN,
     &FIELD,
     &BUILD_ARGS,
+    &BUILD_SECRETS,
+    &BUILD_SECRET_VARS,
     &ENV,
     &COMPOSE,
     &SERVICE,

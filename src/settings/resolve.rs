@@ -6,7 +6,9 @@ use super::keys::{self, Key};
 use super::layer::{merge, Effective, Layer, Origin};
 use super::values::{parse_memory, valid_env_name};
 use crate::app::request::{BenchEnv, BenchSettings, DeployRequest, EnvValue, Policy};
+use crate::engine::docker::SecretSource;
 use crate::{Error, Result};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Everything a deploy's settings come from besides the repository's config.
@@ -296,6 +298,60 @@ fn value<'a>(e: &'a Effective, key: &Key) -> Option<&'a str> {
     e.get(key).or(key.default)
 }
 
+/// The build secrets: the operator's (`--build-secret`), and those the files name by id and
+/// variable (`[build-secrets] npm = "NPM_TOKEN"`). A branch's benchctl.toml may name only the
+/// variables the operator allows (`--build-secret-vars`): any other would hand the branch's
+/// build one of benchctl's own tokens. The operator's own secret of an id wins.
+fn build_secrets(
+    e: &Effective,
+    operator: &BTreeMap<String, SecretSource>,
+) -> Result<BTreeMap<String, SecretSource>> {
+    let allowed: Vec<&str> = value(e, &keys::BUILD_SECRET_VARS)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let mut secrets = operator.clone();
+    for (id, var) in e.entries(&keys::BUILD_SECRETS) {
+        let key = format!("{}.{id}", keys::BUILD_SECRETS.name);
+        let spec = format!("id={id},env={var}");
+        let (id, source) = crate::app::request::parse_build_secret(&spec)
+            .ok()
+            .filter(|_| valid_env_name(&var))
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "build secret `{}` = `{}`: write `ID = \"VARIABLE\"` (an id of letters, \
+                     digits, `_.-`, and an environment variable's name){}",
+                    id.escape_debug(),
+                    var.escape_debug(),
+                    e.from(&key)
+                ))
+            })?;
+        if operator.contains_key(&id) {
+            continue; // the operator's own secret of this id
+        }
+        let branch = matches!(e.origin(&key), Some(Origin::RepoConfig(_)));
+        if branch && !allowed.contains(&var.as_str()) {
+            return Err(Error::usage(format!(
+                "build secret `{id}` names benchctl's variable `{var}`, which the operator does \
+                 not allow a branch to use (key `{key}`{}); allowed: {} (--build-secret-vars or \
+                 {})",
+                e.origin(&key)
+                    .map(|o| format!(", from {o}"))
+                    .unwrap_or_default(),
+                match allowed.is_empty() {
+                    true => "none".to_string(),
+                    false => allowed.join(", "),
+                },
+                crate::env::BUILD_SECRET_VARS
+            )));
+        }
+        secrets.insert(id, source);
+    }
+    Ok(secrets)
+}
+
 /// The value of `key` (else its default) as a `T`, or an error naming where it came from.
 fn typed<T: std::str::FromStr>(e: &Effective, key: &Key, what: &str) -> Result<Option<T>> {
     value(e, key)
@@ -419,6 +475,7 @@ pub fn apply(base: &DeployRequest, e: &Effective) -> Result<DeployRequest> {
             )));
         }
     }
+    let build_secrets = build_secrets(e, &base.bench.build_secrets)?;
     let url_template = e.get(&keys::URL_TEMPLATE).map(str::to_string);
     if let Some(t) = &url_template {
         crate::naming::check_url_template(t)
@@ -458,6 +515,7 @@ pub fn apply(base: &DeployRequest, e: &Effective) -> Result<DeployRequest> {
                 pids,
             },
             build_args,
+            build_secrets,
             target: e.get(&keys::TARGET).map(str::to_string),
             health_path,
             env,

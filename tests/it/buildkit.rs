@@ -155,8 +155,9 @@ fn a_buildkit_build_stops_at_the_build_timeout() {
 
 const CANARY: &str = "bk-secret-canary-7d1e5f0a";
 
-/// `deploy` of BKT-4's branch with BuildKit, forced, and the build secret `source`.
-fn secret_deploy(repo: &AppRepo, source: &str) -> std::process::Command {
+/// `deploy` of BKT-4's branch with BuildKit, forced, and the build secret `source` (none:
+/// the branch's benchctl.toml names it).
+fn secret_deploy(repo: &AppRepo, source: Option<&str>) -> std::process::Command {
     let mut cmd = benchctl();
     cmd.args([
         "deploy",
@@ -165,7 +166,10 @@ fn secret_deploy(repo: &AppRepo, source: &str) -> std::process::Command {
         &repo.path_str(),
         "--no-link",
     ])
-    .args(["--builder", "buildkit", "--force", "--build-secret", source]);
+    .args(["--builder", "buildkit", "--force"]);
+    if let Some(source) = source {
+        cmd.args(["--build-secret", source]);
+    }
     cmd
 }
 
@@ -191,13 +195,24 @@ fn a_build_secret_reaches_the_build_and_nothing_else() {
     std::fs::write(secret_file.path(), CANARY).unwrap();
     let want = format!("{}\n", hex::encode(sha2::Sha256::digest(CANARY.as_bytes())));
     for (source, env) in [
-        ("id=tok,env=BKT_TOKEN".to_string(), Some(CANARY)),
-        (format!("id=tok,src={}", secret_file.path().display()), None),
+        (Some("id=tok,env=BKT_TOKEN".to_string()), Some(CANARY)),
+        (
+            Some(format!("id=tok,src={}", secret_file.path().display())),
+            None,
+        ),
+        // named by the branch, from a variable the operator allows
+        (None, Some(CANARY)),
     ] {
-        let mut cmd = secret_deploy(&repo, &source);
+        let mut cmd = secret_deploy(&repo, source.as_deref());
         if let Some(v) = env {
             cmd.env("BKT_TOKEN", v);
         }
+        if source.is_none() {
+            repo.write("benchctl.toml", "[build-secrets]\ntok = \"BKT_TOKEN\"\n");
+            repo.commit("the branch names its build secret");
+            cmd.env("BENCHCTL_BUILD_SECRET_VARS", "NPM_TOKEN, BKT_TOKEN");
+        }
+        let source = source.unwrap_or_else(|| "benchctl.toml".into());
         let r = run(&mut cmd);
         assert_eq!(r.code, 0, "{source}: {}", r.all());
         assert!(!r.all().contains(CANARY), "{}", r.all());
@@ -222,9 +237,36 @@ fn a_build_secret_reaches_the_build_and_nothing_else() {
     // (a new commit, so that the step is not taken from the build cache)
     repo.write("www/index.html", "changed\n");
     repo.commit("changed");
-    let r = run(secret_deploy(&repo, "id=tok,env=BKT_UNSET").env_remove("BKT_UNSET"));
+    let r = run(secret_deploy(&repo, Some("id=tok,env=BKT_UNSET")).env_remove("BKT_UNSET"));
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stderr.contains("tok"), "{}", r.all());
+
+    // a branch naming a variable the operator does not allow (one of benchctl's own tokens, or
+    // any without --build-secret-vars): refused before anything is built
+    repo.write(
+        "benchctl.toml",
+        "[build-secrets]\ntok = \"BENCHCTL_TRACKER_TOKEN\"\n",
+    );
+    repo.commit("the branch asks for the Tracker token");
+    for allowed in ["BKT_TOKEN", ""] {
+        let r = run(secret_deploy(&repo, None)
+            .env("BENCHCTL_TRACKER_TOKEN", CANARY)
+            .env("BENCHCTL_BUILD_SECRET_VARS", allowed));
+        assert_eq!(r.code, 2, "{}", r.all());
+        assert!(
+            r.stderr
+                .contains("build secret `tok` names benchctl's variable `BENCHCTL_TRACKER_TOKEN`")
+                && r.stderr.contains("build-secrets.tok")
+                && r.stderr.contains("BENCHCTL_BUILD_SECRET_VARS"),
+            "{}",
+            r.all()
+        );
+        assert!(
+            !r.all().contains(CANARY) && !r.all().contains("building"),
+            "{}",
+            r.all()
+        );
+    }
 }
 
 /// Sets the engine's BuildKit cgroup (cgroup v1 or v2, cgroupfs driver) to a memory and pids
