@@ -121,6 +121,7 @@ pub fn fetch_branch(
     reporter: &SharedReporter,
 ) -> Result<Fetched> {
     set_network_timeouts();
+    super::ca::load_for(&repo.location);
     let git_err = git_error(repo, branch);
     let io_err = io_error(repo, branch);
     let workdir = dest.join("src");
@@ -298,6 +299,7 @@ pub fn peek_branch(
     reporter: &SharedReporter,
 ) -> Result<BranchPeek> {
     set_network_timeouts();
+    super::ca::load_for(&repo.location);
     let git_err = git_error(repo, branch);
     let not_found = || Error::BranchNotFound {
         branch: branch.to_string(),

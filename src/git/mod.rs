@@ -2,6 +2,7 @@
 //! of a branch, credentials, the clone cache and its locks; fetching a branch into a checkout
 //! is `fetch.rs`.
 
+pub mod ca;
 pub mod checkout;
 mod fetch;
 
@@ -258,6 +259,7 @@ pub(crate) fn callbacks<'a>(reporter: Option<SharedReporter>) -> RemoteCallbacks
 /// `None` when the branch does not exist.
 pub fn remote_head(repo: &RepoSpec, branch: &str) -> Result<Option<String>> {
     set_network_timeouts();
+    ca::load_for(&repo.location);
     let git_err = git_error(repo, branch);
     let mut remote = git2::Remote::create_detached(repo.location.as_str()).map_err(git_err)?;
     let conn = remote

@@ -343,3 +343,124 @@ fn only_the_build_context_is_written_and_it_matches_a_full_checkout() {
         );
     }
 }
+
+/// A smart-HTTP git server over TLS (`git http-backend` as CGI behind Python's `http.server`,
+/// the server certificate from `certs`), serving the bare repositories under `root`.
+struct HttpsGit {
+    child: std::process::Child,
+    port: u16,
+}
+
+const HTTPS_GIT: &str = r#"
+import http.server, os, ssl, subprocess, sys
+root, cert, key, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self): self.cgi()
+    def do_POST(self): self.cgi()
+    def cgi(self):
+        path, _, query = self.path.partition('?')
+        if self.headers.get('Transfer-Encoding', '').lower() == 'chunked':
+            body = b''
+            while True:
+                n = int(self.rfile.readline().strip().split(b';')[0], 16)
+                if n == 0:
+                    self.rfile.readline(); break
+                body += self.rfile.read(n); self.rfile.readline()
+        else:
+            body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+        env = {'GIT_PROJECT_ROOT': root, 'GIT_HTTP_EXPORT_ALL': '1', 'PATH_INFO': path,
+               'QUERY_STRING': query, 'REQUEST_METHOD': self.command,
+               'CONTENT_TYPE': self.headers.get('Content-Type', ''),
+               'CONTENT_LENGTH': str(len(body)), 'PATH': os.environ['PATH']}
+        out = subprocess.run(['git', 'http-backend'], input=body, env=env,
+                             capture_output=True).stdout
+        sep = b'\r\n\r\n' if b'\r\n\r\n' in out else b'\n\n'
+        head, _, rest = out.partition(sep)
+        status, headers = 200, []
+        for line in head.decode().splitlines():
+            k, _, v = line.partition(':')
+            if k.lower() == 'status': status = int(v.split()[0])
+            elif k: headers.append((k, v.strip()))
+        self.send_response(status)
+        for k, v in headers: self.send_header(k, v)
+        self.send_header('Content-Length', str(len(rest)))
+        self.end_headers()
+        self.wfile.write(rest)
+srv = http.server.ThreadingHTTPServer(('127.0.0.1', port), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+"#;
+
+impl HttpsGit {
+    fn serve(root: &std::path::Path, certs: &std::path::Path) -> HttpsGit {
+        let port = free_port();
+        let child = std::process::Command::new("python3")
+            .args(["-c", HTTPS_GIT])
+            .arg(root)
+            .arg(certs.join("server.pem"))
+            .arg(certs.join("server-key.pem"))
+            .arg(port.to_string())
+            .spawn()
+            .expect("python3 runs the https git server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the https git server did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        HttpsGit { child, port }
+    }
+}
+
+impl Drop for HttpsGit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The binary hides the system's CA bundle from libgit2's start (a no-op deploy would spend
+/// most of its time parsing it) and gives it to libgit2 before an https remote: the remote's
+/// certificate is still checked, against the bundle the process started with.
+#[test]
+fn an_https_remote_is_checked_against_the_ca_bundle_benchctl_started_with() {
+    let _group = crate::support::group(module_path!());
+    let repo = AppRepo::new();
+    repo.write("benchctl.toml", "port = 8181\n");
+    repo.branch_with("feature/GIT-9", "https\n");
+    let root = tempfile::tempdir().unwrap();
+    git(
+        root.path(),
+        &["clone", "-q", "--bare", &repo.path_str(), "app.git"],
+    );
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let server = HttpsGit::serve(root.path(), certs.path());
+    let url = format!("https://127.0.0.1:{}/app.git", server.port);
+    let config = |ca: Option<&std::path::Path>| {
+        let mut cmd = benchctl();
+        cmd.args(["config", "feature/GIT-9", "--repo", &url, "--json"]);
+        match ca {
+            Some(ca) => cmd.env("SSL_CERT_FILE", ca),
+            None => cmd.env_remove("SSL_CERT_FILE"),
+        };
+        run(&mut cmd)
+    };
+    // the test's CA: the branch's benchctl.toml is read over https
+    let r = config(Some(&certs.path().join("ca.pem")));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("8181"), "{}", r.all());
+    // the system's bundle, which does not hold the test's CA: refused
+    let r = config(None);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(
+        r.all().contains("the SSL certificate is invalid"),
+        "{}",
+        r.all()
+    );
+}

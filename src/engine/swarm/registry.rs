@@ -41,7 +41,9 @@ pub fn helper_auth(helper: &str, registry: &str) -> Result<Option<RegistryAuth>>
              BENCHCTL_REGISTRY_PASSWORD"
         ))
     };
-    let mut child = std::process::Command::new(&program)
+    let mut cmd = std::process::Command::new(&program);
+    crate::git::ca::restore_env(&mut cmd);
+    let mut child = cmd
         .arg("get")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
