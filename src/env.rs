@@ -26,6 +26,16 @@ pub const GIT_USER: &str = "BENCHCTL_GIT_USER";
 pub const GITHUB_SECRET: &str = "BENCHCTL_GITHUB_SECRET";
 pub const BITBUCKET_SECRET: &str = "BENCHCTL_BITBUCKET_SECRET";
 pub const GITLAB_TOKEN: &str = "BENCHCTL_GITLAB_TOKEN";
+/// Code host API tokens for commit statuses (each also read from `<VAR>_FILE`).
+pub const GITHUB_TOKEN: &str = "BENCHCTL_GITHUB_TOKEN";
+pub const GITLAB_API_TOKEN: &str = "BENCHCTL_GITLAB_API_TOKEN";
+pub const BITBUCKET_TOKEN: &str = "BENCHCTL_BITBUCKET_TOKEN";
+/// Which code host, its API and the repository's path there (self-hosted instances, mirrors).
+pub const CODE_HOST: &str = "BENCHCTL_CODE_HOST";
+pub const CODE_HOST_API: &str = "BENCHCTL_CODE_HOST_API";
+pub const CODE_HOST_REPO: &str = "BENCHCTL_CODE_HOST_REPO";
+/// Seconds one code host call may take (default 5).
+pub const CODE_HOST_TIMEOUT: &str = "BENCHCTL_CODE_HOST_TIMEOUT";
 /// Sent by the Tracker trigger as `Authorization: Bearer <secret>`.
 pub const TRACKER_HOOK_SECRET: &str = "BENCHCTL_TRACKER_HOOK_SECRET";
 /// Notifications: a Slack incoming-webhook URL (a secret: it carries the token).

@@ -14,6 +14,7 @@ pub mod compose;
 pub mod engine;
 pub mod env;
 pub mod error;
+pub mod feedback;
 pub mod git;
 pub mod naming;
 pub mod notify;

@@ -25,6 +25,14 @@ const BUILTIN: &[(&str, &str)] = &[
         "tracker/review-comment.txt",
         include_str!("../templates/tracker/review-comment.txt"),
     ),
+    (
+        "tracker/deploy-failed.txt",
+        include_str!("../templates/tracker/deploy-failed.txt"),
+    ),
+    (
+        "tracker/deploy-up.txt",
+        include_str!("../templates/tracker/deploy-up.txt"),
+    ),
 ];
 
 /// Text templates: a user's directory first, else the built-in copy.
@@ -180,6 +188,11 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// The text templates (also used for the Tracker's comments).
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
     /// Targets from the environment: `BENCHCTL_SLACK_WEBHOOK_URL`, `BENCHCTL_TELEGRAM_BOT_TOKEN`
     /// with `BENCHCTL_TELEGRAM_CHAT_ID` (each secret also from `<VAR>_FILE`).
     pub fn from_env(envs: &dyn EnvSource, templates: Templates) -> crate::Result<Notifier> {

@@ -28,6 +28,11 @@ pub enum Event {
     BuildOutput(String),
     /// The phase finished.
     Done(String),
+    /// The deploy starts work on this commit (it is no no-op): observers (the code hosts)
+    /// hear of it; printers show nothing.
+    Deploying {
+        commit: String,
+    },
 }
 
 pub trait Reporter: Send + Sync {
@@ -109,7 +114,9 @@ impl Reporter for PlainReporter {
             Event::Warn(s) => format!("warning: {s}"),
             Event::Done(s) => format!("    {s}"),
             Event::BuildOutput(s) => format!("    | {s}"),
-            Event::FetchProgress { .. } | Event::ContextProgress { .. } => return,
+            Event::FetchProgress { .. }
+            | Event::ContextProgress { .. }
+            | Event::Deploying { .. } => return,
         };
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{}", crate::secret::redact(&line));
@@ -185,6 +192,7 @@ impl Reporter for TerminalReporter {
             Event::ContextProgress { bytes } => self
                 .bar
                 .set_prefix(format!("context {}", human_bytes(bytes))),
+            Event::Deploying { .. } => {}
         }
     }
 }

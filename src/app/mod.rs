@@ -26,6 +26,8 @@ pub struct Context<'a> {
     pub tracker: Option<&'a TrackerClient>,
     pub reporter: &'a SharedReporter,
     pub notifier: &'a Notifier,
+    /// The code hosts a deploy's commit status goes to (none without tokens).
+    pub code_hosts: &'a crate::feedback::CodeHosts,
     pub lock: LockOptions,
 }
 

@@ -99,6 +99,33 @@ pub struct Policy {
     pub link: bool,
     /// Rebuild and replace even when nothing changed, and deploy an older commit over a newer.
     pub force: bool,
+    /// Which deploys the issue hears of as Tracker comments (`--tracker-comment`).
+    pub comments: TrackerComments,
+}
+
+/// `--tracker-comment`: which deploys add a comment to the issue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TrackerComments {
+    /// A failed deploy, and the success that follows one ("the bench is back").
+    #[default]
+    Failures,
+    /// Every deploy that starts a bench, and every failure.
+    All,
+    Off,
+}
+
+impl std::str::FromStr for TrackerComments {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "failures" => Ok(TrackerComments::Failures),
+            "all" => Ok(TrackerComments::All),
+            "off" => Ok(TrackerComments::Off),
+            other => Err(format!(
+                "unknown --tracker-comment `{other}`: use failures, all or off"
+            )),
+        }
+    }
 }
 
 /// Where this machine keeps things and finds the engine.

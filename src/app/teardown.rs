@@ -19,6 +19,12 @@ pub struct TeardownOutcome {
     pub link_cleared: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_error: Option<String>,
+    /// What the repository's code host was told (the environment is inactive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_host: Option<crate::feedback::Report>,
+    /// The removed bench's repository and commit (from its labels), for the code host.
+    #[serde(skip)]
+    pub source: Option<(String, String)>,
 }
 
 /// Removes the issue's images but those in `keep` (the ones its bench uses).
@@ -138,6 +144,13 @@ pub async fn teardown(
             removed_images,
             link_cleared: false,
             link_error: None,
+            code_host: None,
+            source: containers.iter().find_map(|c| {
+                Some((
+                    c.labels.get(labels::REPO)?.clone(),
+                    c.labels.get(labels::COMMIT)?.clone(),
+                ))
+            }),
         };
         // the field the bench was linked in (a branch's config may name another than the default)
         let field = containers
@@ -179,6 +192,12 @@ pub async fn run(
         ctx.lock,
     )
     .await?;
+    let mut out = out;
+    if let Some((repo, commit)) = &out.source {
+        out.code_host =
+            crate::feedback::observer::removed(ctx.code_hosts, repo, issue, commit, ctx.reporter)
+                .await;
+    }
     if !out.removed_containers.is_empty() {
         ctx.notify(&crate::notify::Message::Removed {
             issue: issue.to_string(),

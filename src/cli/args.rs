@@ -247,6 +247,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub tracker: TrackerArgs,
+
+    #[command(flatten)]
+    pub code_host: CodeHostArgs,
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +334,27 @@ pub struct LogsArgs {
     pub tail: Option<usize>,
 }
 
+/// Where commit statuses go (the repository's code host), for self-hosted instances and
+/// mirrors; tokens come from the environment only.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CodeHostArgs {
+    /// The code host of the repository when its URL does not say (self-hosted):
+    /// `github`, `gitlab`, `bitbucket-cloud` or `bitbucket-dc`.
+    #[arg(long, env = crate::env::CODE_HOST, value_name = "HOST",
+          value_parser = ["github", "gitlab", "bitbucket-cloud", "bitbucket-dc"])]
+    pub code_host: Option<String>,
+
+    /// The code host's API base URL (`https://github.example.com/api/v3`,
+    /// `https://gitlab.example.com/api/v4`, `https://bitbucket.example.com`).
+    #[arg(long, env = crate::env::CODE_HOST_API, value_name = "URL")]
+    pub code_host_api: Option<String>,
+
+    /// The repository's path on the code host (`owner/repo`, `group/sub/project`,
+    /// `PROJECT/repo`) when the URL benchctl clones from does not say it (a mirror).
+    #[arg(long, env = crate::env::CODE_HOST_REPO, value_name = "PATH")]
+    pub code_host_repo: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct TrackerArgs {
     #[arg(long, env = keys::FIELD.env, value_name = keys::FIELD.value_name,
@@ -377,6 +401,9 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub tracker: TrackerArgs,
+
+    #[command(flatten)]
+    pub code_host: CodeHostArgs,
 }
 
 /// Which branch of which repository, and its issue.
@@ -442,6 +469,12 @@ pub struct BenchArgs {
     #[arg(long, env = "BENCHCTL_BUILDER", default_value = "auto", value_name = "BUILDER",
           value_parser = ["classic", "buildkit", "auto"])]
     pub builder: String,
+
+    /// Which deploys add a comment to the issue: `failures` (a failed deploy, with the
+    /// reason, and the success that follows it), `all` (also every new bench) or `off`.
+    #[arg(long, env = "BENCHCTL_TRACKER_COMMENT", default_value = "failures",
+          value_name = "WHICH", value_parser = ["failures", "all", "off"])]
+    pub tracker_comment: String,
 
     /// A build secret for `RUN --mount=type=secret,id=ID` (BuildKit only): `id=ID,env=VARIABLE`
     /// (benchctl's environment variable) or `id=ID,src=PATH` (a file). The value reaches the
@@ -538,4 +571,7 @@ pub struct TeardownArgs {
 
     #[command(flatten)]
     pub tracker: TrackerArgs,
+
+    #[command(flatten)]
+    pub code_host: CodeHostArgs,
 }

@@ -143,6 +143,9 @@ impl Report for DeployOutcome {
         if let Some(e) = self.link.error() {
             v["link_error"] = Value::String(e.to_string());
         }
+        if let Some(c) = &self.code_host {
+            v["code_host"] = to_json(c);
+        }
         v
     }
     fn human(&self) -> Vec<Line> {

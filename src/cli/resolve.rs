@@ -150,12 +150,31 @@ pub(crate) fn notifier() -> Result<Notifier> {
 pub(crate) struct Services {
     tracker: Option<TrackerClient>,
     notifier: Notifier,
+    code_hosts: crate::feedback::CodeHosts,
+}
+
+/// The code hosts the environment has tokens for, with the operator's `--code-host*`.
+pub(crate) fn code_hosts(
+    args: &crate::cli::args::CodeHostArgs,
+) -> Result<crate::feedback::CodeHosts> {
+    let overrides = crate::feedback::Overrides {
+        kind: args
+            .code_host
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(Error::usage)?,
+        api: args.code_host_api.clone(),
+        repo: args.code_host_repo.clone(),
+    };
+    crate::feedback::CodeHosts::from_env(&ProcessEnv, overrides)
 }
 
 impl Services {
     /// The Tracker is configured only when the command `links` (writes or clears the field).
     pub(crate) fn new(
         args: &TrackerArgs,
+        code_host: &crate::cli::args::CodeHostArgs,
         links: bool,
         reporter: &crate::output::SharedReporter,
     ) -> Result<Self> {
@@ -167,6 +186,7 @@ impl Services {
         Ok(Services {
             tracker,
             notifier: notifier()?,
+            code_hosts: code_hosts(code_host)?,
         })
     }
 
@@ -181,6 +201,7 @@ impl Services {
             tracker: self.tracker.as_ref(),
             reporter,
             notifier: &self.notifier,
+            code_hosts: &self.code_hosts,
             lock,
         }
     }
@@ -355,6 +376,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
             field: String::new(),
             link,
             force,
+            comments: args.tracker_comment.parse().map_err(Error::usage)?,
         },
         machine: Machine {
             cache_dir: cache_dir(&args.cache_dir)?,

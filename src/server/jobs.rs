@@ -26,8 +26,10 @@ impl Reporter for JobReporter {
                 log(&format!("[{}] {s}", self.issue))
             }
             Event::Warn(s) => log(&format!("[{}] warning: {s}", self.issue)),
-            Event::BuildOutput(_) | Event::FetchProgress { .. } | Event::ContextProgress { .. } => {
-            }
+            Event::BuildOutput(_)
+            | Event::FetchProgress { .. }
+            | Event::ContextProgress { .. }
+            | Event::Deploying { .. } => {}
         }
     }
 }
@@ -37,6 +39,7 @@ pub struct Worker {
     pub engine: Engine,
     pub tracker: Option<TrackerClient>,
     pub notifier: Notifier,
+    pub code_hosts: crate::feedback::CodeHosts,
     pub metrics: Arc<Metrics>,
 }
 
@@ -76,6 +79,7 @@ impl Worker {
             tracker,
             reporter,
             notifier: &self.notifier,
+            code_hosts: &self.code_hosts,
             lock: self.cfg.lock,
         }
     }

@@ -388,6 +388,7 @@ pub async fn serve(
     cfg: ServeConfig,
     tracker: Option<TrackerClient>,
     notifier: Notifier,
+    code_hosts: crate::feedback::CodeHosts,
 ) -> crate::Result<()> {
     let cfg = Arc::new(cfg);
     let engine = cfg.backend.connect().await?;
@@ -419,6 +420,7 @@ pub async fn serve(
         engine,
         tracker,
         notifier,
+        code_hosts,
         metrics: metrics.clone(),
     };
     let scheduler = Scheduler::new(

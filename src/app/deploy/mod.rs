@@ -19,6 +19,7 @@ use crate::app::request::DeployRequest;
 use crate::app::Context;
 use crate::clock::now_unix;
 use crate::engine::{labels, Engine};
+use crate::feedback::observer::End;
 use crate::naming::{container_name, short_commit};
 use crate::notify::Message;
 use crate::output::Event;
@@ -54,6 +55,10 @@ pub struct DeployOutcome {
     pub bench: BenchRecord,
     pub action: Action,
     pub link: LinkState,
+    /// What the repository's code host was told (none: no code host, or nothing to tell).
+    pub code_host: Option<crate::feedback::Report>,
+    /// The issue's deploy before this one failed (this one brings the bench back).
+    pub recovered: bool,
 }
 
 impl DeployOutcome {
@@ -64,6 +69,8 @@ impl DeployOutcome {
             bench,
             action,
             link,
+            code_host: None,
+            recovered: false,
         }
     }
 
@@ -117,17 +124,53 @@ pub async fn run(
     stop: impl Future<Output = Stop>,
     tell_failure: fn(&Error) -> bool,
 ) -> Finished {
+    // the code host observes the deploy's events: pending once it works on a commit
+    let (observed, watch) = crate::feedback::observer::watch(
+        ctx.code_hosts,
+        &req.repo.public(),
+        &req.issue,
+        &req.branch,
+        ctx.reporter,
+    );
     let linking = Context {
         tracker: ctx.tracker.filter(|_| req.policy.link),
+        reporter: &observed,
         ..*ctx
     };
-    let result = tokio::select! {
+    let mut result = tokio::select! {
         r = deploy(&linking, req) => r,
         stop = stop => {
             let cleanup = recover_interrupted(req, ctx.engine).await;
+            watch
+                .finish(End::Failed { reason: format!("the deploy was stopped; {cleanup}") })
+                .await;
             return Finished::Stopped { stop, cleanup };
         }
     };
+    let end = match &result {
+        Ok(o) => End::Up {
+            url: o.bench.url.clone(),
+            note: match o.action {
+                Action::Skipped => format!(
+                    "not deployed: {} runs the newer commit {}",
+                    req.issue,
+                    short_commit(&o.bench.commit)
+                ),
+                _ => format!("the bench of {} is up", req.issue),
+            },
+        },
+        Err(e) => End::Failed {
+            reason: crate::secret::redact(&e.to_string()),
+        },
+    };
+    let commit = watch.commit();
+    let report = watch.finish(end).await;
+    if let Ok(o) = &mut result {
+        o.code_host = report;
+    }
+    if let Some(tracker) = linking.tracker {
+        comment(ctx, tracker, req, &result, commit, tell_failure).await;
+    }
     match &result {
         Ok(o) if o.action == Action::Deployed => {
             ctx.notify(&Message::Up {
@@ -142,6 +185,70 @@ pub async fn run(
         _ => {}
     }
     Finished::Done(result)
+}
+
+/// Tells the issue, as a Tracker comment, of a failed deploy (with the reason, redacted and cut
+/// to its first lines) and of the success that brings the bench back; with
+/// `--tracker-comment all`, of every new bench too. A comment that cannot be added is a warning.
+async fn comment(
+    ctx: &Context<'_>,
+    tracker: &crate::tracker::TrackerClient,
+    req: &DeployRequest,
+    result: &Result<DeployOutcome>,
+    commit: Option<String>,
+    tell_failure: fn(&Error) -> bool,
+) {
+    use crate::app::request::TrackerComments;
+    let mode = req.policy.comments;
+    let templates = ctx.notifier.templates();
+    let text = match (result, mode) {
+        (_, TrackerComments::Off) => return,
+        (Err(e), _) if tell_failure(e) => {
+            let reason = crate::secret::redact(&e.to_string());
+            let mut lines: Vec<&str> = reason.lines().take(20).collect();
+            if reason.lines().count() > 20 {
+                lines.push("...");
+            }
+            // no code fence of the reason's own may close the comment's
+            let reason: String = lines
+                .join("\n")
+                .replace("```", "` ` `")
+                .chars()
+                .take(3000)
+                .collect();
+            let commit = commit.as_deref().map(short_commit).unwrap_or("-");
+            templates.render(
+                "tracker/deploy-failed.txt",
+                &[
+                    ("issue", &req.issue),
+                    ("branch", &req.branch),
+                    ("commit", commit),
+                    ("reason", &reason),
+                ],
+            )
+        }
+        (Ok(o), _)
+            if o.action == Action::Deployed && (o.recovered || mode == TrackerComments::All) =>
+        {
+            templates.render(
+                "tracker/deploy-up.txt",
+                &[
+                    ("issue", &req.issue),
+                    ("what", if o.recovered { "back" } else { "up" }),
+                    ("url", o.bench.url.as_deref().unwrap_or("")),
+                    ("branch", &req.branch),
+                    ("commit", short_commit(&o.bench.commit)),
+                ],
+            )
+        }
+        _ => return,
+    };
+    if let Err(e) = tracker.add_comment(&req.issue, &text).await {
+        ctx.reporter.report(Event::Warn(format!(
+            "could not comment on {} in the Tracker: {e}",
+            req.issue
+        )));
+    }
 }
 
 /// The settings hash of a bench of `req` on `engine` (what the engine adds, e.g. a swarm's
@@ -231,7 +338,11 @@ async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployOutcome>
         reporter,
     )
     .await?;
-    let result = checked_deploy(ctx, req, &held).await;
+    let previous = LastDeploy::load(engine, &req.issue).await.ok().flatten();
+    let mut result = checked_deploy(ctx, req, &held).await;
+    if let Ok(o) = &mut result {
+        o.recovered = previous.is_some_and(|p| p.result == "failed");
+    }
     if result.is_err() {
         for done in remove_benchless_stack(engine, req).await {
             reporter.report(Event::Info(done));

@@ -93,7 +93,10 @@ pub(super) async fn deploy_locked(
         }
     }
 
-    // Something will be started: can it be, here?
+    // Something will be started (observers hear of the commit): can it be, here?
+    reporter.report(Event::Deploying {
+        commit: head.clone(),
+    });
     engine.benches.check_can_run().await?;
     if req.bench.stack.is_some() {
         engine.stacks.supported()?;

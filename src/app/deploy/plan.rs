@@ -177,6 +177,7 @@ mod tests {
                 field: "benchLink".into(),
                 link: true,
                 force: false,
+                comments: Default::default(),
             },
             machine: Machine {
                 cache_dir: "/tmp".into(),

@@ -31,7 +31,8 @@ pub async fn exec(args: &DeployArgs, cx: &Ctx<'_>) -> Result<Output> {
         }
         other => other?,
     };
-    let services = resolve::Services::new(&args.tracker, req.policy.link, cx.reporter)?;
+    let services =
+        resolve::Services::new(&args.tracker, &args.code_host, req.policy.link, cx.reporter)?;
     let engine = cx
         .engine
         .pushing_backend(inputs.local.as_ref())?

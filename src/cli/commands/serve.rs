@@ -97,6 +97,7 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
     if !messengers.is_empty() {
         crate::server::log(&format!("notifications to {}", messengers.join(", ")));
     }
-    crate::server::serve(cfg, tracker, notifier).await?;
+    let code_hosts = crate::cli::resolve::code_hosts(&args.code_host)?;
+    crate::server::serve(cfg, tracker, notifier, code_hosts).await?;
     Ok(Output::Written)
 }

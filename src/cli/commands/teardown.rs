@@ -36,7 +36,8 @@ pub async fn exec(args: &TeardownArgs, cx: &Ctx<'_>) -> Result<Output> {
         }
     };
     let field = crate::settings::bench_field(args.tracker.field.as_deref(), &ProcessEnv)?;
-    let services = resolve::Services::new(&args.tracker, !args.keep_link, cx.reporter)?;
+    let services =
+        resolve::Services::new(&args.tracker, &args.code_host, !args.keep_link, cx.reporter)?;
     let engine = cx.engine.backend()?.connect().await?;
     let ctx = services.context(&engine, cx.reporter, args.lock.options());
     let keep = app::teardown::Keep {

@@ -1,6 +1,7 @@
 //! Test support: real git repositories, a git daemon on loopback, a fake Tracker that follows
 //! `shared/reference/tracker-api.md`, the real binary, and cleanup of what each test creates.
 
+pub mod code_hosts;
 pub mod fake_tracker;
 pub mod progress;
 pub mod serve;

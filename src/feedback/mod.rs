@@ -1,0 +1,281 @@
+//! Feedback where the team looks: the state of a commit's bench on its code host (GitHub
+//! deployments or commit statuses, GitLab and Bitbucket commit statuses). It observes a
+//! deploy's events ([`observer`]): *pending* when the deploy starts work on a commit, *success*
+//! with the bench's address or *failure* with the reason when it ends; a teardown marks the
+//! environment inactive where the platform has that state. A code host that refuses, fails or
+//! is slow never fails the deploy: each call is bounded (a 5 s timeout, one retry) and its
+//! outcome is a [`Report`] in the result.
+
+mod bitbucket;
+mod github;
+mod gitlab;
+pub mod observer;
+pub mod target;
+
+use crate::secret::{redact, EnvSource, Secret};
+use serde::Serialize;
+use std::time::Duration;
+pub use target::{Kind, Overrides, Target};
+
+/// A commit's bench state, as the code hosts are told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Success,
+    Failure,
+    /// The bench was removed.
+    Inactive,
+}
+
+/// One status to post.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub state: State,
+    pub issue: String,
+    pub branch: String,
+    pub commit: String,
+    /// The bench's address (success), else none.
+    pub url: Option<String>,
+    /// One line: what happened (cut to the platforms' 140 characters).
+    pub description: String,
+}
+
+/// What the code host said, for the result (`--json`: `code_host`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    /// `github`, `gitlab`, `bitbucket-cloud`, `bitbucket-dc`.
+    pub host: &'static str,
+    pub repo: String,
+    /// The last state posted (`pending`, `success`, `failure`, `inactive`), or `none` when no
+    /// status was posted.
+    pub state: String,
+    /// Why the last post failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why nothing was posted, when that is no error (no token for the repository's host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A failed call: the HTTP status when the host answered.
+#[derive(Debug, Clone)]
+pub(crate) struct CallError {
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The code hosts benchctl may tell: the operator's overrides and the tokens in the
+/// environment (`BENCHCTL_GITHUB_TOKEN`, `BENCHCTL_GITLAB_API_TOKEN`, `BENCHCTL_BITBUCKET_TOKEN`,
+/// each also from `<VAR>_FILE`). Without a token for a repository's host nothing is posted.
+#[derive(Debug, Clone, Default)]
+pub struct CodeHosts {
+    pub overrides: Overrides,
+    tokens: Vec<(Kind, Secret)>,
+    http: Option<reqwest::Client>,
+}
+
+/// One repository's host with its token: what a deploy or teardown talks to.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub target: Target,
+    token: Secret,
+    http: reqwest::Client,
+}
+
+impl CodeHosts {
+    /// The tokens of `envs`, with the operator's overrides.
+    pub fn from_env(envs: &dyn EnvSource, overrides: Overrides) -> crate::Result<CodeHosts> {
+        let mut tokens = Vec::new();
+        for kind in [
+            Kind::GitHub,
+            Kind::GitLab,
+            Kind::BitbucketCloud,
+            Kind::BitbucketDc,
+        ] {
+            if let Some(t) = crate::secret::secret_from_env(envs, kind.token_var())? {
+                tokens.push((kind, t));
+            }
+        }
+        // how long one call may take (`BENCHCTL_CODE_HOST_TIMEOUT`, seconds; default 5)
+        let timeout = envs
+            .get(crate::env::CODE_HOST_TIMEOUT)
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(Duration::from_secs_f64);
+        let http = reqwest::Client::builder()
+            .timeout(timeout.unwrap_or(Duration::from_secs(5)))
+            .connect_timeout(Duration::from_secs(3))
+            .user_agent(concat!("benchctl/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| crate::Error::usage(format!("cannot make an HTTP client: {e}")))?;
+        Ok(CodeHosts {
+            overrides,
+            tokens,
+            http: Some(http),
+        })
+    }
+
+    /// The host of the repository at `location` (its public URL), or why none is told: a
+    /// note, not an error. `Ok(None)`: the repository is on no code host benchctl knows
+    /// (a local path, a `git://` daemon), which needs no note.
+    pub fn host(&self, location: &str) -> Result<Option<Host>, String> {
+        let target = match target::target(location, &self.overrides) {
+            Ok(t) => t,
+            Err(_) if self.overrides.kind.is_none() => return Ok(None),
+            Err(why) => return Err(why),
+        };
+        let Some((_, token)) = self.tokens.iter().find(|(k, _)| *k == target.kind) else {
+            return Err(format!(
+                "{} {}: no {} set, so no commit status",
+                target.kind.as_str(),
+                target.repo,
+                target.kind.token_var()
+            ));
+        };
+        let Some(http) = self.http.clone() else {
+            return Err("no HTTP client".into());
+        };
+        Ok(Some(Host {
+            target,
+            token: token.clone(),
+            http,
+        }))
+    }
+}
+
+/// What a deploy's first post left for its last: a GitHub deployment's id, or that GitHub
+/// took commit statuses instead (a token without the deployments permission).
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    pub github_deployment: Option<u64>,
+    pub github_statuses: bool,
+}
+
+impl Host {
+    /// Posts `status`; the session carries a deployment from the first post to the next.
+    pub async fn post(&self, status: &Status, session: &mut Session) -> Report {
+        let result = match self.target.kind {
+            Kind::GitHub => github::post(self, status, session).await,
+            Kind::GitLab => gitlab::post(self, status).await,
+            Kind::BitbucketCloud | Kind::BitbucketDc => bitbucket::post(self, status).await,
+        };
+        let state = match (&result, status.state) {
+            (Err(_), _) => "none",
+            (Ok(false), _) => "none",
+            (Ok(true), State::Pending) => "pending",
+            (Ok(true), State::Success) => "success",
+            (Ok(true), State::Failure) => "failure",
+            (Ok(true), State::Inactive) => "inactive",
+        };
+        Report {
+            host: self.target.kind.as_str(),
+            repo: self.target.repo.clone(),
+            state: state.to_string(),
+            error: match result {
+                Err(e) => Some(redact(&e.message)),
+                Ok(false) => Some(format!(
+                    "{} has no state for a removed bench",
+                    self.target.kind.as_str()
+                )),
+                Ok(true) => None,
+            },
+            note: None,
+        }
+    }
+
+    /// Sends a request made by `make`, retrying once after a timeout, a refused connection, a
+    /// 5xx or a 429; the JSON answer (or `null`).
+    pub(crate) async fn send(
+        &self,
+        make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, CallError> {
+        let mut last = None;
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            match make(&self.http).send().await {
+                Ok(r) if r.status().is_success() => {
+                    return Ok(r.json().await.unwrap_or(serde_json::Value::Null))
+                }
+                Ok(r) => {
+                    let code = r.status().as_u16();
+                    let body = r.text().await.unwrap_or_default();
+                    let err = CallError {
+                        status: Some(code),
+                        message: format!(
+                            "{} answered {code}: {}",
+                            self.target.kind.as_str(),
+                            body.chars().take(200).collect::<String>().trim()
+                        ),
+                    };
+                    if code < 500 && code != 429 {
+                        return Err(err);
+                    }
+                    last = Some(err);
+                }
+                Err(e) => {
+                    last = Some(CallError {
+                        status: None,
+                        message: format!(
+                            "{} did not answer: {}",
+                            self.target.kind.as_str(),
+                            if e.is_timeout() {
+                                "timed out".to_string()
+                            } else {
+                                e.to_string()
+                            }
+                        ),
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or(CallError {
+            status: None,
+            message: "no attempt".into(),
+        }))
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        self.token.expose()
+    }
+
+    /// `{api}/{path}`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.target.api)
+    }
+}
+
+/// The first line of `text` in at most `max` characters: when longer, its end (where an
+/// error's own cause is), after an ellipsis.
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("").trim();
+    let n = line.chars().count();
+    match n > max {
+        true => format!("…{}", line.chars().skip(n - (max - 1)).collect::<String>()),
+        false => line.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_long_line_keeps_its_end() {
+        let text = format!(
+            "build of X-1 failed: {}stat missing-file\nmore",
+            "x".repeat(200)
+        );
+        let got = super::cut(&text, 140);
+        assert_eq!(got.chars().count(), 140);
+        assert!(
+            got.starts_with('…') && got.ends_with("stat missing-file"),
+            "{got}"
+        );
+        assert_eq!(super::cut("short\nsecond", 140), "short");
+    }
+}
