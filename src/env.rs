@@ -34,6 +34,13 @@ pub const BITBUCKET_TOKEN: &str = "BENCHCTL_BITBUCKET_TOKEN";
 pub const CODE_HOST: &str = "BENCHCTL_CODE_HOST";
 pub const CODE_HOST_API: &str = "BENCHCTL_CODE_HOST_API";
 pub const CODE_HOST_REPO: &str = "BENCHCTL_CODE_HOST_REPO";
+/// The dashboard's HTTP Basic credentials (the password also from `<VAR>_FILE`).
+pub const DASHBOARD_USER: &str = "BENCHCTL_DASHBOARD_USER";
+pub const DASHBOARD_PASSWORD: &str = "BENCHCTL_DASHBOARD_PASSWORD";
+/// The Tracker's web address, where the dashboard links issues.
+pub const TRACKER_WEB_URL: &str = "BENCHCTL_TRACKER_WEB_URL";
+/// Keep one comment on the branch's pull request current (`--pr-comment`).
+pub const PR_COMMENT: &str = "BENCHCTL_PR_COMMENT";
 /// Seconds one code host call may take (default 5).
 pub const CODE_HOST_TIMEOUT: &str = "BENCHCTL_CODE_HOST_TIMEOUT";
 /// Sent by the Tracker trigger as `Authorization: Bearer <secret>`.

@@ -52,6 +52,35 @@ impl LastDeploy {
         Ok(())
     }
 
+    /// Every issue's last deploy, found by label.
+    pub async fn all(engine: &Engine) -> Result<Vec<(String, LastDeploy)>> {
+        let found = engine
+            .markers
+            .list(&[
+                format!("{}=true", labels::MANAGED),
+                format!("{}=result", labels::ROLE),
+            ])
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|c| {
+                let get = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+                let issue = c.labels.get(labels::ISSUE)?.clone();
+                Some((
+                    issue,
+                    LastDeploy {
+                        result: get(RESULT),
+                        at: get(RESULT_AT).parse().unwrap_or(0),
+                        branch: get(labels::BRANCH),
+                        repo: get(labels::REPO),
+                        commit: get(labels::COMMIT),
+                        message: get(RESULT_MESSAGE),
+                    },
+                ))
+            })
+            .collect())
+    }
+
     pub async fn load(engine: &Engine, issue: &str) -> Result<Option<LastDeploy>> {
         Ok(engine.markers.get(&result_name(issue)).await?.map(|c| {
             let get = |k: &str| c.labels.get(k).cloned().unwrap_or_default();

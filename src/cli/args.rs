@@ -239,6 +239,15 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_weak_secrets: bool,
 
+    /// Serve the bench dashboard at `/`: behind HTTP Basic auth (BENCHCTL_DASHBOARD_PASSWORD,
+    /// user BENCHCTL_DASHBOARD_USER or `benchctl`), and/or on --dashboard-listen.
+    #[arg(long)]
+    pub dashboard: bool,
+
+    /// A loopback address of the dashboard's own, without credentials (e.g. 127.0.0.1:8781).
+    #[arg(long, value_name = "ADDR:PORT", requires = "dashboard")]
+    pub dashboard_listen: Option<std::net::SocketAddr>,
+
     #[command(flatten)]
     pub bench: BenchArgs,
 
@@ -353,6 +362,11 @@ pub struct CodeHostArgs {
     /// `PROJECT/repo`) when the URL benchctl clones from does not say it (a mirror).
     #[arg(long, env = crate::env::CODE_HOST_REPO, value_name = "PATH")]
     pub code_host_repo: Option<String>,
+
+    /// Keep one comment on the branch's open pull request (merge request) current: the
+    /// bench's address, commit, state, time and last error, edited in place on every deploy.
+    #[arg(long, env = crate::env::PR_COMMENT)]
+    pub pr_comment: bool,
 }
 
 #[derive(Debug, Args)]

@@ -167,7 +167,10 @@ pub(crate) fn code_hosts(
         api: args.code_host_api.clone(),
         repo: args.code_host_repo.clone(),
     };
-    crate::feedback::CodeHosts::from_env(&ProcessEnv, overrides)
+    Ok(
+        crate::feedback::CodeHosts::from_env(&ProcessEnv, overrides)?
+            .with_pr_comment(args.pr_comment),
+    )
 }
 
 impl Services {

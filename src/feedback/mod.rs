@@ -10,6 +10,7 @@ mod bitbucket;
 mod github;
 mod gitlab;
 pub mod observer;
+mod pr;
 pub mod target;
 
 use crate::secret::{redact, EnvSource, Secret};
@@ -55,6 +56,10 @@ pub struct Report {
     /// Why nothing was posted, when that is no error (no token for the repository's host).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What became of the pull request's comment (`--pr-comment`): `updated on #7`, `added on
+    /// #7`, `no open pull request`, or why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<String>,
 }
 
 /// A failed call: the HTTP status when the host answered.
@@ -76,6 +81,8 @@ impl std::fmt::Display for CallError {
 #[derive(Debug, Clone, Default)]
 pub struct CodeHosts {
     pub overrides: Overrides,
+    /// Keep a comment on the branch's open pull request current (`--pr-comment`).
+    pub pr_comment: bool,
     tokens: Vec<(Kind, Secret)>,
     http: Option<reqwest::Client>,
 }
@@ -115,9 +122,17 @@ impl CodeHosts {
             .map_err(|e| crate::Error::usage(format!("cannot make an HTTP client: {e}")))?;
         Ok(CodeHosts {
             overrides,
+            pr_comment: false,
             tokens,
             http: Some(http),
         })
+    }
+
+    pub fn with_pr_comment(self, on: bool) -> CodeHosts {
+        CodeHosts {
+            pr_comment: on,
+            ..self
+        }
     }
 
     /// The host of the repository at `location` (its public URL), or why none is told: a
@@ -185,6 +200,17 @@ impl Host {
                 Ok(true) => None,
             },
             note: None,
+            pull_request: None,
+        }
+    }
+
+    /// Keeps the branch's pull request comment current with `status` (the bench at
+    /// `bench_url`): what became of it, for the report.
+    pub async fn comment(&self, status: &Status, bench_url: Option<&str>) -> String {
+        match pr::upsert(self, &status.branch, &pr::body(status, bench_url)).await {
+            Ok(Some(said)) => said,
+            Ok(None) => format!("no open pull request of branch `{}`", status.branch),
+            Err(e) => format!("the comment failed: {}", redact(&e.message)),
         }
     }
 
@@ -243,6 +269,27 @@ impl Host {
 
     pub(crate) fn token(&self) -> &str {
         self.token.expose()
+    }
+
+    /// A request to `{api}/{path}` with the platform's authentication and headers.
+    pub(crate) fn request(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        let r = http.request(method, self.url(path));
+        match self.target.kind {
+            Kind::GitHub => r
+                .bearer_auth(self.token())
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28"),
+            Kind::GitLab => r.header("PRIVATE-TOKEN", self.token()),
+            Kind::BitbucketCloud | Kind::BitbucketDc => match self.token().split_once(':') {
+                Some((user, password)) => r.basic_auth(user, Some(password)),
+                None => r.bearer_auth(self.token()),
+            },
+        }
     }
 
     /// `{api}/{path}`.

@@ -33,6 +33,8 @@ struct Shared {
     started: Mutex<Option<(String, Pending)>>,
     /// The commit being deployed (known with or without a code host).
     commit: Mutex<Option<String>>,
+    /// Keep the pull request's comment current (`--pr-comment`).
+    pr_comment: bool,
 }
 
 struct Observing {
@@ -103,6 +105,7 @@ pub fn watch(
         branch: branch.to_string(),
         started: Mutex::new(None),
         commit: Mutex::new(None),
+        pr_comment: hosts.pr_comment,
     });
     let observing: SharedReporter = Arc::new(Observing {
         inner: reporter.clone(),
@@ -144,6 +147,7 @@ impl Watch {
                 state: "none".into(),
                 error: None,
                 note: Some(note.clone()),
+                pull_request: None,
             });
         };
         let (commit, task) = started?;
@@ -156,6 +160,7 @@ impl Watch {
                     state: "none".into(),
                     error: Some(format!("the pending post failed: {e}")),
                     note: None,
+                    pull_request: None,
                 },
             )
         });
@@ -175,7 +180,14 @@ impl Watch {
             url,
             description,
         };
-        let report = host.post(&status, &mut session).await;
+        let mut report = host.post(&status, &mut session).await;
+        if self.shared.pr_comment {
+            let said = host.comment(&status, status.url.as_deref()).await;
+            self.reporter.report(Event::Info(format!(
+                "code host: pull request comment {said}"
+            )));
+            report.pull_request = Some(said);
+        }
         match &report.error {
             Some(e) => self.reporter.report(Event::Warn(format!(
                 "code host: {} not posted: {e}",

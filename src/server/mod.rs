@@ -2,6 +2,7 @@
 //! out (transitions, deploys, teardowns), `/healthz` and Prometheus `/metrics`.
 
 pub mod admit;
+pub mod dashboard;
 pub mod jobs;
 pub mod listen;
 pub mod queue;
@@ -90,6 +91,8 @@ pub struct ServeConfig {
     pub templates: Templates,
     /// Where benches run.
     pub backend: crate::engine::Backend,
+    /// The bench dashboard (`--dashboard`), and who may see it.
+    pub dashboard: Option<dashboard::DashboardConfig>,
 }
 
 /// One log line on stderr, with a UTC time stamp; secrets redacted.
@@ -453,12 +456,36 @@ pub async fn serve(
         scheduler: scheduler.clone(),
         metrics,
     });
-    let app = axum::Router::new()
+    let mut app = axum::Router::new()
         .route("/hooks/{source}", post(hook))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(app_state);
+    if let Some(dc) = &cfg.dashboard {
+        let board = Arc::new(dashboard::Dashboard {
+            engine: cfg.backend.connect().await?,
+            scheduler: scheduler.clone(),
+            cfg: dc.clone(),
+        });
+        if dc.basic.is_some() {
+            app = app.merge(dashboard::routes(board.clone(), true));
+            log(&format!("dashboard on http://{local}/ (HTTP Basic auth)"));
+        }
+        if let Some(addr) = dc.listen {
+            let own = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                crate::Error::usage(format!("cannot listen on {addr} for the dashboard: {e}"))
+            })?;
+            log(&format!(
+                "dashboard on http://{} (loopback only)",
+                own.local_addr().map(|a| a.to_string()).unwrap_or_default()
+            ));
+            let routes = dashboard::routes(board, false);
+            tokio::spawn(async move {
+                let _ = axum::serve(own, routes).await;
+            });
+        }
+    }
     let configured: Vec<&str> = Source::ALL
         .into_iter()
         .filter(|s| cfg.secrets.get(*s).is_some())

@@ -105,6 +105,26 @@ impl Scheduler {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The (issue, kind) of the running jobs and of the waiting ones.
+    #[allow(clippy::type_complexity)]
+    pub fn jobs(&self) -> (Vec<(String, String)>, Vec<(String, String)>) {
+        let inner = self.lock();
+        let mut running: Vec<(String, String)> = inner
+            .running
+            .iter()
+            .map(|(issue, r)| (issue.clone(), r.kind.to_string()))
+            .collect();
+        running.sort();
+        let mut waiting: Vec<(String, String)> = inner
+            .queued
+            .values()
+            .flatten()
+            .map(|j| (j.issue().to_string(), j.intent.kind().to_string()))
+            .collect();
+        waiting.sort();
+        (running, waiting)
+    }
+
     /// Jobs waiting plus jobs running.
     pub fn depth(&self) -> (usize, usize) {
         let inner = self.lock();

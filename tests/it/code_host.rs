@@ -309,3 +309,134 @@ fn without_a_token_a_known_code_host_gets_nothing_and_a_note() {
     );
     assert!(gh.requests().is_empty());
 }
+
+#[test]
+fn one_pull_request_comment_is_kept_current_on_every_platform() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["CHS-6"]);
+    let repo = AppRepo::new();
+    let branch = "feature/CHS-6";
+    repo.branch_with(branch, "six\n");
+    let with_comment = |host: &FakeCodeHost| {
+        let r = run(benchctl()
+            .args(["deploy", branch, "--repo", &repo.path_str()])
+            .args(["--no-link", "--json", "--pr-comment"])
+            .args(host.args())
+            .env(host.token_var(), host.token)
+            .env("BENCHCTL_CODE_HOST_TIMEOUT", "1"));
+        let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+        (r, v)
+    };
+    // without an open pull request: said, nothing written
+    let gh = FakeCodeHost::start(Platform::GitHub);
+    let (r, v) = with_comment(&gh);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        v["code_host"]["pull_request"], "no open pull request of branch `feature/CHS-6`",
+        "{v}"
+    );
+    assert!(gh.comments().is_empty());
+
+    for platform in [
+        Platform::GitHub,
+        Platform::GitLab,
+        Platform::BitbucketCloud,
+        Platform::BitbucketDc,
+    ] {
+        let host = FakeCodeHost::start(platform);
+        host.open_pull_request(branch, 7);
+        // a new commit, up; a broken one, failed; fixed again, up: one comment throughout
+        repo.write("Dockerfile", APP_DOCKERFILE);
+        repo.write("www/index.html", &format!("{platform:?}\n"));
+        repo.commit("up");
+        let (r, v) = with_comment(&host);
+        assert_eq!(r.code, 0, "{platform:?}: {}", r.all());
+        assert_eq!(
+            v["code_host"]["pull_request"], "added on #7",
+            "{platform:?}: {v}"
+        );
+        repo.write("Dockerfile", "FROM scratch\nCOPY not-in-the-branch /x\n");
+        repo.commit("broken");
+        let (r, _) = with_comment(&host);
+        assert_eq!(r.code, 1, "{platform:?}: {}", r.all());
+        let c = host.comments();
+        assert_eq!(c.len(), 1, "{platform:?}: {c:?}");
+        assert!(
+            c[0].body.contains("**Bench of CHS-6**: failed")
+                && c[0].body.contains("not-in-the-branch"),
+            "{platform:?}: {}",
+            c[0].body
+        );
+        repo.write("Dockerfile", APP_DOCKERFILE);
+        let last = repo.commit("fixed");
+        let (r, v) = with_comment(&host);
+        assert_eq!(r.code, 0, "{platform:?}: {}", r.all());
+        assert_eq!(
+            v["code_host"]["pull_request"], "updated on #7",
+            "{platform:?}: {v}"
+        );
+        let c = host.comments();
+        assert_eq!(c.len(), 1, "{platform:?}: {c:?}");
+        let body = &c[0].body;
+        assert!(body.starts_with("<!-- benchctl:bench -->"), "{body}");
+        assert!(
+            body.contains("**Bench of CHS-6**: up")
+                && body.contains(&format!("`{}`", &last[..12]))
+                && body.contains(v["url"].as_str().unwrap())
+                && !body.contains("last error"),
+            "{platform:?}: {body}"
+        );
+    }
+}
+
+/// `serve` tells the code host as `deploy` does: a push's deploy becomes a GitHub deployment
+/// with the bench's address, and the Tracker's close trigger marks it inactive.
+#[test]
+fn serve_tells_the_code_host_too() {
+    use crate::support::serve::*;
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["CHS-7"]);
+    let t = serve_tracker();
+    t.add_issue("CHS-7");
+    let gh = FakeCodeHost::start(Platform::GitHub);
+    let repo = AppRepo::new();
+    let head = repo.branch_with("feature/CHS-7", "seven\n");
+    let state = tempfile::tempdir().unwrap();
+    let mut setup = ServeSetup::new(Some(&t), state.path())
+        .arg("--repo")
+        .arg(&format!("acme/app={}", repo.path_str()))
+        .env(gh.token_var(), gh.token)
+        .env("BENCHCTL_CODE_HOST_TIMEOUT", "1");
+    for a in gh.args() {
+        setup = setup.arg(&a);
+    }
+    let s = setup.start();
+    let a = s.github("push", "chs-7", &github_push("feature/CHS-7", &head, false));
+    assert_eq!(a.status, 202, "{}", a.body);
+    s.wait_until(
+        "the deployment succeeded",
+        std::time::Duration::from_secs(90),
+        |_| {
+            gh.deployments()
+                .iter()
+                .any(|d| d.statuses.iter().any(|(st, _)| st == "success"))
+        },
+    );
+    let d = &gh.deployments()[0];
+    assert_eq!(
+        (d.sha.as_str(), d.environment.as_str()),
+        (head.as_str(), "CHS-7")
+    );
+    assert_eq!(d.statuses[1].1, bench_url(&t, "CHS-7"), "{}", s.log());
+
+    t.set_status("CHS-7", "closed");
+    let a = s.tracker_close("CHS-7");
+    assert!(a.status == 200 || a.status == 202, "{}", a.body);
+    s.wait_until(
+        "the deployment is inactive",
+        std::time::Duration::from_secs(60),
+        |_| gh.deployments()[0].statuses.last().map(|x| x.0.as_str()) == Some("inactive"),
+    );
+}

@@ -11,6 +11,7 @@ mod buildkit;
 mod code_host;
 mod compose;
 mod config;
+mod dashboard;
 mod deploy;
 mod dockerignore;
 mod engine_host;

@@ -85,6 +85,7 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         lock: args.lock.options(),
         templates: templates.clone(),
         backend,
+        dashboard: dashboard_config(args)?,
     };
     let tracker = resolve::tracker_client(&args.tracker, cx.reporter)?;
     let notifier = Notifier::from_env(&ProcessEnv, templates)?;
@@ -100,4 +101,36 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
     let code_hosts = crate::cli::resolve::code_hosts(&args.code_host)?;
     crate::server::serve(cfg, tracker, notifier, code_hosts).await?;
     Ok(Output::Written)
+}
+
+/// The dashboard's settings: `--dashboard` needs credentials or a loopback listener of its own.
+fn dashboard_config(
+    args: &crate::cli::args::ServeArgs,
+) -> Result<Option<crate::server::dashboard::DashboardConfig>> {
+    if !args.dashboard {
+        return Ok(None);
+    }
+    let password = crate::secret::secret_from_env(&ProcessEnv, crate::env::DASHBOARD_PASSWORD)?;
+    let user = crate::env::var(crate::env::DASHBOARD_USER).unwrap_or_else(|| "benchctl".into());
+    if let Some(addr) = args.dashboard_listen {
+        if !addr.ip().is_loopback() {
+            return Err(crate::Error::usage(format!(
+                "--dashboard-listen {addr}: the dashboard without credentials listens on a \
+                 loopback address only (127.0.0.1:PORT); elsewhere set BENCHCTL_DASHBOARD_PASSWORD"
+            )));
+        }
+    }
+    if password.is_none() && args.dashboard_listen.is_none() {
+        return Err(crate::Error::usage(
+            "--dashboard shows logs, so it needs BENCHCTL_DASHBOARD_PASSWORD (HTTP Basic auth; \
+             user BENCHCTL_DASHBOARD_USER, default `benchctl`) or --dashboard-listen on a \
+             loopback address",
+        ));
+    }
+    Ok(Some(crate::server::dashboard::DashboardConfig {
+        basic: password.map(|p| (user, p)),
+        listen: args.dashboard_listen,
+        tracker_web: crate::env::var(crate::env::TRACKER_WEB_URL)
+            .unwrap_or_else(|| "https://tracker.yandex.ru".into()),
+    }))
 }

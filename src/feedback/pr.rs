@@ -1,0 +1,266 @@
+//! One comment on the branch's open pull request, found again by a hidden marker and edited in
+//! place on every deploy (never one per push): the bench's address, commit, state, time and the
+//! last error. References (and the fake in `tests/it/support/code_hosts.rs`):
+//! - GitHub: https://docs.github.com/en/rest/pulls/pulls#list-pull-requests (`head=owner:branch`),
+//!   https://docs.github.com/en/rest/issues/comments (list, create, `PATCH` update);
+//! - GitLab: https://docs.gitlab.com/ee/api/merge_requests.html#list-project-merge-requests
+//!   (`source_branch`, `state=opened`), https://docs.gitlab.com/ee/api/notes.html#merge-requests
+//!   (list, create, `PUT` update);
+//! - Bitbucket Cloud: https://developer.atlassian.com/cloud/bitbucket/rest/api-group-pullrequests/
+//!   (`q=source.branch.name="..."`, comments with `content.raw`, `PUT` update);
+//! - Bitbucket Data Center: https://developer.atlassian.com/server/bitbucket/rest/ (pull
+//!   requests `at=refs/heads/...&direction=OUTGOING`, `activities` for the comments, comment
+//!   `PUT` with its `version`).
+
+use super::{CallError, Host, Kind};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// The hidden marker of benchctl's comment.
+pub const MARKER: &str = "<!-- benchctl:bench -->";
+
+/// Puts `body` (which starts with [`MARKER`]) on the open pull request of `branch`: where it
+/// went (`updated on #7`), or `None` when the branch has no open pull request.
+pub(super) async fn upsert(
+    host: &Host,
+    branch: &str,
+    body: &str,
+) -> Result<Option<String>, CallError> {
+    match host.target.kind {
+        Kind::GitHub => github(host, branch, body).await,
+        Kind::GitLab => gitlab(host, branch, body).await,
+        Kind::BitbucketCloud => bitbucket_cloud(host, branch, body).await,
+        Kind::BitbucketDc => bitbucket_dc(host, branch, body).await,
+    }
+}
+
+/// The comment: the bench's state, address, commit, time, and the last error.
+pub(super) fn body(status: &super::Status, bench_url: Option<&str>) -> String {
+    let state = match status.state {
+        super::State::Success => "up",
+        super::State::Failure => "failed",
+        super::State::Pending => "deploying",
+        super::State::Inactive => "removed",
+    };
+    let mut text = format!("{MARKER}\n**Bench of {}**: {state}\n\n", status.issue);
+    if let Some(url) = bench_url {
+        text.push_str(&format!("- address: {url}\n"));
+    }
+    text.push_str(&format!(
+        "- commit: `{}` (branch `{}`)\n- updated: {}\n",
+        crate::naming::short_commit(&status.commit),
+        status.branch,
+        crate::clock::utc(crate::clock::now_unix())
+    ));
+    if status.state == super::State::Failure {
+        let reason: String = status.description.chars().take(1000).collect();
+        text.push_str(&format!(
+            "- last error:\n\n```\n{}\n```\n",
+            reason.replace("```", "` ` `")
+        ));
+    }
+    text
+}
+
+fn said(updated: bool, number: &str) -> Option<String> {
+    Some(format!(
+        "{} on #{number}",
+        if updated { "updated" } else { "added" }
+    ))
+}
+
+async fn github(host: &Host, branch: &str, body: &str) -> Result<Option<String>, CallError> {
+    let repo = &host.target.repo;
+    let owner = repo.split('/').next().unwrap_or_default();
+    let path = format!("repos/{repo}/pulls");
+    let head = format!("{owner}:{branch}");
+    let pulls = host
+        .send(|h| {
+            host.request(h, Method::GET, &path).query(&[
+                ("state", "open"),
+                ("head", head.as_str()),
+                ("per_page", "1"),
+            ])
+        })
+        .await?;
+    let Some(n) = pulls[0]["number"].as_u64() else {
+        return Ok(None);
+    };
+    let mut found = None;
+    for page in 1..=10 {
+        let path = format!("repos/{repo}/issues/{n}/comments");
+        let page_s = page.to_string();
+        let list = host
+            .send(|h| {
+                host.request(h, Method::GET, &path)
+                    .query(&[("per_page", "100"), ("page", page_s.as_str())])
+            })
+            .await?;
+        let items = list.as_array().cloned().unwrap_or_default();
+        found = items
+            .iter()
+            .find(|c| c["body"].as_str().is_some_and(|b| b.contains(MARKER)))
+            .and_then(|c| c["id"].as_u64());
+        if found.is_some() || items.len() < 100 {
+            break;
+        }
+    }
+    let payload = json!({ "body": body });
+    match found {
+        Some(id) => {
+            let path = format!("repos/{repo}/issues/comments/{id}");
+            host.send(|h| host.request(h, Method::PATCH, &path).json(&payload))
+                .await?;
+        }
+        None => {
+            let path = format!("repos/{repo}/issues/{n}/comments");
+            host.send(|h| host.request(h, Method::POST, &path).json(&payload))
+                .await?;
+        }
+    }
+    Ok(said(found.is_some(), &n.to_string()))
+}
+
+async fn gitlab(host: &Host, branch: &str, body: &str) -> Result<Option<String>, CallError> {
+    let project = host.target.repo.replace('/', "%2F");
+    let path = format!("projects/{project}/merge_requests");
+    let mrs = host
+        .send(|h| {
+            host.request(h, Method::GET, &path)
+                .query(&[("state", "opened"), ("source_branch", branch)])
+        })
+        .await?;
+    let Some(iid) = mrs[0]["iid"].as_u64() else {
+        return Ok(None);
+    };
+    let notes_path = format!("projects/{project}/merge_requests/{iid}/notes");
+    let notes = host
+        .send(|h| {
+            host.request(h, Method::GET, &notes_path)
+                .query(&[("per_page", "100"), ("sort", "asc")])
+        })
+        .await?;
+    let found = first_with_marker(&notes, |n| n["body"].as_str(), |n| n["id"].as_u64());
+    let payload = json!({ "body": body });
+    match found {
+        Some(id) => {
+            let path = format!("{notes_path}/{id}");
+            host.send(|h| host.request(h, Method::PUT, &path).json(&payload))
+                .await?;
+        }
+        None => {
+            host.send(|h| host.request(h, Method::POST, &notes_path).json(&payload))
+                .await?;
+        }
+    }
+    Ok(said(found.is_some(), &iid.to_string()))
+}
+
+async fn bitbucket_cloud(
+    host: &Host,
+    branch: &str,
+    body: &str,
+) -> Result<Option<String>, CallError> {
+    let repo = &host.target.repo;
+    let path = format!("repositories/{repo}/pullrequests");
+    let q = format!("source.branch.name=\"{}\"", branch.replace('"', ""));
+    let prs = host
+        .send(|h| {
+            host.request(h, Method::GET, &path)
+                .query(&[("state", "OPEN"), ("q", q.as_str())])
+        })
+        .await?;
+    let Some(id) = prs["values"][0]["id"].as_u64() else {
+        return Ok(None);
+    };
+    let comments_path = format!("repositories/{repo}/pullrequests/{id}/comments");
+    let list = host
+        .send(|h| {
+            host.request(h, Method::GET, &comments_path)
+                .query(&[("pagelen", "100")])
+        })
+        .await?;
+    let found = first_with_marker(
+        &list["values"],
+        |c| c["content"]["raw"].as_str(),
+        |c| c["id"].as_u64(),
+    );
+    let payload = json!({ "content": { "raw": body } });
+    match found {
+        Some(cid) => {
+            let path = format!("{comments_path}/{cid}");
+            host.send(|h| host.request(h, Method::PUT, &path).json(&payload))
+                .await?;
+        }
+        None => {
+            host.send(|h| host.request(h, Method::POST, &comments_path).json(&payload))
+                .await?;
+        }
+    }
+    Ok(said(found.is_some(), &id.to_string()))
+}
+
+async fn bitbucket_dc(host: &Host, branch: &str, body: &str) -> Result<Option<String>, CallError> {
+    let (project, slug) = host
+        .target
+        .repo
+        .split_once('/')
+        .unwrap_or((host.target.repo.as_str(), ""));
+    let base = format!("rest/api/latest/projects/{project}/repos/{slug}/pull-requests");
+    let at = format!("refs/heads/{branch}");
+    let prs = host
+        .send(|h| {
+            host.request(h, Method::GET, &base).query(&[
+                ("state", "OPEN"),
+                ("direction", "OUTGOING"),
+                ("at", at.as_str()),
+            ])
+        })
+        .await?;
+    let Some(id) = prs["values"][0]["id"].as_u64() else {
+        return Ok(None);
+    };
+    let activities_path = format!("{base}/{id}/activities");
+    let activities = host
+        .send(|h| {
+            host.request(h, Method::GET, &activities_path)
+                .query(&[("limit", "100")])
+        })
+        .await?;
+    let found = activities["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["action"] == "COMMENTED")
+        .map(|a| &a["comment"])
+        .find(|c| c["text"].as_str().is_some_and(|t| t.contains(MARKER)))
+        .and_then(|c| Some((c["id"].as_u64()?, c["version"].as_u64().unwrap_or(0))));
+    match found {
+        Some((cid, version)) => {
+            let path = format!("{base}/{id}/comments/{cid}");
+            let payload = json!({ "text": body, "version": version });
+            host.send(|h| host.request(h, Method::PUT, &path).json(&payload))
+                .await?;
+        }
+        None => {
+            let path = format!("{base}/{id}/comments");
+            let payload = json!({ "text": body });
+            host.send(|h| host.request(h, Method::POST, &path).json(&payload))
+                .await?;
+        }
+    }
+    Ok(said(found.is_some(), &id.to_string()))
+}
+
+/// The id of the first item of the array `list` whose text holds the marker.
+fn first_with_marker(
+    list: &Value,
+    text: impl Fn(&Value) -> Option<&str>,
+    id: impl Fn(&Value) -> Option<u64>,
+) -> Option<u64> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| text(c).is_some_and(|t| t.contains(MARKER)))
+        .and_then(id)
+}

@@ -1,0 +1,215 @@
+//! The bench dashboard (`serve --dashboard`): `/` lists every bench (issue linked to the
+//! Tracker, branch, commit, state and health, address, age, last deploy and its error) and the
+//! job queue; `/bench/<KEY>` shows one bench's services, last deploy and last output lines
+//! (redacted). It shows logs, so it is never open: behind HTTP Basic auth on serve's listener
+//! (`BENCHCTL_DASHBOARD_PASSWORD`), or on a loopback listener of its own
+//! (`--dashboard-listen`).
+
+pub mod view;
+
+use crate::app::inspect;
+use crate::app::record::LastDeploy;
+use crate::engine::Engine;
+use crate::secret::Secret;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use std::sync::Arc;
+
+/// Who may see the dashboard.
+#[derive(Debug, Clone)]
+pub struct DashboardConfig {
+    /// HTTP Basic credentials on serve's own listener (`None`: not served there).
+    pub basic: Option<(String, Secret)>,
+    /// A loopback listener of its own, without credentials.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The Tracker's web address (`https://tracker.yandex.ru`): issues link to `<it>/<KEY>`.
+    pub tracker_web: String,
+}
+
+/// What the pages read.
+pub struct Dashboard {
+    pub engine: Engine,
+    pub scheduler: Arc<super::queue::Scheduler>,
+    pub cfg: DashboardConfig,
+}
+
+/// Whether `headers` carry the dashboard's Basic credentials (compared in constant time).
+fn authorized(headers: &HeaderMap, user: &str, password: &Secret) -> bool {
+    use base64::Engine as _;
+    let Some(given) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+    else {
+        return false;
+    };
+    let want = format!("{user}:{}", password.expose());
+    given.len() == want.len()
+        && given
+            .iter()
+            .zip(want.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn refused() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            axum::http::header::WWW_AUTHENTICATE,
+            "Basic realm=\"benchctl dashboard\", charset=\"UTF-8\"",
+        )],
+        "the dashboard needs the credentials of BENCHCTL_DASHBOARD_USER / BENCHCTL_DASHBOARD_PASSWORD\n",
+    )
+        .into_response()
+}
+
+/// The routes; `with_auth`: behind the Basic credentials (serve's own listener).
+pub fn routes(d: Arc<Dashboard>, with_auth: bool) -> axum::Router {
+    let guard = move |d: &Dashboard, headers: &HeaderMap| -> bool {
+        match (&d.cfg.basic, with_auth) {
+            (_, false) => true,
+            (Some((user, password)), true) => authorized(headers, user, password),
+            (None, true) => false,
+        }
+    };
+    axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(
+                move |State(d): State<Arc<Dashboard>>, headers: HeaderMap| async move {
+                    if !guard(&d, &headers) {
+                        return refused();
+                    }
+                    index(&d).await
+                },
+            ),
+        )
+        .route(
+            "/bench/{issue}",
+            axum::routing::get(
+                move |State(d): State<Arc<Dashboard>>,
+                      Path(issue): Path<String>,
+                      headers: HeaderMap| async move {
+                    if !guard(&d, &headers) {
+                        return refused();
+                    }
+                    bench(&d, &issue).await
+                },
+            ),
+        )
+        .with_state(d)
+}
+
+fn failed(e: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the engine could not be read: {}\n",
+            crate::secret::redact(&e.to_string())
+        ),
+    )
+        .into_response()
+}
+
+fn row_of(
+    d: &Dashboard,
+    issue: &str,
+    b: Option<&inspect::BenchRecord>,
+    last: Option<LastDeploy>,
+) -> view::Row {
+    view::Row {
+        issue: issue.to_string(),
+        tracker_url: (!d.cfg.tracker_web.is_empty())
+            .then(|| format!("{}/{issue}", d.cfg.tracker_web.trim_end_matches('/'))),
+        branch: b
+            .map(|b| b.branch.clone())
+            .or_else(|| last.as_ref().map(|l| l.branch.clone()))
+            .unwrap_or_default(),
+        commit: b
+            .map(|b| b.commit.clone())
+            .or_else(|| last.as_ref().map(|l| l.commit.clone()))
+            .unwrap_or_default(),
+        state: b.and_then(|b| b.state.clone()),
+        health: None,
+        url: b.and_then(|b| b.url.clone()),
+        age_seconds: b.and_then(|b| b.age_seconds),
+        last: last.map(|l| (l.result, l.at, crate::secret::redact(&l.message))),
+    }
+}
+
+async fn index(d: &Dashboard) -> Response {
+    let benches = match inspect::list(&d.engine).await {
+        Ok(b) => b,
+        Err(e) => return failed(e),
+    };
+    let results = LastDeploy::all(&d.engine).await.unwrap_or_default();
+    let mut issues: Vec<String> = benches.iter().map(|b| b.issue.clone()).collect();
+    issues.extend(results.iter().map(|(i, _)| i.clone()));
+    issues.sort();
+    issues.dedup();
+    let rows: Vec<view::Row> = issues
+        .iter()
+        .map(|i| {
+            let b = benches.iter().find(|b| &b.issue == i);
+            let last = results.iter().find(|(k, _)| k == i).map(|(_, l)| l.clone());
+            row_of(d, i, b, last)
+        })
+        .collect();
+    let (running, waiting) = d.scheduler.jobs();
+    let jobs = view::Jobs { running, waiting };
+    Html(view::index(&rows, &jobs, crate::clock::now_unix()).into_string()).into_response()
+}
+
+async fn bench(d: &Dashboard, issue: &str) -> Response {
+    let Ok(issue) = crate::naming::normalize_issue_key(issue) else {
+        return (StatusCode::NOT_FOUND, "no such issue\n").into_response();
+    };
+    let status = match inspect::status(&d.engine, &issue).await {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    if status.bench.is_none() && status.last_deploy.is_none() {
+        return (StatusCode::NOT_FOUND, format!("{issue} has no bench\n")).into_response();
+    }
+    let logs = match inspect::find_bench(&d.engine, &issue).await {
+        Ok(Some(c)) => d
+            .engine
+            .benches
+            .logs_tail(&c.id, 50)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|l| crate::secret::redact(l))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let services = status
+        .bench
+        .as_ref()
+        .map(|b| {
+            b.services
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        s.state.clone(),
+                        s.health.clone().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let detail = view::Detail {
+        row: row_of(d, &issue, status.bench.as_ref(), status.last_deploy),
+        services,
+        logs,
+    };
+    Html(view::bench(&detail, crate::clock::now_unix()).into_string()).into_response()
+}
