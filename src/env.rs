@@ -39,6 +39,8 @@ pub const DASHBOARD_USER: &str = "BENCHCTL_DASHBOARD_USER";
 pub const DASHBOARD_PASSWORD: &str = "BENCHCTL_DASHBOARD_PASSWORD";
 /// The Tracker's web address, where the dashboard links issues.
 pub const TRACKER_WEB_URL: &str = "BENCHCTL_TRACKER_WEB_URL";
+/// Where serve's dashboard is reachable from outside (statuses link to it).
+pub const DASHBOARD_URL: &str = "BENCHCTL_DASHBOARD_URL";
 /// Keep one comment on the branch's pull request current (`--pr-comment`).
 pub const PR_COMMENT: &str = "BENCHCTL_PR_COMMENT";
 /// Seconds one code host call may take (default 5).

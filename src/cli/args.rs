@@ -367,6 +367,11 @@ pub struct CodeHostArgs {
     /// bench's address, commit, state, time and last error, edited in place on every deploy.
     #[arg(long, env = crate::env::PR_COMMENT)]
     pub pr_comment: bool,
+
+    /// Where serve's dashboard is reachable from outside (`https://bench.example.com`):
+    /// statuses link to its page of the bench, where a failure's reason can be read.
+    #[arg(long, env = crate::env::DASHBOARD_URL, value_name = "URL")]
+    pub dashboard_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

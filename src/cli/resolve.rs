@@ -169,7 +169,7 @@ pub(crate) fn code_hosts(
     };
     Ok(
         crate::feedback::CodeHosts::from_env(&ProcessEnv, overrides)?
-            .with_pr_comment(args.pr_comment),
+            .with_pr_comment(args.pr_comment, args.dashboard_url.clone()),
     )
 }
 

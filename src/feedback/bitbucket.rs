@@ -24,7 +24,11 @@ pub(super) async fn post(host: &Host, status: &Status) -> Result<bool, CallError
         "key": "benchctl",
         "state": state,
         "name": format!("benchctl bench {}", status.issue),
-        "url": status.url.clone().unwrap_or_else(|| host.target.web.clone()),
+        "url": status
+            .url
+            .clone()
+            .or_else(|| status.log_url.clone())
+            .unwrap_or_else(|| host.target.web.clone()),
         "description": cut(&status.description, 140),
     });
     let path = match cloud {

@@ -54,6 +54,9 @@ pub(super) async fn post(
         if let Some(url) = &status.url {
             body["environment_url"] = json!(url);
         }
+        if let Some(log) = &status.log_url {
+            body["log_url"] = json!(log);
+        }
         let path = format!("repos/{repo}/deployments/{id}/statuses");
         host.send(|h| request(host, h, reqwest::Method::POST, &path).json(&body))
             .await?;
@@ -65,7 +68,7 @@ pub(super) async fn post(
         _ => "failure",
     };
     let mut body = json!({ "state": state, "description": description, "context": "benchctl" });
-    if let Some(url) = &status.url {
+    if let Some(url) = status.url.as_ref().or(status.log_url.as_ref()) {
         body["target_url"] = json!(url);
     }
     let path = format!("repos/{repo}/statuses/{}", status.commit);

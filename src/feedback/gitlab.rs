@@ -21,7 +21,7 @@ pub(super) async fn post(host: &Host, status: &Status) -> Result<bool, CallError
         "ref": status.branch,
         "description": cut(&status.description, 140),
     });
-    if let Some(url) = &status.url {
+    if let Some(url) = status.url.as_ref().or(status.log_url.as_ref()) {
         body["target_url"] = json!(url);
     }
     let project = host.target.repo.replace('/', "%2F");

@@ -37,6 +37,9 @@ pub struct Status {
     pub commit: String,
     /// The bench's address (success), else none.
     pub url: Option<String>,
+    /// The dashboard's page of the bench, when serve's dashboard has a public address
+    /// (`--dashboard-url`): where a failure's reason can be read.
+    pub log_url: Option<String>,
     /// One line: what happened (cut to the platforms' 140 characters).
     pub description: String,
 }
@@ -83,6 +86,9 @@ pub struct CodeHosts {
     pub overrides: Overrides,
     /// Keep a comment on the branch's open pull request current (`--pr-comment`).
     pub pr_comment: bool,
+    /// Where serve's dashboard is reachable (`--dashboard-url`): statuses link to its page of
+    /// the bench.
+    pub dashboard_url: Option<String>,
     tokens: Vec<(Kind, Secret)>,
     http: Option<reqwest::Client>,
 }
@@ -123,16 +129,25 @@ impl CodeHosts {
         Ok(CodeHosts {
             overrides,
             pr_comment: false,
+            dashboard_url: None,
             tokens,
             http: Some(http),
         })
     }
 
-    pub fn with_pr_comment(self, on: bool) -> CodeHosts {
+    pub fn with_pr_comment(self, on: bool, dashboard_url: Option<String>) -> CodeHosts {
         CodeHosts {
             pr_comment: on,
+            dashboard_url: dashboard_url.map(|u| u.trim_end_matches('/').to_string()),
             ..self
         }
+    }
+
+    /// The dashboard's page of `issue`, when its address is known.
+    pub fn page_of(&self, issue: &str) -> Option<String> {
+        self.dashboard_url
+            .as_ref()
+            .map(|d| format!("{d}/bench/{issue}"))
     }
 
     /// The host of the repository at `location` (its public URL), or why none is told: a

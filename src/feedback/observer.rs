@@ -35,6 +35,8 @@ struct Shared {
     commit: Mutex<Option<String>>,
     /// Keep the pull request's comment current (`--pr-comment`).
     pr_comment: bool,
+    /// The dashboard's page of the bench (`--dashboard-url`).
+    log_url: Option<String>,
 }
 
 struct Observing {
@@ -60,6 +62,7 @@ impl Reporter for Observing {
                     branch: self.shared.branch.clone(),
                     commit: commit.clone(),
                     url: None,
+                    log_url: self.shared.log_url.clone(),
                     description: format!("benchctl is deploying {}", self.shared.issue),
                 };
                 let host = host.clone();
@@ -106,6 +109,7 @@ pub fn watch(
         started: Mutex::new(None),
         commit: Mutex::new(None),
         pr_comment: hosts.pr_comment,
+        log_url: hosts.page_of(issue),
     });
     let observing: SharedReporter = Arc::new(Observing {
         inner: reporter.clone(),
@@ -178,6 +182,7 @@ impl Watch {
             branch: self.shared.branch.clone(),
             commit,
             url,
+            log_url: self.shared.log_url.clone(),
             description,
         };
         let mut report = host.post(&status, &mut session).await;
@@ -237,6 +242,7 @@ pub async fn removed(
         branch: String::new(),
         commit: commit.to_string(),
         url: None,
+        log_url: None,
         description: format!("the bench of {issue} was removed"),
     };
     let report = host.post(&status, &mut Session::default()).await;

@@ -22,7 +22,8 @@ fn deploy(repo: &AppRepo, branch: &str, issue: &str, host: &FakeCodeHost) -> (Ru
         .args(["--no-link", "--json"])
         .args(host.args())
         .env(host.token_var(), host.token)
-        .env("BENCHCTL_CODE_HOST_TIMEOUT", "1"));
+        .env("BENCHCTL_CODE_HOST_TIMEOUT", "1")
+        .env("BENCHCTL_DASHBOARD_URL", "https://dash.example.com/"));
     let v = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
     (r, v)
 }
@@ -89,6 +90,12 @@ fn a_github_deployment_follows_a_deploy_a_failure_and_a_teardown() {
         .rev()
         .find(|q| q.body["state"] == "failure")
         .unwrap();
+    // the reason can be read on the dashboard's page of the bench
+    assert_eq!(
+        failure.body["log_url"], "https://dash.example.com/bench/CHS-1",
+        "{:?}",
+        failure.body
+    );
     let description = failure.body["description"].as_str().unwrap();
     assert!(description.contains("missing-file"), "{description}");
     assert!(description.chars().count() <= 140);
