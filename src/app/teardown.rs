@@ -22,9 +22,9 @@ pub struct TeardownOutcome {
     /// What the repository's code host was told (the environment is inactive).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code_host: Option<crate::feedback::Report>,
-    /// The removed bench's repository and commit (from its labels), for the code host.
+    /// The removed bench's repository, commit and branch (from its labels), for the code host.
     #[serde(skip)]
-    pub source: Option<(String, String)>,
+    pub source: Option<(String, String, String)>,
 }
 
 /// Removes the issue's images but those in `keep` (the ones its bench uses).
@@ -149,6 +149,7 @@ pub async fn teardown(
                 Some((
                     c.labels.get(labels::REPO)?.clone(),
                     c.labels.get(labels::COMMIT)?.clone(),
+                    c.labels.get(labels::BRANCH).cloned().unwrap_or_default(),
                 ))
             }),
         };
@@ -193,10 +194,15 @@ pub async fn run(
     )
     .await?;
     let mut out = out;
-    if let Some((repo, commit)) = &out.source {
+    if let Some((repo, commit, branch)) = &out.source {
+        let bench = crate::feedback::observer::Removed {
+            location: repo,
+            issue,
+            commit,
+            branch,
+        };
         out.code_host =
-            crate::feedback::observer::removed(ctx.code_hosts, repo, issue, commit, ctx.reporter)
-                .await;
+            crate::feedback::observer::removed(ctx.code_hosts, &bench, ctx.reporter).await;
     }
     if !out.removed_containers.is_empty() {
         ctx.notify(&crate::notify::Message::Removed {

@@ -219,16 +219,23 @@ fn report_state(state: State) -> &'static str {
     }
 }
 
-/// Tells the code host that the bench of `issue` (last at `commit`) was removed. `None` when
-/// there is no code host to tell.
+/// A removed bench, as its labels name it.
+pub struct Removed<'a> {
+    /// The repository's public URL.
+    pub location: &'a str,
+    pub issue: &'a str,
+    pub commit: &'a str,
+    pub branch: &'a str,
+}
+
+/// Tells the code host that the bench was removed (and, with `--pr-comment`, the pull
+/// request's comment). `None` when there is no code host to tell.
 pub async fn removed(
     hosts: &CodeHosts,
-    location: &str,
-    issue: &str,
-    commit: &str,
+    bench: &Removed<'_>,
     reporter: &SharedReporter,
 ) -> Option<Report> {
-    let host = match hosts.host(location) {
+    let host = match hosts.host(bench.location) {
         Ok(Some(h)) => h,
         Ok(None) => return None,
         Err(note) => {
@@ -236,22 +243,26 @@ pub async fn removed(
             return None;
         }
     };
+    let issue = bench.issue;
     let status = Status {
         state: State::Inactive,
         issue: issue.to_string(),
-        branch: String::new(),
-        commit: commit.to_string(),
+        branch: bench.branch.to_string(),
+        commit: bench.commit.to_string(),
         url: None,
         log_url: None,
         description: format!("the bench of {issue} was removed"),
     };
-    let report = host.post(&status, &mut Session::default()).await;
+    let mut report = host.post(&status, &mut Session::default()).await;
     match &report.error {
         Some(e) => reporter.report(Event::Info(format!("code host: {e}"))),
         None => reporter.report(Event::Info(format!(
             "code host: {} {}: the bench of {issue} is inactive",
             report.host, report.repo
         ))),
+    }
+    if hosts.pr_comment && !bench.branch.is_empty() {
+        report.pull_request = Some(host.comment(&status, None).await);
     }
     Some(report)
 }

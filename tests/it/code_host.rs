@@ -394,6 +394,19 @@ fn one_pull_request_comment_is_kept_current_on_every_platform() {
                 && !body.contains("last error"),
             "{platform:?}: {body}"
         );
+        // the teardown says so in the same comment
+        let r = run(benchctl()
+            .args(["teardown", "CHS-6", "--keep-link", "--pr-comment"])
+            .args(host.args())
+            .env(host.token_var(), host.token));
+        assert_eq!(r.code, 0, "{platform:?}: {}", r.all());
+        let c = host.comments();
+        assert_eq!(c.len(), 1, "{platform:?}: {c:?}");
+        assert!(
+            c[0].body.contains("**Bench of CHS-6**: removed"),
+            "{platform:?}: {}",
+            c[0].body
+        );
     }
 }
 

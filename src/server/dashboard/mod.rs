@@ -137,7 +137,6 @@ fn row_of(
             .or_else(|| last.as_ref().map(|l| l.commit.clone()))
             .unwrap_or_default(),
         state: b.and_then(|b| b.state.clone()),
-        health: None,
         url: b.and_then(|b| b.url.clone()),
         age_seconds: b.and_then(|b| b.age_seconds),
         last: last.map(|l| (l.result, l.at, crate::secret::redact(&l.message))),

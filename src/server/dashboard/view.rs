@@ -12,9 +12,8 @@ pub struct Row {
     pub tracker_url: Option<String>,
     pub branch: String,
     pub commit: String,
-    /// `running`, `exited`, ... (none: no bench).
+    /// `running (healthy)`, `exited`, ... (none: no bench).
     pub state: Option<String>,
-    pub health: Option<String>,
     pub url: Option<String>,
     pub age_seconds: Option<u64>,
     /// The last deploy: its result, when (unix seconds), and its message.
@@ -115,7 +114,6 @@ pub fn index(rows: &[Row], jobs: &Jobs, now: u64) -> Markup {
                             td data-label="commit" { code { (crate::naming::short_commit(&r.commit)) } }
                             td data-label="state" {
                                 (r.state.as_deref().unwrap_or("no bench"))
-                                @if let Some(h) = &r.health { " (" (h) ")" }
                             }
                             td data-label="address" {
                                 @if let Some(u) = &r.url { a href=(u) { (u) } } @else { "-" }
@@ -142,8 +140,7 @@ pub fn bench(d: &Detail, now: u64) -> Markup {
             ul {
                 li { "branch: " code { (r.branch) } }
                 li { "commit: " code { (r.commit) } }
-                li { "state: " (r.state.as_deref().unwrap_or("no bench"))
-                    @if let Some(h) = &r.health { " (" (h) ")" } }
+                li { "state: " (r.state.as_deref().unwrap_or("no bench")) }
                 li { "address: " @if let Some(u) = &r.url { a href=(u) { (u) } } @else { "-" } }
                 @if let Some(t) = &r.tracker_url { li { a href=(t) { "the issue in the Tracker" } } }
                 li { "last deploy: " (last_cell(r, now)) }
