@@ -418,6 +418,7 @@ pub async fn serve(
             &[("kind", job.intent.kind()), ("result", "set_aside")],
         );
     }
+    let dashboard_tracker = tracker.clone();
     let worker = jobs::Worker {
         cfg: cfg.clone(),
         engine,
@@ -467,6 +468,8 @@ pub async fn serve(
             engine: cfg.backend.connect().await?,
             scheduler: scheduler.clone(),
             cfg: dc.clone(),
+            tracker: dashboard_tracker,
+            summaries: Default::default(),
         });
         if dc.basic.is_some() {
             app = app.merge(dashboard::routes(board.clone(), true));

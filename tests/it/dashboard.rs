@@ -83,7 +83,10 @@ fn the_dashboard_shows_benches_and_errors_to_those_it_lets_in() {
     );
 
     let own = free_port();
-    let s = ServeSetup::new(None, state.path())
+    // the Tracker gives the issues' summaries
+    let t = serve_tracker();
+    t.add_issue("DSH-1").add_issue("DSH-2");
+    let s = ServeSetup::new(Some(&t), state.path())
         .args(&[
             "--dashboard",
             "--dashboard-listen",
@@ -102,6 +105,7 @@ fn the_dashboard_shows_benches_and_errors_to_those_it_lets_in() {
     assert_eq!(a.status, 200, "{}", a.body);
     let page = a.body;
     assert!(page.contains("DSH-1") && page.contains("DSH-2"), "{page}");
+    assert!(page.contains("Issue DSH-1"), "the summary: {page}");
     assert!(
         page.contains("dsh-missing-file"),
         "the failing one's error: {page}"

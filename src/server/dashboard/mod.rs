@@ -32,6 +32,53 @@ pub struct Dashboard {
     pub engine: Engine,
     pub scheduler: Arc<super::queue::Scheduler>,
     pub cfg: DashboardConfig,
+    /// The Tracker, for the issues' summaries (none: no summaries).
+    pub tracker: Option<crate::tracker::TrackerClient>,
+    /// Summaries read recently: issue -> (when, summary).
+    pub summaries:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String)>>,
+}
+
+/// How long a summary read from the Tracker is shown before it is read again.
+const SUMMARY_FRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Dashboard {
+    /// The summaries of `issues` the Tracker gives within 2 s (cached for 5 minutes); an issue
+    /// the Tracker does not answer for has none.
+    async fn summaries(&self, issues: &[String]) -> std::collections::HashMap<String, String> {
+        let lock = || self.summaries.lock().unwrap_or_else(|p| p.into_inner());
+        let missing: Vec<String> = {
+            let cache = lock();
+            issues
+                .iter()
+                .filter(|i| {
+                    cache
+                        .get(*i)
+                        .is_none_or(|(at, _)| at.elapsed() > SUMMARY_FRESH)
+                })
+                .take(50)
+                .cloned()
+                .collect()
+        };
+        if let (Some(t), false) = (&self.tracker, missing.is_empty()) {
+            let asks = missing.iter().map(|i| async move {
+                let v = t.get_issue(i).await.ok()?;
+                Some((i.clone(), v["summary"].as_str()?.to_string()))
+            });
+            let all = futures_util::future::join_all(asks);
+            if let Ok(found) = tokio::time::timeout(std::time::Duration::from_secs(2), all).await {
+                let mut cache = lock();
+                for (i, s) in found.into_iter().flatten() {
+                    cache.insert(i, (std::time::Instant::now(), s));
+                }
+            }
+        }
+        let cache = lock();
+        issues
+            .iter()
+            .filter_map(|i| Some((i.clone(), cache.get(i)?.1.clone())))
+            .collect()
+    }
 }
 
 /// Whether `headers` carry the dashboard's Basic credentials (compared in constant time).
@@ -139,6 +186,7 @@ fn row_of(
         state: b.and_then(|b| b.state.clone()),
         url: b.and_then(|b| b.url.clone()),
         age_seconds: b.and_then(|b| b.age_seconds),
+        summary: None,
         last: last.map(|l| (l.result, l.at, crate::secret::redact(&l.message))),
     }
 }
@@ -159,6 +207,14 @@ async fn index(d: &Dashboard) -> Response {
             let b = benches.iter().find(|b| &b.issue == i);
             let last = results.iter().find(|(k, _)| k == i).map(|(_, l)| l.clone());
             row_of(d, i, b, last)
+        })
+        .collect();
+    let summaries = d.summaries(&issues).await;
+    let rows: Vec<view::Row> = rows
+        .into_iter()
+        .map(|mut r| {
+            r.summary = summaries.get(&r.issue).cloned();
+            r
         })
         .collect();
     let (running, waiting) = d.scheduler.jobs();
@@ -205,8 +261,13 @@ async fn bench(d: &Dashboard, issue: &str) -> Response {
                 .collect()
         })
         .unwrap_or_default();
+    let mut row = row_of(d, &issue, status.bench.as_ref(), status.last_deploy);
+    row.summary = d
+        .summaries(std::slice::from_ref(&issue))
+        .await
+        .remove(&issue);
     let detail = view::Detail {
-        row: row_of(d, &issue, status.bench.as_ref(), status.last_deploy),
+        row,
         services,
         logs,
     };

@@ -16,6 +16,8 @@ pub struct Row {
     pub state: Option<String>,
     pub url: Option<String>,
     pub age_seconds: Option<u64>,
+    /// The issue's summary, when the Tracker gave it.
+    pub summary: Option<String>,
     /// The last deploy: its result, when (unix seconds), and its message.
     pub last: Option<(String, u64, String)>,
 }
@@ -109,6 +111,7 @@ pub fn index(rows: &[Row], jobs: &Jobs, now: u64) -> Markup {
                             td data-label="issue" {
                                 a href=(format!("bench/{}", r.issue)) { (r.issue) }
                                 @if let Some(t) = &r.tracker_url { " (" a href=(t) { "Tracker" } ")" }
+                                @if let Some(s) = &r.summary { br; small { (s) } }
                             }
                             td data-label="branch" { code { (r.branch) } }
                             td data-label="commit" { code { (crate::naming::short_commit(&r.commit)) } }
@@ -136,7 +139,7 @@ pub fn bench(d: &Detail, now: u64) -> Markup {
         None,
         html! {
             p { a href="../" { "all benches" } }
-            h1 { (r.issue) }
+            h1 { (r.issue) @if let Some(s) = &r.summary { ": " (s) } }
             ul {
                 li { "branch: " code { (r.branch) } }
                 li { "commit: " code { (r.commit) } }
