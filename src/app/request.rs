@@ -148,6 +148,8 @@ pub struct RunState {
     /// The branch's head as read with its config just before (the read-only no-op check uses
     /// it; under the lock the head is asked for again).
     pub head_hint: Option<String>,
+    /// The commit the deploy started work on, once it did (a failure's record names it).
+    pub working_on: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// One variable of a bench's environment. Values taken from benchctl's environment or an env

@@ -106,18 +106,9 @@ async fn github(host: &Host, branch: &str, body: &str) -> Result<Option<String>,
         }
     }
     let payload = json!({ "body": body });
-    match found {
-        Some(id) => {
-            let path = format!("repos/{repo}/issues/comments/{id}");
-            host.send(|h| host.request(h, Method::PATCH, &path).json(&payload))
-                .await?;
-        }
-        None => {
-            let path = format!("repos/{repo}/issues/{n}/comments");
-            host.send(|h| host.request(h, Method::POST, &path).json(&payload))
-                .await?;
-        }
-    }
+    let edit = found.map(|id| (Method::PATCH, format!("repos/{repo}/issues/comments/{id}")));
+    let create = format!("repos/{repo}/issues/{n}/comments");
+    write(host, edit, &create, &payload).await?;
     Ok(said(found.is_some(), &n.to_string()))
 }
 
@@ -142,17 +133,8 @@ async fn gitlab(host: &Host, branch: &str, body: &str) -> Result<Option<String>,
         .await?;
     let found = first_with_marker(&notes, |n| n["body"].as_str(), |n| n["id"].as_u64());
     let payload = json!({ "body": body });
-    match found {
-        Some(id) => {
-            let path = format!("{notes_path}/{id}");
-            host.send(|h| host.request(h, Method::PUT, &path).json(&payload))
-                .await?;
-        }
-        None => {
-            host.send(|h| host.request(h, Method::POST, &notes_path).json(&payload))
-                .await?;
-        }
-    }
+    let edit = found.map(|id| (Method::PUT, format!("{notes_path}/{id}")));
+    write(host, edit, &notes_path, &payload).await?;
     Ok(said(found.is_some(), &iid.to_string()))
 }
 
@@ -186,17 +168,8 @@ async fn bitbucket_cloud(
         |c| c["id"].as_u64(),
     );
     let payload = json!({ "content": { "raw": body } });
-    match found {
-        Some(cid) => {
-            let path = format!("{comments_path}/{cid}");
-            host.send(|h| host.request(h, Method::PUT, &path).json(&payload))
-                .await?;
-        }
-        None => {
-            host.send(|h| host.request(h, Method::POST, &comments_path).json(&payload))
-                .await?;
-        }
-    }
+    let edit = found.map(|cid| (Method::PUT, format!("{comments_path}/{cid}")));
+    write(host, edit, &comments_path, &payload).await?;
     Ok(said(found.is_some(), &id.to_string()))
 }
 
@@ -235,21 +208,28 @@ async fn bitbucket_dc(host: &Host, branch: &str, body: &str) -> Result<Option<St
         .map(|a| &a["comment"])
         .find(|c| c["text"].as_str().is_some_and(|t| t.contains(MARKER)))
         .and_then(|c| Some((c["id"].as_u64()?, c["version"].as_u64().unwrap_or(0))));
-    match found {
-        Some((cid, version)) => {
-            let path = format!("{base}/{id}/comments/{cid}");
-            let payload = json!({ "text": body, "version": version });
-            host.send(|h| host.request(h, Method::PUT, &path).json(&payload))
-                .await?;
-        }
-        None => {
-            let path = format!("{base}/{id}/comments");
-            let payload = json!({ "text": body });
-            host.send(|h| host.request(h, Method::POST, &path).json(&payload))
-                .await?;
-        }
-    }
+    // an edit names the version it read
+    let payload = match found {
+        Some((_, version)) => json!({ "text": body, "version": version }),
+        None => json!({ "text": body }),
+    };
+    let edit = found.map(|(cid, _)| (Method::PUT, format!("{base}/{id}/comments/{cid}")));
+    write(host, edit, &format!("{base}/{id}/comments"), &payload).await?;
     Ok(said(found.is_some(), &id.to_string()))
+}
+
+/// Edits the comment at `edit` (method and path) or, without one, creates it by `POST` to
+/// `create`.
+async fn write(
+    host: &Host,
+    edit: Option<(Method, String)>,
+    create: &str,
+    payload: &Value,
+) -> Result<(), CallError> {
+    let (method, path) = edit.unwrap_or((Method::POST, create.to_string()));
+    host.send(|h| host.request(h, method.clone(), &path).json(payload))
+        .await
+        .map(|_| ())
 }
 
 /// The id of the first item of the array `list` whose text holds the marker.

@@ -8,8 +8,15 @@ use crate::support::code_hosts::{FakeCodeHost, Platform};
 use crate::support::*;
 use serde_json::Value;
 
-/// `benchctl deploy BRANCH --json` of `repo` for `issue` with `host`'s flags and token.
-fn deploy(repo: &AppRepo, branch: &str, issue: &str, host: &FakeCodeHost) -> (Run, Value) {
+/// `benchctl deploy BRANCH --json` of `repo` for `issue` with `host`'s flags and token, and
+/// `extra` arguments.
+fn deploy_with(
+    repo: &AppRepo,
+    branch: &str,
+    issue: &str,
+    host: &FakeCodeHost,
+    extra: &[&str],
+) -> (Run, Value) {
     let r = run(benchctl()
         .args([
             "deploy",
@@ -20,12 +27,17 @@ fn deploy(repo: &AppRepo, branch: &str, issue: &str, host: &FakeCodeHost) -> (Ru
             &repo.path_str(),
         ])
         .args(["--no-link", "--json"])
+        .args(extra)
         .args(host.args())
         .env(host.token_var(), host.token)
         .env("BENCHCTL_CODE_HOST_TIMEOUT", "1")
         .env("BENCHCTL_DASHBOARD_URL", "https://dash.example.com/"));
     let v = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
     (r, v)
+}
+
+fn deploy(repo: &AppRepo, branch: &str, issue: &str, host: &FakeCodeHost) -> (Run, Value) {
+    deploy_with(repo, branch, issue, host, &[])
 }
 
 fn teardown(issue: &str, host: &FakeCodeHost) -> (Run, Value) {
@@ -252,21 +264,8 @@ fn a_code_host_that_refuses_fails_or_hangs_never_fails_the_deploy() {
         gh.delay(delay);
         let before = gh.requests().len();
         let started = std::time::Instant::now();
-        let r = run(benchctl()
-            .args([
-                "deploy",
-                "feature/CHS-4",
-                "--issue",
-                "CHS-4",
-                "--repo",
-                &repo.path_str(),
-            ])
-            .args(["--no-link", "--json", "--force"])
-            .args(gh.args())
-            .env(gh.token_var(), gh.token)
-            .env("BENCHCTL_CODE_HOST_TIMEOUT", "1"));
+        let (r, v) = deploy_with(&repo, "feature/CHS-4", "CHS-4", &gh, &["--force"]);
         let took = started.elapsed();
-        let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
         assert_eq!(r.code, 0, "{fault:?}: {}", r.all());
         assert_eq!(v["code_host"]["state"], "none", "{fault:?}: {v}");
         assert!(
@@ -325,16 +324,8 @@ fn one_pull_request_comment_is_kept_current_on_every_platform() {
     let repo = AppRepo::new();
     let branch = "feature/CHS-6";
     repo.branch_with(branch, "six\n");
-    let with_comment = |host: &FakeCodeHost| {
-        let r = run(benchctl()
-            .args(["deploy", branch, "--repo", &repo.path_str()])
-            .args(["--no-link", "--json", "--pr-comment"])
-            .args(host.args())
-            .env(host.token_var(), host.token)
-            .env("BENCHCTL_CODE_HOST_TIMEOUT", "1"));
-        let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
-        (r, v)
-    };
+    let with_comment =
+        |host: &FakeCodeHost| deploy_with(&repo, branch, "CHS-6", host, &["--pr-comment"]);
     // without an open pull request: said, nothing written
     let gh = FakeCodeHost::start(Platform::GitHub);
     let (r, v) = with_comment(&gh);

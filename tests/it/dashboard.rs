@@ -56,11 +56,19 @@ fn the_dashboard_shows_benches_and_errors_to_those_it_lets_in() {
     );
     let hostile = "feature/DSH-1-<script>x</script>";
     repo.branch_with(hostile, "one\n");
-    let r = run(benchctl().args(["deploy", hostile, "--repo", &repo.path_str(), "--no-link"]));
-    assert_eq!(r.code, 0, "{}", r.all());
+    for again in [false, true] {
+        // deployed twice: its page lists the earlier deploy
+        let mut cmd = benchctl();
+        cmd.args(["deploy", hostile, "--repo", &repo.path_str(), "--no-link"]);
+        if again {
+            cmd.arg("--force");
+        }
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
     // a deploy that fails: no bench, its error on the page
     repo.write("Dockerfile", "FROM scratch\nCOPY dsh-missing-file /x\n");
-    repo.branch_with("feature/DSH-2", "two\n");
+    let failing = repo.branch_with("feature/DSH-2", "two\n");
     let r = run(benchctl().args([
         "deploy",
         "feature/DSH-2",
@@ -110,6 +118,8 @@ fn the_dashboard_shows_benches_and_errors_to_those_it_lets_in() {
         page.contains("dsh-missing-file"),
         "the failing one's error: {page}"
     );
+    // and the commit it failed at
+    assert!(page.contains(&failing[..12]), "{page}");
     assert!(!page.contains("<script>x"), "{page}");
     assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"), "{page}");
     // one bench's page: its last output, escaped
@@ -128,6 +138,7 @@ fn the_dashboard_shows_benches_and_errors_to_those_it_lets_in() {
         a.body
     );
     assert!(!a.body.contains("<script>alert"), "{}", a.body);
+    assert!(a.body.contains("Earlier deploys"), "{}", a.body);
     assert!(!s.log().contains(PASSWORD));
 
     // a real browser on the loopback listener: it loads and shows the benches and the error

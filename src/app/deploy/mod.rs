@@ -354,7 +354,16 @@ async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployOutcome>
             o.bench.commit.clone(),
             o.link.error().unwrap_or_default().to_string(),
         ),
-        Err(e) => ("failed", String::new(), e.to_string()),
+        Err(e) => (
+            "failed",
+            req.run
+                .working_on
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_default(),
+            e.to_string(),
+        ),
     };
     let record = LastDeploy {
         result: outcome.to_string(),
@@ -363,6 +372,7 @@ async fn deploy(ctx: &Context<'_>, req: &DeployRequest) -> Result<DeployOutcome>
         repo: req.repo.public(),
         commit,
         message: crate::secret::redact(&message),
+        earlier: Vec::new(),
     };
     if let Err(e) = record.store(engine, &req.issue).await {
         reporter.report(Event::Warn(format!(

@@ -94,6 +94,7 @@ pub(super) async fn deploy_locked(
     }
 
     // Something will be started (observers hear of the commit): can it be, here?
+    *req.run.working_on.lock().unwrap_or_else(|p| p.into_inner()) = Some(head.clone());
     reporter.report(Event::Deploying {
         commit: head.clone(),
     });

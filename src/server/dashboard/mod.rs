@@ -261,6 +261,16 @@ async fn bench(d: &Dashboard, issue: &str) -> Response {
                 .collect()
         })
         .unwrap_or_default();
+    let earlier = status
+        .last_deploy
+        .as_ref()
+        .map(|l| {
+            l.earlier
+                .iter()
+                .map(|e| (e.result.clone(), e.at, e.commit.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut row = row_of(d, &issue, status.bench.as_ref(), status.last_deploy);
     row.summary = d
         .summaries(std::slice::from_ref(&issue))
@@ -270,6 +280,7 @@ async fn bench(d: &Dashboard, issue: &str) -> Response {
         row,
         services,
         logs,
+        earlier,
     };
     Html(view::bench(&detail, crate::clock::now_unix()).into_string()).into_response()
 }

@@ -37,6 +37,8 @@ pub struct Detail {
     pub services: Vec<(String, String, String)>,
     /// The bench's last output lines (redacted).
     pub logs: Vec<String>,
+    /// Earlier deploys, newest first: (result, when, commit).
+    pub earlier: Vec<(String, u64, String)>,
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem;color:#222}\
@@ -157,7 +159,14 @@ pub fn bench(d: &Detail, now: u64) -> Markup {
                              td data-label="health" { (h) } } } }
                 }
             }
-            h2 { "Last output" }
+            @if !d.earlier.is_empty() {
+            h2 { "Earlier deploys" }
+            ul { @for (result, at, commit) in &d.earlier {
+                li { span class=(if result == "failed" { "failed" } else { "ok" }) { (result) }
+                     " " code { (crate::naming::short_commit(commit)) } " "
+                     (age(now.saturating_sub(*at))) " ago" } } }
+        }
+        h2 { "Last output" }
             pre class="logs" { @for l in &d.logs { (l) "\n" } }
         },
     )
