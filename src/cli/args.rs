@@ -244,6 +244,20 @@ pub struct ServeArgs {
     #[arg(long)]
     pub dashboard: bool,
 
+    /// How often serve cleans up as `benchctl gc` does (closed issues' benches, benches past
+    /// --ttl, leftovers, abandoned locks, unused images), as a queued job; `0` turns it off.
+    #[arg(
+        long,
+        env = "BENCHCTL_GC_INTERVAL",
+        default_value = "10m",
+        value_name = "DURATION"
+    )]
+    pub gc_interval: String,
+
+    /// serve's clean-up also removes benches not redeployed for longer than this (e.g. 7d).
+    #[arg(long, env = "BENCHCTL_TTL", value_name = "DURATION")]
+    pub ttl: Option<String>,
+
     /// A loopback address of the dashboard's own, without credentials (e.g. 127.0.0.1:8781).
     #[arg(long, value_name = "ADDR:PORT", requires = "dashboard")]
     pub dashboard_listen: Option<std::net::SocketAddr>,

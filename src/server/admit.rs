@@ -42,7 +42,7 @@ pub fn admit(
             Intent::Deploy { repo, branch, .. }
             | Intent::Remove { repo, branch, .. }
             | Intent::Review { repo, branch, .. } => (repo.clone(), branch.clone()),
-            Intent::Close { .. } => {
+            Intent::Close { .. } | Intent::Gc => {
                 parsed.intents.push(intent);
                 continue;
             }

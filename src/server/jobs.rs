@@ -339,6 +339,48 @@ impl Worker {
         }
     }
 
+    /// What `benchctl gc` does, as serve's scheduled job (`--gc-interval`): closed issues'
+    /// benches, benches past `--ttl`, leftovers, abandoned locks, unused images.
+    async fn gc(&self) -> Outcome {
+        let Some(schedule) = &self.cfg.gc else {
+            return Outcome::Done("gc is off (--gc-interval 0)".into());
+        };
+        let reporter: SharedReporter = Arc::new(JobReporter {
+            issue: "(gc)".into(),
+        });
+        let tracker = self.job_tracker(&reporter);
+        match app::gc::gc(
+            &self.engine,
+            tracker.as_ref(),
+            &schedule.options,
+            &reporter,
+            self.cfg.lock,
+        )
+        .await
+        {
+            Ok(actions) => {
+                for a in &actions {
+                    self.metrics.inc(
+                        "benchctl_gc_actions_total",
+                        &[("action", a.action.as_str())],
+                    );
+                }
+                Outcome::Done(match actions.len() {
+                    0 => "nothing to clean up".to_string(),
+                    n => format!(
+                        "{n} clean-up action(s): {}",
+                        actions
+                            .iter()
+                            .map(|a| format!("{} {}", a.action, a.target))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            }
+            Err(e) => Outcome::Retry(crate::secret::redact(&e.to_string())),
+        }
+    }
+
     async fn close(&self, issue: &str) -> Outcome {
         if let Err(o) = self.tracker("the close flow") {
             return o;
@@ -397,6 +439,7 @@ impl Runner for Worker {
                     branch,
                     ..
                 } => return self.deploy(issue, repo, branch, cancel).await,
+                Intent::Gc => Box::pin(self.gc()),
                 Intent::Review {
                     issue,
                     candidates,

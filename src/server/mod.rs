@@ -6,6 +6,8 @@ pub mod dashboard;
 pub mod jobs;
 pub mod listen;
 pub mod queue;
+mod schedule;
+pub use schedule::GcSchedule;
 pub mod store;
 pub mod webhook;
 
@@ -93,6 +95,8 @@ pub struct ServeConfig {
     pub backend: crate::engine::Backend,
     /// The bench dashboard (`--dashboard`), and who may see it.
     pub dashboard: Option<dashboard::DashboardConfig>,
+    /// serve's own clean-up (`--gc-interval`; `None`: off).
+    pub gc: Option<schedule::GcSchedule>,
 }
 
 /// One log line on stderr, with a UTC time stamp; secrets redacted.
@@ -133,6 +137,10 @@ impl Metrics {
                 "Webhook deliveries by source and outcome.",
             ),
             ("benchctl_jobs_total", "Finished jobs by kind and result."),
+            (
+                "benchctl_gc_actions_total",
+                "What serve's clean-up removed, by action.",
+            ),
             (
                 "benchctl_deploys_total",
                 "Deploys run by the service, by result.",
@@ -449,6 +457,9 @@ pub async fn serve(
     }
     for job in leftover {
         scheduler.enqueue(job);
+    }
+    if let Some(gc) = &cfg.gc {
+        schedule::clean_up(gc, store.clone(), scheduler.clone());
     }
     let app_state = Arc::new(AppState {
         keys: KeyFinder::new(&cfg.issue_pattern)?,

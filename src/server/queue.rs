@@ -125,6 +125,15 @@ impl Scheduler {
         (running, waiting)
     }
 
+    /// How many jobs of `issue` wait.
+    pub fn queued(&self, issue: &str) -> usize {
+        self.lock()
+            .queued
+            .get(issue)
+            .map(VecDeque::len)
+            .unwrap_or(0)
+    }
+
     /// Jobs waiting plus jobs running.
     pub fn depth(&self) -> (usize, usize) {
         let inner = self.lock();

@@ -25,6 +25,7 @@ mod ready;
 mod restart_engine;
 mod routing;
 mod serve_benches;
+mod serve_gc;
 mod serve_hooks;
 mod shell;
 mod stack_deploy;

@@ -51,6 +51,10 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
     let mut deploy = resolve::base_request(&args.bench, !args.no_link, false)?;
     deploy = crate::settings::apply(&deploy, &crate::settings::merge(&layers))?;
     let backend = cx.engine.pushing_backend(local.as_ref())?;
+    let (deploy_field, cache_dir) = (
+        deploy.policy.field.clone(),
+        deploy.machine.cache_dir.clone(),
+    );
     let cfg = ServeConfig {
         listen: args.listen,
         secrets: crate::server::webhook::Secrets::from_env(&ProcessEnv, args.allow_weak_secrets)?,
@@ -86,6 +90,7 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         templates: templates.clone(),
         backend,
         dashboard: dashboard_config(args)?,
+        gc: gc_schedule(args, &deploy_field, &cache_dir)?,
     };
     let tracker = resolve::tracker_client(&args.tracker, cx.reporter)?;
     let notifier = Notifier::from_env(&ProcessEnv, templates)?;
@@ -132,5 +137,45 @@ fn dashboard_config(
         listen: args.dashboard_listen,
         tracker_web: crate::env::var(crate::env::TRACKER_WEB_URL)
             .unwrap_or_else(|| "https://tracker.yandex.ru".into()),
+        ttl: gc_schedule(args, "", std::path::Path::new(""))?.and_then(|g| g.options.ttl),
+    }))
+}
+
+/// serve's clean-up: every `--gc-interval` (off with `0`), what `benchctl gc` does with
+/// `--ttl`, the closed statuses, and the deploys' field and cache directory.
+fn gc_schedule(
+    args: &crate::cli::args::ServeArgs,
+    field: &str,
+    cache_dir: &std::path::Path,
+) -> Result<Option<crate::server::GcSchedule>> {
+    let duration = |flag: &str, v: &str| {
+        crate::app::gc::parse_duration(v).ok_or_else(|| {
+            crate::Error::usage(format!(
+                "{flag} `{v}` is not a duration (e.g. 10m, 12h, 3d)"
+            ))
+        })
+    };
+    let interval = duration("--gc-interval", &args.gc_interval)?;
+    if interval.is_zero() {
+        return Ok(None);
+    }
+    let ttl = args
+        .ttl
+        .as_deref()
+        .map(|t| duration("--ttl", t))
+        .transpose()?;
+    Ok(Some(crate::server::GcSchedule {
+        interval,
+        options: crate::app::gc::GcOptions {
+            dry_run: false,
+            ttl,
+            closed_statuses: args.closed.closed_statuses.clone(),
+            scope: None,
+            field: field.to_string(),
+            clear_link: !args.no_link,
+            cache_dir: cache_dir.to_path_buf(),
+            cache_max_age: Duration::from_secs(14 * 86_400),
+            build_cache: false,
+        },
     }))
 }

@@ -25,6 +25,8 @@ pub struct DashboardConfig {
     pub listen: Option<std::net::SocketAddr>,
     /// The Tracker's web address (`https://tracker.yandex.ru`): issues link to `<it>/<KEY>`.
     pub tracker_web: String,
+    /// serve's `--ttl`: a bench not redeployed for this long is removed by the clean-up.
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// What the pages read.
@@ -186,6 +188,10 @@ fn row_of(
         state: b.and_then(|b| b.state.clone()),
         url: b.and_then(|b| b.url.clone()),
         age_seconds: b.and_then(|b| b.age_seconds),
+        ttl_left: match (d.cfg.ttl, b.and_then(|b| b.age_seconds)) {
+            (Some(ttl), Some(age)) => Some(ttl.as_secs().saturating_sub(age)),
+            _ => None,
+        },
         summary: None,
         last: last.map(|l| (l.result, l.at, crate::secret::redact(&l.message))),
     }

@@ -16,6 +16,8 @@ pub struct Row {
     pub state: Option<String>,
     pub url: Option<String>,
     pub age_seconds: Option<u64>,
+    /// Seconds until serve's clean-up removes the bench (`--ttl`), when it has one.
+    pub ttl_left: Option<u64>,
     /// The issue's summary, when the Tracker gave it.
     pub summary: Option<String>,
     /// The last deploy: its result, when (unix seconds), and its message.
@@ -106,7 +108,7 @@ pub fn index(rows: &[Row], jobs: &Jobs, now: u64) -> Markup {
             }
             table {
                 thead { tr { th { "issue" } th { "branch" } th { "commit" } th { "state" }
-                    th { "address" } th { "age" } th { "last deploy" } } }
+                    th { "address" } th { "age" } th { "TTL left" } th { "last deploy" } } }
                 tbody {
                     @for r in rows {
                         tr id=(format!("bench-{}", r.issue)) {
@@ -124,6 +126,7 @@ pub fn index(rows: &[Row], jobs: &Jobs, now: u64) -> Markup {
                                 @if let Some(u) = &r.url { a href=(u) { (u) } } @else { "-" }
                             }
                             td data-label="age" { (r.age_seconds.map(age).unwrap_or("-".into())) }
+                            td data-label="TTL left" { (r.ttl_left.map(age).unwrap_or("-".into())) }
                             td data-label="last deploy" { (last_cell(r, now)) }
                         }
                     }
@@ -148,7 +151,8 @@ pub fn bench(d: &Detail, now: u64) -> Markup {
                 li { "state: " (r.state.as_deref().unwrap_or("no bench")) }
                 li { "address: " @if let Some(u) = &r.url { a href=(u) { (u) } } @else { "-" } }
                 @if let Some(t) = &r.tracker_url { li { a href=(t) { "the issue in the Tracker" } } }
-                li { "last deploy: " (last_cell(r, now)) }
+                li { "TTL left: " (r.ttl_left.map(age).unwrap_or("-".into())) }
+            li { "last deploy: " (last_cell(r, now)) }
             }
             @if !d.services.is_empty() {
                 h2 { "Services" }

@@ -61,6 +61,8 @@ pub enum Intent {
     },
     /// The Tracker says the issue closed: re-read it and tear the bench down if it is closed.
     Close { issue: String },
+    /// serve's own clean-up (`--gc-interval`): what `benchctl gc` does.
+    Gc,
 }
 
 impl Intent {
@@ -70,6 +72,8 @@ impl Intent {
             | Intent::Deploy { issue, .. }
             | Intent::Remove { issue, .. }
             | Intent::Close { issue } => issue,
+            // gc jobs queue under a name of their own: one at a time, beside every issue's
+            Intent::Gc => "(gc)",
         }
     }
 
@@ -79,6 +83,7 @@ impl Intent {
             Intent::Deploy { .. } => "deploy",
             Intent::Remove { .. } => "remove",
             Intent::Close { .. } => "close",
+            Intent::Gc => "gc",
         }
     }
 }
@@ -317,6 +322,7 @@ pub fn parse(
                 ..Default::default()
             })
         }
+        Source::Schedule => Err("serve's own schedule sends no webhook".into()),
     }
 }
 

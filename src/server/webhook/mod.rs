@@ -22,6 +22,8 @@ pub enum Source {
     Bitbucket,
     GitLab,
     Tracker,
+    /// serve itself, on a schedule (its gc): no webhook.
+    Schedule,
 }
 
 impl Source {
@@ -31,6 +33,7 @@ impl Source {
             Source::Bitbucket => "bitbucket",
             Source::GitLab => "gitlab",
             Source::Tracker => "tracker",
+            Source::Schedule => "schedule",
         }
     }
 
@@ -41,6 +44,7 @@ impl Source {
             Source::Bitbucket => crate::env::BITBUCKET_SECRET,
             Source::GitLab => crate::env::GITLAB_TOKEN,
             Source::Tracker => crate::env::TRACKER_HOOK_SECRET,
+            Source::Schedule => "",
         }
     }
 
@@ -68,6 +72,7 @@ impl Secrets {
             Source::Bitbucket => self.bitbucket.as_ref(),
             Source::GitLab => self.gitlab.as_ref(),
             Source::Tracker => self.tracker.as_ref(),
+            Source::Schedule => None,
         }
     }
 
@@ -214,6 +219,7 @@ pub fn authenticate(
                 None => unauth("no `Authorization: Bearer <secret>` header"),
             }
         }
+        Source::Schedule => unauth("serve's own schedule is no webhook source"),
     }
 }
 
@@ -223,7 +229,7 @@ pub fn delivery_id(source: Source, headers: &HeaderMap) -> Option<String> {
         Source::GitHub => &["x-github-delivery"],
         Source::Bitbucket => &["x-request-uuid", "x-request-id"],
         Source::GitLab => &["idempotency-key", "x-gitlab-event-uuid"],
-        Source::Tracker => &[],
+        Source::Tracker | Source::Schedule => &[],
     };
     names
         .iter()
