@@ -30,6 +30,12 @@ pub struct BenchRecord {
     /// What a multi-service bench's running services may take together (their limits).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// Pinned (`benchctl pin`): it does not expire; `list` tells.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
+    /// Until when it is pinned (unix seconds; none: until unpinned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_until: Option<u64>,
 }
 
 /// Resource limits: of one service, or the total of a bench's running services.
@@ -225,6 +231,8 @@ pub fn record_from(c: &ContainerInfo, now: u64) -> BenchRecord {
         age_seconds: since.map(|s| now.saturating_sub(s)),
         services: Vec::new(),
         resources: None,
+        pinned: false,
+        pinned_until: None,
     }
 }
 
@@ -243,6 +251,16 @@ pub async fn list(engine: &Engine) -> Result<Vec<BenchRecord>> {
     }) {
         let services = service_containers(engine, None).await?;
         with_services(&mut out, &containers, &services);
+    }
+    let now = now_unix();
+    for p in crate::app::pin::pins(engine).await? {
+        for r in out
+            .iter_mut()
+            .filter(|r| r.issue == p.issue && p.holds(now))
+        {
+            r.pinned = true;
+            r.pinned_until = p.until;
+        }
     }
     Ok(out)
 }

@@ -7,6 +7,7 @@ pub mod gc;
 pub mod inspect;
 pub mod link;
 pub mod lock;
+pub mod pin;
 pub mod record;
 pub mod request;
 pub mod routing;

@@ -52,6 +52,10 @@ pub enum Command {
     /// Remove benches of closed issues, benches past --ttl, leftovers of interrupted deploys,
     /// abandoned locks, and unused images (only what carries benchctl's labels).
     Gc(GcArgs),
+    /// Keep an issue's bench: never expired by --ttl (by `gc` or serve's clean-up).
+    Pin(PinArgs),
+    /// Let an issue's pinned bench expire again.
+    Unpin(UnpinArgs),
     /// Run the webhook service: pull request reviews move issues, pushes redeploy benches,
     /// closed issues lose their bench.
     Serve(Box<ServeArgs>),
@@ -258,6 +262,10 @@ pub struct ServeArgs {
     #[arg(long, env = "BENCHCTL_TTL", value_name = "DURATION")]
     pub ttl: Option<String>,
 
+    /// An issue carrying this Tracker tag keeps its bench from expiring (as `benchctl pin`).
+    #[arg(long, env = "BENCHCTL_PIN_TAG", value_name = "TAG")]
+    pub pin_tag: Option<String>,
+
     /// A loopback address of the dashboard's own, without credentials (e.g. 127.0.0.1:8781).
     #[arg(long, value_name = "ADDR:PORT", requires = "dashboard")]
     pub dashboard_listen: Option<std::net::SocketAddr>,
@@ -309,6 +317,10 @@ pub struct GcArgs {
     #[arg(long)]
     pub build_cache: bool,
 
+    /// An issue carrying this Tracker tag keeps its bench from expiring (as `benchctl pin`).
+    #[arg(long, env = "BENCHCTL_PIN_TAG", value_name = "TAG")]
+    pub pin_tag: Option<String>,
+
     #[command(flatten)]
     pub lock: LockArgs,
 
@@ -341,6 +353,23 @@ pub struct LinkArgs {
 
     #[command(flatten)]
     pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Issue key, e.g. PROJ-42.
+    pub issue: String,
+
+    /// Until when: a date (`2026-12-31`, to the end of that day, UTC) or a duration from now
+    /// (`7d`); without it, until `unpin`.
+    #[arg(long, value_name = "DATE|DURATION")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpinArgs {
+    /// Issue key, e.g. PROJ-42.
+    pub issue: String,
 }
 
 #[derive(Debug, Args)]

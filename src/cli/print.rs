@@ -204,7 +204,17 @@ impl Report for Benches {
                     r.branch.clone(),
                     short_commit(&r.commit).to_string(),
                     r.url.clone().unwrap_or_else(|| "-".into()),
-                    r.state.clone().unwrap_or_default(),
+                    match (r.pinned, r.pinned_until) {
+                        (true, Some(u)) => format!(
+                            "{} (pinned until {})",
+                            r.state.clone().unwrap_or_default(),
+                            &crate::clock::utc(u)[..10]
+                        ),
+                        (true, None) => {
+                            format!("{} (pinned)", r.state.clone().unwrap_or_default())
+                        }
+                        _ => r.state.clone().unwrap_or_default(),
+                    },
                     age(r.age_seconds),
                 ]
             })
@@ -213,6 +223,38 @@ impl Report for Benches {
             ["ISSUE", "BRANCH", "COMMIT", "ADDRESS", "STATE", "AGE"],
             &rows,
         )
+    }
+}
+
+/// `pin` / `unpin`: the issue's pin now.
+pub struct Pinned {
+    pub issue: String,
+    /// The pin set (`pin`), or none (`unpin`).
+    pub pin: Option<crate::app::pin::Pin>,
+    /// `unpin`: whether there was a pin to remove.
+    pub was_pinned: bool,
+}
+
+impl Report for Pinned {
+    fn json(&self) -> Value {
+        serde_json::json!({
+            "issue": self.issue,
+            "pinned": self.pin.is_some(),
+            "until": self.pin.as_ref().and_then(|p| p.until),
+        })
+    }
+    fn human(&self) -> Vec<Line> {
+        vec![Line::Out(match (&self.pin, self.was_pinned) {
+            (Some(p), _) => format!(
+                "{} is pinned{}: its bench does not expire",
+                self.issue,
+                p.until
+                    .map(|u| format!(" until {}", crate::clock::utc(u)))
+                    .unwrap_or_default()
+            ),
+            (None, true) => format!("{} is no longer pinned", self.issue),
+            (None, false) => format!("{} was not pinned", self.issue),
+        })]
     }
 }
 

@@ -20,6 +20,7 @@ mod hostile;
 mod inspect;
 mod leftovers;
 mod lifecycle;
+mod pin;
 mod random_run;
 mod ready;
 mod restart_engine;

@@ -192,6 +192,8 @@ pub(super) async fn deploy_locked(
     let bench = BenchRecord {
         services: Vec::new(),
         resources: None,
+        pinned: false,
+        pinned_until: None,
         issue: issue.to_string(),
         branch: req.branch.clone(),
         commit: image.commit,

@@ -32,6 +32,8 @@ pub struct GcOptions {
     pub cache_max_age: Duration,
     /// Also remove benchctl's build layers that no image stands on (what killed builds left).
     pub build_cache: bool,
+    /// An issue carrying this Tracker tag keeps its bench from expiring, as a pin does.
+    pub pin_tag: Option<String>,
 }
 
 /// One thing gc removed (or, with `--dry-run`, would remove).
@@ -115,15 +117,30 @@ pub async fn gc(
         }
     }
 
+    // Pins: a pinned bench does not expire; a pin past its time goes.
+    let now = crate::clock::now_unix();
+    let pins = crate::app::pin::pins(engine).await?;
+    for p in pins.iter().filter(|p| !p.holds(now)) {
+        if !opts.dry_run {
+            crate::app::pin::unpin(engine, &p.issue).await?;
+        }
+        act("remove-pin", &p.issue, "its --until passed".into());
+    }
+    let pinned = |issue: &str| pins.iter().any(|p| p.issue == issue && p.holds(now));
+
     reporter.report(Event::Step(format!(
         "checking {} issue(s) with benches",
         by_issue.len()
     )));
     for (issue, containers) in &by_issue {
         // Closed in the Tracker?
-        let mut reason = closed(tracker, issue, opts, reporter).await;
+        let (mut reason, tagged) = closed(tracker, issue, opts, reporter).await;
         // Past its TTL?
-        if let (None, Some(ttl)) = (&reason, opts.ttl) {
+        if let (None, Some(_), true) = (&reason, opts.ttl, pinned(issue) || tagged) {
+            reporter.report(Event::Info(format!(
+                "{issue} is pinned: it does not expire"
+            )));
+        } else if let (None, Some(ttl)) = (&reason, opts.ttl) {
             let last = containers
                 .iter()
                 .filter_map(|c| c.labels.get(labels::DEPLOYED_AT)?.parse::<u64>().ok())
@@ -415,29 +432,41 @@ pub async fn gc(
 
 /// Why `issue` counts as closed (its Tracker status is one of `--closed-statuses`), or `None`
 /// (open, or the Tracker cannot tell: a warning).
+/// Whether the issue is closed (why), and whether it carries the pin tag (`--pin-tag`; the
+/// issue's `tags`, an array of strings, as the Tracker's API reference gives them:
+/// https://yandex.ru/support/tracker/en/api-ref/issues/response-fields).
 async fn closed(
     tracker: Option<&TrackerClient>,
     issue: &str,
     opts: &GcOptions,
     reporter: &SharedReporter,
-) -> Option<String> {
-    let t = tracker?;
+) -> (Option<String>, bool) {
+    let Some(t) = tracker else {
+        return (None, false);
+    };
     match t.get_issue(issue).await {
         Ok(v) => {
             let status = v
                 .pointer("/status/key")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("");
-            opts.closed_statuses
+            let tagged = opts.pin_tag.as_deref().is_some_and(|tag| {
+                v["tags"]
+                    .as_array()
+                    .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag)))
+            });
+            let closed = opts
+                .closed_statuses
                 .iter()
                 .any(|s| s == status)
-                .then(|| format!("the issue's status is `{status}`"))
+                .then(|| format!("the issue's status is `{status}`"));
+            (closed, tagged)
         }
         Err(e) => {
             reporter.report(Event::Warn(format!(
                 "cannot tell whether {issue} is closed: {e}"
             )));
-            None
+            (None, false)
         }
     }
 }
@@ -502,6 +531,7 @@ mod tests {
             cache_dir: "/nonexistent".into(),
             cache_max_age: Duration::ZERO,
             build_cache,
+            pin_tag: None,
         };
         let layer = |repo: &str, created| ImageInfo {
             id: "sha256:1".into(),

@@ -87,7 +87,7 @@ pub(super) async fn leftovers(
     for issue in issues {
         // the data goes only with a closed issue
         let gone = match stored.contains_key(issue) {
-            true => closed(tracker, issue, opts, reporter).await,
+            true => closed(tracker, issue, opts, reporter).await.0,
             false => None,
         };
         if running.contains_key(issue) {
@@ -149,6 +149,7 @@ mod tests {
             cache_dir: "/nonexistent".into(),
             cache_max_age: std::time::Duration::ZERO,
             build_cache: false,
+            pin_tag: None,
         };
         let bench = ContainerInfo {
             id: "1".into(),

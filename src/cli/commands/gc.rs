@@ -34,6 +34,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
             ))
         })?,
         build_cache: args.build_cache,
+        pin_tag: args.pin_tag.clone(),
     };
     let tracker = resolve::tracker_client(&args.tracker, cx.reporter)?;
     let engine = cx.engine.backend()?.connect().await?;

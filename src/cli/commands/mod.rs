@@ -9,6 +9,7 @@ mod link;
 mod list;
 mod logs;
 mod man;
+mod pin;
 mod serve;
 mod status;
 mod teardown;
@@ -40,6 +41,8 @@ pub async fn exec(command: &Command, cx: &Ctx<'_>) -> Result<Output> {
         Command::Status(a) => status::exec(a, cx).await,
         Command::Logs(a) => logs::exec(a, cx).await,
         Command::Gc(a) => gc::exec(a, cx).await,
+        Command::Pin(a) => pin::pin(a, cx).await,
+        Command::Unpin(a) => pin::unpin(a, cx).await,
         Command::Serve(a) => serve::exec(a, cx).await,
         Command::Tracker(TrackerCommand::Init(a)) => tracker::exec(a, cx).await,
         Command::Templates(a) => templates::exec(a, cx),

@@ -176,6 +176,7 @@ fn gc_schedule(
             cache_dir: cache_dir.to_path_buf(),
             cache_max_age: Duration::from_secs(14 * 86_400),
             build_cache: false,
+            pin_tag: args.pin_tag.clone(),
         },
     }))
 }

@@ -406,7 +406,11 @@ pub fn listed_by(mut cmd: Command, issue: &str) -> serde_json::Value {
 pub fn issue_containers(key: &str) -> Vec<String> {
     all_issue_containers(key)
         .into_iter()
-        .filter(|c| !c.contains(" benchctl-lock-") && !c.contains(" benchctl-result-"))
+        .filter(|c| {
+            !c.contains(" benchctl-lock-")
+                && !c.contains(" benchctl-result-")
+                && !c.contains(" benchctl-pin.")
+        })
         .collect()
 }
 
