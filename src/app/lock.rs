@@ -253,10 +253,7 @@ pub async fn release_if_mine(engine: &Engine, issue: &str) -> bool {
 pub async fn all_locks(engine: &Engine) -> Result<Vec<Holder>> {
     Ok(engine
         .markers
-        .list(&[
-            format!("{}=true", labels::MANAGED),
-            format!("{}=lock", labels::ROLE),
-        ])
+        .list(&labels::role_filter("lock"))
         .await?
         .into_iter()
         .map(Holder::from_marker)

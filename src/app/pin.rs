@@ -63,13 +63,7 @@ pub async fn unpin(engine: &Engine, issue: &str) -> Result<bool> {
 
 /// Every pin, found by label (those past their time included).
 pub async fn pins(engine: &Engine) -> Result<Vec<Pin>> {
-    let found = engine
-        .markers
-        .list(&[
-            format!("{}=true", labels::MANAGED),
-            format!("{}=pin", labels::ROLE),
-        ])
-        .await?;
+    let found = engine.markers.list(&labels::role_filter("pin")).await?;
     Ok(found
         .into_iter()
         .filter_map(|m| {

@@ -107,13 +107,7 @@ impl LastDeploy {
 
     /// Every issue's last deploy, found by label.
     pub async fn all(engine: &Engine) -> Result<Vec<(String, LastDeploy)>> {
-        let found = engine
-            .markers
-            .list(&[
-                format!("{}=true", labels::MANAGED),
-                format!("{}=result", labels::ROLE),
-            ])
-            .await?;
+        let found = engine.markers.list(&labels::role_filter("result")).await?;
         Ok(found
             .into_iter()
             .filter_map(|c| {

@@ -226,6 +226,32 @@ impl Report for Benches {
     }
 }
 
+/// A failed deploy with what its code host was told: the error as [`error`] prints it, with
+/// `code_host` beside it in `--json`, and the error's exit code.
+pub struct Failed {
+    pub error: Error,
+    pub code_host: crate::feedback::Report,
+}
+
+impl Report for Failed {
+    fn json(&self) -> Value {
+        json!({
+            "error": redact(&self.error.to_string()),
+            "exit_code": self.error.exit_code(),
+            "code_host": to_json(&self.code_host),
+        })
+    }
+    fn human(&self) -> Vec<Line> {
+        vec![Line::Err(format!(
+            "error: {}",
+            redact(&self.error.to_string())
+        ))]
+    }
+    fn code(&self) -> i32 {
+        self.error.exit_code()
+    }
+}
+
 /// `pin` / `unpin`: the issue's pin now.
 pub struct Pinned {
     pub issue: String,

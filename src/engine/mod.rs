@@ -85,6 +85,11 @@ pub mod labels {
         v.chars().take(255).collect()
     }
 
+    /// The label filter of benchctl's markers of one role (`lock`, `result`, `pin`).
+    pub fn role_filter(role: &str) -> Vec<String> {
+        vec![format!("{MANAGED}=true"), format!("{ROLE}={role}")]
+    }
+
     /// The label filter of what benchctl made for `issue`.
     pub fn issue_filter(issue: &str) -> Vec<String> {
         vec![format!("{MANAGED}=true"), format!("{ISSUE}={issue}")]

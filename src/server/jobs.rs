@@ -266,8 +266,8 @@ impl Worker {
                     )),
                 };
             }
-            Finished::Done(Ok(o)) => o,
-            Finished::Done(Err(e)) => {
+            Finished::Done(o) => o,
+            Finished::Failed { error: e, .. } => {
                 self.metrics
                     .inc("benchctl_deploys_total", &[("result", "failed")]);
                 return failure(&e);

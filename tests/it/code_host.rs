@@ -90,8 +90,15 @@ fn a_github_deployment_follows_a_deploy_a_failure_and_a_teardown() {
     // a commit that does not build: a new deployment, failed, with the reason
     repo.write("Dockerfile", "FROM scratch\nCOPY missing-file /x\n");
     let broken = repo.commit("broken");
-    let (r, _) = deploy(&repo, "feature/CHS-1", "CHS-1", &gh);
+    let (r, v) = deploy(&repo, "feature/CHS-1", "CHS-1", &gh);
     assert_eq!(r.code, 1, "{}", r.all());
+    // the error's JSON says what the code host was told too
+    assert_eq!(v["exit_code"], 1, "{v}");
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("missing-file"),
+        "{v}"
+    );
+    assert_eq!(v["code_host"]["state"], "failure", "{v}");
     let d = gh.deployments();
     assert_eq!(d.len(), 2, "{d:?}");
     assert_eq!(d[1].sha, broken);

@@ -102,7 +102,12 @@ pub enum Stop {
 #[allow(clippy::large_enum_variant)]
 pub enum Finished {
     /// It ran to its end.
-    Done(Result<DeployOutcome>),
+    Done(DeployOutcome),
+    /// It failed; what the code host was told of it, when there is one.
+    Failed {
+        error: Error,
+        code_host: Option<crate::feedback::Report>,
+    },
     /// It was stopped; what the clean-up did.
     Stopped { stop: Stop, cleanup: String },
 }
@@ -164,9 +169,9 @@ pub async fn run(
         },
     };
     let commit = watch.commit();
-    let report = watch.finish(end).await;
+    let mut report = watch.finish(end).await;
     if let Ok(o) = &mut result {
-        o.code_host = report;
+        o.code_host = report.take();
     }
     if let Some(tracker) = linking.tracker {
         comment(ctx, tracker, req, &result, commit, tell_failure).await;
@@ -184,7 +189,13 @@ pub async fn run(
         Err(e) if tell_failure(e) => ctx.notify_failed(&req.issue, &req.branch, e).await,
         _ => {}
     }
-    Finished::Done(result)
+    match result {
+        Ok(o) => Finished::Done(o),
+        Err(error) => Finished::Failed {
+            error,
+            code_host: report,
+        },
+    }
 }
 
 /// Tells the issue, as a Tracker comment, of a failed deploy (with the reason, redacted and cut

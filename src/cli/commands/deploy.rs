@@ -45,7 +45,13 @@ pub async fn exec(args: &DeployArgs, cx: &Ctx<'_>) -> Result<Output> {
     };
     // the messengers hear of failed deploys, not of bad input (the user sees that at once)
     match app::deploy::run(&ctx, &req, stop, |e| e.exit_code() == exit::FAILURE).await {
-        Finished::Done(result) => Ok(result?.into()),
+        Finished::Done(outcome) => Ok(outcome.into()),
+        // what the code host was told goes with the error (`--json`: `code_host`)
+        Finished::Failed {
+            error,
+            code_host: Some(code_host),
+        } => Ok(crate::cli::print::Failed { error, code_host }.into()),
+        Finished::Failed { error, .. } => Err(error),
         Finished::Stopped {
             stop: Stop::Signal { name, code },
             cleanup,
