@@ -38,13 +38,7 @@ pub(super) async fn post(host: &Host, status: &Status) -> Result<bool, CallError
         ),
         false => format!("rest/build-status/1.0/commits/{}", status.commit),
     };
-    host.send(|h| {
-        let r = h.post(host.url(&path)).json(&body);
-        match host.token().split_once(':') {
-            Some((user, password)) => r.basic_auth(user, Some(password)),
-            None => r.bearer_auth(host.token()),
-        }
-    })
-    .await?;
+    host.send(|h| host.request(h, reqwest::Method::POST, &path).json(&body))
+        .await?;
     Ok(true)
 }

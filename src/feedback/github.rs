@@ -10,18 +10,6 @@
 use super::{cut, CallError, Host, Session, State, Status};
 use serde_json::json;
 
-fn request(
-    host: &Host,
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    path: &str,
-) -> reqwest::RequestBuilder {
-    http.request(method, host.url(path))
-        .bearer_auth(host.token())
-        .header("Accept", "application/vnd.github+json")
-        .header("X-GitHub-Api-Version", "2022-11-28")
-}
-
 /// Whether GitHub refused deployments to this token (it may still take commit statuses).
 fn no_deployments(e: &CallError) -> bool {
     matches!(e.status, Some(403 | 404))
@@ -58,7 +46,7 @@ pub(super) async fn post(
             body["log_url"] = json!(log);
         }
         let path = format!("repos/{repo}/deployments/{id}/statuses");
-        host.send(|h| request(host, h, reqwest::Method::POST, &path).json(&body))
+        host.send(|h| host.request(h, reqwest::Method::POST, &path).json(&body))
             .await?;
         return Ok(true);
     }
@@ -72,7 +60,7 @@ pub(super) async fn post(
         body["target_url"] = json!(url);
     }
     let path = format!("repos/{repo}/statuses/{}", status.commit);
-    host.send(|h| request(host, h, reqwest::Method::POST, &path).json(&body))
+    host.send(|h| host.request(h, reqwest::Method::POST, &path).json(&body))
         .await?;
     Ok(true)
 }
@@ -90,7 +78,7 @@ async fn create(host: &Host, status: &Status) -> Result<u64, CallError> {
     });
     let path = format!("repos/{}/deployments", host.target.repo);
     let answer = host
-        .send(|h| request(host, h, reqwest::Method::POST, &path).json(&body))
+        .send(|h| host.request(h, reqwest::Method::POST, &path).json(&body))
         .await?;
     answer["id"].as_u64().ok_or_else(|| CallError {
         status: None,
@@ -104,7 +92,7 @@ async fn inactive(host: &Host, status: &Status) -> Result<(), CallError> {
     let path = format!("repos/{repo}/deployments");
     let list = host
         .send(|h| {
-            request(host, h, reqwest::Method::GET, &path)
+            host.request(h, reqwest::Method::GET, &path)
                 .query(&[("environment", status.issue.as_str()), ("per_page", "100")])
         })
         .await?;
@@ -116,7 +104,7 @@ async fn inactive(host: &Host, status: &Status) -> Result<(), CallError> {
         .filter_map(|d| d["id"].as_u64())
     {
         let path = format!("repos/{repo}/deployments/{id}/statuses");
-        host.send(|h| request(host, h, reqwest::Method::POST, &path).json(&body))
+        host.send(|h| host.request(h, reqwest::Method::POST, &path).json(&body))
             .await?;
     }
     Ok(())

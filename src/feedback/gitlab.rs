@@ -26,11 +26,7 @@ pub(super) async fn post(host: &Host, status: &Status) -> Result<bool, CallError
     }
     let project = host.target.repo.replace('/', "%2F");
     let path = format!("projects/{project}/statuses/{}", status.commit);
-    host.send(|h| {
-        h.post(host.url(&path))
-            .header("PRIVATE-TOKEN", host.token())
-            .json(&body)
-    })
-    .await?;
+    host.send(|h| host.request(h, reqwest::Method::POST, &path).json(&body))
+        .await?;
     Ok(true)
 }

@@ -120,18 +120,24 @@ impl CodeHosts {
             .get(crate::env::CODE_HOST_TIMEOUT)
             .and_then(|v| v.parse::<f64>().ok())
             .map(Duration::from_secs_f64);
-        let http = reqwest::Client::builder()
-            .timeout(timeout.unwrap_or(Duration::from_secs(5)))
-            .connect_timeout(Duration::from_secs(3))
-            .user_agent(concat!("benchctl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| crate::Error::usage(format!("cannot make an HTTP client: {e}")))?;
+        // a client only when there is a host to talk to (not on every deploy's start)
+        let http = match tokens.is_empty() {
+            true => None,
+            false => Some(
+                reqwest::Client::builder()
+                    .timeout(timeout.unwrap_or(Duration::from_secs(5)))
+                    .connect_timeout(Duration::from_secs(3))
+                    .user_agent(concat!("benchctl/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| crate::Error::usage(format!("cannot make an HTTP client: {e}")))?,
+            ),
+        };
         Ok(CodeHosts {
             overrides,
             pr_comment: false,
             dashboard_url: None,
             tokens,
-            http: Some(http),
+            http,
         })
     }
 

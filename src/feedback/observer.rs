@@ -31,8 +31,6 @@ struct Shared {
     branch: String,
     /// The commit being deployed and the pending post's task.
     started: Mutex<Option<(String, Pending)>>,
-    /// The commit being deployed (known with or without a code host).
-    commit: Mutex<Option<String>>,
     /// Keep the pull request's comment current (`--pr-comment`).
     pr_comment: bool,
     /// The dashboard's page of the bench (`--dashboard-url`).
@@ -46,9 +44,6 @@ struct Observing {
 
 impl Reporter for Observing {
     fn report(&self, event: Event) {
-        if let Event::Deploying { commit } = &event {
-            *self.shared.commit.lock().unwrap_or_else(|p| p.into_inner()) = Some(commit.clone());
-        }
         if let (Event::Deploying { commit }, Some(host)) = (&event, &self.shared.host) {
             let mut started = self
                 .shared
@@ -107,7 +102,6 @@ pub fn watch(
         issue: issue.to_string(),
         branch: branch.to_string(),
         started: Mutex::new(None),
-        commit: Mutex::new(None),
         pr_comment: hosts.pr_comment,
         log_url: hosts.page_of(issue),
     });
@@ -125,15 +119,6 @@ pub fn watch(
 }
 
 impl Watch {
-    /// The commit the deploy started work on, once it did.
-    pub fn commit(&self) -> Option<String> {
-        self.shared
-            .commit
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// Posts how the deploy ended, after its pending post; `None` when there is nothing to say
     /// (no code host, or the deploy never started work on a commit: a no-op). A failed post is
     /// a warning and the report's `error`, never the deploy's.

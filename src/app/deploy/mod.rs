@@ -168,7 +168,12 @@ pub async fn run(
             reason: crate::secret::redact(&e.to_string()),
         },
     };
-    let commit = watch.commit();
+    let commit = req
+        .run
+        .working_on
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let mut report = watch.finish(end).await;
     if let Ok(o) = &mut result {
         o.code_host = report.take();

@@ -1,5 +1,5 @@
 //! One file per command, each with one `exec`: it resolves its arguments, calls the use case
-//! and returns what to print (rendering is `print.rs`'s business).
+//! and returns what to print (rendering is `print/`'s business).
 
 mod completions;
 mod config;

@@ -55,6 +55,8 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         deploy.policy.field.clone(),
         deploy.machine.cache_dir.clone(),
     );
+    let gc = gc_schedule(args, &deploy_field, &cache_dir)?;
+    let dashboard = dashboard_config(args, gc.as_ref().and_then(|g| g.options.ttl))?;
     let cfg = ServeConfig {
         listen: args.listen,
         secrets: crate::server::webhook::Secrets::from_env(&ProcessEnv, args.allow_weak_secrets)?,
@@ -89,8 +91,8 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         lock: args.lock.options(),
         templates: templates.clone(),
         backend,
-        dashboard: dashboard_config(args)?,
-        gc: gc_schedule(args, &deploy_field, &cache_dir)?,
+        dashboard,
+        gc,
     };
     let tracker = resolve::tracker_client(&args.tracker, cx.reporter)?;
     let notifier = Notifier::from_env(&ProcessEnv, templates)?;
@@ -108,9 +110,11 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
     Ok(Output::Written)
 }
 
-/// The dashboard's settings: `--dashboard` needs credentials or a loopback listener of its own.
+/// The dashboard's settings (`ttl`: serve's clean-up's, for the TTL column): `--dashboard`
+/// needs credentials or a loopback listener of its own.
 fn dashboard_config(
     args: &crate::cli::args::ServeArgs,
+    ttl: Option<Duration>,
 ) -> Result<Option<crate::server::dashboard::DashboardConfig>> {
     if !args.dashboard {
         return Ok(None);
@@ -137,7 +141,7 @@ fn dashboard_config(
         listen: args.dashboard_listen,
         tracker_web: crate::env::var(crate::env::TRACKER_WEB_URL)
             .unwrap_or_else(|| "https://tracker.yandex.ru".into()),
-        ttl: gc_schedule(args, "", std::path::Path::new(""))?.and_then(|g| g.options.ttl),
+        ttl,
     }))
 }
 
