@@ -36,6 +36,10 @@ pub struct BenchRecord {
     /// Until when it is pinned (unix seconds; none: until unpinned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pinned_until: Option<u64>,
+    /// Asleep since (unix seconds; `benchctl sleep`, serve's `--sleep-after`, the cap): its
+    /// state reads `sleeping`, and it wakes on `benchctl wake`, a deploy or a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sleeping_since: Option<u64>,
 }
 
 /// Resource limits: of one service, or the total of a bench's running services.
@@ -233,7 +237,25 @@ pub fn record_from(c: &ContainerInfo, now: u64) -> BenchRecord {
         resources: None,
         pinned: false,
         pinned_until: None,
+        sleeping_since: None,
     }
+}
+
+/// Marks the records (of `containers`, in their order) whose bench sleeps: state `sleeping`.
+async fn with_sleep(
+    engine: &Engine,
+    records: &mut [BenchRecord],
+    containers: &[ContainerInfo],
+) -> Result<()> {
+    let markers = crate::app::sleep::all(engine).await?;
+    let asleep = crate::app::sleep::sleeping(&markers, containers);
+    for r in records.iter_mut() {
+        if let Some(m) = asleep.get(r.issue.as_str()) {
+            r.state = Some("sleeping".to_string());
+            r.sleeping_since = Some(m.since);
+        }
+    }
+    Ok(())
 }
 
 /// Every bench, found by label, sorted by issue.
@@ -252,6 +274,7 @@ pub async fn list(engine: &Engine) -> Result<Vec<BenchRecord>> {
         let services = service_containers(engine, None).await?;
         with_services(&mut out, &containers, &services);
     }
+    with_sleep(engine, &mut out, &containers).await?;
     let now = now_unix();
     for p in crate::app::pin::pins(engine).await? {
         for r in out
@@ -293,6 +316,7 @@ pub async fn status(engine: &Engine, issue: &str) -> Result<Status> {
                 let services = service_containers(engine, Some(issue)).await?;
                 with_services(&mut r, std::slice::from_ref(&c), &services);
             }
+            with_sleep(engine, &mut r, std::slice::from_ref(&c)).await?;
             let [r] = r;
             Some(r)
         }

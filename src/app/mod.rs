@@ -11,6 +11,7 @@ pub mod pin;
 pub mod record;
 pub mod request;
 pub mod routing;
+pub mod sleep;
 pub mod teardown;
 
 use crate::app::lock::LockOptions;

@@ -138,6 +138,7 @@ pub async fn teardown(
         );
         let removed_images = remove_unused_images(engine, issue, &[], reporter).await;
         LastDeploy::forget(engine, issue).await?;
+        crate::app::sleep::forget(engine, issue).await?;
         let mut out = TeardownOutcome {
             issue: issue.to_string(),
             removed_containers: removed,

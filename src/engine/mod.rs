@@ -1,11 +1,13 @@
 //! Where benches run, behind three small roles that the use cases hold: [`Images`] (build,
 //! inspect, commit, remove), [`Benches`] (start a candidate version, promote it, discard it,
-//! read and remove benches) and [`Markers`] (the lock and last-deploy record of an issue).
+//! read and remove benches), [`Markers`] (the lock and last-deploy record of an issue),
+//! [`Stacks`] (multi-service benches) and [`power::Power`] (sleep and wake in place).
 //! [`docker`] implements all three with containers; [`swarm`] runs benches as services and
 //! keeps markers as swarm configs, with Docker's image role.
 
 pub mod docker;
 pub mod endpoint;
+pub mod power;
 pub mod swarm;
 
 use crate::output::SharedReporter;
@@ -54,6 +56,8 @@ pub mod labels {
     pub const FIELD: &str = "benchctl.field";
     /// The backend that made a multi-service bench's network, volumes and services.
     pub const BACKEND: &str = "benchctl.backend";
+    /// The path a bench's readiness is asked at (a wake asks it again).
+    pub const HEALTH_PATH: &str = "benchctl.health-path";
 
     /// Prefixes of the labels only benchctl and the operator write: benchctl's own (finding and
     /// hiding benches), the proxy's (routing host names) and the engine's (swarm tasks,
@@ -502,6 +506,8 @@ pub struct Engine {
     pub benches: Box<dyn Benches>,
     pub markers: Box<dyn Markers>,
     pub stacks: Box<dyn Stacks>,
+    /// Sleeping and waking benches in place.
+    pub power: Box<dyn power::Power>,
 }
 
 /// Raw output of a bench.

@@ -29,6 +29,7 @@ mod serve_benches;
 mod serve_gc;
 mod serve_hooks;
 mod shell;
+mod sleep;
 mod stack_deploy;
 mod stacks;
 mod swarm;

@@ -7,7 +7,7 @@ pub mod hooks;
 mod image;
 mod phases;
 pub mod plan;
-mod ready;
+pub(crate) mod ready;
 mod stack;
 pub mod stack_plan;
 

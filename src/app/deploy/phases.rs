@@ -71,6 +71,15 @@ pub(super) async fn deploy_locked(
     let (engine, tracker, reporter) = (ctx.engine, ctx.tracker, ctx.reporter);
     let issue = req.issue.as_str();
     sweep_leftovers(engine, req, reporter).await;
+    // a sleeping bench wakes first: a no-op deploy then finds it serving, a new commit
+    // replaces a bench whose services (its database) run
+    if crate::app::sleep::of(engine, issue).await?.is_some() {
+        let woke =
+            crate::app::sleep::wake_held(engine, issue, req.bench.ready_timeout, reporter).await;
+        if let Err(e) = woke {
+            reporter.report(Event::Warn(format!("{e}; deploying anyway")));
+        }
+    }
     let final_name = container_name(issue);
     let settings = settings_of(req, engine);
     let existing = benches(engine, Some(issue)).await?;
@@ -187,6 +196,7 @@ pub(super) async fn deploy_locked(
         )));
     }
     engine.benches.promote(&id, &final_name).await?;
+    crate::app::sleep::forget(engine, issue).await?;
     remove_unused_images(engine, issue, &images, reporter).await;
 
     let bench = BenchRecord {
@@ -194,6 +204,7 @@ pub(super) async fn deploy_locked(
         resources: None,
         pinned: false,
         pinned_until: None,
+        sleeping_since: None,
         issue: issue.to_string(),
         branch: req.branch.clone(),
         commit: image.commit,

@@ -112,6 +112,10 @@ pub fn bench_labels(req: &DeployRequest, b: &BenchIdentity) -> Result<HashMap<St
     l.insert(labels::COMMIT_TIME.to_string(), b.commit_time.to_string());
     l.insert(labels::SETTINGS.to_string(), b.settings.to_string());
     l.insert(labels::FIELD.to_string(), req.policy.field.clone());
+    l.insert(
+        labels::HEALTH_PATH.to_string(),
+        req.bench.health_path.clone(),
+    );
     if let Some(t) = &req.bench.url_template {
         l.insert(labels::URL_TEMPLATE.to_string(), t.clone());
     }

@@ -59,6 +59,10 @@ pub enum Command {
     Pin(PinArgs),
     /// Let an issue's pinned bench expire again.
     Unpin(UnpinArgs),
+    /// Put an issue's bench to sleep: stopped in place (its data, address and link stay).
+    Sleep(SleepArgs),
+    /// Wake an issue's sleeping bench and wait until it answers.
+    Wake(WakeArgs),
     /// Run the webhook service: pull request reviews move issues, pushes redeploy benches,
     /// closed issues lose their bench.
     Serve(Box<ServeArgs>),
@@ -238,6 +242,32 @@ pub struct UnpinArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SleepArgs {
+    /// Issue key, e.g. PROJ-42.
+    pub issue: String,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WakeArgs {
+    /// Issue key, e.g. PROJ-42.
+    pub issue: String,
+
+    /// Seconds the woken bench may take to answer.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = seconds())]
+    pub ready_timeout: u64,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    /// Where the address is written again when it changed (a new published port).
+    #[command(flatten)]
+    pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Issue key, e.g. PROJ-42.
     pub issue: String,
@@ -282,7 +312,7 @@ pub struct CodeHostArgs {
     pub dashboard_url: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub struct TrackerArgs {
     #[arg(long, env = keys::FIELD.env, value_name = keys::FIELD.value_name,
           help = keys::FIELD.help)]

@@ -10,6 +10,7 @@ mod list;
 mod logs;
 mod man;
 mod pin;
+mod power;
 mod serve;
 mod status;
 mod teardown;
@@ -43,6 +44,8 @@ pub async fn exec(command: &Command, cx: &Ctx<'_>) -> Result<Output> {
         Command::Gc(a) => gc::exec(a, cx).await,
         Command::Pin(a) => pin::pin(a, cx).await,
         Command::Unpin(a) => pin::unpin(a, cx).await,
+        Command::Sleep(a) => power::sleep(a, cx).await,
+        Command::Wake(a) => power::wake(a, cx).await,
         Command::Serve(a) => serve::exec(a, cx).await,
         Command::Tracker(TrackerCommand::Init(a)) => tracker::exec(a, cx).await,
         Command::Templates(a) => templates::exec(a, cx),

@@ -13,7 +13,9 @@ use crate::secret::redact;
 use crate::Error;
 use serde_json::{json, Value};
 
+mod power;
 mod status;
+pub use power::{Slept, Woke};
 
 /// A line for people: on stdout (the result) or stderr (what went wrong).
 pub enum Line {
@@ -186,6 +188,17 @@ impl Report for DeployOutcome {
     }
 }
 
+/// A bench's state as `list` and `status` show it: `sleeping for 2h` when it sleeps.
+pub(crate) fn state_of(r: &BenchRecord) -> String {
+    match r.sleeping_since {
+        Some(since) => format!(
+            "sleeping for {}",
+            age(Some(crate::clock::now_unix().saturating_sub(since)))
+        ),
+        None => r.state.clone().unwrap_or_default(),
+    }
+}
+
 /// `list`: every bench.
 pub struct Benches(pub Vec<BenchRecord>);
 
@@ -209,13 +222,11 @@ impl Report for Benches {
                     match (r.pinned, r.pinned_until) {
                         (true, Some(u)) => format!(
                             "{} (pinned until {})",
-                            r.state.clone().unwrap_or_default(),
+                            state_of(r),
                             &crate::clock::utc(u)[..10]
                         ),
-                        (true, None) => {
-                            format!("{} (pinned)", r.state.clone().unwrap_or_default())
-                        }
-                        _ => r.state.clone().unwrap_or_default(),
+                        (true, None) => format!("{} (pinned)", state_of(r)),
+                        _ => state_of(r),
                     },
                     age(r.age_seconds),
                 ]

@@ -23,7 +23,15 @@ impl Report for Status {
             None => out.push(format!("{} has no bench", self.issue)),
             Some(b) => {
                 out.push(format!("issue:    {}", b.issue));
-                out.push(format!("state:    {}", b.state.clone().unwrap_or_default()));
+                out.push(format!("state:    {}", state_of(b)));
+                if let Some(since) = b.sleeping_since {
+                    out.push(format!(
+                        "sleeping: since {}; `benchctl wake {}` (or a deploy, or a request \
+                         through serve's proxy) wakes it",
+                        crate::clock::utc(since),
+                        b.issue
+                    ));
+                }
                 out.push(format!(
                     "address:  {}",
                     b.url.clone().unwrap_or_else(|| "-".into())

@@ -7,6 +7,7 @@ mod buildkit;
 mod containers;
 mod images;
 mod markers;
+mod power;
 mod session;
 mod stacks;
 
@@ -174,6 +175,7 @@ impl DockerEngine {
             images: Box::new(self.clone()),
             benches: Box::new(self.clone()),
             stacks: Box::new(self.clone()),
+            power: Box::new(self.clone()),
             markers: Box::new(self),
         }
     }

@@ -11,6 +11,7 @@
 
 mod benches;
 mod markers;
+mod power;
 pub mod registry;
 mod service;
 mod stacks;
@@ -260,6 +261,10 @@ impl SwarmEngine {
                 containers: self.inner.clone(),
             }),
             stacks: Box::new(SwarmEngine {
+                inner: self.inner.clone(),
+                opts: self.opts.clone(),
+            }),
+            power: Box::new(SwarmEngine {
                 inner: self.inner.clone(),
                 opts: self.opts.clone(),
             }),

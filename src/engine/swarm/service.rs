@@ -412,7 +412,16 @@ impl SwarmEngine {
         let mut exit_code = None;
         let mut host_port = None;
         let mut host = None;
+        let replicas = spec
+            .mode
+            .as_ref()
+            .and_then(|m| m.replicated.as_ref())
+            .and_then(|r| r.replicas);
         match live {
+            // asleep (`benchctl sleep`): scaled to 0, nothing runs
+            _ if replicas == Some(0) => {
+                (state, running) = ("exited (0 replicas)".to_string(), false);
+            }
             Some(t) if task_state(t) == Some(TaskState::RUNNING) => {
                 state = "running".into();
                 // with a health check, swarm calls a task running only once it is healthy
