@@ -188,6 +188,15 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// A notifier that tells nobody (serve's sleeps and wakes).
+    pub fn silent() -> Notifier {
+        Notifier {
+            targets: Vec::new(),
+            templates: Templates::default(),
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// The text templates (also used for the Tracker's comments).
     pub fn templates(&self) -> &Templates {
         &self.templates

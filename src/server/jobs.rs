@@ -15,11 +15,11 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Logs what the orchestration reports, one line per event, prefixed with the issue.
-struct JobReporter {
-    issue: String,
+pub(crate) struct LogReporter {
+    pub(crate) issue: String,
 }
 
-impl Reporter for JobReporter {
+impl Reporter for LogReporter {
     fn report(&self, event: Event) {
         match event {
             Event::Step(s) | Event::Done(s) | Event::Info(s) => {
@@ -41,6 +41,8 @@ pub struct Worker {
     pub notifier: Notifier,
     pub code_hosts: crate::feedback::CodeHosts,
     pub metrics: Arc<Metrics>,
+    /// When each bench was last used: the clean-up's `--ttl` counts from it.
+    pub clock: Arc<super::idle::Clock>,
 }
 
 /// A Tracker failure as a job outcome: passing failures are retried, the rest are not.
@@ -222,7 +224,7 @@ impl Worker {
             Ok(s) => s,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
-        let reporter: SharedReporter = Arc::new(JobReporter {
+        let reporter: SharedReporter = Arc::new(LogReporter {
             issue: issue.to_string(),
         });
         let tracker = self.job_tracker(&reporter);
@@ -292,7 +294,7 @@ impl Worker {
     }
 
     async fn teardown(&self, issue: &str, reason: &str) -> Outcome {
-        let reporter: SharedReporter = Arc::new(JobReporter {
+        let reporter: SharedReporter = Arc::new(LogReporter {
             issue: issue.to_string(),
         });
         let tracker = self.job_tracker(&reporter);
@@ -345,14 +347,18 @@ impl Worker {
         let Some(schedule) = &self.cfg.gc else {
             return Outcome::Done("gc is off (--gc-interval 0)".into());
         };
-        let reporter: SharedReporter = Arc::new(JobReporter {
+        let reporter: SharedReporter = Arc::new(LogReporter {
             issue: "(gc)".into(),
         });
         let tracker = self.job_tracker(&reporter);
+        let options = app::gc::GcOptions {
+            last_used: self.clock.snapshot(),
+            ..schedule.options.clone()
+        };
         match app::gc::gc(
             &self.engine,
             tracker.as_ref(),
-            &schedule.options,
+            &options,
             &reporter,
             self.cfg.lock,
         )

@@ -3,7 +3,8 @@
 //! for good. Headers must arrive within `--header-timeout`; bodies are read within
 //! `--body-timeout` by the handler; at most `--max-connections` are open at once (more are
 //! closed at once); on shutdown open connections get a short bound to finish their request,
-//! then stalled ones are dropped.
+//! then stalled ones are dropped. The bench proxy (`--proxy-listen`) runs on it too, with
+//! upgrades.
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -39,9 +40,9 @@ pub async fn serve(
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 // out of file descriptors and the like: pause rather than spin
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -56,7 +57,14 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        // handlers may ask who is connected (`ConnectInfo`: the proxy's X-Forwarded-For)
+        let svc = TowerToHyperService::new(app.clone());
+        let service =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                hyper::service::Service::call(&svc, req)
+            });
         let mut stop = stop_rx.clone();
         conns.spawn(async move {
             let _permit = permit;
@@ -64,7 +72,10 @@ pub async fn serve(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            // upgrades (WebSocket) pass through the proxy
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             tokio::pin!(conn);
             let stopping = async move {
                 let _ = stop.wait_for(|s| *s).await;

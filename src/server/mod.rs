@@ -3,8 +3,12 @@
 
 pub mod admit;
 pub mod dashboard;
+pub mod idle;
 pub mod jobs;
 pub mod listen;
+mod metrics;
+pub mod proxy;
+pub use metrics::Metrics;
 pub mod queue;
 mod schedule;
 pub use schedule::GcSchedule;
@@ -23,10 +27,10 @@ use axum::routing::{get, post};
 use axum::Json;
 use queue::{Scheduler, Store};
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use webhook::{KeyFinder, Refusal, Review, Secrets, Source};
 
@@ -97,6 +101,10 @@ pub struct ServeConfig {
     pub dashboard: Option<dashboard::DashboardConfig>,
     /// serve's own clean-up (`--gc-interval`; `None`: off).
     pub gc: Option<schedule::GcSchedule>,
+    /// Unused benches sleep (`--sleep-after`; `None`: never).
+    pub sleep: Option<idle::SleepPolicy>,
+    /// The benches' front door (`--proxy-listen`; `None`: none).
+    pub proxy: Option<proxy::ProxyConfig>,
 }
 
 /// One log line on stderr, with a UTC time stamp; secrets redacted.
@@ -106,78 +114,6 @@ pub fn log(line: &str) {
         crate::clock::utc(crate::clock::now_unix()),
         crate::secret::redact(line)
     );
-}
-
-/// Counters for `/metrics`, keyed by name and labels.
-#[derive(Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<(String, String), u64>>,
-}
-
-impl Metrics {
-    pub fn inc(&self, name: &str, labels: &[(&str, &str)]) {
-        let labels = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-            .collect::<Vec<_>>()
-            .join(",");
-        *self
-            .counters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((name.to_string(), labels))
-            .or_default() += 1;
-    }
-
-    /// Prometheus text format.
-    pub fn render(&self, queued: usize, running: usize) -> String {
-        const HELP: &[(&str, &str)] = &[
-            (
-                "benchctl_webhook_requests_total",
-                "Webhook deliveries by source and outcome.",
-            ),
-            ("benchctl_jobs_total", "Finished jobs by kind and result."),
-            (
-                "benchctl_gc_actions_total",
-                "What serve's clean-up removed, by action.",
-            ),
-            (
-                "benchctl_deploys_total",
-                "Deploys run by the service, by result.",
-            ),
-            (
-                "benchctl_transitions_total",
-                "Review-flow transitions, by result.",
-            ),
-            (
-                "benchctl_teardowns_total",
-                "Teardowns run by the service, by result.",
-            ),
-            (
-                "benchctl_deliveries_refused_total",
-                "Authenticated deliveries (or parts) refused, by source and reason.",
-            ),
-        ];
-        let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = String::new();
-        for (name, help) in HELP {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-            for ((n, labels), v) in counters.iter() {
-                if n == name {
-                    out.push_str(&format!("{n}{{{labels}}} {v}\n"));
-                }
-            }
-        }
-        out.push_str(
-            "# HELP benchctl_queue_depth Jobs waiting to run.\n# TYPE benchctl_queue_depth gauge\n",
-        );
-        out.push_str(&format!("benchctl_queue_depth {queued}\n"));
-        out.push_str(
-            "# HELP benchctl_jobs_running Jobs running now.\n# TYPE benchctl_jobs_running gauge\n",
-        );
-        out.push_str(&format!("benchctl_jobs_running {running}\n"));
-        out
-    }
 }
 
 struct AppState {
@@ -392,6 +328,62 @@ async fn prometheus(State(app): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// Binds the benches' front door and serves it beside the webhooks.
+async fn start_proxy(
+    cfg: &ServeConfig,
+    pc: &proxy::ProxyConfig,
+    tracker: Option<TrackerClient>,
+    clock: Arc<idle::Clock>,
+    metrics: Arc<Metrics>,
+) -> crate::Result<()> {
+    let waker = Arc::new(idle::Waker::new(
+        cfg.backend.connect().await?,
+        tracker,
+        cfg.lock,
+        pc.ready_timeout,
+        clock.clone(),
+        metrics.clone(),
+    ));
+    let p = Arc::new(proxy::Proxy::new(
+        cfg.backend.connect().await?,
+        clock,
+        waker,
+        metrics,
+        pc.clone(),
+    ));
+    let listener = tokio::net::TcpListener::bind(pc.listen)
+        .await
+        .map_err(|e| {
+            crate::Error::usage(format!(
+                "cannot listen on {} (--proxy-listen): {e}",
+                pc.listen
+            ))
+        })?;
+    log(&format!(
+        "proxying the benches' addresses on http://{} (requests wake sleeping benches, held up to {}s)",
+        listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        pc.wake_hold.as_secs()
+    ));
+    let routes = axum::Router::new().fallback(
+        move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+              req: axum::extract::Request| proxy::handle(p.clone(), Some(peer), req),
+    );
+    let limits = listen::ConnLimits {
+        header_timeout: cfg.header_timeout,
+        max_connections: PROXY_CONNECTIONS,
+    };
+    tokio::spawn(listen::serve(
+        listener,
+        routes,
+        limits,
+        std::future::pending(),
+    ));
+    Ok(())
+}
+
+/// Open connections the proxy takes at most.
+const PROXY_CONNECTIONS: usize = 4096;
+
 /// Runs the service until SIGTERM/SIGINT: binds, re-queues what the last run left, serves,
 /// then stops accepting and lets running jobs finish (or abandons them after the grace time;
 /// they stay queued for the next start).
@@ -427,6 +419,21 @@ pub async fn serve(
         );
     }
     let dashboard_tracker = tracker.clone();
+    let clock = Arc::new(idle::Clock::load(&cfg.state_dir));
+    if let Some(policy) = &cfg.sleep {
+        let engine = cfg.backend.connect().await?;
+        idle::watch_idle(
+            policy.clone(),
+            engine,
+            tracker.clone(),
+            cfg.lock,
+            clock.clone(),
+            metrics.clone(),
+        );
+    }
+    if let Some(pc) = &cfg.proxy {
+        start_proxy(&cfg, pc, tracker.clone(), clock.clone(), metrics.clone()).await?;
+    }
     let worker = jobs::Worker {
         cfg: cfg.clone(),
         engine,
@@ -434,6 +441,7 @@ pub async fn serve(
         notifier,
         code_hosts,
         metrics: metrics.clone(),
+        clock,
     };
     let scheduler = Scheduler::new(
         store.clone(),
@@ -541,29 +549,6 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metrics_are_prometheus_text_with_escaped_labels() {
-        let m = Metrics::default();
-        m.inc("benchctl_deploys_total", &[("result", "deployed")]);
-        m.inc("benchctl_deploys_total", &[("result", "deployed")]);
-        m.inc(
-            "benchctl_jobs_total",
-            &[("kind", "a\"b"), ("result", "done")],
-        );
-        let text = m.render(3, 1);
-        assert!(
-            text.contains("benchctl_deploys_total{result=\"deployed\"} 2\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("benchctl_jobs_total{kind=\"a\\\"b\",result=\"done\"} 1\n"),
-            "{text}"
-        );
-        assert!(text.contains("# TYPE benchctl_deploys_total counter\n"));
-        assert!(text.contains("benchctl_queue_depth 3\n"));
-        assert!(text.contains("benchctl_jobs_running 1\n"));
-    }
 
     #[test]
     fn reviews_move_issues_to_their_configured_status() {

@@ -28,6 +28,7 @@ mod routing;
 mod serve_benches;
 mod serve_gc;
 mod serve_hooks;
+mod serve_sleep;
 mod shell;
 mod sleep;
 mod stack_deploy;

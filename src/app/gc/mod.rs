@@ -34,6 +34,9 @@ pub struct GcOptions {
     pub build_cache: bool,
     /// An issue carrying this Tracker tag keeps its bench from expiring, as a pin does.
     pub pin_tag: Option<String>,
+    /// When each issue's bench was last used (serve's idle clock): `ttl` counts from the
+    /// later of that and its last deploy.
+    pub last_used: std::collections::HashMap<String, u64>,
 }
 
 /// One thing gc removed (or, with `--dry-run`, would remove).
@@ -144,12 +147,13 @@ pub async fn gc(
             let last = containers
                 .iter()
                 .filter_map(|c| c.labels.get(labels::DEPLOYED_AT)?.parse::<u64>().ok())
+                .chain(opts.last_used.get(issue).copied())
                 .max();
             if let Some(last) = last {
                 let idle = crate::clock::now_unix().saturating_sub(last);
                 if idle > ttl.as_secs() {
                     reason = Some(format!(
-                        "not redeployed for {idle} s (--ttl {} s)",
+                        "neither redeployed nor used for {idle} s (--ttl {} s)",
                         ttl.as_secs()
                     ));
                 }
@@ -532,6 +536,7 @@ mod tests {
             cache_max_age: Duration::ZERO,
             build_cache,
             pin_tag: None,
+            last_used: Default::default(),
         };
         let layer = |repo: &str, created| ImageInfo {
             id: "sha256:1".into(),

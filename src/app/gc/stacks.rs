@@ -150,6 +150,7 @@ mod tests {
             cache_max_age: std::time::Duration::ZERO,
             build_cache: false,
             pin_tag: None,
+            last_used: Default::default(),
         };
         let bench = ContainerInfo {
             id: "1".into(),

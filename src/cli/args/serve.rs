@@ -124,6 +124,27 @@ pub struct ServeArgs {
     #[arg(long, env = "BENCHCTL_PIN_TAG", value_name = "TAG")]
     pub pin_tag: Option<String>,
 
+    /// Put benches to sleep (stopped in place) after this long without a request through the
+    /// proxy or traffic on their network counters (e.g. 30m); pinned benches never sleep.
+    #[arg(long, env = "BENCHCTL_SLEEP_AFTER", value_name = "DURATION")]
+    pub sleep_after: Option<String>,
+
+    /// How often the benches' network counters are read for --sleep-after (default: a tenth
+    /// of it, between 1s and 1m).
+    #[arg(long, value_name = "DURATION", requires = "sleep_after")]
+    pub sleep_sample: Option<String>,
+
+    /// Be the benches' front door on this address (e.g. 0.0.0.0:80): requests are routed by
+    /// their Host to the bench whose address (--url-template) has that host; a request for a
+    /// sleeping bench wakes it.
+    #[arg(long, env = "BENCHCTL_PROXY_LISTEN", value_name = "ADDR:PORT")]
+    pub proxy_listen: Option<std::net::SocketAddr>,
+
+    /// Seconds a request for a sleeping bench is held while it wakes; then a browser gets a
+    /// "waking up" page that reloads itself (anything else a 503 with Retry-After).
+    #[arg(long, default_value_t = 20, value_name = "SECONDS", value_parser = crate::settings::values::seconds(), requires = "proxy_listen")]
+    pub wake_hold: u64,
+
     /// A loopback address of the dashboard's own, without credentials (e.g. 127.0.0.1:8781).
     #[arg(long, value_name = "ADDR:PORT", requires = "dashboard")]
     pub dashboard_listen: Option<std::net::SocketAddr>,

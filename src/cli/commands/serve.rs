@@ -56,6 +56,14 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         deploy.machine.cache_dir.clone(),
     );
     let gc = gc_schedule(args, &deploy_field, &cache_dir)?;
+    let sleep = sleep_policy(args)?;
+    let proxy = args
+        .proxy_listen
+        .map(|listen| crate::server::proxy::ProxyConfig {
+            listen,
+            wake_hold: Duration::from_secs(args.wake_hold),
+            ready_timeout: deploy.bench.ready_timeout,
+        });
     let dashboard = dashboard_config(args, gc.as_ref().and_then(|g| g.options.ttl))?;
     let cfg = ServeConfig {
         listen: args.listen,
@@ -93,6 +101,8 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         backend,
         dashboard,
         gc,
+        sleep,
+        proxy,
     };
     let tracker = resolve::tracker_client(&args.tracker, cx.reporter)?;
     let notifier = Notifier::from_env(&ProcessEnv, templates)?;
@@ -181,6 +191,35 @@ fn gc_schedule(
             cache_max_age: Duration::from_secs(14 * 86_400),
             build_cache: false,
             pin_tag: args.pin_tag.clone(),
+            last_used: Default::default(),
         },
+    }))
+}
+
+/// `--sleep-after` (and how often the counters are read), with the pin tag.
+fn sleep_policy(
+    args: &crate::cli::args::ServeArgs,
+) -> Result<Option<crate::server::idle::SleepPolicy>> {
+    let duration = |flag: &str, v: &str| {
+        crate::app::gc::parse_duration(v)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                crate::Error::usage(format!(
+                    "{flag} `{v}` is not a duration above zero (e.g. 30m, 1h)"
+                ))
+            })
+    };
+    let Some(after) = args.sleep_after.as_deref() else {
+        return Ok(None);
+    };
+    let after = duration("--sleep-after", after)?;
+    let sample = match args.sleep_sample.as_deref() {
+        Some(s) => duration("--sleep-sample", s)?,
+        None => (after / 10).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+    };
+    Ok(Some(crate::server::idle::SleepPolicy {
+        after,
+        sample,
+        pin_tag: args.pin_tag.clone(),
     }))
 }

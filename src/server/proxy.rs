@@ -1,0 +1,338 @@
+//! serve's front door (`--proxy-listen`): requests are routed by their `Host` to the bench
+//! whose address (its URL template rendered, the same scheme the Tracker link holds) has that
+//! host, streamed both ways (WebSocket and other upgrades included) with hyper's client and
+//! upgrade support, and counted for the idle clock. A request for a sleeping bench wakes it
+//! and is held until the bench answers; past `--wake-hold` a browser gets a small page that
+//! reloads itself, anything else a 503 with `Retry-After`.
+
+use super::idle::{Clock, Waker};
+use super::{log, Metrics};
+use crate::app::inspect::{benches, record_from};
+use crate::engine::{labels, Engine};
+use crate::naming::container_name;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What `--proxy-listen` runs with.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub listen: SocketAddr,
+    /// How long a request for a sleeping bench is held while it wakes (`--wake-hold`).
+    pub wake_hold: Duration,
+    /// How long a woken bench may take to answer.
+    pub ready_timeout: Duration,
+}
+
+/// Where a host's requests go.
+#[derive(Debug, Clone)]
+struct Route {
+    issue: String,
+    /// The bench's address from here (`None`: it runs nothing now).
+    target: Option<SocketAddr>,
+}
+
+/// The proxy: the routes (read from the benches' labels, kept a few seconds) and the clock.
+pub struct Proxy {
+    pub engine: Engine,
+    pub clock: Arc<Clock>,
+    pub waker: Arc<Waker>,
+    pub metrics: Arc<Metrics>,
+    pub cfg: ProxyConfig,
+    routes: Mutex<(Option<Instant>, HashMap<String, Route>)>,
+}
+
+/// How long the routes read from the engine are used before they are read again.
+const ROUTES_FRESH: Duration = Duration::from_secs(3);
+
+/// Headers that belong to one connection, not to the request (RFC 9110, section 7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+impl Proxy {
+    pub fn new(
+        engine: Engine,
+        clock: Arc<Clock>,
+        waker: Arc<Waker>,
+        metrics: Arc<Metrics>,
+        cfg: ProxyConfig,
+    ) -> Proxy {
+        Proxy {
+            engine,
+            clock,
+            waker,
+            metrics,
+            cfg,
+            routes: Mutex::new((None, HashMap::new())),
+        }
+    }
+
+    /// Reads every bench's host and address from the engine.
+    async fn refresh(&self) -> crate::Result<()> {
+        let mut table = HashMap::new();
+        for b in benches(&self.engine, None).await? {
+            let Some(issue) = b.labels.get(labels::ISSUE).cloned() else {
+                continue;
+            };
+            if b.name != container_name(&issue) {
+                continue;
+            }
+            let Some(url) = record_from(&b, crate::clock::now_unix()).url else {
+                continue;
+            };
+            let host = crate::naming::url_host(&url).to_ascii_lowercase();
+            let target = match b.running {
+                true => self.target(&b).await,
+                false => None,
+            };
+            table.insert(host, Route { issue, target });
+        }
+        *self.routes.lock().unwrap_or_else(|p| p.into_inner()) = (Some(Instant::now()), table);
+        Ok(())
+    }
+
+    /// A running bench's address from here: its address on its network with its container
+    /// port, else its published port on this host (a swarm's ingress).
+    async fn target(&self, b: &crate::engine::ContainerInfo) -> Option<SocketAddr> {
+        let port: u16 = b.labels.get(labels::PORT)?.parse().ok()?;
+        let info = self.engine.benches.inspect(&b.id).await.ok()??;
+        match (info.ip, info.host_port) {
+            (Some(ip), _) => format!("{ip}:{port}").parse().ok(),
+            (None, Some(p)) => Some(SocketAddr::from(([127, 0, 0, 1], p))),
+            (None, None) => None,
+        }
+    }
+
+    /// The route of `host`, read again when stale or `fresh` is asked.
+    async fn route(&self, host: &str, fresh: bool) -> Option<Route> {
+        let stale = {
+            let r = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+            fresh || r.0.is_none_or(|t| t.elapsed() > ROUTES_FRESH) || !r.1.contains_key(host)
+        };
+        if stale {
+            if let Err(e) = self.refresh().await {
+                log(&format!(
+                    "warning: the proxy could not read the benches: {e}"
+                ));
+            }
+        }
+        let r = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        r.1.get(host).cloned()
+    }
+}
+
+/// The host a request is for (`Host`, else the URI's authority), without its port.
+fn request_host(req: &Request<Body>) -> String {
+    let raw = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    crate::naming::url_host(&raw).to_ascii_lowercase()
+}
+
+fn plain(status: StatusCode, text: String) -> Response<Body> {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The page a browser gets while the bench wakes: it reloads itself.
+fn waking_page(issue: &str) -> Response<Body> {
+    let page = maud::html! {
+        (maud::DOCTYPE)
+        html {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content="2";
+                title { (issue) " is waking up" }
+            }
+            body style="font-family: sans-serif; margin: 3em" {
+                h1 { (issue) " is waking up" }
+                p { "Its bench was asleep. This page reloads by itself until it answers." }
+            }
+        }
+    };
+    let mut r = Response::new(Body::from(page.into_string()));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONNECTION)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| {
+            c.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        })
+        && headers.contains_key(header::UPGRADE)
+}
+
+/// Answers one request: routed, woken when asleep, forwarded.
+pub async fn handle(
+    proxy: Arc<Proxy>,
+    peer: Option<SocketAddr>,
+    req: Request<Body>,
+) -> Response<Body> {
+    let host = request_host(&req);
+    let Some(mut route) = proxy.route(&host, false).await else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            format!("no bench answers at {host}\n"),
+        );
+    };
+    let issue = route.issue.clone();
+    proxy.clock.request(&issue);
+    proxy
+        .metrics
+        .inc("benchctl_proxy_requests_total", &[("issue", &issue)]);
+    if route.target.is_none() {
+        let waited = tokio::time::timeout(proxy.cfg.wake_hold, proxy.waker.wake(&issue, "request"));
+        match waited.await {
+            Ok(Ok(())) => match proxy.route(&host, true).await {
+                Some(r) if r.target.is_some() => route = r,
+                _ => {
+                    return plain(
+                        StatusCode::BAD_GATEWAY,
+                        format!("{issue} woke but has no address to forward to\n"),
+                    )
+                }
+            },
+            Ok(Err(e)) => {
+                return plain(
+                    StatusCode::BAD_GATEWAY,
+                    format!("{issue} could not be woken: {e}\n"),
+                )
+            }
+            Err(_) if wants_html(req.headers()) => return waking_page(&issue),
+            Err(_) => {
+                let mut r = plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{issue} is waking up; try again in a few seconds\n"),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return r;
+            }
+        }
+    }
+    let target = route.target.expect("routed to a running bench");
+    match forward(req, target, &host, peer).await {
+        Ok(r) => r,
+        Err(e) => {
+            // the routes may be stale (a bench replaced or put to sleep): read them next time
+            proxy.routes.lock().unwrap_or_else(|p| p.into_inner()).0 = None;
+            plain(
+                StatusCode::BAD_GATEWAY,
+                format!("{issue} did not answer: {e}\n"),
+            )
+        }
+    }
+}
+
+/// Sends `req` to `target` over a new connection and streams the answer back; an upgrade
+/// (`101 Switching Protocols`) joins the two connections byte for byte.
+async fn forward(
+    mut req: Request<Body>,
+    target: SocketAddr,
+    host: &str,
+    peer: Option<SocketAddr>,
+) -> Result<Response<Body>, String> {
+    let upgrade = is_upgrade(req.headers());
+    let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    // the origin form: path and query only
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let h = &mut parts.headers;
+    let named: Vec<String> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .collect();
+    for name in HOP_BY_HOP.iter().map(|s| s.to_string()).chain(named) {
+        if upgrade && (name == "connection" || name == "upgrade") {
+            continue;
+        }
+        h.remove(name.as_str());
+    }
+    if let Some(p) = peer {
+        if let Ok(v) = HeaderValue::from_str(&p.ip().to_string()) {
+            h.append("x-forwarded-for", v);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(host) {
+        h.insert("x-forwarded-host", v);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    let stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(target),
+    )
+    .await
+    .map_err(|_| format!("no connection to {target} within 5 s"))?
+    .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let mut resp = sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_side) = client_side {
+            let bench_side = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                if let (Ok(c), Ok(b)) = tokio::join!(client_side, bench_side) {
+                    let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
+                    let _ = tokio::io::copy_bidirectional(&mut c, &mut b).await;
+                }
+            });
+        }
+    }
+    Ok(resp.map(Body::new))
+}
