@@ -35,6 +35,7 @@ mod stack_deploy;
 mod stacks;
 mod swarm;
 mod swarm_nodes;
+mod swarm_sleep;
 mod templates;
 mod tracker;
 mod tracker_comments;
