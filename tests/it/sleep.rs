@@ -106,7 +106,19 @@ fn a_sleeping_bench_keeps_its_link_and_wakes_by_command_or_deploy() {
     assert_eq!(listed("SLP-1")["state"], "running");
     assert!(listed("SLP-1").get("sleeping_since").is_none());
     // its teardown takes the marker with it
+    let r = run(benchctl().args(["sleep", "SLP-1"]));
+    assert_eq!(r.code, 0, "{}", r.all());
     let r = run(benchctl().args(["teardown", "SLP-1", "--keep-link"]));
     assert_eq!(r.code, 0, "{}", r.all());
+    assert!(all_issue_containers("SLP-1").is_empty(), "{}", r.all());
+
+    // a sleeping bench removed by hand leaves its marker to gc
+    let r = deploy();
+    assert_eq!(r.code, 0, "{}", r.all());
+    run(benchctl().args(["sleep", "SLP-1"]));
+    docker_lines(&["rm", "-f", "benchctl-slp-1"]);
+    let r = run(benchctl().args(["gc", "--keep-link"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.all().contains("remove-sleep SLP-1"), "{}", r.all());
     assert!(all_issue_containers("SLP-1").is_empty(), "{}", r.all());
 }

@@ -43,7 +43,7 @@ pub struct GcOptions {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct GcAction {
     /// `teardown`, `remove-container`, `rename`, `remove-lock`, `remove-image`, `remove-clone`,
-    /// `remove-checkout`, `remove-result`, `remove-layer`.
+    /// `remove-checkout`, `remove-result`, `remove-layer`, `remove-pin`, `remove-sleep`.
     pub action: String,
     pub target: String,
     pub reason: String,
@@ -271,6 +271,24 @@ pub async fn gc(
             "remove-result",
             issue,
             "the recorded result of a deploy of an issue without a bench".into(),
+        );
+    }
+
+    // Sleep markers of issues that have no bench (one torn down by hand with docker rm).
+    for m in crate::app::sleep::all(engine).await? {
+        let has_bench = all
+            .iter()
+            .any(|c| c.labels.get(labels::ISSUE) == Some(&m.issue));
+        if has_bench || opts.scope.is_some() {
+            continue;
+        }
+        if !opts.dry_run {
+            crate::app::sleep::forget(engine, &m.issue).await?;
+        }
+        act(
+            "remove-sleep",
+            &m.issue,
+            "the sleep marker of an issue without a bench".into(),
         );
     }
 
