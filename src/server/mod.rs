@@ -330,27 +330,14 @@ async fn prometheus(State(app): State<Arc<AppState>>) -> Response {
 
 /// Binds the benches' front door and serves it beside the webhooks.
 async fn start_proxy(
-    cfg: &ServeConfig,
     pc: &proxy::ProxyConfig,
-    tracker: Option<TrackerClient>,
+    header_timeout: Duration,
+    engine: crate::engine::Engine,
+    waker: Arc<idle::Waker>,
     clock: Arc<idle::Clock>,
     metrics: Arc<Metrics>,
 ) -> crate::Result<()> {
-    let waker = Arc::new(idle::Waker::new(
-        cfg.backend.connect().await?,
-        tracker,
-        cfg.lock,
-        pc.ready_timeout,
-        clock.clone(),
-        metrics.clone(),
-    ));
-    let p = Arc::new(proxy::Proxy::new(
-        cfg.backend.connect().await?,
-        clock,
-        waker,
-        metrics,
-        pc.clone(),
-    ));
+    let p = Arc::new(proxy::Proxy::new(engine, clock, waker, metrics, pc.clone()));
     let listener = tokio::net::TcpListener::bind(pc.listen)
         .await
         .map_err(|e| {
@@ -369,7 +356,7 @@ async fn start_proxy(
               req: axum::extract::Request| proxy::handle(p.clone(), Some(peer), req),
     );
     let limits = listen::ConnLimits {
-        header_timeout: cfg.header_timeout,
+        header_timeout,
         max_connections: PROXY_CONNECTIONS,
     };
     tokio::spawn(listen::serve(
@@ -431,8 +418,25 @@ pub async fn serve(
             metrics.clone(),
         );
     }
+    let waker = Arc::new(idle::Waker::new(
+        cfg.backend.connect().await?,
+        tracker.clone(),
+        cfg.lock,
+        cfg.deploy.bench.ready_timeout,
+        clock.clone(),
+        metrics.clone(),
+    ));
     if let Some(pc) = &cfg.proxy {
-        start_proxy(&cfg, pc, tracker.clone(), clock.clone(), metrics.clone()).await?;
+        let engine = cfg.backend.connect().await?;
+        start_proxy(
+            pc,
+            cfg.header_timeout,
+            engine,
+            waker.clone(),
+            clock.clone(),
+            metrics.clone(),
+        )
+        .await?;
     }
     let worker = jobs::Worker {
         cfg: cfg.clone(),
@@ -489,6 +493,7 @@ pub async fn serve(
             cfg: dc.clone(),
             tracker: dashboard_tracker,
             summaries: Default::default(),
+            waker: waker.clone(),
         });
         if dc.basic.is_some() {
             app = app.merge(dashboard::routes(board.clone(), true));

@@ -22,10 +22,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub listen: SocketAddr,
-    /// How long a request for a sleeping bench is held while it wakes (`--wake-hold`).
+    /// How long a request for a sleeping bench is held while it wakes (`--wake-hold`; a
+    /// woken bench may take the deploys' `--ready-timeout` to answer).
     pub wake_hold: Duration,
-    /// How long a woken bench may take to answer.
-    pub ready_timeout: Duration,
 }
 
 /// Where a host's requests go.

@@ -109,16 +109,6 @@ fn ws_echo(proxy: &str, host: &str, text: &str) -> String {
     String::from_utf8_lossy(&payload).into_owned()
 }
 
-fn bench_state(issue: &str) -> String {
-    docker_lines(&[
-        "inspect",
-        "-f",
-        "{{.State.Status}}",
-        &format!("benchctl-{}", issue.to_lowercase()),
-    ])
-    .join("")
-}
-
 #[test]
 fn an_idle_bench_sleeps_and_a_request_through_the_proxy_wakes_it() {
     let _group = crate::support::group(module_path!());
@@ -196,12 +186,36 @@ fn an_idle_bench_sleeps_and_a_request_through_the_proxy_wakes_it() {
     assert_eq!(bench_state("SLW-2"), "running");
     s.terminate();
 
-    // with no hold, a browser gets the page that reloads itself while the bench wakes
+    // the dashboard's button wakes a sleeping bench (from its own page only)
+    let own = format!("127.0.0.1:{}", free_port());
     let s = ServeSetup::new(Some(&t), state.path())
         .args(&["--gc-interval", "0"])
         .args(&["--sleep-after", "2s", "--sleep-sample", "1s"])
         .args(&["--proxy-listen", &proxy, "--wake-hold", "0"])
+        .args(&["--dashboard", "--dashboard-listen", &own])
         .start();
+    s.wait_until("SLW-1 sleeps again", Duration::from_secs(60), |_| {
+        bench_state("SLW-1") == "exited"
+    });
+    let page = http(&own, "GET", "/bench/SLW-1", &[], b"").body;
+    assert!(page.contains("Wake it"), "{page}");
+    let evil = [
+        ("Origin", "http://evil.example"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ];
+    let a = http(&own, "POST", "/bench/SLW-1/wake", &evil, b"");
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(bench_state("SLW-1"), "exited");
+    let a = http(&own, "POST", "/bench/SLW-1/wake", &[], b"");
+    assert_eq!(a.status, 303, "{}", a.body);
+    s.wait_until("the button woke SLW-1", Duration::from_secs(60), |_| {
+        bench_state("SLW-1") == "running"
+    });
+    s.wait_until("the wake is counted", Duration::from_secs(30), |s| {
+        s.metric("benchctl_wakes_total{trigger=\"dashboard\",result=\"done\"}") >= 1
+    });
+
+    // with no hold, a browser gets the page that reloads itself while the bench wakes
     s.wait_until("SLW-1 sleeps again", Duration::from_secs(60), |_| {
         bench_state("SLW-1") == "exited"
     });

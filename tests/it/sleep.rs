@@ -5,16 +5,6 @@
 use crate::support::fake_tracker::{Auth, FakeTracker, Org};
 use crate::support::*;
 
-fn state_of(issue: &str) -> String {
-    docker_lines(&[
-        "inspect",
-        "-f",
-        "{{.State.Status}}",
-        &format!("benchctl-{}", issue.to_lowercase()),
-    ])
-    .join("")
-}
-
 fn link(t: &FakeTracker) -> Option<String> {
     t.field("SLP-1", "benchLink")
         .and_then(|v| v.as_str().map(str::to_string))
@@ -54,7 +44,7 @@ fn a_sleeping_bench_keeps_its_link_and_wakes_by_command_or_deploy() {
     let r = run(benchctl().args(["sleep", "SLP-1"]));
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("SLP-1 sleeps"), "{}", r.all());
-    assert_eq!(state_of("SLP-1"), "exited", "stopped, not removed");
+    assert_eq!(bench_state("SLP-1"), "exited", "stopped, not removed");
     assert!(http_get(&url).is_none(), "a sleeping bench answers nothing");
     let listed_now = listed("SLP-1");
     assert_eq!(listed_now["state"], "sleeping", "{listed_now}");

@@ -62,7 +62,6 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         .map(|listen| crate::server::proxy::ProxyConfig {
             listen,
             wake_hold: Duration::from_secs(args.wake_hold),
-            ready_timeout: deploy.bench.ready_timeout,
         });
     let dashboard = dashboard_config(args, gc.as_ref().and_then(|g| g.options.ttl))?;
     let cfg = ServeConfig {

@@ -39,6 +39,8 @@ pub struct Dashboard {
     /// Summaries read recently: issue -> (when, summary).
     pub summaries:
         std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String)>>,
+    /// Wakes a sleeping bench (the bench page's button).
+    pub waker: Arc<super::idle::Waker>,
 }
 
 /// How long a summary read from the Tracker is shown before it is read again.
@@ -153,7 +155,65 @@ pub fn routes(d: Arc<Dashboard>, with_auth: bool) -> axum::Router {
                 },
             ),
         )
+        .route(
+            "/bench/{issue}/wake",
+            axum::routing::post(
+                move |State(d): State<Arc<Dashboard>>,
+                      Path(issue): Path<String>,
+                      headers: HeaderMap| async move {
+                    if !guard(&d, &headers) {
+                        return refused();
+                    }
+                    wake(&d, &issue, &headers)
+                },
+            ),
+        )
         .with_state(d)
+}
+
+/// Whether a form post comes from the dashboard's own page: a browser says where a request
+/// comes from (`Sec-Fetch-Site`, `Origin`); another site's page may not press the button.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let site_ok = h("sec-fetch-site").is_none_or(|s| s == "same-origin" || s == "none");
+    let origin_ok = match (h("origin"), h("host")) {
+        (None, _) => true,
+        (Some(o), Some(host)) => {
+            crate::naming::url_host(o) == crate::naming::url_host(host)
+                && o.rsplit_once("://").is_some_and(|(_, a)| a == host)
+        }
+        (Some(_), None) => false,
+    };
+    site_ok && origin_ok
+}
+
+/// The bench page's button: starts waking the bench and goes back to its page.
+fn wake(d: &Arc<Dashboard>, issue: &str, headers: &HeaderMap) -> Response {
+    let Ok(issue) = crate::naming::normalize_issue_key(issue) else {
+        return (StatusCode::NOT_FOUND, "no such issue\n").into_response();
+    };
+    if !same_origin(headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "a wake comes from the dashboard's own page\n",
+        )
+            .into_response();
+    }
+    let waker = d.waker.clone();
+    let key = issue.clone();
+    tokio::spawn(async move {
+        if let Err(e) = waker.wake(&key, "dashboard").await {
+            super::log(&format!(
+                "[{key}] warning: the dashboard's wake failed: {e}"
+            ));
+        }
+    });
+    (
+        StatusCode::SEE_OTHER,
+        [(axum::http::header::LOCATION, format!("../{issue}"))],
+        format!("waking {issue}\n"),
+    )
+        .into_response()
 }
 
 fn failed(e: impl std::fmt::Display) -> Response {
@@ -289,4 +349,45 @@ async fn bench(d: &Dashboard, issue: &str) -> Response {
         earlier,
     };
     Html(view::bench(&detail, crate::clock::now_unix()).into_string()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn only_the_dashboard_s_own_page_may_press_the_wake_button() {
+        assert!(same_origin(&headers(&[("host", "127.0.0.1:8781")])));
+        assert!(same_origin(&headers(&[
+            ("host", "127.0.0.1:8781"),
+            ("origin", "http://127.0.0.1:8781"),
+            ("sec-fetch-site", "same-origin"),
+        ])));
+        for bad in [
+            [
+                ("origin", "http://evil.example"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            [
+                ("origin", "http://127.0.0.1:9999"),
+                ("sec-fetch-site", "same-site"),
+            ],
+            [
+                ("origin", "http://evil.example"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        ] {
+            let mut h = headers(&bad);
+            h.insert("host", "127.0.0.1:8781".parse().unwrap());
+            assert!(!same_origin(&h), "{bad:?}");
+        }
+    }
 }

@@ -148,7 +148,13 @@ pub fn bench(d: &Detail, now: u64) -> Markup {
             ul {
                 li { "branch: " code { (r.branch) } }
                 li { "commit: " code { (r.commit) } }
-                li { "state: " (r.state.as_deref().unwrap_or("no bench")) }
+                li { "state: " (r.state.as_deref().unwrap_or("no bench"))
+                    @if r.state.as_deref() == Some("sleeping") {
+                        form method="post" action={ (r.issue) "/wake" } style="display: inline" {
+                            " " button type="submit" { "Wake it" }
+                        }
+                    }
+                }
                 li { "address: " @if let Some(u) = &r.url { a href=(u) { (u) } } @else { "-" } }
                 @if let Some(t) = &r.tracker_url { li { a href=(t) { "the issue in the Tracker" } } }
                 li { "TTL left: " (r.ttl_left.map(age).unwrap_or("-".into())) }

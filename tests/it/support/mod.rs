@@ -422,6 +422,17 @@ pub fn issue_locked(key: &str) -> bool {
 }
 
 /// Every container labelled with the issue, as `id name state`.
+/// The engine's state (`running`, `exited`) of `issue`'s bench container.
+pub fn bench_state(issue: &str) -> String {
+    docker_lines(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}}",
+        &format!("benchctl-{}", issue.to_lowercase()),
+    ])
+    .join("")
+}
+
 pub fn all_issue_containers(key: &str) -> Vec<String> {
     docker_lines(&[
         "ps",
