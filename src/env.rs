@@ -73,6 +73,8 @@ pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 /// Ceilings of what a branch's `benchctl.toml` may ask for (`--max-memory`, `--max-cpus`,
 /// `--max-pids`, `--max-ready-timeout`).
 pub const MAX_MEMORY: &str = "BENCHCTL_MAX_MEMORY";
+pub const MAX_RUNNING: &str = "BENCHCTL_MAX_RUNNING";
+pub const MAX_MEMORY_TOTAL: &str = "BENCHCTL_MAX_MEMORY_TOTAL";
 pub const MAX_CPUS: &str = "BENCHCTL_MAX_CPUS";
 pub const MAX_PIDS: &str = "BENCHCTL_MAX_PIDS";
 pub const MAX_READY_TIMEOUT: &str = "BENCHCTL_MAX_READY_TIMEOUT";

@@ -2,6 +2,7 @@
 //! given a [`Context`] (engine, Tracker, reporter, messengers, lock options). They never print:
 //! they report [`Event`](crate::output::Event)s and return values the front ends render.
 
+pub mod cap;
 pub mod deploy;
 pub mod gc;
 pub mod inspect;

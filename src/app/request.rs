@@ -135,6 +135,8 @@ pub struct Machine {
     pub cache_dir: std::path::PathBuf,
     /// The host of a remote engine (`DOCKER_HOST`), where published ports are probed.
     pub engine_host: Option<String>,
+    /// The cap on the engine's running benches (`--max-running`, `--max-memory-total`).
+    pub cap: crate::app::cap::Cap,
 }
 
 /// This run's own state.

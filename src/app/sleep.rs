@@ -4,6 +4,7 @@
 //! when and why is a labelled marker `benchctl-sleep.<issue>` (the engine is the source of
 //! truth): a stopped bench without one crashed or was stopped by hand, and is not asleep.
 
+use crate::app::cap::Cap;
 use crate::app::deploy::ready::{wait_ready, Probe};
 use crate::app::inspect::{find_bench, record_from, service_containers};
 use crate::app::lock::IssueLock;
@@ -182,9 +183,14 @@ pub struct WakeOutcome {
 
 /// Wakes `issue`'s bench under its lock and waits until it answers (at most `timeout`); the
 /// Tracker field is written again when its address changed.
-pub async fn wake(ctx: &Context<'_>, issue: &str, timeout: Duration) -> Result<WakeOutcome> {
+pub async fn wake(
+    ctx: &Context<'_>,
+    issue: &str,
+    timeout: Duration,
+    cap: &Cap,
+) -> Result<WakeOutcome> {
     let held = IssueLock::acquire(ctx.engine, issue, "wake", None, ctx.lock, ctx.reporter).await?;
-    let result = wake_held(ctx.engine, issue, timeout, ctx.reporter).await;
+    let result = wake_held(ctx, issue, timeout, cap).await;
     held.release_or_warn(ctx.engine, ctx.reporter).await;
     let mut out = result?;
     if let (true, Some(url), Some(tracker)) = (out.woke, &out.url, ctx.tracker) {
@@ -213,13 +219,15 @@ pub async fn wake(ctx: &Context<'_>, issue: &str, timeout: Duration) -> Result<W
     Ok(out)
 }
 
-/// [`wake`] with the issue's lock held (a deploy wakes a sleeping bench this way first).
+/// [`wake`] with the issue's lock held (a deploy wakes a sleeping bench this way first): room
+/// is made under the `cap` first.
 pub(crate) async fn wake_held(
-    engine: &Engine,
+    ctx: &Context<'_>,
     issue: &str,
     timeout: Duration,
-    reporter: &SharedReporter,
+    cap: &Cap,
 ) -> Result<WakeOutcome> {
+    let (engine, reporter) = (ctx.engine, ctx.reporter);
     let Some(bench) = find_bench(engine, issue).await? else {
         return Err(no_bench(issue));
     };
@@ -238,17 +246,26 @@ pub(crate) async fn wake_held(
             relinked: false,
         });
     }
+    let need = crate::app::cap::reserved(&bench, &services, false);
+    let by = format!("wake of {issue} by {}", std::process::id());
+    let room =
+        crate::app::cap::make_room(engine, cap, issue, need, &by, ctx.lock, reporter).await?;
     reporter.report(Event::Step(format!("waking {issue}")));
     let started = Instant::now();
-    // what the web service uses first, then the web service
-    for s in services.iter().filter(|s| !s.running) {
-        engine.power.start(&s.id).await?;
-    }
     let deadline = started + timeout;
-    for s in &services {
-        settle(engine, s, deadline).await?;
-    }
-    engine.power.start(&bench.id).await?;
+    // what the web service uses first, then the web service
+    let starting = async {
+        for s in services.iter().filter(|s| !s.running) {
+            engine.power.start(&s.id).await?;
+        }
+        for s in &services {
+            settle(engine, s, deadline).await?;
+        }
+        engine.power.start(&bench.id).await
+    };
+    let starting = starting.await;
+    room.release(engine, reporter).await;
+    starting?;
     answered(
         engine,
         &bench,

@@ -384,6 +384,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
         machine: Machine {
             cache_dir: cache_dir(&args.cache_dir)?,
             engine_host: crate::settings::remote_engine_host(&ProcessEnv),
+            cap: Default::default(),
         },
         run: RunState::default(),
     })

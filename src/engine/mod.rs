@@ -56,6 +56,8 @@ pub mod labels {
     pub const FIELD: &str = "benchctl.field";
     /// The backend that made a multi-service bench's network, volumes and services.
     pub const BACKEND: &str = "benchctl.backend";
+    /// The memory limit of a bench (bytes): what it reserves while it runs (the cap).
+    pub const MEMORY: &str = "benchctl.memory";
     /// The path a bench's readiness is asked at (a wake asks it again).
     pub const HEALTH_PATH: &str = "benchctl.health-path";
 

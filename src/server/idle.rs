@@ -144,6 +144,8 @@ pub struct Waker {
     pub ready_timeout: Duration,
     pub clock: Arc<Clock>,
     pub metrics: Arc<Metrics>,
+    /// The cap a wake makes room under.
+    pub cap: crate::app::cap::Cap,
     inflight: Mutex<HashMap<String, WakeDone>>,
     notifier: crate::notify::Notifier,
 }
@@ -156,8 +158,10 @@ impl Waker {
         ready_timeout: Duration,
         clock: Arc<Clock>,
         metrics: Arc<Metrics>,
+        cap: crate::app::cap::Cap,
     ) -> Waker {
         Waker {
+            cap,
             engine,
             tracker,
             lock,
@@ -214,7 +218,11 @@ impl Waker {
             lock: self.lock,
         };
         log(&format!("[{issue}] waking ({trigger})"));
-        let woke = app::sleep::wake(&ctx, issue, self.ready_timeout).await;
+        let cap = crate::app::cap::Cap {
+            last_used: self.clock.snapshot(),
+            ..self.cap.clone()
+        };
+        let woke = app::sleep::wake(&ctx, issue, self.ready_timeout, &cap).await;
         self.clock.reset(issue);
         let result = match &woke {
             Ok(_) => "done",

@@ -237,10 +237,12 @@ impl Worker {
             issue: Some(issue),
             templates_dir: self.cfg.templates.dir.as_deref(),
         };
-        let req = match crate::settings::prepare(&inputs, spec, branch, &reporter) {
+        let mut req = match crate::settings::prepare(&inputs, spec, branch, &reporter) {
             Ok(req) => req,
             Err(e) => return deploy_failed(&ctx, e, issue, branch).await,
         };
+        // the cap puts the least recently used bench to sleep: serve knows when each was used
+        req.machine.cap.last_used = self.clock.snapshot();
         let stop = async {
             match cancel.wait_for(|c| *c != Cancel::No).await.map(|c| *c) {
                 Ok(Cancel::Shutdown) | Err(_) => Stop::Shutdown,

@@ -425,6 +425,7 @@ pub async fn serve(
         cfg.deploy.bench.ready_timeout,
         clock.clone(),
         metrics.clone(),
+        cfg.deploy.machine.cap.clone(),
     ));
     if let Some(pc) = &cfg.proxy {
         let engine = cfg.backend.connect().await?;

@@ -274,6 +274,26 @@ pub const MAX_MEMORY: Key = Key {
     files: Files::Operator,
     ..key("max-memory", Kind::Size)
 };
+pub const MAX_RUNNING: Key = Key {
+    unset: "- (no cap)",
+    help: "Benches running at once on this engine at most: a deploy or wake past it first puts \
+           the least recently used unpinned bench to sleep (README: Sleeping benches)",
+    flag: Some("max-running"),
+    value_name: "N",
+    env: Some(crate::env::MAX_RUNNING),
+    files: Files::Operator,
+    ..key("max-running", Kind::Count)
+};
+pub const MAX_MEMORY_TOTAL: Key = Key {
+    unset: "- (no cap)",
+    help: "Memory the running benches of this engine may reserve together (their limits): a \
+           deploy or wake past it first puts the least recently used unpinned bench to sleep",
+    flag: Some("max-memory-total"),
+    value_name: "SIZE",
+    env: Some(crate::env::MAX_MEMORY_TOTAL),
+    files: Files::Operator,
+    ..key("max-memory-total", Kind::Size)
+};
 pub const MAX_CPUS: Key = Key {
     default: Some("1"),
     help: "Ceiling of the CPU limit a branch's benchctl.toml may ask for (cores; default 1)",
@@ -447,6 +467,8 @@ pub const KEYS: &[&Key] = &[
     &MAX_CPUS,
     &MAX_PIDS,
     &MAX_READY_TIMEOUT,
+    &MAX_RUNNING,
+    &MAX_MEMORY_TOTAL,
     &BACKEND,
     &PUBLISH_MODE,
     &REGISTRY,

@@ -525,6 +525,19 @@ pub fn apply(base: &DeployRequest, e: &Effective) -> Result<DeployRequest> {
             field,
             ..base.policy.clone()
         },
+        machine: crate::app::request::Machine {
+            cap: crate::app::cap::Cap {
+                max_running: typed(e, &keys::MAX_RUNNING, "a number")?,
+                max_memory: value(e, &keys::MAX_MEMORY_TOTAL)
+                    .map(super::values::parse_bytes)
+                    .transpose()
+                    .map_err(|err| {
+                        Error::usage(format!("{err}{}", e.from(keys::MAX_MEMORY_TOTAL.name)))
+                    })?,
+                last_used: Default::default(),
+            },
+            ..base.machine.clone()
+        },
         ..base.clone()
     })
 }

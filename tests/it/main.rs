@@ -8,6 +8,7 @@ mod support;
 mod attacks;
 mod build;
 mod buildkit;
+mod cap;
 mod code_host;
 mod compose;
 mod config;

@@ -461,6 +461,9 @@ pub async fn recover_interrupted(req: &DeployRequest, engine: &Engine) -> String
     if crate::app::lock::release_if_mine(engine, issue).await {
         done.push("released the lock".to_string());
     }
+    if crate::app::cap::release_if_held_by(engine, &req.run.deploy_id).await {
+        done.push("released the cap's lock".to_string());
+    }
     if done.is_empty() {
         "nothing was left behind".to_string()
     } else {

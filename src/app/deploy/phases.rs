@@ -74,8 +74,8 @@ pub(super) async fn deploy_locked(
     // a sleeping bench wakes first: a no-op deploy then finds it serving, a new commit
     // replaces a bench whose services (its database) run
     if crate::app::sleep::of(engine, issue).await?.is_some() {
-        let woke =
-            crate::app::sleep::wake_held(engine, issue, req.bench.ready_timeout, reporter).await;
+        let timeout = req.bench.ready_timeout;
+        let woke = crate::app::sleep::wake_held(ctx, issue, timeout, &req.machine.cap).await;
         if let Err(e) = woke {
             reporter.report(Event::Warn(format!("{e}; deploying anyway")));
         }
@@ -139,6 +139,23 @@ pub(super) async fn deploy_locked(
 
     // The new version starts beside the current bench (a swarm service is updated in place).
     let replaces = existing.iter().find(|c| c.name == final_name);
+    // a bench that did not run before counts against the cap (a redeploy replaces one)
+    let need = req.bench.limits.memory_bytes
+        * req
+            .bench
+            .stack
+            .as_ref()
+            .map_or(1, |s| s.project.services.len().max(1) as i64);
+    let fresh = current.is_none();
+    let room = || async {
+        match fresh {
+            true => {
+                let (cap, by) = (&req.machine.cap, &req.run.deploy_id);
+                crate::app::cap::make_room(engine, cap, issue, need, by, ctx.lock, reporter).await
+            }
+            false => Ok(crate::app::cap::Room::none()),
+        }
+    };
     let started = match &req.bench.stack {
         Some(stack) => {
             let Source::Checkout(_, checkout) = source else {
@@ -155,12 +172,18 @@ pub(super) async fn deploy_locked(
                 reporter,
                 builder: Default::default(),
             };
-            super::stack::start(&ctx, &checkout, commit, commit_time).await?
+            let room = room().await?;
+            let s = super::stack::start(&ctx, &checkout, commit, commit_time).await;
+            room.release(engine, reporter).await;
+            s?
         }
         None => {
             let image =
                 super::image::image(req, engine, source, commit, commit_time, reporter).await?;
-            start_single(req, engine, image, &settings, replaces, reporter).await?
+            let room = room().await?;
+            let s = start_single(req, engine, image, &settings, replaces, reporter).await;
+            room.release(engine, reporter).await;
+            s?
         }
     };
     let Started {

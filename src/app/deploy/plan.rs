@@ -116,6 +116,10 @@ pub fn bench_labels(req: &DeployRequest, b: &BenchIdentity) -> Result<HashMap<St
         labels::HEALTH_PATH.to_string(),
         req.bench.health_path.clone(),
     );
+    l.insert(
+        labels::MEMORY.to_string(),
+        req.bench.limits.memory_bytes.to_string(),
+    );
     if let Some(t) = &req.bench.url_template {
         l.insert(labels::URL_TEMPLATE.to_string(), t.clone());
     }
@@ -186,6 +190,7 @@ mod tests {
             machine: Machine {
                 cache_dir: "/tmp".into(),
                 engine_host: None,
+                cap: Default::default(),
             },
             run: RunState::default(),
         };

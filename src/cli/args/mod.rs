@@ -259,6 +259,14 @@ pub struct WakeArgs {
     #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = seconds())]
     pub ready_timeout: u64,
 
+    #[arg(long, env = keys::MAX_RUNNING.env, value_name = keys::MAX_RUNNING.value_name,
+          help = keys::MAX_RUNNING.help)]
+    pub max_running: Option<usize>,
+
+    #[arg(long, env = keys::MAX_MEMORY_TOTAL.env, value_name = keys::MAX_MEMORY_TOTAL.value_name,
+          help = keys::MAX_MEMORY_TOTAL.help)]
+    pub max_memory_total: Option<String>,
+
     #[command(flatten)]
     pub lock: LockArgs,
 

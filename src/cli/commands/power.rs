@@ -28,5 +28,14 @@ pub async fn wake(args: &WakeArgs, cx: &Ctx<'_>) -> Result<Output> {
     let engine = cx.engine.backend()?.connect().await?;
     let ctx = services.context(&engine, cx.reporter, args.lock.options());
     let timeout = Duration::from_secs(args.ready_timeout);
-    Ok(Woke(crate::app::sleep::wake(&ctx, &issue, timeout).await?).into())
+    let cap = crate::app::cap::Cap {
+        max_running: args.max_running,
+        max_memory: args
+            .max_memory_total
+            .as_deref()
+            .map(crate::settings::values::parse_bytes)
+            .transpose()?,
+        last_used: Default::default(),
+    };
+    Ok(Woke(crate::app::sleep::wake(&ctx, &issue, timeout, &cap).await?).into())
 }
