@@ -40,6 +40,52 @@ pub struct BenchRecord {
     /// state reads `sleeping`, and it wakes on `benchctl wake`, a deploy or a request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sleeping_since: Option<u64>,
+    /// The memory it reserves while it runs (its limit and its services'), in bytes: what a
+    /// sleep frees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<i64>,
+}
+
+/// How many benches are in one group, and the memory they reserve when they run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Group {
+    pub count: usize,
+    pub memory_bytes: i64,
+}
+
+/// What `list --totals` and `/metrics` report: the running benches (reserving their memory),
+/// the sleeping ones (the memory their sleep frees), the others (stopped or failing), and the
+/// pinned ones among all.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Totals {
+    pub running: Group,
+    pub sleeping: Group,
+    pub other: Group,
+    pub pinned: Group,
+}
+
+impl Totals {
+    pub fn of(records: &[BenchRecord]) -> Totals {
+        let mut t = Totals::default();
+        for r in records {
+            let state = r.state.as_deref().unwrap_or("");
+            let group = if r.sleeping_since.is_some() {
+                &mut t.sleeping
+            } else if state.starts_with("running") {
+                &mut t.running
+            } else {
+                &mut t.other
+            };
+            let memory = r.memory_bytes.unwrap_or(0);
+            group.count += 1;
+            group.memory_bytes += memory;
+            if r.pinned {
+                t.pinned.count += 1;
+                t.pinned.memory_bytes += memory;
+            }
+        }
+        t
+    }
 }
 
 /// Resource limits: of one service, or the total of a bench's running services.
@@ -238,6 +284,7 @@ pub fn record_from(c: &ContainerInfo, now: u64) -> BenchRecord {
         pinned: false,
         pinned_until: None,
         sleeping_since: None,
+        memory_bytes: None,
     }
 }
 
@@ -267,12 +314,16 @@ pub async fn list(engine: &Engine) -> Result<Vec<BenchRecord>> {
     });
     let now = now_unix();
     let mut out: Vec<BenchRecord> = containers.iter().map(|c| record_from(c, now)).collect();
+    let mut services = Vec::new();
     if containers.iter().any(|c| {
         c.labels
             .contains_key(crate::app::deploy::stack_plan::SERVICE)
     }) {
-        let services = service_containers(engine, None).await?;
+        services = service_containers(engine, None).await?;
         with_services(&mut out, &containers, &services);
+    }
+    for (r, c) in out.iter_mut().zip(&containers) {
+        r.memory_bytes = Some(crate::app::cap::reserved(c, &services, false)).filter(|m| *m > 0);
     }
     with_sleep(engine, &mut out, &containers).await?;
     let now = now_unix();

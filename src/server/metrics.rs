@@ -88,6 +88,38 @@ impl Metrics {
     }
 }
 
+/// The benches on the engine by group (`list --totals`), as gauges: how many, and the memory
+/// each group reserves when it runs (the sleeping group's is what their sleep frees).
+pub fn render_totals(t: &crate::app::inspect::Totals) -> String {
+    let groups = [
+        ("running", &t.running),
+        ("sleeping", &t.sleeping),
+        ("other", &t.other),
+        ("pinned", &t.pinned),
+    ];
+    let mut out = String::from(
+        "# HELP benchctl_benches Benches on the engine: running, sleeping, other (stopped or \
+         failing), and the pinned among them.\n# TYPE benchctl_benches gauge\n",
+    );
+    for (name, g) in groups {
+        out.push_str(&format!(
+            "benchctl_benches{{group=\"{name}\"}} {}\n",
+            g.count
+        ));
+    }
+    out.push_str(
+        "# HELP benchctl_bench_memory_bytes Memory the benches of each group reserve when they \
+         run (their limits).\n# TYPE benchctl_bench_memory_bytes gauge\n",
+    );
+    for (name, g) in groups {
+        out.push_str(&format!(
+            "benchctl_bench_memory_bytes{{group=\"{name}\"}} {}\n",
+            g.memory_bytes
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

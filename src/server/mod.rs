@@ -118,6 +118,8 @@ pub fn log(line: &str) {
 
 struct AppState {
     cfg: Arc<ServeConfig>,
+    /// The engine `/metrics` reads the benches from.
+    engine: crate::engine::Engine,
     keys: KeyFinder,
     store: Arc<Store>,
     scheduler: Arc<Scheduler>,
@@ -318,12 +320,19 @@ async fn healthz(State(app): State<Arc<AppState>>) -> Response {
 
 async fn prometheus(State(app): State<Arc<AppState>>) -> Response {
     let (queued, running) = app.scheduler.depth();
+    let mut text = app.metrics.render(queued, running);
+    // what the engine holds now (left out when it cannot be read: the counters still are)
+    if let Ok(benches) = crate::app::inspect::list(&app.engine).await {
+        text.push_str(&metrics::render_totals(&crate::app::inspect::Totals::of(
+            &benches,
+        )));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(queued, running),
+        text,
     )
         .into_response()
 }
@@ -475,6 +484,7 @@ pub async fn serve(
         schedule::clean_up(gc, store.clone(), scheduler.clone());
     }
     let app_state = Arc::new(AppState {
+        engine: cfg.backend.connect().await?,
         keys: KeyFinder::new(&cfg.issue_pattern)?,
         cfg: cfg.clone(),
         store,

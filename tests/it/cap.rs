@@ -98,11 +98,27 @@ fn concurrent_deploys_do_not_overshoot_the_cap_and_pinned_benches_are_never_evic
         .collect();
     let sleeping = s.iter().filter(|(_, st)| st == "sleeping").count();
     assert_eq!((running.len(), sleeping), (3, 3), "{s:?}");
+    // what it saves: the totals by group, with the memory each reserves when it runs
+    let r = run(benchctl().args(["list", "--json", "--totals"]));
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let t = &v["totals"];
+    assert!(t["running"]["count"].as_u64() >= Some(3), "{t}");
+    assert!(t["sleeping"]["count"].as_u64() >= Some(3), "{t}");
+    let each = 512i64 << 20; // the default memory limit
+    assert!(
+        t["sleeping"]["memory_bytes"].as_i64() >= Some(3 * each),
+        "{t}"
+    );
+    assert!(v["benches"].as_array().is_some_and(|b| b.len() >= 6), "{v}");
+    let r = run(benchctl().args(["list"]));
+    assert!(r.stdout.contains(" MiB freed)"), "{}", r.stdout);
 
     // only pinned benches run: a deploy and a wake are refused, naming the cap and the pins
     for i in &running {
         assert_eq!(run(benchctl().args(["pin", i])).code, 0);
     }
+    let r = run(benchctl().args(["list"]));
+    assert!(r.stdout.contains(" pinned"), "{}", r.stdout);
     let r = run(benchctl().args([
         "deploy",
         "feature/CAP-7",

@@ -160,6 +160,13 @@ fn an_idle_bench_sleeps_and_a_request_through_the_proxy_wakes_it() {
         "the link stays"
     );
     assert!(s.metric("benchctl_sleeps_total{reason=\"idle\"}") >= 2);
+    // the gauges of what sleeping saves
+    assert!(s.metric("benchctl_benches{group=\"sleeping\"}") >= 2);
+    assert!(
+        s.metric("benchctl_bench_memory_bytes{group=\"sleeping\"}") >= 2 * (512 << 20),
+        "{}",
+        s.get("/metrics").body
+    );
 
     // a request wakes it and is answered, not dropped
     let (code, _, body) = get_via(&proxy, "SLW-1.bench.test:80", "*/*");

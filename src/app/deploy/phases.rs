@@ -228,6 +228,7 @@ pub(super) async fn deploy_locked(
         pinned: false,
         pinned_until: None,
         sleeping_since: None,
+        memory_bytes: Some(req.bench.limits.memory_bytes),
         issue: issue.to_string(),
         branch: req.branch.clone(),
         commit: image.commit,

@@ -43,7 +43,7 @@ pub enum Command {
     /// Clone an issue branch, build it, run it, wait until it answers and link it in the Tracker.
     Deploy(DeployArgs),
     /// List every bench benchctl runs on this engine.
-    List,
+    List(ListArgs),
     /// Remove an issue's bench (containers and images) and clear its Tracker field.
     Teardown(TeardownArgs),
     /// Write the address of an issue's running bench into its Tracker field again.
@@ -222,6 +222,14 @@ pub struct LinkArgs {
 
     #[command(flatten)]
     pub tracker: TrackerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// With --json: an object `{benches, totals}` whose totals count the running, sleeping,
+    /// other and pinned benches and the memory each group reserves when it runs.
+    #[arg(long)]
+    pub totals: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,12 @@ use super::Ctx;
 use crate::cli::print::{Benches, Output};
 use crate::Result;
 
-pub async fn exec(cx: &Ctx<'_>) -> Result<Output> {
+pub async fn exec(args: &crate::cli::args::ListArgs, cx: &Ctx<'_>) -> Result<Output> {
     let engine = cx.engine.backend()?.connect().await?;
     let rows = crate::app::inspect::list(&engine).await?;
-    Ok(Benches(rows).into())
+    Ok(Benches {
+        rows,
+        totals: args.totals,
+    }
+    .into())
 }

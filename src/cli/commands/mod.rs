@@ -36,7 +36,7 @@ pub struct Ctx<'a> {
 pub async fn exec(command: &Command, cx: &Ctx<'_>) -> Result<Output> {
     match command {
         Command::Deploy(a) => deploy::exec(a, cx).await,
-        Command::List => list::exec(cx).await,
+        Command::List(a) => list::exec(a, cx).await,
         Command::Teardown(a) => teardown::exec(a, cx).await,
         Command::Link(a) => link::exec(a, cx).await,
         Command::Status(a) => status::exec(a, cx).await,

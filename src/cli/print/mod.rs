@@ -199,19 +199,28 @@ pub(crate) fn state_of(r: &BenchRecord) -> String {
     }
 }
 
-/// `list`: every bench.
-pub struct Benches(pub Vec<BenchRecord>);
+/// `list`: every bench (with `totals`, the JSON is `{benches, totals}`).
+pub struct Benches {
+    pub rows: Vec<BenchRecord>,
+    pub totals: bool,
+}
 
 impl Report for Benches {
     fn json(&self) -> Value {
-        to_json(&self.0)
+        match self.totals {
+            false => to_json(&self.rows),
+            true => json!({
+                "benches": to_json(&self.rows),
+                "totals": to_json(&crate::app::inspect::Totals::of(&self.rows)),
+            }),
+        }
     }
     fn human(&self) -> Vec<Line> {
-        if self.0.is_empty() {
+        if self.rows.is_empty() {
             return vec![Line::Out("no benches".into())];
         }
         let rows: Vec<[String; 6]> = self
-            .0
+            .rows
             .iter()
             .map(|r| {
                 [
@@ -232,10 +241,27 @@ impl Report for Benches {
                 ]
             })
             .collect();
-        table(
+        let mut lines = table(
             ["ISSUE", "BRANCH", "COMMIT", "ADDRESS", "STATE", "AGE"],
             &rows,
-        )
+        );
+        let t = crate::app::inspect::Totals::of(&self.rows);
+        let mib = |g: &crate::app::inspect::Group| g.memory_bytes >> 20;
+        let mut sum = format!(
+            "{} running ({} MiB reserved), {} sleeping ({} MiB freed)",
+            t.running.count,
+            mib(&t.running),
+            t.sleeping.count,
+            mib(&t.sleeping)
+        );
+        if t.other.count > 0 {
+            sum.push_str(&format!(", {} stopped or failing", t.other.count));
+        }
+        if t.pinned.count > 0 {
+            sum.push_str(&format!(", {} pinned", t.pinned.count));
+        }
+        lines.push(Line::Out(sum));
+        lines
     }
 }
 
