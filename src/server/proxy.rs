@@ -208,7 +208,7 @@ pub async fn handle(
     req: Request<Body>,
 ) -> Response<Body> {
     let host = request_host(&req);
-    let Some(mut route) = proxy.route(&host, false).await else {
+    let Some(route) = proxy.route(&host, false).await else {
         return plain(
             StatusCode::NOT_FOUND,
             format!("no bench answers at {host}\n"),
@@ -219,41 +219,42 @@ pub async fn handle(
     proxy
         .metrics
         .inc("benchctl_proxy_requests_total", &[("issue", &issue)]);
-    if route.target.is_none() {
-        let waited = tokio::time::timeout(proxy.cfg.wake_hold, proxy.waker.wake(&issue, "request"));
-        match waited.await {
-            Ok(Ok(())) => match proxy.route(&host, true).await {
-                Some(r) if r.target.is_some() => route = r,
-                _ => {
+    let html = wants_html(req.headers());
+    let mut target = match route.target {
+        Some(t) => t,
+        None => match woken(&proxy, &host, &issue, html).await {
+            Ok(t) => t,
+            Err(answer) => return answer,
+        },
+    };
+    let sender = match connect(target).await {
+        Ok(s) => s,
+        // the route was stale (the bench replaced, or put to sleep by another process): read
+        // it again, wake the bench if it sleeps, and connect once more
+        Err(_) => {
+            let again = proxy.route(&host, true).await;
+            target = match again.and_then(|r| r.target) {
+                Some(t) => t,
+                None => match woken(&proxy, &host, &issue, html).await {
+                    Ok(t) => t,
+                    Err(answer) => return answer,
+                },
+            };
+            match connect(target).await {
+                Ok(s) => s,
+                Err(e) => {
                     return plain(
                         StatusCode::BAD_GATEWAY,
-                        format!("{issue} woke but has no address to forward to\n"),
+                        format!("{issue} did not answer: {e}\n"),
                     )
                 }
-            },
-            Ok(Err(e)) => {
-                return plain(
-                    StatusCode::BAD_GATEWAY,
-                    format!("{issue} could not be woken: {e}\n"),
-                )
-            }
-            Err(_) if wants_html(req.headers()) => return waking_page(&issue),
-            Err(_) => {
-                let mut r = plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("{issue} is waking up; try again in a few seconds\n"),
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                return r;
             }
         }
-    }
-    let target = route.target.expect("routed to a running bench");
-    match forward(req, target, &host, peer).await {
+    };
+    match forward(req, sender, &host, peer).await {
         Ok(r) => r,
         Err(e) => {
-            // the routes may be stale (a bench replaced or put to sleep): read them next time
+            // the routes may be stale: read them next time
             proxy.routes.lock().unwrap_or_else(|p| p.into_inner()).0 = None;
             plain(
                 StatusCode::BAD_GATEWAY,
@@ -263,11 +264,66 @@ pub async fn handle(
     }
 }
 
-/// Sends `req` to `target` over a new connection and streams the answer back; an upgrade
+/// Wakes `issue`'s bench, holding the request up to `--wake-hold`; its address once it
+/// answers, or what to answer instead (the waking page for a browser, a 503, a 502).
+async fn woken(
+    proxy: &Proxy,
+    host: &str,
+    issue: &str,
+    html: bool,
+) -> Result<SocketAddr, Response<Body>> {
+    let waited = tokio::time::timeout(proxy.cfg.wake_hold, proxy.waker.wake(issue, "request"));
+    match waited.await {
+        Ok(Ok(())) => match proxy.route(host, true).await.and_then(|r| r.target) {
+            Some(t) => Ok(t),
+            None => Err(plain(
+                StatusCode::BAD_GATEWAY,
+                format!("{issue} woke but has no address to forward to\n"),
+            )),
+        },
+        Ok(Err(e)) => Err(plain(
+            StatusCode::BAD_GATEWAY,
+            format!("{issue} could not be woken: {e}\n"),
+        )),
+        Err(_) if html => Err(waking_page(issue)),
+        Err(_) => {
+            let mut r = plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{issue} is waking up; try again in a few seconds\n"),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            Err(r)
+        }
+    }
+}
+
+/// A new HTTP/1.1 connection to a bench (upgrades allowed).
+async fn connect(target: SocketAddr) -> Result<Sender, String> {
+    let stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(target),
+    )
+    .await
+    .map_err(|_| format!("no connection to {target} within 5 s"))?
+    .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Body>;
+
+/// Sends `req` over `sender`'s connection and streams the answer back; an upgrade
 /// (`101 Switching Protocols`) joins the two connections byte for byte.
 async fn forward(
     mut req: Request<Body>,
-    target: SocketAddr,
+    mut sender: Sender,
     host: &str,
     peer: Option<SocketAddr>,
 ) -> Result<Response<Body>, String> {
@@ -304,20 +360,6 @@ async fn forward(
         h.insert("x-forwarded-host", v);
     }
     h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    let stream = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(target),
-    )
-    .await
-    .map_err(|_| format!("no connection to {target} within 5 s"))?
-    .map_err(|e| format!("cannot connect to {target}: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
     let mut resp = sender
         .send_request(Request::from_parts(parts, body))
         .await

@@ -179,6 +179,11 @@ fn an_idle_bench_sleeps_and_a_request_through_the_proxy_wakes_it() {
         s.get("/metrics").body
     );
     assert!(s.metric("benchctl_proxy_requests_total{issue=\"SLW-1\"}") >= 1);
+    // put to sleep by another process while the proxy still routes to it: woken all the same
+    let r = run(benchctl().args(["sleep", "SLW-1"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let (code, _, body) = get_via(&proxy, "slw-1.bench.test", "*/*");
+    assert_eq!((code, body.as_str()), (200, "slw-1\n"), "{}", s.log());
     // a host no bench has
     let (code, _, body) = get_via(&proxy, "nobody.bench.test", "*/*");
     assert_eq!(code, 404, "{body}");
