@@ -290,6 +290,7 @@ async fn sweep(
     let benches = app::inspect::benches(engine, None).await?;
     let now = crate::clock::now_unix();
     let pins = app::pin::pins(engine).await?;
+    let mut idle_ones = Vec::new();
     for b in benches.iter().filter(|b| b.running) {
         let Some(issue) = b.labels.get(labels::ISSUE) else {
             continue;
@@ -317,14 +318,20 @@ async fn sweep(
                 continue;
             }
         }
+        idle_ones.push((issue.clone(), idle));
+    }
+    // stopping takes up to the engine's grace period each: all at once
+    let sleeps = idle_ones.iter().map(|(issue, idle)| async move {
+        let reporter: SharedReporter = Arc::new(super::jobs::LogReporter {
+            issue: issue.to_string(),
+        });
+        let code_hosts = Default::default();
         let ctx = Context {
             engine,
             tracker: None,
-            reporter: &(Arc::new(super::jobs::LogReporter {
-                issue: issue.to_string(),
-            }) as SharedReporter),
+            reporter: &reporter,
             notifier,
-            code_hosts: &Default::default(),
+            code_hosts: &code_hosts,
             // a bench being deployed is not idle: no wait
             lock: LockOptions {
                 timeout: Duration::ZERO,
@@ -343,6 +350,7 @@ async fn sweep(
                 "[{issue}] warning: could not put it to sleep: {e}"
             )),
         }
-    }
+    });
+    futures_util::future::join_all(sleeps).await;
     Ok(())
 }

@@ -29,6 +29,7 @@ mod routing;
 mod serve_benches;
 mod serve_gc;
 mod serve_hooks;
+mod serve_idle;
 mod serve_sleep;
 mod shell;
 mod sleep;

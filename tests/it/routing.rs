@@ -3,27 +3,6 @@
 //! on the container's own address.
 
 use crate::support::*;
-use std::process::Command;
-
-struct Network(String);
-
-impl Network {
-    fn create(name: &str) -> Network {
-        let _ = Command::new("docker")
-            .args(["network", "rm", name])
-            .output();
-        docker_lines(&["network", "create", name]);
-        Network(name.to_string())
-    }
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .output();
-    }
-}
 
 fn inspect(id: &str, format: &str) -> String {
     docker_lines(&["inspect", "-f", format, id]).join("\n")

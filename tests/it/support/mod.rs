@@ -422,6 +422,28 @@ pub fn issue_locked(key: &str) -> bool {
 }
 
 /// Every container labelled with the issue, as `id name state`.
+/// A Docker network for one test (a proxy's network), removed when dropped: drop it after the
+/// benches on it (locals drop in reverse order).
+pub struct Network(pub String);
+
+impl Network {
+    pub fn create(name: &str) -> Network {
+        let _ = Command::new("docker")
+            .args(["network", "rm", name])
+            .output();
+        docker_lines(&["network", "create", name]);
+        Network(name.to_string())
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.0])
+            .output();
+    }
+}
+
 /// The engine's state (`running`, `exited`) of `issue`'s bench container.
 pub fn bench_state(issue: &str) -> String {
     docker_lines(&[
