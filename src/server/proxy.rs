@@ -48,6 +48,9 @@ pub struct Proxy {
 /// How long the routes read from the engine are used before they are read again.
 const ROUTES_FRESH: Duration = Duration::from_secs(3);
 
+/// How soon a host no bench has may read the routes again.
+const MISS_REREAD: Duration = Duration::from_secs(1);
+
 /// Headers that belong to one connection, not to the request (RFC 9110, section 7.6.1).
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -119,7 +122,12 @@ impl Proxy {
     async fn route(&self, host: &str, fresh: bool) -> Option<Route> {
         let stale = {
             let r = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-            fresh || r.0.is_none_or(|t| t.elapsed() > ROUTES_FRESH) || !r.1.contains_key(host)
+            let age = r.0.map(|t| t.elapsed());
+            // an unknown host reads them again, but not more than once a second (a flood of
+            // made-up hosts must not become a flood of engine reads)
+            fresh
+                || age.is_none_or(|a| a > ROUTES_FRESH)
+                || (!r.1.contains_key(host) && age.is_some_and(|a| a > MISS_REREAD))
         };
         if stale {
             if let Err(e) = self.refresh().await {
