@@ -162,7 +162,7 @@ pub async fn make_room(
             };
             let now = crate::clock::now_unix();
             let pins = crate::app::pin::pins(engine).await?;
-            let pinned = |i: &str| pins.iter().any(|p| p.issue == i && p.holds(now));
+            let pinned = |i: &str| crate::app::pin::active(&pins, i, now).is_some();
             let mut candidates: Vec<&Running> =
                 others.iter().filter(|r| !pinned(&r.issue)).collect();
             candidates.sort_by_key(|r| (r.last, r.issue.clone()));

@@ -326,12 +326,9 @@ pub async fn list(engine: &Engine) -> Result<Vec<BenchRecord>> {
         r.memory_bytes = Some(crate::app::cap::reserved(c, &services, false)).filter(|m| *m > 0);
     }
     with_sleep(engine, &mut out, &containers).await?;
-    let now = now_unix();
-    for p in crate::app::pin::pins(engine).await? {
-        for r in out
-            .iter_mut()
-            .filter(|r| r.issue == p.issue && p.holds(now))
-        {
+    let pins = crate::app::pin::pins(engine).await?;
+    for r in out.iter_mut() {
+        if let Some(p) = crate::app::pin::active(&pins, &r.issue, now) {
             r.pinned = true;
             r.pinned_until = p.until;
         }

@@ -75,6 +75,20 @@ pub async fn pins(engine: &Engine) -> Result<Vec<Pin>> {
         .collect())
 }
 
+/// The pin of `issue` among `pins` that holds at `now`.
+pub fn active<'a>(pins: &'a [Pin], issue: &str, now: u64) -> Option<&'a Pin> {
+    pins.iter().find(|p| p.issue == issue && p.holds(now))
+}
+
+/// Whether a Tracker issue (its JSON) carries `tag` among its `tags`, an array of strings, as
+/// the Tracker's API reference gives them:
+/// https://yandex.ru/support/tracker/en/api-ref/issues/response-fields (`--pin-tag`).
+pub fn tagged(issue: &serde_json::Value, tag: &str) -> bool {
+    issue["tags"]
+        .as_array()
+        .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag)))
+}
+
 /// `--until`: a date (`2026-12-31`, the end of that day, UTC) or a duration from now (`7d`).
 pub fn parse_until(text: &str, now: u64) -> Option<u64> {
     if let Some(d) = crate::app::gc::parse_duration(text) {

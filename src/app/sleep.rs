@@ -87,11 +87,8 @@ pub struct SleepOutcome {
 /// Puts `issue`'s bench to sleep under its lock; a pinned one is refused (exit 2).
 pub async fn sleep(ctx: &Context<'_>, issue: &str, reason: &str) -> Result<SleepOutcome> {
     let now = now_unix();
-    if let Some(p) = crate::app::pin::pins(ctx.engine)
-        .await?
-        .into_iter()
-        .find(|p| p.issue == issue && p.holds(now))
-    {
+    let pins = crate::app::pin::pins(ctx.engine).await?;
+    if let Some(p) = crate::app::pin::active(&pins, issue, now) {
         let until = p
             .until
             .map(|u| format!(" until {}", crate::clock::utc(u)))
@@ -149,12 +146,16 @@ pub(crate) async fn sleep_held(
         "{issue} sleeps: stopped {}",
         stopped.join(", ")
     )));
-    let m = of(engine, issue).await?;
+    // a marker left by an interrupted sleep keeps its time and reason
+    let (since, reason) = match marker {
+        Some(m) => (m.since, m.reason),
+        None => (since, reason.to_string()),
+    };
     Ok(SleepOutcome {
         issue: issue.to_string(),
         slept: true,
-        since: m.as_ref().map_or(since, |m| m.since),
-        reason: m.map_or_else(|| reason.to_string(), |m| m.reason),
+        since,
+        reason,
         stopped,
     })
 }
@@ -179,6 +180,9 @@ pub struct WakeOutcome {
     pub ready_ms: u64,
     /// The Tracker field was written again (the address changed: a new published port).
     pub relinked: bool,
+    /// The Tracker field the bench was linked in (its label).
+    #[serde(skip)]
+    field: Option<String>,
 }
 
 /// Wakes `issue`'s bench under its lock and waits until it answers (at most `timeout`); the
@@ -194,11 +198,7 @@ pub async fn wake(
     held.release_or_warn(ctx.engine, ctx.reporter).await;
     let mut out = result?;
     if let (true, Some(url), Some(tracker)) = (out.woke, &out.url, ctx.tracker) {
-        let bench = find_bench(ctx.engine, issue).await?;
-        let field = bench
-            .as_ref()
-            .and_then(|b| b.labels.get(labels::FIELD).cloned());
-        if let Some(field) = field {
+        if let Some(field) = out.field.clone() {
             let f = crate::app::link::Field {
                 tracker,
                 issue,
@@ -244,6 +244,7 @@ pub(crate) async fn wake_held(
             url: record_from(&bench, now_unix()).url,
             ready_ms: 0,
             relinked: false,
+            field: None,
         });
     }
     let need = crate::app::cap::reserved(&bench, &services, false);
@@ -289,6 +290,7 @@ pub(crate) async fn wake_held(
         url,
         ready_ms,
         relinked: false,
+        field: now.labels.get(labels::FIELD).cloned(),
     })
 }
 

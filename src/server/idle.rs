@@ -37,9 +37,6 @@ struct Seen {
     /// The counter's last reading (not kept across restarts: a new process reads afresh).
     #[serde(skip)]
     bytes: Option<u64>,
-    /// Requests forwarded by the proxy since serve started.
-    #[serde(skip)]
-    requests: u64,
 }
 
 /// When each bench was last used (see the module's header).
@@ -75,7 +72,6 @@ impl Clock {
         self.with(|m| {
             let s = m.entry(issue.to_string()).or_default();
             s.last = now;
-            s.requests += 1;
         })
     }
 
@@ -109,11 +105,6 @@ impl Clock {
     /// When `issue`'s bench was last used, as far as this clock knows.
     pub fn last(&self, issue: &str) -> Option<u64> {
         self.with(|m| m.get(issue).map(|s| s.last))
-    }
-
-    /// Requests forwarded to `issue`'s bench since serve started.
-    pub fn requests(&self, issue: &str) -> u64 {
-        self.with(|m| m.get(issue).map_or(0, |s| s.requests))
     }
 
     /// Every bench's last use (the clean-up's `--ttl` counts from it).
@@ -305,15 +296,15 @@ async fn sweep(
         let bytes = engine.power.traffic(&b.id).await.unwrap_or(None);
         clock.sampled(issue, bytes, deployed);
         let idle = now.saturating_sub(clock.last(issue).unwrap_or(now));
-        if idle < policy.after.as_secs() || pins.iter().any(|p| p.issue == *issue && p.holds(now)) {
+        if idle < policy.after.as_secs() || app::pin::active(&pins, issue, now).is_some() {
             continue;
         }
         if let (Some(tag), Some(t)) = (&policy.pin_tag, tracker) {
-            let tagged = t.get_issue(issue).await.ok().is_some_and(|v| {
-                v["tags"]
-                    .as_array()
-                    .is_some_and(|tags| tags.iter().any(|x| x.as_str() == Some(tag)))
-            });
+            let tagged = t
+                .get_issue(issue)
+                .await
+                .ok()
+                .is_some_and(|v| app::pin::tagged(&v, tag));
             if tagged {
                 continue;
             }

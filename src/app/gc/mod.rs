@@ -129,7 +129,7 @@ pub async fn gc(
         }
         act("remove-pin", &p.issue, "its --until passed".into());
     }
-    let pinned = |issue: &str| pins.iter().any(|p| p.issue == issue && p.holds(now));
+    let pinned = |issue: &str| crate::app::pin::active(&pins, issue, now).is_some();
 
     reporter.report(Event::Step(format!(
         "checking {} issue(s) with benches",
@@ -236,6 +236,11 @@ pub async fn gc(
         }
     }
 
+    let has_bench = |issue: &str| {
+        all.iter()
+            .any(|c| c.labels.get(labels::ISSUE).map(String::as_str) == Some(issue))
+    };
+
     // A multi-service bench's parts whose bench is gone.
     for a in stacks::leftovers(engine, tracker, opts, &all, instant, reporter).await? {
         act(&a.action, &a.target, a.reason);
@@ -258,10 +263,7 @@ pub async fn gc(
                 continue;
             }
         }
-        let has_bench = all
-            .iter()
-            .any(|c| c.labels.get(labels::ISSUE) == Some(issue));
-        if has_bench {
+        if has_bench(issue) {
             continue;
         }
         if !opts.dry_run {
@@ -276,10 +278,7 @@ pub async fn gc(
 
     // Sleep markers of issues that have no bench (one torn down by hand with docker rm).
     for m in crate::app::sleep::all(engine).await? {
-        let has_bench = all
-            .iter()
-            .any(|c| c.labels.get(labels::ISSUE) == Some(&m.issue));
-        if has_bench || opts.scope.is_some() {
+        if has_bench(&m.issue) || opts.scope.is_some() {
             continue;
         }
         if !opts.dry_run {
@@ -453,10 +452,8 @@ pub async fn gc(
 }
 
 /// Why `issue` counts as closed (its Tracker status is one of `--closed-statuses`), or `None`
-/// (open, or the Tracker cannot tell: a warning).
-/// Whether the issue is closed (why), and whether it carries the pin tag (`--pin-tag`; the
-/// issue's `tags`, an array of strings, as the Tracker's API reference gives them:
-/// https://yandex.ru/support/tracker/en/api-ref/issues/response-fields).
+/// (open, or the Tracker cannot tell: a warning); and whether it carries the pin tag
+/// (`--pin-tag`, [`crate::app::pin::tagged`]).
 async fn closed(
     tracker: Option<&TrackerClient>,
     issue: &str,
@@ -472,11 +469,10 @@ async fn closed(
                 .pointer("/status/key")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("");
-            let tagged = opts.pin_tag.as_deref().is_some_and(|tag| {
-                v["tags"]
-                    .as_array()
-                    .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(tag)))
-            });
+            let tagged = opts
+                .pin_tag
+                .as_deref()
+                .is_some_and(|tag| crate::app::pin::tagged(&v, tag));
             let closed = opts
                 .closed_statuses
                 .iter()

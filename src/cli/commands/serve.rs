@@ -161,13 +161,6 @@ fn gc_schedule(
     field: &str,
     cache_dir: &std::path::Path,
 ) -> Result<Option<crate::server::GcSchedule>> {
-    let duration = |flag: &str, v: &str| {
-        crate::app::gc::parse_duration(v).ok_or_else(|| {
-            crate::Error::usage(format!(
-                "{flag} `{v}` is not a duration (e.g. 10m, 12h, 3d)"
-            ))
-        })
-    };
     let interval = duration("--gc-interval", &args.gc_interval)?;
     if interval.is_zero() {
         return Ok(None);
@@ -199,8 +192,9 @@ fn gc_schedule(
 fn sleep_policy(
     args: &crate::cli::args::ServeArgs,
 ) -> Result<Option<crate::server::idle::SleepPolicy>> {
-    let duration = |flag: &str, v: &str| {
-        crate::app::gc::parse_duration(v)
+    let above_zero = |flag: &str, v: &str| {
+        duration(flag, v)
+            .ok()
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
                 crate::Error::usage(format!(
@@ -211,9 +205,9 @@ fn sleep_policy(
     let Some(after) = args.sleep_after.as_deref() else {
         return Ok(None);
     };
-    let after = duration("--sleep-after", after)?;
+    let after = above_zero("--sleep-after", after)?;
     let sample = match args.sleep_sample.as_deref() {
-        Some(s) => duration("--sleep-sample", s)?,
+        Some(s) => above_zero("--sleep-sample", s)?,
         None => (after / 10).clamp(Duration::from_secs(1), Duration::from_secs(60)),
     };
     Ok(Some(crate::server::idle::SleepPolicy {
@@ -221,4 +215,13 @@ fn sleep_policy(
         sample,
         pin_tag: args.pin_tag.clone(),
     }))
+}
+
+/// A duration flag's value (`10m`, `12h`, `3d`), or an error naming the flag.
+fn duration(flag: &str, v: &str) -> Result<Duration> {
+    crate::app::gc::parse_duration(v).ok_or_else(|| {
+        crate::Error::usage(format!(
+            "{flag} `{v}` is not a duration (e.g. 10m, 12h, 3d)"
+        ))
+    })
 }

@@ -38,30 +38,16 @@ impl DockerEngine {
 
 #[async_trait]
 impl Power for DockerEngine {
+    // the engine answers 304 for a container already stopped or started, which bollard
+    // counts as success
     async fn stop(&self, id: &str) -> Result<()> {
         let opts = StopContainerOptionsBuilder::default().t(10).build();
-        match self.docker.stop_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
-            // 304: already stopped
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.docker.stop_container(id, Some(opts)).await?)
     }
 
     async fn start(&self, id: &str) -> Result<()> {
-        match self
-            .docker
-            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        let opts = None::<bollard::query_parameters::StartContainerOptions>;
+        Ok(self.docker.start_container(id, opts).await?)
     }
 
     async fn traffic(&self, id: &str) -> Result<Option<u64>> {
