@@ -167,6 +167,14 @@ pub(crate) fn code_hosts(
         api: args.code_host_api.clone(),
         repo: args.code_host_repo.clone(),
     };
+    if let Some(u) = &args.dashboard_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(Error::usage(format!(
+                "--dashboard-url {u}: give the dashboard's address as people open it \
+                 (http://… or https://…)"
+            )));
+        }
+    }
     Ok(
         crate::feedback::CodeHosts::from_env(&ProcessEnv, overrides)?
             .with_pr_comment(args.pr_comment, args.dashboard_url.clone()),

@@ -65,6 +65,10 @@ impl Metrics {
                 "benchctl_proxy_requests_total",
                 "Requests the bench proxy forwarded, by issue.",
             ),
+            (
+                "benchctl_asleep_pages_total",
+                "Pages shown for a bench that did not answer (/asleep), by what it was doing.",
+            ),
         ];
         let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();

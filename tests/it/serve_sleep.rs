@@ -48,26 +48,6 @@ done
 
 const WS_DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY ws.sh /ws.sh\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"nc\", \"-ll\", \"-p\", \"8080\", \"-e\", \"/ws.sh\"]\n";
 
-/// One GET through the proxy at `proxy` for `host`; returns the status line's code, the
-/// headers and the body.
-fn get_via(proxy: &str, host: &str, accept: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(proxy).expect("the proxy listens");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let req =
-        format!("GET / HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (code, head.to_string(), body.to_string())
-}
-
 /// Opens a WebSocket through the proxy, sends `text` and returns what comes back.
 fn ws_echo(proxy: &str, host: &str, text: &str) -> String {
     let mut s = TcpStream::connect(proxy).expect("the proxy listens");

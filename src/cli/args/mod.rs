@@ -323,7 +323,8 @@ pub struct CodeHostArgs {
     pub pr_comment: bool,
 
     /// Where serve's dashboard is reachable from outside (`https://bench.example.com`):
-    /// statuses link to its page of the bench, where a failure's reason can be read.
+    /// statuses link to its page of the bench, where a failure's reason can be read, and the
+    /// page Traefik shows for a sleeping bench (serve's `/asleep`) to its wake button there.
     #[arg(long, env = crate::env::DASHBOARD_URL, value_name = "URL")]
     pub dashboard_url: Option<String>,
 }

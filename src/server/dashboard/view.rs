@@ -150,7 +150,7 @@ pub fn bench(d: &Detail, now: u64) -> Markup {
                 li { "commit: " code { (r.commit) } }
                 li { "state: " (r.state.as_deref().unwrap_or("no bench"))
                     @if r.state.as_deref() == Some("sleeping") {
-                        form method="post" action={ (r.issue) "/wake" } style="display: inline" {
+                        form id="wake" method="post" action={ (r.issue) "/wake" } style="display: inline" {
                             " " button type="submit" { "Wake it" }
                         }
                     }

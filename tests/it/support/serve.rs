@@ -70,19 +70,33 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     s.write_all(head.as_bytes()).unwrap();
     // the server may answer (413) and close before the whole body is sent
     let _ = s.write_all(body);
+    let (status, _, body) = read_answer(s);
+    Answer { status, body }
+}
+
+/// One GET of `/` at `addr` for `host` (a proxy in front of benches: serve's or Traefik);
+/// returns the status line's code, the headers and the body.
+pub fn get_via(addr: &str, host: &str, accept: &str) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("the proxy listens");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let req =
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    read_answer(s)
+}
+
+/// The answer on a `Connection: close` connection: status code, headers, body.
+fn read_answer(mut s: std::net::TcpStream) -> (u16, String, String) {
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
+    let code = text
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Answer { status, body }
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (code, head.to_string(), body.to_string())
 }
 
 /// A running `benchctl serve`.

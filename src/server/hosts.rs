@@ -1,0 +1,123 @@
+//! Which bench a host name belongs to: every bench's address (its URL template rendered, the
+//! one the Tracker link holds) read from the benches' labels and kept a few seconds. serve's
+//! front door routes by it, and the page a reverse proxy shows for a bench that does not
+//! answer (`/asleep`) names the bench by it.
+
+use super::log;
+use crate::app::inspect::{benches, record_from};
+use crate::engine::{labels, Engine};
+use crate::naming::container_name;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The bench at a host.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub issue: String,
+    /// The bench's address from here (`None`: it runs nothing now).
+    pub target: Option<SocketAddr>,
+}
+
+/// The host table, read from the engine when stale.
+pub struct Hosts {
+    engine: Engine,
+    table: Mutex<(Option<Instant>, HashMap<String, Route>)>,
+}
+
+/// How long the routes read from the engine are used before they are read again.
+const ROUTES_FRESH: Duration = Duration::from_secs(3);
+
+/// How soon a host no bench has may read the routes again.
+const MISS_REREAD: Duration = Duration::from_secs(1);
+
+impl Hosts {
+    pub fn new(engine: Engine) -> Hosts {
+        Hosts {
+            engine,
+            table: Mutex::new((None, HashMap::new())),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Reads every bench's host and address from the engine.
+    async fn refresh(&self) -> crate::Result<()> {
+        let mut table = HashMap::new();
+        for b in benches(&self.engine, None).await? {
+            let Some(issue) = b.labels.get(labels::ISSUE).cloned() else {
+                continue;
+            };
+            if b.name != container_name(&issue) {
+                continue;
+            }
+            let Some(url) = record_from(&b, crate::clock::now_unix()).url else {
+                continue;
+            };
+            let host = crate::naming::url_host(&url).to_ascii_lowercase();
+            let target = match b.running {
+                true => self.target(&b).await,
+                false => None,
+            };
+            table.insert(host, Route { issue, target });
+        }
+        *self.lock() = (Some(Instant::now()), table);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Instant>, HashMap<String, Route>)> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A running bench's address from here: its address on its network with its container
+    /// port, else its published port on this host (a swarm's ingress).
+    async fn target(&self, b: &crate::engine::ContainerInfo) -> Option<SocketAddr> {
+        let port: u16 = b.labels.get(labels::PORT)?.parse().ok()?;
+        let info = self.engine.benches.inspect(&b.id).await.ok()??;
+        match (info.ip, info.host_port) {
+            (Some(ip), _) => format!("{ip}:{port}").parse().ok(),
+            (None, Some(p)) => Some(SocketAddr::from(([127, 0, 0, 1], p))),
+            (None, None) => None,
+        }
+    }
+
+    /// The bench at `host` (lower case, no port), read again when stale or `fresh` is asked.
+    pub async fn route(&self, host: &str, fresh: bool) -> Option<Route> {
+        let stale = {
+            let r = self.lock();
+            let age = r.0.map(|t| t.elapsed());
+            // an unknown host reads them again, but not more than once a second (a flood of
+            // made-up hosts must not become a flood of engine reads)
+            fresh
+                || age.is_none_or(|a| a > ROUTES_FRESH)
+                || (!r.1.contains_key(host) && age.is_some_and(|a| a > MISS_REREAD))
+        };
+        if stale {
+            if let Err(e) = self.refresh().await {
+                log(&format!(
+                    "warning: the benches' addresses could not be read: {e}"
+                ));
+            }
+        }
+        self.lock().1.get(host).cloned()
+    }
+
+    /// Reads the table again at the next lookup (a route turned out stale).
+    pub fn forget(&self) {
+        self.lock().0 = None;
+    }
+}
+
+/// The host a request is for (`Host`, else the URI's authority), lower case, without its port.
+pub fn request_host(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> String {
+    let raw = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    crate::naming::url_host(&raw).to_ascii_lowercase()
+}
