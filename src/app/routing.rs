@@ -12,14 +12,22 @@ pub struct Router {
 }
 
 impl Router {
-    /// Traefik's labels for a bench answering on `port` at `host`.
-    pub fn labels(&self, issue: &str, host: &str, port: u16) -> HashMap<String, String> {
+    /// Traefik's labels for a bench answering on `port` at `host`, read by Traefik's
+    /// `provider` (`docker` for containers, `swarm` for services: the backend's
+    /// [`crate::engine::Stacks::kind`]). The network key is the provider's own: Traefik v3's
+    /// swarm provider skips a service that has both `traefik.docker.*` and `traefik.swarm.*`
+    /// labels (Traefik v2, no longer maintained, read `traefik.docker.network` in swarm mode).
+    pub fn labels(
+        &self,
+        issue: &str,
+        host: &str,
+        port: u16,
+        provider: &str,
+    ) -> HashMap<String, String> {
         let name = format!("benchctl-{}", crate::naming::slug(issue, 60));
         let mut l = HashMap::new();
         l.insert("traefik.enable".to_string(), "true".to_string());
-        l.insert("traefik.docker.network".to_string(), self.network.clone());
-        // Traefik v3's swarm provider reads its own key (v2 in swarm mode reads the one above)
-        l.insert("traefik.swarm.network".to_string(), self.network.clone());
+        l.insert(format!("traefik.{provider}.network"), self.network.clone());
         l.insert(
             format!("traefik.http.routers.{name}.rule"),
             format!("Host(`{host}`)"),

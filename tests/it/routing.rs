@@ -1,8 +1,10 @@
 //! Addresses from URL templates, and Traefik routing on a real container: router labels on the
 //! template's host, the bench on the proxy's network with no published port, readiness probed
-//! on the container's own address.
+//! on the container's own address, and a real Traefik routing HTTPS to it by those labels.
 
+use crate::support::traefik::{https_get, Traefik};
 use crate::support::*;
+use std::time::Duration;
 
 fn inspect(id: &str, format: &str) -> String {
     docker_lines(&["inspect", "-f", format, id]).join("\n")
@@ -82,12 +84,43 @@ fn traefik_routing_labels_a_bench_on_the_proxy_network() {
     // list renders the same address
     let row = listed("TRF-1");
     assert_eq!(row["url"], url.as_str());
+    // a real Traefik routes the address to it by these labels alone: its HTTPS entrypoint
+    // `websecure`, the resolver `le` (which cannot reach its CA here: Traefik serves its
+    // default certificate meanwhile)
+    let dir = tempfile::tempdir().unwrap();
+    let websecure = format!("127.0.0.1:{}", free_port());
+    let mut args = Traefik::docker_provider(&net.0, "TRF-1");
+    args.extend([
+        format!("--entryPoints.websecure.address={websecure}"),
+        "--certificatesResolvers.le.acme.tlsChallenge=true".into(),
+        format!(
+            "--certificatesResolvers.le.acme.storage={}",
+            dir.path().join("acme.json").display()
+        ),
+        "--certificatesResolvers.le.acme.caServer=https://127.0.0.1:9/directory".into(),
+    ]);
+    let traefik = Traefik::start(dir.path(), &args);
+    let host = "trf-1-feature-trf-1-shop-page.bench.test";
+    let https = || https_get(&websecure, host);
+    traefik.wait_for(
+        "Traefik routes to TRF-1",
+        Duration::from_secs(30),
+        https,
+        |c, b| c == 200 && b == "routed\n",
+    );
     // a new commit replaces it on the same route
     repo.branch_with("feature/TRF-1-Shop_Page", "routed again\n");
     let r = deploy();
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(r.json()["action"], "deployed");
     assert_eq!(issue_containers("TRF-1").len(), 1);
+    traefik.wait_for(
+        "Traefik follows the new container",
+        Duration::from_secs(30),
+        https,
+        |c, b| c == 200 && b == "routed again\n",
+    );
+    drop(traefik);
 
     // --router without --network or --url-template: exit 2, nothing started
     let mut cmd = benchctl();

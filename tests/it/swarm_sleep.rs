@@ -2,17 +2,10 @@
 //! (the service, its labels and link stay; no task runs), and a wake scales it back to 1 and
 //! waits until it answers. It runs in the swarm module's group (one swarm for both).
 
-use crate::support::swarm::SwarmGuard;
+use crate::support::swarm::{swarm_cmd, SwarmGuard};
 use crate::support::*;
 use serde_json::Value;
 use std::process::Command;
-
-fn swarm_cmd() -> Command {
-    let mut cmd = benchctl();
-    cmd.env("BENCHCTL_BACKEND", "swarm")
-        .env("BENCHCTL_PUBLISH_MODE", "host");
-    cmd
-}
 
 fn replicas(issue: &str) -> Option<i64> {
     let filter = format!("label=benchctl.issue={issue}");

@@ -284,7 +284,7 @@ async fn start_single(
     let spec = ContainerSpec {
         name: container_name(issue),
         image: image.tag.clone(),
-        labels: plan::bench_labels(req, &identity)?,
+        labels: plan::bench_labels(req, &identity, engine.stacks.kind())?,
         container_port: port,
         bind: req.bench.bind.clone(),
         limits: req.bench.limits.clone(),

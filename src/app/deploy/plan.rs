@@ -97,7 +97,11 @@ pub struct BenchIdentity<'a> {
 
 /// The bench's labels: benchctl's own, and the proxy's when it is routed (only benchctl writes
 /// these; the branch has no say).
-pub fn bench_labels(req: &DeployRequest, b: &BenchIdentity) -> Result<HashMap<String, String>> {
+pub fn bench_labels(
+    req: &DeployRequest,
+    b: &BenchIdentity,
+    provider: &str,
+) -> Result<HashMap<String, String>> {
     let value = labels::value;
     let mut l = base_labels(&req.issue, b.commit);
     l.insert(labels::BRANCH.to_string(), value(&req.branch));
@@ -133,7 +137,7 @@ pub fn bench_labels(req: &DeployRequest, b: &BenchIdentity) -> Result<HashMap<St
                 port: None,
             },
         )?;
-        l.extend(router.labels(&req.issue, crate::naming::url_host(&url), b.port));
+        l.extend(router.labels(&req.issue, crate::naming::url_host(&url), b.port, provider));
     }
     Ok(l)
 }
@@ -305,7 +309,7 @@ mod tests {
             settings: "s1",
             deployed_at: 99,
         };
-        let l = bench_labels(&req, &id).unwrap();
+        let l = bench_labels(&req, &id, "docker").unwrap();
         assert_eq!(l[labels::ISSUE], "PROJ-1");
         assert_eq!(l[labels::BRANCH], "feature/PROJ-1-x");
         assert_eq!(l[labels::COMMIT_TIME], "7");
@@ -317,7 +321,7 @@ mod tests {
             entrypoint: None,
             cert_resolver: None,
         });
-        let l = bench_labels(&req, &id).unwrap();
+        let l = bench_labels(&req, &id, "docker").unwrap();
         assert_eq!(
             l["traefik.http.routers.benchctl-proj-1.rule"],
             "Host(`proj-1.bench.example.com`)"
@@ -326,5 +330,12 @@ mod tests {
             l["traefik.http.services.benchctl-proj-1.loadbalancer.server.port"],
             "8080"
         );
+        assert_eq!(l["traefik.docker.network"], "proxy");
+        // Traefik v3's swarm provider skips a service that also has docker's keys
+        let l = bench_labels(&req, &id, "swarm").unwrap();
+        assert_eq!(l["traefik.swarm.network"], "proxy");
+        assert!(l.keys().all(|k| !k.starts_with("traefik.docker.")), "{l:?}");
+        let l = bench_labels(&req, &id, "docker").unwrap();
+        assert!(l.keys().all(|k| !k.starts_with("traefik.swarm.")), "{l:?}");
     }
 }

@@ -141,7 +141,7 @@ pub(super) async fn start(
         publish: Some((port, req.bench.bind.clone())),
     };
     let name = container_name(issue);
-    let mut bench_labels = plan::bench_labels(req, &identity)?;
+    let mut bench_labels = plan::bench_labels(req, &identity, engine.stacks.kind())?;
     if let Some(h) = stack.hook("teardown") {
         bench_labels.insert(
             super::hooks::TEARDOWN_HOOK.into(),

@@ -354,6 +354,18 @@ fn issue(s: &mut State, key: &str, method: &Method, body: Option<Value>) -> Resp
 }
 
 impl FakeTracker {
+    /// Points `cmd` at this fake with an OAuth `token` for the organization `org`.
+    pub fn configure<'c>(
+        &self,
+        cmd: &'c mut std::process::Command,
+        token: &str,
+        org: &str,
+    ) -> &'c mut std::process::Command {
+        cmd.env("BENCHCTL_TRACKER_URL", &self.url)
+            .env("BENCHCTL_TRACKER_TOKEN", token)
+            .env("BENCHCTL_TRACKER_ORG_ID", org)
+    }
+
     /// Starts the fake with the token and organization it accepts, and the field `benchLink`.
     pub fn start(auth: Auth, org: Org) -> Self {
         let state = Arc::new(Mutex::new(State {

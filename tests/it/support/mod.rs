@@ -9,6 +9,7 @@ pub mod progress;
 pub mod serve;
 pub mod snapshot;
 pub mod swarm;
+pub mod traefik;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -55,6 +55,19 @@ impl Answer {
     }
 }
 
+/// Sets the member at `path` of a payload (a fixture edited for a test).
+pub fn set_at(v: &mut Value, path: &[&str], value: Value) {
+    let mut cur = v;
+    for k in &path[..path.len() - 1] {
+        cur = &mut cur[*k];
+    }
+    cur[path[path.len() - 1]] = value;
+}
+
+pub fn json_bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap()
+}
+
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`).
 pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
     let mut s = std::net::TcpStream::connect(addr).expect("serve listens");
@@ -241,6 +254,17 @@ impl Serve {
     }
 
     /// The service's stderr so far.
+    /// Jobs on disk in the state directory's queue.
+    pub fn queue_files(&self) -> usize {
+        std::fs::read_dir(self.state_dir.join("queue"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -1,7 +1,11 @@
-//! A single-node swarm for tests that need one: initialised when the engine is in none, and
-//! left again when the last test of this process using it is done.
+//! A single-node swarm for tests that need one (initialised when the engine is in none, and
+//! left again when the last test of this process using it is done), and what the swarm
+//! modules share: the app, the swarm-backend command, a deploy with small limits, a service's
+//! inspection.
 
-use super::{docker_lines, require_docker};
+use super::fake_tracker::FakeTracker;
+use super::{benchctl, docker_lines, listed_by, require_docker, run, AppRepo, Run};
+use serde_json::Value;
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -50,4 +54,68 @@ impl Drop for SwarmGuard {
             s.1 = false;
         }
     }
+}
+
+pub const TOKEN: &str = "swarm-canary-5f5f5f";
+
+/// The app prints a line at start (for `logs`) and serves `/www` on 8080.
+pub const SWARM_APP: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\n\
+CMD [\"/bin/busybox\", \"sh\", \"-c\", \"echo bench-started; exec /bin/busybox httpd -f -p 8080 -h /www\"]\n";
+
+pub fn swarm_app() -> AppRepo {
+    let repo = AppRepo::new();
+    repo.write("Dockerfile", SWARM_APP);
+    repo.commit("swarm app");
+    repo
+}
+
+pub fn tracker_env(cmd: &mut Command, t: &FakeTracker) {
+    t.configure(cmd, TOKEN, "org-1");
+}
+
+/// `benchctl --backend swarm --publish-mode host ...` (host mode: this engine's routing mesh
+/// does not forward).
+pub fn swarm_cmd() -> Command {
+    let mut cmd = benchctl();
+    cmd.env("BENCHCTL_BACKEND", "swarm")
+        .env("BENCHCTL_PUBLISH_MODE", "host");
+    cmd
+}
+
+/// `deploy main` of `repo` as `issue` with small limits; `timeout` seconds to answer.
+pub fn deploy(cmd: &mut Command, repo: &AppRepo, issue: &str, timeout: u32, extra: &[&str]) -> Run {
+    let timeout = timeout.to_string();
+    let repo = repo.path_str();
+    let args = [
+        "--json", "deploy", "main", "--repo", &repo, "--issue", issue,
+    ];
+    run(cmd
+        .args(args)
+        .args([
+            "--cpus",
+            "0.1",
+            "--memory",
+            "64m",
+            "--ready-timeout",
+            &timeout,
+        ])
+        .args(extra))
+}
+
+pub fn service_of(issue: &str) -> Option<Value> {
+    let filter = format!("label=benchctl.issue={issue}");
+    let ids = docker_lines(&["service", "ls", "-q", "--filter", &filter]);
+    assert!(ids.len() <= 1, "one service per issue: {ids:?}");
+    let id = ids.first()?;
+    let out = Command::new("docker")
+        .args(["service", "inspect", id])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    Some(v[0].clone())
+}
+
+/// The swarm backend's `list --json` entry of `issue`.
+pub fn listed_swarm(issue: &str) -> Value {
+    listed_by(swarm_cmd(), issue)
 }
