@@ -300,3 +300,48 @@ fn a_multi_service_bench_is_routed_through_its_web_service() {
         1
     );
 }
+
+/// The Traefik example (examples/traefik/docker-compose.yml) as docker-compose reads it: a
+/// Traefik new enough for asleep.yml's `statusRewrites` (3.4), whose file provider reads the
+/// asleep.yml the example mounts.
+#[test]
+fn the_traefik_compose_example_mounts_the_asleep_page_it_configures() {
+    let _group = crate::support::group(module_path!());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/traefik");
+    let out = std::process::Command::new("docker-compose")
+        .args(["-f", "docker-compose.yml", "config"])
+        .current_dir(&dir)
+        .env("ACME_EMAIL", "ops@example.com")
+        .output()
+        .expect("this test needs docker-compose (apt-get install docker-compose)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let traefik = &config["services"]["traefik"];
+    let image = traefik["image"].as_str().unwrap();
+    let version: Vec<u32> = image
+        .trim_start_matches("traefik:v")
+        .split('.')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(version >= vec![3, 4], "{image}: asleep.yml needs 3.4");
+    let file = traefik["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|a| a.as_str()?.strip_prefix("--providers.file.filename="))
+        .expect("the file provider");
+    let mount = format!("{}:{file}:ro", dir.join("asleep.yml").display());
+    assert!(
+        traefik["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str() == Some(&mount)),
+        "{mount} in {text}"
+    );
+}

@@ -7,15 +7,15 @@
 //! sees every bench on the engine, so no other test's benches may run beside it.
 
 use crate::support::serve::*;
-use crate::support::traefik::Traefik;
+use crate::support::traefik::{https_get, Traefik};
 use crate::support::*;
 use std::path::Path;
 use std::time::Duration;
 
-/// Traefik with its docker provider on `network` (only `issue`'s bench) and the file provider
+/// Traefik with its docker provider on `network` (only `issue`'s bench), the file provider
 /// of examples/traefik/asleep.yml, pointed at the bench domain `bench.test` and at serve on
-/// `serve_addr`.
-fn traefik(dir: &Path, network: &str, issue: &str, serve_addr: &str) -> Traefik {
+/// `serve_addr`, and an HTTPS entrypoint `websecure` (its address returned beside it).
+fn traefik(dir: &Path, network: &str, issue: &str, serve_addr: &str) -> (Traefik, String) {
     let example = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/traefik/asleep.yml"),
     )
@@ -34,9 +34,11 @@ fn traefik(dir: &Path, network: &str, issue: &str, serve_addr: &str) -> Traefik 
             .replace("host.docker.internal:8780", serve_addr),
     )
     .unwrap();
+    let websecure = format!("127.0.0.1:{}", free_port());
     let mut args = Traefik::docker_provider(network, issue);
     args.push(format!("--providers.file.filename={}", dynamic.display()));
-    Traefik::start(dir, &args)
+    args.push(format!("--entryPoints.websecure.address={websecure}"));
+    (Traefik::start(dir, &args), websecure)
 }
 
 #[test]
@@ -68,7 +70,7 @@ fn a_traefik_routed_bench_sleeps_by_its_counters_and_traefik_points_at_the_wake_
         .args(&["--dashboard", "--dashboard-listen", &board])
         .args(&["--dashboard-url", &board_url])
         .start();
-    let traefik = traefik(state.path(), &net.0, "SLT-1", &s.addr);
+    let (traefik, websecure) = traefik(state.path(), &net.0, "SLT-1", &s.addr);
     let host = "slt-1.bench.test";
     traefik.wait_for_host(
         "Traefik routes to SLT-1",
@@ -110,6 +112,18 @@ fn a_traefik_routed_bench_sleeps_by_its_counters_and_traefik_points_at_the_wake_
     assert!(
         page.contains("href=\"http://slt-1.bench.test/\""),
         "a link back to the address asked for\n{page}"
+    );
+    // the same page on an HTTPS entrypoint (the example's router with `tls`), linking back to
+    // the https address
+    traefik.wait_for(
+        "Traefik shows serve's page over HTTPS",
+        Duration::from_secs(30),
+        || https_get(&websecure, host),
+        |code, body| {
+            code == 503
+                && body.contains("SLT-1's bench is asleep")
+                && body.contains("href=\"https://slt-1.bench.test/\"")
+        },
     );
     // (Traefik answers with the catch-all's status, whatever the page's own)
     let (_, nobody) = traefik.get("nobody.bench.test");
