@@ -1,5 +1,6 @@
 //! After an engine restart, benches come back (restart policy `unless-stopped`) and `list`
-//! finds them by label. This restarts the Docker engine: its module is a test group of its
+//! finds them by label, and sleeping benches keep sleeping (also a Compose service with
+//! `restart: always`, which the engine would otherwise revive). This restarts the Docker engine: its module is a test group of its
 //! own, which runs when no other module's tests run. It needs root (as CI runs).
 
 use crate::support::fake_tracker::{Auth, FakeTracker, Org};
@@ -86,17 +87,28 @@ fn restart_engine() {
 fn benches_come_back_after_an_engine_restart_and_list_finds_them() {
     let _group = crate::support::group(module_path!());
     require_docker();
-    let _c = Cleanup::issues(&["RST-1"]);
+    let _c = Cleanup::issues(&["RST-1", "RST-2", "RST-3"]);
     let repo = AppRepo::new();
     repo.branch_with("feature/RST-1", "survives\n");
-    let r = run(benchctl().args([
-        "deploy",
-        "feature/RST-1",
-        "--repo",
-        &repo.path_str(),
-        "--json",
-    ]));
-    assert_eq!(r.code, 0, "{}", r.all());
+    let deploy = |branch: &str| {
+        let r = run(benchctl().args(["deploy", branch, "--repo", &repo.path_str(), "--json"]));
+        assert_eq!(r.code, 0, "{}", r.all());
+    };
+    deploy("feature/RST-1");
+    // two sleeping benches: one container, and a Compose service that asks for `always`
+    repo.branch_with("feature/RST-2", "asleep\n");
+    deploy("feature/RST-2");
+    repo.branch_with("feature/RST-3", "asleep too\n");
+    repo.write(
+        "compose.yaml",
+        "services:\n  web:\n    build: .\n    ports: [\"8080\"]\n    restart: always\n",
+    );
+    repo.commit("a Compose bench");
+    deploy("feature/RST-3");
+    for issue in ["RST-2", "RST-3"] {
+        let r = run(benchctl().args(["sleep", issue]));
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
 
     restart_engine();
 
@@ -125,6 +137,20 @@ fn benches_come_back_after_an_engine_restart_and_list_finds_them() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
+    // the engine has restarted what it restarts (RST-1 answers): the sleeping ones stay down
+    for issue in ["RST-2", "RST-3"] {
+        assert_eq!(listed(issue)["state"], "sleeping", "{issue}");
+        assert!(
+            docker_lines(&[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=benchctl.issue={issue}")
+            ])
+            .is_empty(),
+            "{issue} was started by the engine's restart"
+        );
+    }
 
     // the published port may have changed: `link` re-publishes the current address
     let tracker = FakeTracker::start(Auth::OAuth("rst-token-123"), Org::Org("o"));

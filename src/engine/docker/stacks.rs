@@ -33,11 +33,14 @@ pub(crate) fn health(h: &HealthSpec) -> HealthConfig {
     }
 }
 
+/// A service's `restart` as the engine's policy. `always` becomes `unless-stopped`: the two
+/// differ only for a container stopped on purpose, which `always` starts again when the engine
+/// restarts — a sleeping bench would wake by itself (past `--max-running`, with its marker
+/// saying it sleeps). A crashed service is restarted either way.
 fn restart(policy: Option<&str>) -> RestartPolicy {
     let name = match policy {
-        Some("always") => RestartPolicyNameEnum::ALWAYS,
+        Some("always" | "unless-stopped") => RestartPolicyNameEnum::UNLESS_STOPPED,
         Some("on-failure") => RestartPolicyNameEnum::ON_FAILURE,
-        Some("unless-stopped") => RestartPolicyNameEnum::UNLESS_STOPPED,
         _ => RestartPolicyNameEnum::NO,
     };
     RestartPolicy {
