@@ -1,7 +1,7 @@
 //! The cap on running benches (`--max-running`): six deploys at once under a cap of three
 //! never run more than three benches (the least recently used is put to sleep to make room),
 //! and when only pinned benches run, a deploy or a wake fails with exit 2 naming the cap and
-//! them.
+//! them. A Compose bench makes room the same way.
 
 use crate::support::*;
 use serde_json::Value;
@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const KEYS: [&str; 7] = [
-    "CAP-1", "CAP-2", "CAP-3", "CAP-4", "CAP-5", "CAP-6", "CAP-7",
+const KEYS: [&str; 8] = [
+    "CAP-1", "CAP-2", "CAP-3", "CAP-4", "CAP-5", "CAP-6", "CAP-7", "CAP-8",
 ];
 
 /// The running bench containers of this test's issues (markers and build steps aside).
@@ -156,4 +156,30 @@ fn concurrent_deploys_do_not_overshoot_the_cap_and_pinned_benches_are_never_evic
     for i in &running {
         run(benchctl().args(["unpin", i]));
     }
+
+    // a Compose bench (its image built before it asks for room) makes room the same way
+    git(repo.path(), &["checkout", "-q", "feature/CAP-8"]);
+    repo.write(
+        "compose.yaml",
+        "services:\n  web:\n    build: .\n    ports: [\"8080\"]\n",
+    );
+    repo.commit("a Compose bench");
+    let r = run(benchctl().args([
+        "deploy",
+        "feature/CAP-8",
+        "--repo",
+        &repo.path_str(),
+        "--no-link",
+        "--max-running",
+        "3",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("to make room"), "{}", r.all());
+    let s = states();
+    assert!(
+        s.iter()
+            .any(|(i, st)| i == "CAP-8" && st.starts_with("running")),
+        "{s:?}"
+    );
+    assert_eq!(running_benches(), 3, "{s:?}");
 }

@@ -172,8 +172,9 @@ pub(super) async fn deploy_locked(
                 reporter,
                 builder: Default::default(),
             };
+            let prepared = super::stack::prepare(&ctx, &checkout, &commit, commit_time).await?;
             let room = room().await?;
-            let s = super::stack::start(&ctx, &checkout, commit, commit_time).await;
+            let s = super::stack::start(&ctx, prepared, commit, commit_time).await;
             room.release(engine, reporter).await;
             s?
         }

@@ -38,18 +38,35 @@ fn err(req: &DeployRequest, stack: &Stack, msg: impl std::fmt::Display) -> Error
     Error::usage(format!("{} of branch `{}`: {msg}", stack.file, req.branch))
 }
 
-/// Builds or finds every service's image; starts the services the web one needs, then the
-/// web one's new container.
-pub(super) async fn start(
+/// What a stack bench starts from: the services' start order and their images.
+pub(super) struct Prepared {
+    order: Vec<String>,
+    images: HashMap<String, (String, String, Vec<u16>)>,
+}
+
+/// Checks the start order and builds or finds every service's image: the work done before
+/// the bench needs room under the cap, so that building holds no engine-wide lock.
+pub(super) async fn prepare(
     cx: &StackCtx<'_>,
     checkout: &Checkout,
+    commit: &str,
+    commit_time: i64,
+) -> Result<Prepared> {
+    let order = sp::order(&cx.stack.project).map_err(|m| err(cx.req, cx.stack, m))?;
+    let images = images(cx, checkout, commit, commit_time).await?;
+    Ok(Prepared { order, images })
+}
+
+/// Starts the services the web one needs, then the web one's new container.
+pub(super) async fn start(
+    cx: &StackCtx<'_>,
+    prepared: Prepared,
     commit: String,
     commit_time: i64,
 ) -> Result<Started> {
     let (req, engine, stack, reporter) = (cx.req, cx.engine, cx.stack, cx.reporter);
     let issue = req.issue.as_str();
-    let order = sp::order(&stack.project).map_err(|m| err(req, stack, m))?;
-    let images = images(cx, checkout, &commit, commit_time).await?;
+    let Prepared { order, images } = prepared;
 
     // the bench's network and volumes
     let owner = sp::stack_labels(
