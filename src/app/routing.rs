@@ -2,6 +2,7 @@
 //! labels that make the proxy send the bench's host name to it.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// Traefik routing: the bench joins `network` and carries the router labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,6 +10,13 @@ pub struct Router {
     pub network: String,
     pub entrypoint: Option<String>,
     pub cert_resolver: Option<String>,
+    /// How long a redeploy keeps the old container serving after the new one answers. Traefik
+    /// learns of containers from the engine's events but applies a provider's changes at most
+    /// every `providersThrottleDuration` (2 s by default): the new container's start and the
+    /// old one's end, close together, leave the old (gone) address in its pool for that long,
+    /// and requests sent there wait for Traefik's dial timeout (30 s) and fail. Waiting first
+    /// lets Traefik route to both, then drop the old one as soon as it ends.
+    pub drain: Duration,
 }
 
 impl Router {

@@ -337,6 +337,12 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
             network: network.clone(),
             entrypoint: args.traefik_entrypoint.clone(),
             cert_resolver: args.traefik_cert_resolver.clone(),
+            drain: crate::app::gc::parse_duration(&args.traefik_drain).ok_or_else(|| {
+                Error::usage(format!(
+                    "--traefik-drain `{}` is not a duration (e.g. 3s; 0 to switch at once)",
+                    args.traefik_drain
+                ))
+            })?,
         }),
         (Some(_), None) => {
             return Err(Error::usage(

@@ -44,25 +44,51 @@ impl Hosts {
         &self.engine
     }
 
-    /// Reads every bench's host and address from the engine.
+    /// Reads every bench's host and address from the engine. Of an issue's containers, the
+    /// bench (its own name) is routed to while it runs; a redeploy's new container (named
+    /// beside it until it is renamed into place) once it alone runs, or once the bench is gone
+    /// by the time it is inspected: while a bench is replaced, requests go to the new one
+    /// instead of waking a bench that is not asleep.
     async fn refresh(&self) -> crate::Result<()> {
-        let mut table = HashMap::new();
+        let mut by_issue: HashMap<String, Vec<(u8, crate::engine::ContainerInfo)>> = HashMap::new();
         for b in benches(&self.engine, None).await? {
-            let Some(issue) = b.labels.get(labels::ISSUE).cloned() else {
+            let Some(issue) = b.labels.get(labels::ISSUE) else {
                 continue;
             };
-            if b.name != container_name(&issue) {
-                continue;
+            let rank = match (b.name == container_name(issue), b.running) {
+                (true, true) => 3,
+                (false, true) => 2,
+                (true, false) => 1,
+                (false, false) => continue,
+            };
+            by_issue.entry(issue.clone()).or_default().push((rank, b));
+        }
+        let now = crate::clock::now_unix();
+        let mut table = HashMap::new();
+        for (issue, mut found) in by_issue {
+            found.sort_by_key(|b| std::cmp::Reverse(b.0));
+            let mut chosen: Option<(String, Option<SocketAddr>)> = None;
+            for (_, b) in &found {
+                let Some(url) = record_from(b, now).url else {
+                    continue;
+                };
+                let host = crate::naming::url_host(&url).to_ascii_lowercase();
+                let target = match b.running {
+                    true => self.target(b).await,
+                    false => None,
+                };
+                let settled = target.is_some() || !b.running;
+                if chosen.is_none() || settled {
+                    chosen = Some((host, target));
+                }
+                // a running container without an address was removed since the listing
+                if settled {
+                    break;
+                }
             }
-            let Some(url) = record_from(&b, crate::clock::now_unix()).url else {
-                continue;
-            };
-            let host = crate::naming::url_host(&url).to_ascii_lowercase();
-            let target = match b.running {
-                true => self.target(&b).await,
-                false => None,
-            };
-            table.insert(host, Route { issue, target });
+            if let Some((host, target)) = chosen {
+                table.insert(host, Route { issue, target });
+            }
         }
         *self.lock() = (Some(Instant::now()), table);
         Ok(())

@@ -8,8 +8,8 @@
 use super::hosts::{request_host, Hosts};
 use super::idle::{Clock, Waker};
 use super::Metrics;
-use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use axum::body::{Body, HttpBody as _};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -128,7 +128,7 @@ pub async fn handle(
             Err(answer) => return answer,
         },
     };
-    let sender = match connect(target).await {
+    let sender = match connect_unless_moved(&proxy, &host, target).await {
         Ok(s) => s,
         // the route was stale (the bench replaced, or put to sleep by another process): read
         // it again, wake the bench if it sleeps, and connect once more
@@ -152,17 +152,43 @@ pub async fn handle(
             }
         }
     };
-    match forward(req, sender, &host, peer).await {
-        Ok(r) => r,
-        Err(e) => {
-            // the routes may be stale: read them next time
-            proxy.hosts.forget();
-            plain(
-                StatusCode::BAD_GATEWAY,
-                format!("{issue} did not answer: {e}\n"),
-            )
+    let replay = replayable(&req);
+    let e = match forward(req, sender, &host, peer).await {
+        Ok(r) => return r,
+        Err(e) => e,
+    };
+    // the connection ended before an answer, maybe because a redeploy removed the container
+    // it reached: a request that may be sent twice goes once more to the address read again
+    if let Some(again) = replay {
+        if let Some(t) = proxy.hosts.route(&host, true).await.and_then(|r| r.target) {
+            if let Ok(sender) = connect(t).await {
+                if let Ok(r) = forward(again, sender, &host, peer).await {
+                    return r;
+                }
+            }
         }
     }
+    // the routes may be stale: read them next time
+    proxy.hosts.forget();
+    plain(
+        StatusCode::BAD_GATEWAY,
+        format!("{issue} did not answer: {e}\n"),
+    )
+}
+
+/// A copy of `req` to send again if its connection fails before an answer: only a request
+/// without a body whose method is safe to repeat (RFC 9110, section 9.2.2), never an upgrade.
+fn replayable(req: &Request<Body>) -> Option<Request<Body>> {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe || is_upgrade(req.headers()) || req.body().size_hint().exact() != Some(0) {
+        return None;
+    }
+    let mut copy = Request::new(Body::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
 }
 
 /// Wakes `issue`'s bench, holding the request up to `--wake-hold`; its address once it
@@ -196,6 +222,32 @@ async fn woken(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             Err(r)
         }
+    }
+}
+
+/// How long a connection to a bench's known address may take before the proxy checks that the
+/// bench is still there. A bench is on this host's bridge (or behind a published port): it
+/// connects within a millisecond, or refuses at once; only an address that is gone (the
+/// container removed by a redeploy, whose new one the cached routes do not know yet) leaves a
+/// connection hanging.
+const CONNECT_PATIENCE: Duration = Duration::from_millis(250);
+
+/// [`connect`] to a route's `target`; one that has not connected within
+/// [`CONNECT_PATIENCE`] is given up when the routes, read again, send `host` elsewhere.
+async fn connect_unless_moved(
+    proxy: &Proxy,
+    host: &str,
+    target: SocketAddr,
+) -> Result<Sender, String> {
+    let attempt = connect(target);
+    tokio::pin!(attempt);
+    if let Ok(done) = tokio::time::timeout(CONNECT_PATIENCE, &mut attempt).await {
+        return done;
+    }
+    let now = proxy.hosts.route(host, true).await.and_then(|r| r.target);
+    match now == Some(target) {
+        true => attempt.await,
+        false => Err(format!("{host} moved from {target}")),
     }
 }
 
@@ -277,4 +329,34 @@ async fn forward(
         }
     }
     Ok(resp.map(Body::new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, headers: &[(&str, &str)], body: &'static str) -> Request<Body> {
+        let mut b = Request::builder().method(method).uri("/page?x=1");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Body::from(body)).unwrap()
+    }
+
+    #[test]
+    fn only_bodiless_safe_requests_are_sent_again() {
+        let copy = replayable(&request("GET", &[("accept", "text/html")], "")).unwrap();
+        assert_eq!(copy.method(), Method::GET);
+        assert_eq!(copy.uri(), "/page?x=1");
+        assert_eq!(copy.headers()["accept"], "text/html");
+        assert!(replayable(&request("HEAD", &[], "")).is_some());
+        assert!(replayable(&request("OPTIONS", &[], "")).is_some());
+        // a body could be half sent; POST and friends may act twice
+        assert!(replayable(&request("GET", &[], "a body")).is_none());
+        assert!(replayable(&request("POST", &[], "")).is_none());
+        assert!(replayable(&request("DELETE", &[], "")).is_none());
+        // an upgrade is a connection, not a request to repeat
+        let ws = [("connection", "Upgrade"), ("upgrade", "websocket")];
+        assert!(replayable(&request("GET", &ws, "")).is_none());
+    }
 }

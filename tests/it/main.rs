@@ -23,6 +23,7 @@ mod leftovers;
 mod lifecycle;
 mod lifecycle_gc;
 mod pin;
+mod proxy_redeploy;
 mod random_run;
 mod ready;
 mod restart_engine;

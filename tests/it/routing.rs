@@ -108,12 +108,48 @@ fn traefik_routing_labels_a_bench_on_the_proxy_network() {
         https,
         |c, b| c == 200 && b == "routed\n",
     );
-    // a new commit replaces it on the same route
+    // a new commit replaces it on the same route; the old container keeps serving for
+    // --traefik-drain (3 s) after the new one started, so that Traefik routes to the new one
+    // before the old one ends
     repo.branch_with("feature/TRF-1-Shop_Page", "routed again\n");
+    let since = docker_lines(&["info", "-f", "{{.SystemTime}}"]).join("");
     let r = deploy();
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(r.json()["action"], "deployed");
     assert_eq!(issue_containers("TRF-1").len(), 1);
+    let new_id = issue_containers("TRF-1")[0]
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let until = docker_lines(&["info", "-f", "{{.SystemTime}}"]).join("");
+    let events = docker_lines(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "label=benchctl.issue=TRF-1",
+        "--format",
+        "{{.TimeNano}} {{.Action}} {{.Actor.ID}}",
+    ]);
+    let at = |action: &str, id: &str| -> u128 {
+        events
+            .iter()
+            .find_map(|e| {
+                let mut f = e.split(' ');
+                let (t, a, who) = (f.next()?, f.next()?, f.next()?);
+                (a == action && who.starts_with(id)).then(|| t.parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no {action} of {id} in {events:#?}"))
+    };
+    let (started, died) = (at("start", &new_id), at("die", &id));
+    assert!(
+        died >= started + 3_000_000_000,
+        "the old container ended {} ms after the new one started (--traefik-drain is 3 s)",
+        (died as i128 - started as i128) / 1_000_000
+    );
     traefik.wait_for(
         "Traefik follows the new container",
         Duration::from_secs(30),

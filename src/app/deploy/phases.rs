@@ -204,6 +204,18 @@ pub(super) async fn deploy_locked(
     )
     .await?;
 
+    let olds: Vec<_> = existing.iter().filter(|c| c.id != id).collect();
+    if let Some(router) = &req.bench.router {
+        if olds.iter().any(|c| c.running) && !router.drain.is_zero() {
+            reporter.report(Event::Step(format!(
+                "keeping the previous bench {}s more, until Traefik routes to the new one \
+                 (--traefik-drain)",
+                router.drain.as_secs()
+            )));
+            tokio::time::sleep(router.drain).await;
+        }
+    }
+
     // Fencing: only the lock's holder may switch benches.
     if !held.still_held(engine).await? {
         engine.benches.discard(&id).await?;
@@ -212,7 +224,7 @@ pub(super) async fn deploy_locked(
              the new version was removed and the running bench left as it was"
         )));
     }
-    for old in existing.iter().filter(|c| c.id != id) {
+    for old in olds {
         engine.benches.remove(&old.id).await?;
         reporter.report(Event::Done(format!(
             "removed the previous bench {}",

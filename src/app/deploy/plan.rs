@@ -320,6 +320,7 @@ mod tests {
             network: "proxy".into(),
             entrypoint: None,
             cert_resolver: None,
+            drain: std::time::Duration::ZERO,
         });
         let l = bench_labels(&req, &id, "docker").unwrap();
         assert_eq!(

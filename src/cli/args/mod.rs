@@ -488,6 +488,17 @@ pub struct BenchArgs {
     #[arg(long, env = "BENCHCTL_TRAEFIK_CERT_RESOLVER", value_name = "NAME")]
     pub traefik_cert_resolver: Option<String>,
 
+    /// How long a redeploy keeps the old container after the new one answers, so that Traefik
+    /// (which applies changes at most every providersThrottleDuration, 2s by default) routes
+    /// to the new one before the old one goes; more than that duration; 0 removes it at once.
+    #[arg(
+        long,
+        env = "BENCHCTL_TRAEFIK_DRAIN",
+        default_value = "3s",
+        value_name = "DURATION"
+    )]
+    pub traefik_drain: String,
+
     /// Host address the bench port is published on.
     #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
     pub bind: String,
