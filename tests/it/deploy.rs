@@ -9,9 +9,7 @@ const TOKEN: &str = "oauth-canary-7f3e9d1c55";
 const IAM: &str = "iam-canary-0a9b8c7d6e";
 
 fn with_tracker(cmd: &mut std::process::Command, t: &FakeTracker) {
-    cmd.env("BENCHCTL_TRACKER_URL", &t.url)
-        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-        .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
+    cmd.tracker(t, TOKEN, "org-1");
 }
 
 /// A test's issue: its cleanup, a repository with the issue branch, and a fake Tracker that
@@ -292,9 +290,7 @@ fn tracker_refusals_keep_the_bench_exit_3_and_hide_the_token() {
         run(benchctl()
             .args(["deploy", "feature/DEPF-6", "--repo", &repo.path_str()])
             .args(extra)
-            .env("BENCHCTL_TRACKER_URL", &tracker.url)
-            .env("BENCHCTL_TRACKER_TOKEN", "the-right-token")
-            .env("BENCHCTL_TRACKER_ORG_ID", "org-1"))
+            .tracker(&tracker, "the-right-token", "org-1"))
     };
 
     // 401 on the PATCH (e.g. a token that expired during the deploy): bench kept, exit 3
@@ -528,9 +524,7 @@ fn a_bad_token_or_unknown_issue_fails_fast_with_nothing_started() {
             "--repo",
             &repo.path_str(),
         ])
-        .env("BENCHCTL_TRACKER_URL", &tracker.url)
-        .env("BENCHCTL_TRACKER_TOKEN", "the-right-token")
-        .env("BENCHCTL_TRACKER_ORG_ID", "org-1"));
+        .tracker(&tracker, "the-right-token", "org-1"));
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
         r.stderr.contains("404") && r.stderr.contains("Issue does not exist."),

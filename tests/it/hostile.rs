@@ -33,9 +33,7 @@ fn invalid_branch_names_and_keys_are_refused_before_any_work() {
     ] {
         let r = run(benchctl()
             .args(["deploy", "--repo", &repo.path_str(), "--", bad])
-            .env("BENCHCTL_TRACKER_URL", &tracker.url)
-            .env("BENCHCTL_TRACKER_TOKEN", CANARY)
-            .env("BENCHCTL_TRACKER_ORG_ID", "org-1"));
+            .tracker(&tracker, CANARY, "org-1"));
         assert_eq!(r.code, 2, "{bad:?} accepted: {}", r.all());
         assert!(!r.all().contains(CANARY));
     }
@@ -134,9 +132,7 @@ fn a_canary_token_never_appears_in_output_labels_or_inspect() {
         run(benchctl()
             .args(["deploy", "feature/HOS-4", "--repo", &repo.path_str()])
             .args(extra)
-            .env("BENCHCTL_TRACKER_URL", &tracker.url)
-            .env("BENCHCTL_TRACKER_TOKEN", CANARY)
-            .env("BENCHCTL_TRACKER_ORG_ID", "org-1"))
+            .tracker(&tracker, CANARY, "org-1"))
     };
     // the Tracker repeats the token in its error: redacted
     tracker.echo_auth_next();

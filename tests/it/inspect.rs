@@ -21,9 +21,7 @@ fn status_logs_and_link_after_a_failed_link() {
     let tracker = FakeTracker::start(Auth::OAuth(TOKEN), Org::Org("org-1"));
     tracker.add_issue("INS-1");
     let with_tracker = |cmd: &mut std::process::Command| {
-        cmd.env("BENCHCTL_TRACKER_URL", &tracker.url)
-            .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-            .env("BENCHCTL_TRACKER_ORG_ID", "org-1");
+        cmd.tracker(&tracker, TOKEN, "org-1");
     };
 
     // The Tracker refuses once (403, not retried): exit 3, bench up, field unset.

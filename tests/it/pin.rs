@@ -63,9 +63,7 @@ fn a_pinned_bench_does_not_expire_and_list_says_so() {
                 "--keep-link",
             ])
             .args(["--pin-tag", "keep-bench"])
-            .env("BENCHCTL_TRACKER_URL", &t.url)
-            .env("BENCHCTL_TRACKER_TOKEN", "pin-token-canary")
-            .env("BENCHCTL_TRACKER_ORG_ID", "org-pin"))
+            .tracker(&t, "pin-token-canary", "org-pin"))
     };
     let r = gc();
     assert_eq!(r.code, 0, "{}", r.all());

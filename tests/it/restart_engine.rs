@@ -157,9 +157,7 @@ fn benches_come_back_after_an_engine_restart_and_list_finds_them() {
     tracker.add_issue("RST-1");
     let r = run(benchctl()
         .args(["link", "RST-1"])
-        .env("BENCHCTL_TRACKER_URL", &tracker.url)
-        .env("BENCHCTL_TRACKER_TOKEN", "rst-token-123")
-        .env("BENCHCTL_TRACKER_ORG_ID", "o"));
+        .tracker(&tracker, "rst-token-123", "o"));
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(tracker.field("RST-1", "benchLink"), Some(url.into()));
 }

@@ -114,9 +114,7 @@ fn an_idle_bench_sleeps_and_a_request_through_the_proxy_wakes_it() {
         let r = run(benchctl()
             .args(["deploy", &branch, "--repo", &repo.path_str()])
             .args(["--url-template", template])
-            .env("BENCHCTL_TRACKER_URL", &t.url)
-            .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-            .env("BENCHCTL_TRACKER_ORG_ID", ORG));
+            .tracker(&t, TOKEN, ORG));
         assert_eq!(r.code, 0, "{}", r.all());
     }
     assert_eq!(

@@ -18,9 +18,7 @@ fn a_sleeping_bench_keeps_its_link_and_wakes_by_command_or_deploy() {
     let t = FakeTracker::start(Auth::OAuth("slp-token-canary"), Org::Org("org-slp"));
     t.add_issue("SLP-1");
     let tracked = |c: &mut std::process::Command| {
-        c.env("BENCHCTL_TRACKER_URL", &t.url)
-            .env("BENCHCTL_TRACKER_TOKEN", "slp-token-canary")
-            .env("BENCHCTL_TRACKER_ORG_ID", "org-slp");
+        c.tracker(&t, "slp-token-canary", "org-slp");
     };
     let repo = AppRepo::new();
     repo.branch_with("feature/SLP-1", "slp-1\n");

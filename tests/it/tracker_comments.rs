@@ -16,9 +16,7 @@ fn deploy(repo: &AppRepo, t: &FakeTracker, issue: &str, mode: Option<&str>) -> R
         "--repo",
         &repo.path_str(),
     ])
-    .env("BENCHCTL_TRACKER_URL", &t.url)
-    .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-    .env("BENCHCTL_TRACKER_ORG_ID", "org-1")
+    .tracker(t, TOKEN, "org-1")
     // a secret of the bench's environment: never in a comment
     .env("TCM_SECRET", "tcm-secret-canary-9d")
     .args(["--env", "TCM_SECRET"]);

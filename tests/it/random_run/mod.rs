@@ -176,9 +176,7 @@ impl World {
 
     fn benchctl(&self) -> Command {
         let mut cmd = benchctl();
-        cmd.env("BENCHCTL_TRACKER_URL", &self.tracker.url)
-            .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-            .env("BENCHCTL_TRACKER_ORG_ID", "org-1")
+        cmd.tracker(&self.tracker, TOKEN, "org-1")
             .env("BENCHCTL_CACHE_DIR", self.cache.path());
         if self.swarm {
             // host mode: this engine's routing mesh does not forward on loopback

@@ -24,9 +24,7 @@ fn deploy(repo: &AppRepo, t: &FakeTracker) -> Run {
             "--repo",
             &repo.path_str(),
         ])
-        .env("BENCHCTL_TRACKER_URL", &t.url)
-        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-        .env("BENCHCTL_TRACKER_ORG_ID", "org-1")
+        .tracker(t, TOKEN, "org-1")
         .env("GREETING", "hi")
         .args(["--env", "GREETING"]))
 }
@@ -194,9 +192,7 @@ fn a_three_service_bench_deploys_keeps_its_data_and_goes_whole() {
     // teardown: every container, the network and the volume
     let r = run(benchctl()
         .args(["teardown", ISSUE])
-        .env("BENCHCTL_TRACKER_URL", &t.url)
-        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-        .env("BENCHCTL_TRACKER_ORG_ID", "org-1"));
+        .tracker(&t, TOKEN, "org-1"));
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
         all_issue_containers(ISSUE).is_empty(),

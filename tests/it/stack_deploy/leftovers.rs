@@ -25,9 +25,7 @@ fn parts(kind: &str, issue: &str) -> Vec<String> {
 fn gc(repo: &AppRepo, t: &FakeTracker) -> Vec<(String, String)> {
     let r = run(benchctl()
         .args(["gc", "--scope", &repo.path_str(), "--json"])
-        .env("BENCHCTL_TRACKER_URL", &t.url)
-        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-        .env("BENCHCTL_TRACKER_ORG_ID", "org-1"));
+        .tracker(t, TOKEN, "org-1"));
     assert_eq!(r.code, 0, "{}", r.all());
     r.json()
         .as_array()

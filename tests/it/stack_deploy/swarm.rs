@@ -18,9 +18,7 @@ fn swarm_deploy(repo: &AppRepo, t: &FakeTracker) -> Run {
         .env("BENCHCTL_PUBLISH_MODE", "host")
         .args(["--json", "deploy", "feature/STD-3-shop", "--repo"])
         .arg(repo.path_str())
-        .env("BENCHCTL_TRACKER_URL", &t.url)
-        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-        .env("BENCHCTL_TRACKER_ORG_ID", "org-1")
+        .tracker(t, TOKEN, "org-1")
         .env("GREETING", "hi")
         .args(["--env", "GREETING", "--ready-timeout", "60"]))
 }
@@ -174,9 +172,7 @@ fn on_a_swarm_the_services_are_swarm_services_and_the_web_one_updates_in_place()
     let r = run(benchctl()
         .env("BENCHCTL_BACKEND", "swarm")
         .args(["teardown", SWARM_ISSUE])
-        .env("BENCHCTL_TRACKER_URL", &t.url)
-        .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-        .env("BENCHCTL_TRACKER_ORG_ID", "org-1"));
+        .tracker(&t, TOKEN, "org-1"));
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.all().contains("teardown hook done"), "{}", r.all());
     assert!(swarm_services().is_empty(), "{:?}", swarm_services());

@@ -552,3 +552,14 @@ impl FakeTracker {
             .collect()
     }
 }
+
+/// `.tracker(&t, token, org)` in a command's builder chain: [`FakeTracker::configure`].
+pub trait TrackerEnv {
+    fn tracker(&mut self, t: &FakeTracker, token: &str, org: &str) -> &mut Self;
+}
+
+impl TrackerEnv for std::process::Command {
+    fn tracker(&mut self, t: &FakeTracker, token: &str, org: &str) -> &mut Self {
+        t.configure(self, token, org)
+    }
+}

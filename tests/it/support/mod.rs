@@ -5,6 +5,7 @@ pub mod code_hosts;
 mod engine;
 pub use engine::*;
 pub mod fake_tracker;
+pub use fake_tracker::TrackerEnv;
 pub mod progress;
 pub mod serve;
 pub mod snapshot;

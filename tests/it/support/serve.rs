@@ -1,7 +1,7 @@
 //! `benchctl serve` as a real process on 127.0.0.1, a raw HTTP client for it (so tests can send
 //! any header and oversized bodies), and a recording HTTP endpoint (a fake Slack / Telegram).
 
-use super::fake_tracker::{Auth, FakeTracker, Org};
+use super::fake_tracker::{Auth, FakeTracker, Org, TrackerEnv};
 use super::{benchctl, free_port, LoopbackServer};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -190,9 +190,7 @@ impl<'a> ServeSetup<'a> {
             .arg(&self.state_dir)
             .args(&self.args);
         if let Some(t) = self.tracker {
-            cmd.env("BENCHCTL_TRACKER_URL", &t.url)
-                .env("BENCHCTL_TRACKER_TOKEN", TOKEN)
-                .env("BENCHCTL_TRACKER_ORG_ID", ORG)
+            cmd.tracker(t, TOKEN, ORG)
                 .env("BENCHCTL_TRACKER_RETRIES", "2")
                 .env("BENCHCTL_TRACKER_RETRY_SECS", "5");
         }
