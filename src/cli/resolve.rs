@@ -332,17 +332,18 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
     args.bind
         .parse::<std::net::IpAddr>()
         .map_err(|_| Error::usage(format!("--bind `{}` is not an IP address", args.bind)))?;
+    let drain = crate::app::gc::parse_duration(&args.traefik_drain).ok_or_else(|| {
+        Error::usage(format!(
+            "--traefik-drain `{}` is not a duration (e.g. 3s; 0 to switch at once)",
+            args.traefik_drain
+        ))
+    })?;
     let router = match (&args.router, &args.network) {
         (Some(_), Some(network)) => Some(crate::app::routing::Router {
             network: network.clone(),
             entrypoint: args.traefik_entrypoint.clone(),
             cert_resolver: args.traefik_cert_resolver.clone(),
-            drain: crate::app::gc::parse_duration(&args.traefik_drain).ok_or_else(|| {
-                Error::usage(format!(
-                    "--traefik-drain `{}` is not a duration (e.g. 3s; 0 to switch at once)",
-                    args.traefik_drain
-                ))
-            })?,
+            drain,
         }),
         (Some(_), None) => {
             return Err(Error::usage(

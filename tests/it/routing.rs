@@ -182,6 +182,17 @@ fn traefik_routing_labels_a_bench_on_the_proxy_network() {
     let r = run(&mut cmd);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("--url-template"), "{}", r.stderr);
+    // a drain that is not a duration: exit 2 naming the flag
+    let r = run(benchctl()
+        .args([
+            "deploy",
+            "feature/TRF-1-Shop_Page",
+            "--repo",
+            &repo.path_str(),
+        ])
+        .args(["--traefik-drain", "soon"]));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("--traefik-drain `soon`"), "{}", r.stderr);
 }
 
 #[test]

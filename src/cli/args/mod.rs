@@ -489,8 +489,8 @@ pub struct BenchArgs {
     pub traefik_cert_resolver: Option<String>,
 
     /// How long a redeploy keeps the old container after the new one answers, so that Traefik
-    /// (which applies changes at most every providersThrottleDuration, 2s by default) routes
-    /// to the new one before the old one goes; more than that duration; 0 removes it at once.
+    /// routes to the new one before the old one goes: longer than Traefik's
+    /// providersThrottleDuration (2s by default); 0 removes it at once (with --router).
     #[arg(
         long,
         env = "BENCHCTL_TRAEFIK_DRAIN",
