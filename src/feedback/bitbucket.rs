@@ -6,7 +6,7 @@
 //! Center, https://developer.atlassian.com/server/bitbucket/how-tos/updating-build-status-for-commits
 //! (`POST /rest/build-status/1.0/commits/{commitId}`). A token is sent as `Bearer` (access
 //! tokens), or as Basic when it is `user:app-password`. The fake in
-//! `tests/it/support/code_hosts.rs` checks these shapes.
+//! `tests/it/support/code_hosts/` checks these shapes.
 
 use super::{cut, CallError, Host, Kind, State, Status};
 use serde_json::json;

@@ -5,7 +5,7 @@
 //! Reference: https://docs.github.com/en/rest/deployments/deployments#create-a-deployment,
 //! https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status,
 //! https://docs.github.com/en/rest/commits/statuses#create-a-commit-status (API version
-//! 2022-11-28). The fake in `tests/it/support/code_hosts.rs` checks these shapes.
+//! 2022-11-28). The fake in `tests/it/support/code_hosts/` checks these shapes.
 
 use super::{cut, CallError, Host, Session, State, Status};
 use serde_json::json;

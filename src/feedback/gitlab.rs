@@ -3,7 +3,7 @@
 //! environments (the CI recipe's `environment:url`) stop with the merge request.
 //! Reference: https://docs.gitlab.com/ee/api/commits.html#set-the-pipeline-status-of-a-commit
 //! (`POST /projects/:id/statuses/:sha`, `:id` the URL-encoded path, `PRIVATE-TOKEN` header).
-//! The fake in `tests/it/support/code_hosts.rs` checks these shapes.
+//! The fake in `tests/it/support/code_hosts/` checks these shapes.
 
 use super::{cut, CallError, Host, State, Status};
 use serde_json::json;

@@ -1,6 +1,6 @@
 //! One comment on the branch's open pull request, found again by a hidden marker and edited in
 //! place on every deploy (never one per push): the bench's address, commit, state, time and the
-//! last error. References (and the fake in `tests/it/support/code_hosts.rs`):
+//! last error. References (and the fake in `tests/it/support/code_hosts/`):
 //! - GitHub: https://docs.github.com/en/rest/pulls/pulls#list-pull-requests (`head=owner:branch`),
 //!   https://docs.github.com/en/rest/issues/comments (list, create, `PATCH` update);
 //! - GitLab: https://docs.gitlab.com/ee/api/merge_requests.html#list-project-merge-requests

@@ -1,4 +1,4 @@
-//! Commit statuses on the code hosts, against the fakes of `support/code_hosts.rs` (which
+//! Commit statuses on the code hosts, against the fakes of `support/code_hosts/` (which
 //! check paths, methods, auth headers and body shapes against the platforms' references):
 //! the states of a success, a failure and a teardown, GitHub's fallback to commit statuses,
 //! GitLab and both Bitbuckets, and a host answering 401, 500 or nothing, which never fails
