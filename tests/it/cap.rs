@@ -27,6 +27,19 @@ fn running_benches() -> usize {
     .count()
 }
 
+/// `benchctl deploy feature/<key>` from `repo` under a cap of three running benches.
+fn deploy_capped(repo: &str, key: &str) -> Run {
+    run(benchctl().args([
+        "deploy",
+        &format!("feature/{key}"),
+        "--repo",
+        repo,
+        "--no-link",
+        "--max-running",
+        "3",
+    ]))
+}
+
 fn states() -> Vec<(String, String)> {
     let r = run(benchctl().args(["list", "--json"]));
     let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
@@ -69,17 +82,7 @@ fn concurrent_deploys_do_not_overshoot_the_cap_and_pinned_benches_are_never_evic
         .map(|key| {
             let path = repo.path_str();
             let key = key.to_string();
-            std::thread::spawn(move || {
-                run(benchctl().args([
-                    "deploy",
-                    &format!("feature/{key}"),
-                    "--repo",
-                    &path,
-                    "--no-link",
-                    "--max-running",
-                    "3",
-                ]))
-            })
+            std::thread::spawn(move || deploy_capped(&path, &key))
         })
         .collect();
     for d in deploys {
@@ -119,15 +122,7 @@ fn concurrent_deploys_do_not_overshoot_the_cap_and_pinned_benches_are_never_evic
     }
     let r = run(benchctl().args(["list"]));
     assert!(r.stdout.contains(" pinned"), "{}", r.stdout);
-    let r = run(benchctl().args([
-        "deploy",
-        "feature/CAP-7",
-        "--repo",
-        &repo.path_str(),
-        "--no-link",
-        "--max-running",
-        "3",
-    ]));
+    let r = deploy_capped(&repo.path_str(), "CAP-7");
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("--max-running"), "{}", r.all());
     for i in &running {
@@ -159,20 +154,9 @@ fn concurrent_deploys_do_not_overshoot_the_cap_and_pinned_benches_are_never_evic
 
     // a Compose bench (its image built before it asks for room) makes room the same way
     git(repo.path(), &["checkout", "-q", "feature/CAP-8"]);
-    repo.write(
-        "compose.yaml",
-        "services:\n  web:\n    build: .\n    ports: [\"8080\"]\n",
-    );
+    repo.write("compose.yaml", &web_compose(&[]));
     repo.commit("a Compose bench");
-    let r = run(benchctl().args([
-        "deploy",
-        "feature/CAP-8",
-        "--repo",
-        &repo.path_str(),
-        "--no-link",
-        "--max-running",
-        "3",
-    ]));
+    let r = deploy_capped(&repo.path_str(), "CAP-8");
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stderr.contains("to make room"), "{}", r.all());
     let s = states();

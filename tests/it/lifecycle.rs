@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const TOKEN: &str = "life-canary-8080aa";
 
 fn tracker_env(cmd: &mut Command, t: &FakeTracker) {
-    t.configure(cmd, TOKEN, "org-1");
+    cmd.tracker(t, TOKEN, "org-1");
 }
 
 fn container_id(name: &str) -> String {

@@ -9,7 +9,7 @@ use std::time::Duration;
 const TOKEN: &str = "life-gc-canary-8080bb";
 
 fn tracker_env(cmd: &mut Command, t: &FakeTracker) {
-    t.configure(cmd, TOKEN, "org-1");
+    cmd.tracker(t, TOKEN, "org-1");
 }
 
 #[test]

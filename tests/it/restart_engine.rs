@@ -1,7 +1,8 @@
 //! After an engine restart, benches come back (restart policy `unless-stopped`) and `list`
 //! finds them by label, and sleeping benches keep sleeping (also a Compose service with
-//! `restart: always`, which the engine would otherwise revive). This restarts the Docker engine: its module is a test group of its
-//! own, which runs when no other module's tests run. It needs root (as CI runs).
+//! `restart: always`, which the engine would otherwise revive). This restarts the Docker
+//! engine: its module is a test group of its own, which runs when no other module's tests
+//! run. It needs root (as CI runs).
 
 use crate::support::fake_tracker::{Auth, FakeTracker, Org};
 use crate::support::*;
@@ -99,10 +100,7 @@ fn benches_come_back_after_an_engine_restart_and_list_finds_them() {
     repo.branch_with("feature/RST-2", "asleep\n");
     deploy("feature/RST-2");
     repo.branch_with("feature/RST-3", "asleep too\n");
-    repo.write(
-        "compose.yaml",
-        "services:\n  web:\n    build: .\n    ports: [\"8080\"]\n    restart: always\n",
-    );
+    repo.write("compose.yaml", &web_compose(&["restart: always"]));
     repo.commit("a Compose bench");
     deploy("feature/RST-3");
     for issue in ["RST-2", "RST-3"] {

@@ -42,11 +42,13 @@ fn traefik_routing_labels_a_bench_on_the_proxy_network() {
     assert_eq!(r.code, 0, "{}", r.all());
     let url = r.json()["url"].as_str().unwrap().to_string();
     assert_eq!(url, "https://trf-1-feature-trf-1-shop-page.bench.test/");
-    let id = issue_containers("TRF-1")[0]
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    // the id of TRF-1's one bench container
+    let bench_id = || {
+        let found = issue_containers("TRF-1");
+        assert_eq!(found.len(), 1, "{found:?}");
+        found[0].split(' ').next().unwrap().to_string()
+    };
+    let id = bench_id();
     let label = |k: &str| inspect(&id, &format!("{{{{index .Config.Labels \"{k}\"}}}}"));
     assert_eq!(label("traefik.enable"), "true");
     assert_eq!(label("traefik.docker.network"), net.0);
@@ -116,12 +118,7 @@ fn traefik_routing_labels_a_bench_on_the_proxy_network() {
     let r = deploy();
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(r.json()["action"], "deployed");
-    assert_eq!(issue_containers("TRF-1").len(), 1);
-    let new_id = issue_containers("TRF-1")[0]
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let new_id = bench_id();
     let until = docker_lines(&["info", "-f", "{{.SystemTime}}"]).join("");
     let events = docker_lines(&[
         "events",

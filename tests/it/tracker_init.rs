@@ -3,6 +3,7 @@
 //! the hook secret before it applies anything.
 
 use crate::support::serve::{serve_tracker, HOOK_SECRET, ORG, TOKEN};
+use crate::support::TrackerEnv;
 use serde_json::json;
 
 #[test]
@@ -15,7 +16,7 @@ fn tracker_init_creates_the_field_and_the_trigger_once() {
         cmd.args(["tracker", "init", "--queue", "SRVI"])
             .args(extra)
             .env("BENCHCTL_TRACKER_HOOK_SECRET", HOOK_SECRET);
-        t.configure(&mut cmd, TOKEN, ORG);
+        cmd.tracker(&t, TOKEN, ORG);
         crate::support::run(&mut cmd)
     };
     let hook = "https://bench.example.com/hooks/tracker";
@@ -77,7 +78,7 @@ fn tracker_init_creates_the_field_and_the_trigger_once() {
     // a queue that does not exist: exit 2, naming the queue
     let mut cmd = crate::support::benchctl();
     cmd.args(["tracker", "init", "--queue", "NOPE"]);
-    t.configure(&mut cmd, TOKEN, ORG);
+    cmd.tracker(&t, TOKEN, ORG);
     let r = crate::support::run(&mut cmd);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
@@ -96,7 +97,7 @@ fn tracker_init_creates_the_field_and_the_trigger_once() {
         "--hook-url",
         hook,
     ]);
-    t.configure(&mut cmd, TOKEN, ORG);
+    cmd.tracker(&t, TOKEN, ORG);
     let r = crate::support::run(&mut cmd);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(

@@ -3,7 +3,7 @@
 use super::Ctx;
 use crate::cli::args::ServeArgs;
 use crate::cli::print::Output;
-use crate::cli::resolve;
+use crate::cli::resolve::{self, duration};
 use crate::naming::DEFAULT_ISSUE_PATTERN;
 use crate::notify::{Notifier, Templates};
 use crate::secret::ProcessEnv;
@@ -215,13 +215,4 @@ fn sleep_policy(
         sample,
         pin_tag: args.pin_tag.clone(),
     }))
-}
-
-/// A duration flag's value (`10m`, `12h`, `3d`), or an error naming the flag.
-fn duration(flag: &str, v: &str) -> Result<Duration> {
-    crate::app::gc::parse_duration(v).ok_or_else(|| {
-        crate::Error::usage(format!(
-            "{flag} `{v}` is not a duration (e.g. 10m, 12h, 3d)"
-        ))
-    })
 }

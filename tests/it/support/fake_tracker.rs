@@ -354,18 +354,6 @@ fn issue(s: &mut State, key: &str, method: &Method, body: Option<Value>) -> Resp
 }
 
 impl FakeTracker {
-    /// Points `cmd` at this fake with an OAuth `token` for the organization `org`.
-    pub fn configure<'c>(
-        &self,
-        cmd: &'c mut std::process::Command,
-        token: &str,
-        org: &str,
-    ) -> &'c mut std::process::Command {
-        cmd.env("BENCHCTL_TRACKER_URL", &self.url)
-            .env("BENCHCTL_TRACKER_TOKEN", token)
-            .env("BENCHCTL_TRACKER_ORG_ID", org)
-    }
-
     /// Starts the fake with the token and organization it accepts, and the field `benchLink`.
     pub fn start(auth: Auth, org: Org) -> Self {
         let state = Arc::new(Mutex::new(State {
@@ -553,13 +541,16 @@ impl FakeTracker {
     }
 }
 
-/// `.tracker(&t, token, org)` in a command's builder chain: [`FakeTracker::configure`].
+/// Points a `benchctl` command at a fake Tracker: `.tracker(&t, token, org)` in its builder
+/// chain sets the URL, the OAuth `token` and the organization `org`.
 pub trait TrackerEnv {
     fn tracker(&mut self, t: &FakeTracker, token: &str, org: &str) -> &mut Self;
 }
 
 impl TrackerEnv for std::process::Command {
     fn tracker(&mut self, t: &FakeTracker, token: &str, org: &str) -> &mut Self {
-        t.configure(self, token, org)
+        self.env("BENCHCTL_TRACKER_URL", &t.url)
+            .env("BENCHCTL_TRACKER_TOKEN", token)
+            .env("BENCHCTL_TRACKER_ORG_ID", org)
     }
 }

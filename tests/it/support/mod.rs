@@ -96,6 +96,16 @@ pub fn git_env(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
 /// The Dockerfile of the busybox web app: serves `/www` on port 8080.
 pub const APP_DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
 
+/// A Compose file of one service, `web`, built from the busybox app (publishing its port 8080),
+/// with `extra` lines of that service's keys (each `key: value`).
+pub fn web_compose(extra: &[&str]) -> String {
+    let mut s = String::from("services:\n  web:\n    build: .\n    ports: [\"8080\"]\n");
+    for line in extra {
+        s.push_str(&format!("    {line}\n"));
+    }
+    s
+}
+
 /// A real git repository holding the busybox web app on `main`.
 pub struct AppRepo {
     pub dir: tempfile::TempDir,

@@ -3,7 +3,7 @@
 //! modules share: the app, the swarm-backend command, a deploy with small limits, a service's
 //! inspection.
 
-use super::fake_tracker::FakeTracker;
+use super::fake_tracker::{FakeTracker, TrackerEnv};
 use super::{benchctl, docker_lines, listed_by, require_docker, run, AppRepo, Run};
 use serde_json::Value;
 use std::process::Command;
@@ -70,7 +70,7 @@ pub fn swarm_app() -> AppRepo {
 }
 
 pub fn tracker_env(cmd: &mut Command, t: &FakeTracker) {
-    t.configure(cmd, TOKEN, "org-1");
+    cmd.tracker(t, TOKEN, "org-1");
 }
 
 /// `benchctl --backend swarm --publish-mode host ...` (host mode: this engine's routing mesh
