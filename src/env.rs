@@ -82,6 +82,8 @@ pub const MAX_READY_TIMEOUT: &str = "BENCHCTL_MAX_READY_TIMEOUT";
 pub const BUILD_SECRET_VARS: &str = "BENCHCTL_BUILD_SECRET_VARS";
 /// Compose profiles whose services run too (`--profiles`).
 pub const PROFILES: &str = "BENCHCTL_PROFILES";
+/// What a branch's Compose file may have of the host's (`--compose-allow`).
+pub const COMPOSE_ALLOW: &str = "BENCHCTL_COMPOSE_ALLOW";
 /// A local config file (`--config`).
 pub const CONFIG: &str = "BENCHCTL_CONFIG";
 /// Set by every CI system: plain output instead of progress bars.

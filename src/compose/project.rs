@@ -61,11 +61,90 @@ pub struct Mount {
     pub read_only: bool,
 }
 
+/// Where a copied file or directory comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A path of the branch from its root (a file or a directory).
+    Branch(String),
+    /// Text: a secret or config from the bench's environment or `content`.
+    Text(String),
+}
+
+/// Files copied into a service's container before it starts: a bind mount of the branch's
+/// own files, a secret or a config. A copy, not a link: a write in the container changes only
+/// the bench.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CopyIn {
+    pub from: Source,
+    /// The absolute path in the container.
+    pub target: String,
+    pub read_only: bool,
+    /// File mode (secrets and configs: `0444` unless the file says).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceLimits {
     pub cpus: Option<f64>,
     pub memory: Option<i64>,
     pub pids: Option<i64>,
+    /// `deploy.resources.reservations.memory` / `mem_reservation`: a soft limit.
+    pub memory_reservation: Option<i64>,
+}
+
+/// A namespace a service shares: the host's (operator only) or another service's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Share {
+    Host,
+    Service(String),
+    /// `none` (network) or `private` / `shareable` (ipc): the engine's own words.
+    Word(String),
+}
+
+/// What a service runs with besides its command and files: the keys the specification runs
+/// as written (README: Compose keys).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Runtime {
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub stop_signal: Option<String>,
+    pub stop_grace_period: Option<Duration>,
+    pub init: Option<bool>,
+    pub tty: bool,
+    pub stdin_open: bool,
+    pub read_only: bool,
+    pub shm_size: Option<i64>,
+    /// `(name, soft, hard)`.
+    pub ulimits: Vec<(String, i64, i64)>,
+    pub sysctls: BTreeMap<String, String>,
+    pub platform: Option<String>,
+    pub group_add: Vec<String>,
+    /// `host:address` entries.
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_opt: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub network_mode: Option<Share>,
+    pub pid: Option<Share>,
+    pub ipc: Option<Share>,
+    pub uts_host: bool,
+    pub userns_host: bool,
+    pub cgroup_host: bool,
+    pub volumes_from: Vec<String>,
+    /// What the operator allowed (`compose-allow`).
+    pub privileged: bool,
+    pub devices: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub runtime: Option<String>,
+    /// Host paths bound in: `source:target[:ro]`.
+    pub binds: Vec<String>,
+    /// Labels under benchctl's, the proxy's or the engine's prefixes, left off.
+    pub dropped_labels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -82,13 +161,33 @@ pub struct Service {
     pub depends_on: BTreeMap<String, Condition>,
     pub healthcheck: Option<Health>,
     pub volumes: Vec<Mount>,
+    pub copies: Vec<CopyIn>,
     pub tmpfs: Vec<String>,
     pub working_dir: Option<String>,
     pub user: Option<String>,
     pub restart: Option<String>,
     pub limits: ServiceLimits,
     pub profiles: Vec<String>,
+    /// The bench's networks the service joins, each with the names it answers to there
+    /// (`container_name`, `hostname`, links and aliases).
+    pub networks: BTreeMap<String, Vec<String>>,
+    /// Containers of the service (`deploy.replicas`, `scale`).
+    pub replicas: u32,
+    /// `links` as written (`db` or `db:alias`): each alias becomes a name the linked service
+    /// answers to on its networks.
+    pub links: Vec<String>,
+    pub run: Runtime,
 }
+
+/// A network of the bench.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Network {
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The network services join when the file names none (Compose's `default`).
+pub const DEFAULT_NETWORK: &str = "default";
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Project {
@@ -96,8 +195,14 @@ pub struct Project {
     /// The services that run (those of no profile, or of an active one).
     pub services: BTreeMap<String, Service>,
     pub volumes: Vec<String>,
+    /// The bench's networks by the file's names (`default` when a service joins none).
+    pub networks: BTreeMap<String, Network>,
     /// `x-benchctl: { web: ... }`.
     pub web: Option<String>,
+    /// Services in the file's order (the web service's choice breaks ties by it).
+    pub order: Vec<String>,
+    /// Keys accepted and ignored, with what the file's author should know.
+    pub notes: Vec<String>,
 }
 
 /// What a conversion needs from outside the file.
@@ -110,6 +215,18 @@ pub struct Inputs<'a> {
     pub dir: &'a str,
     /// Profiles the operator turned on.
     pub profiles: &'a [String],
+    /// What the operator allows beyond a bench's own (`compose-allow`).
+    pub allow: &'a std::collections::BTreeSet<super::fate::Switch>,
+    /// Capabilities the operator adds to every bench (`--cap-add`).
+    pub cap_add: &'a [String],
+}
+
+/// The top level's secrets and configs, networks and volumes, as services refer to them.
+pub(super) struct Top {
+    pub secrets: BTreeMap<String, Source>,
+    pub configs: BTreeMap<String, Source>,
+    pub networks: BTreeMap<String, Network>,
+    pub volumes: Vec<String>,
 }
 
 /// Converts `file`; errors name the service and the key (the caller adds the file).
@@ -117,6 +234,13 @@ pub fn convert(file: raw::File, inputs: &Inputs) -> Result<Project, String> {
     let ip = |v: &str, at: &str| {
         super::interpolate::interpolate(v, inputs.env).map_err(|e| format!("{at}: {e}"))
     };
+    let top = Top {
+        secrets: sources(file.secrets, "secrets", false, inputs, &ip)?,
+        configs: sources(file.configs, "configs", true, inputs, &ip)?,
+        networks: networks(file.networks, &ip)?,
+        volumes: file.volumes.into_keys().collect(),
+    };
+    let order: Vec<String> = file.services.keys().cloned().collect();
     let mut services = BTreeMap::new();
     for (name, s) in file.services {
         let profiles: Vec<String> = s
@@ -127,17 +251,67 @@ pub fn convert(file: raw::File, inputs: &Inputs) -> Result<Project, String> {
         if !profiles.is_empty() && !profiles.iter().any(|p| inputs.profiles.contains(p)) {
             continue;
         }
-        let svc = service(&name, s, inputs, &ip)?;
+        let cx = super::service::Cx {
+            name: &name,
+            inputs,
+            ip: &ip,
+            top: &top,
+        };
+        let svc = super::service::convert(&cx, s)?;
         services.insert(name, Service { profiles, ..svc });
     }
     if services.is_empty() {
         return Err("no service runs (each has a profile that is not turned on)".into());
     }
-    let volumes: Vec<String> = file.volumes.into_keys().collect();
-    for (name, s) in &services {
+    check_references(&services, &top)?;
+    link_aliases(&mut services);
+    let mut networks = top.networks;
+    if services
+        .values()
+        .any(|s| s.networks.contains_key(DEFAULT_NETWORK))
+    {
+        networks.entry(DEFAULT_NETWORK.to_string()).or_default();
+    }
+    Ok(Project {
+        name: file.name.map(|n| ip(&n, "`name`")).transpose()?,
+        services,
+        volumes: top.volumes,
+        networks,
+        web: file
+            .x_benchctl
+            .and_then(|x| x.web)
+            .map(|w| ip(&w, "`x-benchctl.web`"))
+            .transpose()?,
+        order,
+        notes: Vec::new(),
+    })
+}
+
+/// Each `links: [service:alias]` entry makes `alias` a name of `service` on its networks.
+fn link_aliases(services: &mut BTreeMap<String, Service>) {
+    let links: Vec<(String, String)> = services
+        .values()
+        .flat_map(|s| s.links.iter())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(s, a)| (s.to_string(), a.to_string()))
+        .collect();
+    for (target, alias) in links {
+        if let Some(t) = services.get_mut(&target) {
+            for aliases in t.networks.values_mut() {
+                if !aliases.contains(&alias) {
+                    aliases.push(alias.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Every volume, network and service a service names exists.
+fn check_references(services: &BTreeMap<String, Service>, top: &Top) -> Result<(), String> {
+    for (name, s) in services {
         for m in &s.volumes {
             if let Some(v) = &m.volume {
-                if !volumes.contains(v) {
+                if !top.volumes.contains(v) {
                     return Err(format!(
                         "service `{name}`, `volumes`: volume `{v}` is not declared under the \
                          top-level `volumes`"
@@ -145,324 +319,107 @@ pub fn convert(file: raw::File, inputs: &Inputs) -> Result<Project, String> {
                 }
             }
         }
-        for dep in s.depends_on.keys() {
+        for n in s.networks.keys() {
+            if n != DEFAULT_NETWORK && !top.networks.contains_key(n) {
+                return Err(format!(
+                    "service `{name}`, `networks`: network `{n}` is not declared under the \
+                     top-level `networks`"
+                ));
+            }
+        }
+        let shared = [&s.run.network_mode, &s.run.pid, &s.run.ipc];
+        let named = s
+            .run
+            .volumes_from
+            .iter()
+            .chain(shared.into_iter().flatten().filter_map(|m| match m {
+                Share::Service(n) => Some(n),
+                _ => None,
+            }));
+        for dep in s.depends_on.keys().chain(named) {
             if !services.contains_key(dep) {
                 return Err(format!(
-                    "service `{name}`, `depends_on`: `{dep}` is not a service that runs"
+                    "service `{name}`: `{dep}` is not a service that runs"
                 ));
             }
         }
     }
-    Ok(Project {
-        name: file.name.map(|n| ip(&n, "`name`")).transpose()?,
-        services,
-        volumes,
-        web: file
-            .x_benchctl
-            .and_then(|x| x.web)
-            .map(|w| ip(&w, "`x-benchctl.web`"))
-            .transpose()?,
-    })
+    Ok(())
 }
 
-type Ip<'a> = dyn Fn(&str, &str) -> Result<String, String> + 'a;
-
-fn service(name: &str, s: raw::Service, inputs: &Inputs, ip: &Ip) -> Result<Service, String> {
-    let at = |key: &str| format!("service `{name}`, `{key}`");
-    let opt = |v: Option<raw::Text>, key: &str| v.map(|v| ip(&v, &at(key))).transpose();
-    let cmd = |c: Option<raw::Command>, key: &str| -> Result<Option<Cmd>, String> {
-        Ok(match c {
-            None => None,
-            Some(raw::Command::Shell(s)) => Some(Cmd::Shell(ip(&s, &at(key))?)),
-            Some(raw::Command::Exec(v)) => Some(Cmd::Exec(
-                v.iter()
-                    .map(|a| ip(a, &at(key)))
-                    .collect::<Result<_, _>>()?,
-            )),
-        })
-    };
-    // env files first, `environment` over them, as Compose merges them
-    let mut environment = BTreeMap::new();
-    for f in s.env_file.map(raw::OneOrMany::into_vec).unwrap_or_default() {
-        let f = ip(&f, &at("env_file"))?;
-        let path = inside(inputs.dir, &f)
-            .ok_or_else(|| format!("{}: `{f}` is outside the branch", at("env_file")))?;
-        let text = (inputs.read)(&path).map_err(|e| format!("{}: {e}", at("env_file")))?;
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (k, v) = split_entry(line, inputs.env);
-            environment.insert(k, v);
-        }
-    }
-    for (k, v) in entries(s.environment, inputs.env, ip, &at("environment"))? {
-        environment.insert(k, v);
-    }
-    let build = match s.build {
-        None => None,
-        Some(b) => {
-            let (context, dockerfile, args, target) = match b {
-                raw::Build::Context(c) => (c, None, None, None),
-                raw::Build::Long(l) => (
-                    l.context.unwrap_or_else(|| ".".into()),
-                    l.dockerfile,
-                    l.args,
-                    l.target,
-                ),
-            };
-            let context = ip(&context, &at("build"))?;
-            let context = inside(inputs.dir, &context).ok_or_else(|| {
-                format!(
-                    "{}: context `{context}` is not a directory of the branch",
-                    at("build")
-                )
-            })?;
-            let args = entries(args, inputs.env, ip, &at("build.args"))?
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect();
-            Some(Build {
-                context,
-                dockerfile: opt(dockerfile, "build.dockerfile")?
-                    .unwrap_or_else(|| "Dockerfile".into()),
-                args,
-                target: opt(target, "build.target")?,
-            })
-        }
-    };
-    let image = opt(s.image, "image")?;
-    if build.is_none() && image.is_none() {
-        return Err(format!("service `{name}` has neither `build` nor `image`"));
-    }
-    let mut ports = Vec::new();
-    for p in s.ports {
-        let target = match p {
-            raw::Port::Short(t) => {
-                let t = ip(&t, &at("ports"))?;
-                let no_proto = t.split('/').next().unwrap_or_default().to_string();
-                no_proto.rsplit(':').next().unwrap_or_default().to_string()
-            }
-            raw::Port::Long(l) => ip(&l.target, &at("ports"))?,
-        };
-        let port = target
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("{}: `{target}` is not a container port", at("ports")))?;
-        ports.push(port);
-    }
-    let mut depends_on = BTreeMap::new();
-    match s.depends_on {
-        None => {}
-        Some(raw::DependsOn::List(v)) => {
-            for d in v {
-                depends_on.insert(ip(&d, &at("depends_on"))?, Condition::Started);
-            }
-        }
-        Some(raw::DependsOn::Map(m)) => {
-            for (d, long) in m {
-                let c = opt(long.condition, "depends_on")?;
-                let condition = match c.as_deref() {
-                    None | Some("service_started") => Condition::Started,
-                    Some("service_healthy") => Condition::Healthy,
-                    Some("service_completed_successfully") => Condition::CompletedSuccessfully,
-                    Some(other) => {
-                        return Err(format!(
-                            "{}: condition `{other}` is not one of service_started, \
-                             service_healthy, service_completed_successfully",
-                            at("depends_on")
-                        ))
-                    }
-                };
-                depends_on.insert(d, condition);
-            }
-        }
-    }
-    let healthcheck = match s.healthcheck {
-        None => None,
-        Some(h) => {
-            let disabled = opt(h.disable, "healthcheck.disable")?.as_deref() == Some("true");
-            let test = cmd(h.test, "healthcheck.test")?;
-            let none = matches!(&test, Some(Cmd::Exec(v)) if v.first().map(String::as_str) == Some("NONE"));
-            let dur = |v: Option<raw::Text>, key: &str| -> Result<Option<Duration>, String> {
-                opt(v, key)?
-                    .map(|d| {
-                        parse_duration(&d)
-                            .ok_or_else(|| format!("{}: `{d}` is not a duration", at(key)))
-                    })
-                    .transpose()
-            };
-            Some(Health {
-                test: if disabled || none { None } else { test },
-                interval: dur(h.interval, "healthcheck.interval")?,
-                timeout: dur(h.timeout, "healthcheck.timeout")?,
-                retries: opt(h.retries, "healthcheck.retries")?
-                    .map(|r| {
-                        r.parse().map_err(|_| {
-                            format!("{}: `{r}` is not a count", at("healthcheck.retries"))
-                        })
-                    })
-                    .transpose()?,
-                start_period: dur(h.start_period, "healthcheck.start_period")?,
-            })
-        }
-    };
-    let mut volumes = Vec::new();
-    for v in s.volumes {
-        volumes.push(mount(v, &at("volumes"), ip)?);
-    }
-    let limits = match s.deploy.and_then(|d| d.resources).and_then(|r| r.limits) {
-        None => ServiceLimits::default(),
-        Some(l) => ServiceLimits {
-            cpus: opt(l.cpus, "deploy.resources.limits.cpus")?
-                .map(|c| {
-                    c.parse::<f64>()
-                        .ok()
-                        .filter(|c| *c > 0.0 && *c <= 1024.0)
-                        .ok_or_else(|| {
-                            format!(
-                                "{}: `{c}` is not a number of cores",
-                                at("deploy.resources.limits.cpus")
-                            )
-                        })
-                })
-                .transpose()?,
-            memory: opt(l.memory, "deploy.resources.limits.memory")?
-                .map(|m| {
-                    crate::settings::parse_memory(&m)
-                        .map_err(|e| format!("{}: {e}", at("deploy.resources.limits.memory")))
-                })
-                .transpose()?,
-            pids: opt(l.pids, "deploy.resources.limits.pids")?
-                .map(|p| {
-                    p.parse::<i64>()
-                        .ok()
-                        .filter(|p| *p > 0 && *p <= crate::settings::values::MAX_COUNT)
-                        .ok_or_else(|| {
-                            format!(
-                                "{}: `{p}` is not a process count",
-                                at("deploy.resources.limits.pids")
-                            )
-                        })
-                })
-                .transpose()?,
-        },
-    };
-    Ok(Service {
-        build,
-        image,
-        command: cmd(s.command, "command")?,
-        entrypoint: cmd(s.entrypoint, "entrypoint")?,
-        environment,
-        expose: s
-            .expose
-            .iter()
-            .map(|e| ip(e, &at("expose")))
-            .collect::<Result<_, _>>()?,
-        ports,
-        depends_on,
-        healthcheck,
-        volumes,
-        tmpfs: s
-            .tmpfs
-            .map(raw::OneOrMany::into_vec)
-            .unwrap_or_default()
-            .iter()
-            .map(|t| ip(t, &at("tmpfs")))
-            .collect::<Result<_, _>>()?,
-        working_dir: opt(s.working_dir, "working_dir")?,
-        user: opt(s.user, "user")?,
-        restart: opt(s.restart, "restart")?,
-        limits,
-        profiles: Vec::new(),
-    })
-}
-
-/// `NAME=value` (or a bare `NAME`, whose value is the bench's setting, `None` without one).
-fn split_entry(line: &str, env: &dyn Fn(&str) -> Option<String>) -> (String, Option<String>) {
-    match line.split_once('=') {
-        Some((k, v)) => (k.trim().to_string(), Some(v.to_string())),
-        None => (line.trim().to_string(), env(line.trim())),
-    }
-}
-
-/// `environment` / `args` as a map, interpolated.
-fn entries(
-    e: Option<raw::Environment>,
-    env: &dyn Fn(&str) -> Option<String>,
+/// The top-level secrets or configs: a file of the branch, a variable of the bench's
+/// environment, or (configs) `content`.
+fn sources(
+    raw: BTreeMap<String, raw::TopFile>,
+    what: &str,
+    content: bool,
+    inputs: &Inputs,
     ip: &Ip,
-    at: &str,
-) -> Result<Vec<(String, Option<String>)>, String> {
-    let mut out = Vec::new();
-    match e {
-        None => {}
-        Some(raw::Environment::Map(m)) => {
-            for (k, v) in m {
-                let v = match v {
-                    Some(v) => Some(ip(&v, at)?),
-                    None => env(&k),
-                };
-                out.push((k, v));
+) -> Result<BTreeMap<String, Source>, String> {
+    let mut out = BTreeMap::new();
+    for (name, f) in raw {
+        let at = format!("{what}.{name}");
+        let src = match (f.file, f.environment, f.content) {
+            (Some(file), None, None) => {
+                let file = ip(&file, &at)?;
+                let path = inside(inputs.dir, &file)
+                    .ok_or_else(|| format!("`{at}`: `{file}` is outside the branch"))?;
+                Source::Branch(path)
             }
-        }
-        Some(raw::Environment::List(l)) => {
-            for item in l {
-                let item = ip(&item, at)?;
-                out.push(split_entry(&item, env));
+            (None, Some(var), None) => {
+                let var = ip(&var, &at)?;
+                let value = (inputs.env)(&var).ok_or_else(|| {
+                    format!(
+                        "`{at}`: the bench's environment has no `{var}` (set it with `env` in \
+                         the operator's settings)"
+                    )
+                })?;
+                Source::Text(value)
             }
-        }
+            (None, None, Some(c)) if content => Source::Text(ip(&c, &at)?),
+            _ if f.external.as_deref() == Some("true") => {
+                return Err(format!(
+                    "`{at}`: an external {what} is kept by a swarm outside the bench; give the \
+                     bench its own with `file` or `environment`"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "`{at}` needs exactly one of `file`, `environment`{}",
+                    if content { " or `content`" } else { "" }
+                ))
+            }
+        };
+        out.insert(name, src);
     }
     Ok(out)
 }
 
-/// A service's volume: named or anonymous; a bind mount (a host path) is refused.
-fn mount(v: raw::Volume, at: &str, ip: &Ip) -> Result<Mount, String> {
-    let bind = |what: &str| {
-        Err(format!(
-            "{at}: `{what}` mounts a path of the host; a branch gets named volumes only \
-             (declare one under the top-level `volumes` and mount it by name)"
-        ))
-    };
-    match v {
-        raw::Volume::Short(s) => {
-            let s = ip(&s, at)?;
-            let parts: Vec<&str> = s.split(':').collect();
-            let (source, target, mode) = match parts.as_slice() {
-                [t] => (None, *t, None),
-                [s, t] => (Some(*s), *t, None),
-                [s, t, m] => (Some(*s), *t, Some(*m)),
-                _ => return Err(format!("{at}: `{s}` is not SOURCE:TARGET[:MODE]")),
-            };
-            if let Some(src) = source {
-                if src.starts_with(['/', '.', '~']) || src.contains('/') {
-                    return bind(&s);
-                }
-            }
-            Ok(Mount {
-                volume: source.map(str::to_string),
-                target: target.to_string(),
-                read_only: mode.is_some_and(|m| m.split(',').any(|o| o == "ro")),
-            })
-        }
-        raw::Volume::Long(l) => {
-            let kind = ip(&l.kind, at)?;
-            if kind != "volume" {
-                return bind(&format!("type: {kind}"));
-            }
-            Ok(Mount {
-                volume: l.source.map(|s| ip(&s, at)).transpose()?,
-                target: ip(&l.target, at)?,
-                read_only: l.read_only.as_deref() == Some("true"),
-            })
-        }
+/// The top-level networks.
+fn networks(
+    raw: BTreeMap<String, Option<raw::TopNetwork>>,
+    ip: &Ip,
+) -> Result<BTreeMap<String, Network>, String> {
+    let mut out = BTreeMap::new();
+    for (name, n) in raw {
+        let n = n.unwrap_or_default();
+        let at = format!("networks.{name}");
+        let internal = n
+            .internal
+            .map(|v| super::service::flag(&v, &format!("`{at}.internal`")))
+            .transpose()?
+            .unwrap_or(false);
+        let (labels, _) = super::service::labels(n.labels, ip, &format!("`{at}.labels`"))?;
+        out.insert(name, Network { internal, labels });
     }
+    Ok(out)
 }
+
+pub(super) type Ip<'a> = dyn Fn(&str, &str) -> Result<String, String> + 'a;
 
 /// `path` (relative to `dir`, both slash-separated) as a path from the branch's root, when it
 /// stays inside the branch.
-fn inside(dir: &str, path: &str) -> Option<String> {
+pub(super) fn inside(dir: &str, path: &str) -> Option<String> {
     if path.starts_with('/') {
         return None;
     }

@@ -1,12 +1,12 @@
-//! A Compose file as written: the subset of the Compose specification benchctl runs, as serde
-//! types over `serde-saphyr` (anchors and `<<` merge keys resolved by the parser). Scalars are
-//! kept as text, since interpolation (`${VAR}`) comes before any value is typed; the forms the
-//! specification allows (a command as a string or a list, `environment` as a map or a list,
-//! short and long `ports`, `volumes`, `depends_on`, `build`) are untagged enums. Nested tables
-//! refuse unknown keys with their line; the top level and services, where `x-*` extensions are
-//! allowed, are checked by [`audit`].
+//! A Compose file as written: the keys benchctl reads, as serde types over `serde-saphyr`
+//! (anchors and `<<` merge keys resolved by the parser). Scalars are kept as text, since
+//! interpolation (`${VAR}`) comes before any value is typed; the forms the specification allows
+//! (a command as a string or a list, `environment` as a map or a list, short and long `ports`,
+//! `volumes`, `depends_on`, `build`, `networks`, `secrets`) are untagged enums. Which keys may
+//! be there at all is [`super::audit`]'s check against [`super::fate`], made before these types
+//! read the file: keys they leave out are the ones benchctl ignores.
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -67,6 +67,12 @@ pub struct File {
     pub services: BTreeMap<String, Service>,
     #[serde(default)]
     pub volumes: BTreeMap<String, Option<TopVolume>>,
+    #[serde(default)]
+    pub networks: BTreeMap<String, Option<TopNetwork>>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, TopFile>,
+    #[serde(default)]
+    pub configs: BTreeMap<String, TopFile>,
     #[serde(rename = "x-benchctl", default)]
     pub x_benchctl: Option<XBenchctl>,
 }
@@ -78,12 +84,32 @@ pub struct XBenchctl {
     pub web: Option<Text>,
 }
 
-/// A top-level volume: benchctl makes it (labelled); only a plain volume is accepted.
+/// A top-level volume: benchctl makes it (labelled).
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TopVolume {
     #[serde(default)]
     pub labels: Option<StringOrMap>,
+    pub external: Option<Text>,
+    pub driver: Option<Text>,
+}
+
+/// A top-level network: a network of the bench.
+#[derive(Debug, Default, Deserialize)]
+pub struct TopNetwork {
+    pub internal: Option<Text>,
+    pub external: Option<Text>,
+    #[serde(default)]
+    pub labels: Option<StringOrMap>,
+}
+
+/// A top-level secret or config: from a file of the branch, a variable of the bench's
+/// environment, or (configs) inline `content`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TopFile {
+    pub file: Option<Text>,
+    pub environment: Option<Text>,
+    pub content: Option<Text>,
+    pub external: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,7 +119,7 @@ pub struct Service {
     pub command: Option<Command>,
     pub entrypoint: Option<Command>,
     pub environment: Option<Environment>,
-    pub env_file: Option<OneOrMany>,
+    pub env_file: Option<EnvFiles>,
     #[serde(default)]
     pub expose: Vec<Text>,
     #[serde(default)]
@@ -109,22 +135,73 @@ pub struct Service {
     pub deploy: Option<Deploy>,
     #[serde(default)]
     pub profiles: Vec<Text>,
+    pub container_name: Option<Text>,
+    pub hostname: Option<Text>,
+    pub domainname: Option<Text>,
+    pub labels: Option<StringOrMap>,
+    pub label_file: Option<OneOrMany>,
+    pub stop_signal: Option<Text>,
+    pub stop_grace_period: Option<Text>,
+    pub init: Option<Text>,
+    pub tty: Option<Text>,
+    pub stdin_open: Option<Text>,
+    pub read_only: Option<Text>,
+    pub shm_size: Option<Text>,
+    pub ulimits: Option<BTreeMap<String, Ulimit>>,
+    pub sysctls: Option<StringOrMap>,
+    pub platform: Option<Text>,
+    #[serde(default)]
+    pub group_add: Vec<Text>,
+    pub extra_hosts: Option<StringOrMap>,
+    pub dns: Option<OneOrMany>,
+    #[serde(default)]
+    pub dns_opt: Vec<Text>,
+    pub dns_search: Option<OneOrMany>,
+    #[serde(default)]
+    pub cap_add: Vec<Text>,
+    #[serde(default)]
+    pub cap_drop: Vec<Text>,
+    pub cpus: Option<Text>,
+    pub mem_limit: Option<Text>,
+    pub pids_limit: Option<Text>,
+    pub scale: Option<Text>,
+    pub networks: Option<ServiceNetworks>,
+    #[serde(default)]
+    pub secrets: Vec<FileRef>,
+    #[serde(default)]
+    pub configs: Vec<FileRef>,
+    #[serde(default)]
+    pub links: Vec<Text>,
+    #[serde(default)]
+    pub volumes_from: Vec<Text>,
+    pub network_mode: Option<Text>,
+    pub pid: Option<Text>,
+    pub ipc: Option<Text>,
+    pub uts: Option<Text>,
+    pub userns_mode: Option<Text>,
+    pub cgroup: Option<Text>,
+    pub privileged: Option<Text>,
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    #[serde(default)]
+    pub security_opt: Vec<Text>,
+    pub runtime: Option<Text>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Build {
     Context(Text),
     Long(BuildLong),
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct BuildLong {
     pub context: Option<Text>,
     pub dockerfile: Option<Text>,
     pub args: Option<Environment>,
     pub target: Option<Text>,
+    pub labels: Option<StringOrMap>,
 }
 
 /// A command or entrypoint: a string (run by the image's shell form rules) or a list.
@@ -160,11 +237,94 @@ impl OneOrMany {
     }
 }
 
+/// `env_file`: a path, or a list of paths and `{path, required}` entries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EnvFiles {
+    One(Text),
+    Many(Vec<EnvFile>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EnvFile {
+    Path(Text),
+    Long {
+        path: Text,
+        required: Option<Text>,
+        format: Option<Text>,
+    },
+}
+
+impl EnvFiles {
+    /// Each file with whether it must exist.
+    pub fn into_vec(self) -> Vec<(Text, Option<Text>)> {
+        match self {
+            EnvFiles::One(p) => vec![(p, None)],
+            EnvFiles::Many(v) => v
+                .into_iter()
+                .map(|f| match f {
+                    EnvFile::Path(p) => (p, None),
+                    EnvFile::Long { path, required, .. } => (path, required),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum StringOrMap {
     List(Vec<Text>),
     Map(BTreeMap<String, Option<Text>>),
+}
+
+/// A ulimit: one number (soft and hard), or both.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Ulimit {
+    One(Text),
+    Both { soft: Text, hard: Text },
+}
+
+/// A service's `networks`: names, or names with their aliases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ServiceNetworks {
+    List(Vec<Text>),
+    Map(BTreeMap<String, Option<ServiceNetwork>>),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ServiceNetwork {
+    #[serde(default)]
+    pub aliases: Vec<Text>,
+}
+
+/// A service's secret or config: its name, or `{source, target, uid, gid, mode}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FileRef {
+    Short(Text),
+    Long(FileRefLong),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRefLong {
+    pub source: Text,
+    pub target: Option<Text>,
+    pub uid: Option<Text>,
+    pub gid: Option<Text>,
+    pub mode: Option<Text>,
+}
+
+/// A device: `/dev/x[:/dev/y[:rwm]]` or the long form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Device {
+    Short(Text),
+    Long(BTreeMap<String, Option<Text>>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +342,8 @@ pub struct PortLong {
     pub host_ip: Option<Text>,
     pub protocol: Option<Text>,
     pub mode: Option<Text>,
+    pub name: Option<Text>,
+    pub app_protocol: Option<Text>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,7 +362,6 @@ pub struct DependsOnLong {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Healthcheck {
     pub test: Option<Command>,
     pub interval: Option<Text>,
@@ -214,7 +375,7 @@ pub struct Healthcheck {
 #[serde(untagged)]
 pub enum Volume {
     Short(Text),
-    Long(VolumeLong),
+    Long(Box<VolumeLong>),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -225,97 +386,35 @@ pub struct VolumeLong {
     pub source: Option<Text>,
     pub target: Text,
     pub read_only: Option<Text>,
+    pub consistency: Option<Text>,
+    pub bind: Option<BTreeMap<String, Option<Text>>>,
+    pub volume: Option<BTreeMap<String, Option<Text>>>,
+    pub tmpfs: Option<BTreeMap<String, Option<Text>>>,
+    pub image: Option<BTreeMap<String, Option<Text>>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Deploy {
+    pub mode: Option<Text>,
+    pub replicas: Option<Text>,
     pub resources: Option<Resources>,
+    pub restart_policy: Option<RestartPolicy>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+pub struct RestartPolicy {
+    pub condition: Option<Text>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Resources {
     pub limits: Option<Limits>,
+    pub reservations: Option<Limits>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Limits {
     pub cpus: Option<Text>,
     pub memory: Option<Text>,
     pub pids: Option<Text>,
-}
-
-/// The keys of a mapping with their lines.
-#[derive(Debug, Default)]
-pub struct Keys(pub Vec<(String, usize)>);
-
-impl<'de> Deserialize<'de> for Keys {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Keys;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a mapping")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Keys, A::Error> {
-                let mut keys = Vec::new();
-                while let Some(k) = m.next_key::<serde_saphyr::Spanned<String>>()? {
-                    m.next_value::<IgnoredAny>()?;
-                    keys.push((k.value, k.referenced.line() as usize));
-                }
-                Ok(Keys(keys))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// Keys allowed at the top level besides `x-*`.
-pub const TOP_KEYS: &[&str] = &["name", "services", "volumes", "version", "x-benchctl"];
-
-/// Keys allowed in a service besides `x-*`.
-pub const SERVICE_KEYS: &[&str] = &[
-    "build",
-    "image",
-    "command",
-    "entrypoint",
-    "environment",
-    "env_file",
-    "expose",
-    "ports",
-    "depends_on",
-    "healthcheck",
-    "volumes",
-    "tmpfs",
-    "working_dir",
-    "user",
-    "restart",
-    "deploy",
-    "profiles",
-];
-
-/// The first key of `text` outside the subset, with its line: `(key, line, where)`.
-pub fn audit(text: &str) -> Result<Option<(String, usize, String)>, serde_saphyr::Error> {
-    #[derive(Deserialize)]
-    struct Services {
-        #[serde(default)]
-        services: BTreeMap<String, Keys>,
-    }
-    let top: Keys = serde_saphyr::from_str(text)?;
-    for (key, line) in &top.0 {
-        if !key.starts_with("x-") && !TOP_KEYS.contains(&key.as_str()) {
-            return Ok(Some((key.clone(), *line, "the top level".into())));
-        }
-    }
-    let services: Services = serde_saphyr::from_str(text)?;
-    for (name, keys) in &services.services {
-        for (key, line) in &keys.0 {
-            if !key.starts_with("x-") && !SERVICE_KEYS.contains(&key.as_str()) {
-                return Ok(Some((key.clone(), *line, format!("service `{name}`"))));
-            }
-        }
-    }
-    Ok(None)
 }

@@ -7,8 +7,10 @@
 
 pub mod docker;
 pub mod endpoint;
+pub mod extras;
 pub mod power;
 pub mod swarm;
+pub use extras::{ContainerExtras, CopyContent, CopySpec, Namespace};
 
 use crate::output::SharedReporter;
 use crate::Result;
@@ -20,6 +22,8 @@ use std::pin::Pin;
 
 /// Labels benchctl puts on what it creates; list, teardown and cleanup find benches by them.
 pub mod labels {
+    /// Marks a bench's network internal (no way out of the bench).
+    pub const INTERNAL: &str = "benchctl.internal";
     pub const MANAGED: &str = "benchctl.managed";
     pub const ISSUE: &str = "benchctl.issue";
     pub const BRANCH: &str = "benchctl.branch";
@@ -432,6 +436,10 @@ pub struct ServiceSpec {
     /// A network the service joins besides the bench's: the reverse proxy's, which routes to
     /// the web service (then nothing is published).
     pub proxy_network: Option<String>,
+    /// What the Compose file sets beyond this.
+    pub extras: ContainerExtras,
+    /// Files copied in before the container starts.
+    pub copies: Vec<CopySpec>,
 }
 
 /// What the readiness probe of a multi-service bench's web service asks.

@@ -264,6 +264,17 @@ pub const PROFILES: Key = Key {
     files: Files::Operator,
     ..key("profiles", Kind::Text)
 };
+pub const COMPOSE_ALLOW: Key = Key {
+    unset: "- (nothing of the host's)",
+    help: "What a branch's Compose file may have of the host's, comma-separated: cap-add, \
+           privileged, devices, host-namespaces, security-opt, host-paths, external, runtime \
+           (README: Security model says what each gives a branch)",
+    flag: Some("compose-allow"),
+    value_name: "SWITCHES",
+    env: Some(crate::env::COMPOSE_ALLOW),
+    files: Files::Operator,
+    ..key("compose-allow", Kind::Text)
+};
 pub const MAX_MEMORY: Key = Key {
     default: Some("512m"),
     help: "Ceiling of the memory limit a branch's benchctl.toml may ask for (default 512m, the \
@@ -451,6 +462,7 @@ pub const KEYS: &[&Key] = &[
     &COMPOSE,
     &SERVICE,
     &PROFILES,
+    &COMPOSE_ALLOW,
     &HOOK_SEED_SERVICE,
     &HOOK_SEED_COMMAND,
     &HOOK_SEED_TIMEOUT,

@@ -172,11 +172,29 @@ fn stack(
         .iter()
         .map(|v| (v.name.as_str(), v.value()))
         .collect();
-    let lookup = |n: &str| env.get(n).map(|v| v.to_string());
     let dir = file.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let read = |p: &str| {
         crate::git::read_at(repo, cache, &peek.head, p)
             .ok_or_else(|| format!("there is no file `{p}` in the branch"))
+    };
+    // `.env` beside the file, as Compose reads it; the bench's settings win over it
+    let dot_env_path = if dir.is_empty() {
+        ".env".to_string()
+    } else {
+        format!("{dir}/.env")
+    };
+    let dot_env: std::collections::HashMap<String, String> = read(&dot_env_path)
+        .map(|t| {
+            crate::compose::service::parse_env_file(&t, &|_| None)
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let lookup = |n: &str| {
+        env.get(n)
+            .map(|v| v.to_string())
+            .or_else(|| dot_env.get(n).cloned())
     };
     let profiles: Vec<String> = e
         .get(&keys::PROFILES)
@@ -185,30 +203,55 @@ fn stack(
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
+    let allow = compose_allow(e)?;
     let inputs = crate::compose::Inputs {
         env: &lookup,
         read: &read,
         dir,
         profiles: &profiles,
+        allow: &allow,
+        cap_add: &req.bench.cap_add,
     };
     let project = crate::compose::load(&text, &at, &inputs).map_err(Error::usage)?;
-    let max = crate::app::deploy::stack_plan::MAX_SERVICES;
-    if project.services.len() > max {
-        return Err(Error::usage(format!(
-            "{at}: {} services run, more than the {max} a bench may have (each gets up to the \
-             bench's limits)",
-            project.services.len()
-        )));
-    }
-    let web = crate::compose::web_service(&project, e.get(&keys::SERVICE))
+    let (web, chosen) = crate::compose::web_service(&project, e.get(&keys::SERVICE))
         .map_err(|m| Error::usage(format!("{at}: {m}")))?;
+    let mut notes = project.notes.clone();
+    notes.extend(chosen);
     let hooks = hooks(e, &project, &at)?;
     Ok(Some(crate::app::request::Stack {
         file,
         project,
         web,
         hooks,
+        notes,
     }))
+}
+
+/// `compose-allow`: the switches the operator turned on.
+fn compose_allow(
+    e: &Effective,
+) -> Result<std::collections::BTreeSet<crate::compose::fate::Switch>> {
+    use crate::compose::fate::Switch;
+    let mut out = std::collections::BTreeSet::new();
+    for w in e.get(&keys::COMPOSE_ALLOW).unwrap_or_default().split(',') {
+        let w = w.trim();
+        if w.is_empty() {
+            continue;
+        }
+        let s = Switch::parse(w).ok_or_else(|| {
+            Error::usage(format!(
+                "`{w}`{} is not one of {}",
+                e.from(keys::COMPOSE_ALLOW.name),
+                Switch::ALL
+                    .iter()
+                    .map(|s| s.word())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        out.insert(s);
+    }
+    Ok(out)
 }
 
 /// The bench's hooks (`[hooks.seed]`, `[hooks.release]`, `[hooks.teardown]`), checked against

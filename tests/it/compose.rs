@@ -317,11 +317,14 @@ fn the_model_equals_docker_compose_config() {
         );
         let stdout = String::from_utf8(out.stdout).unwrap();
         let config: Value = serde_saphyr::from_str(&stdout).unwrap();
+        let allow = Default::default();
         let inputs = Inputs {
             env: &lookup,
             read: &read,
             dir: "",
             profiles: &["tools".to_string()],
+            allow: &allow,
+            cap_add: &[],
         };
         let model = compose::load(text, name, &inputs).unwrap();
         let (a, b) = (ours(&model), theirs(&config, dir.path()));

@@ -11,6 +11,7 @@ mod buildkit;
 mod cap;
 mod code_host;
 mod compose;
+mod compose_corpus;
 mod config;
 mod dashboard;
 mod deploy;

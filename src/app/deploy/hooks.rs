@@ -100,9 +100,12 @@ async fn one_off(
         issue,
         service: &hook.service,
         image: images[&hook.service].clone(),
+        image_id: images[&hook.service].clone(),
         cap: &req.bench.limits,
         cap_add: &req.bench.cap_add,
         publish: None,
+        checkout: Some(cx.src),
+        web: &cx.stack.web,
     };
     let mut spec = sp::service_spec(s, shape, name, l).map_err(Error::usage)?;
     spec.cmd = Some(hook.command.clone());

@@ -3,12 +3,14 @@
 //! messengers. [`deploy`] is the deploy itself: a read-only no-op check, then the issue's
 //! lock, the phases (`phases.rs`, deciding with `plan.rs`), and the result recorded.
 
+pub mod content;
 pub mod hooks;
 mod image;
 mod phases;
 pub mod plan;
 pub(crate) mod ready;
 mod stack;
+pub mod stack_extras;
 pub mod stack_plan;
 
 use crate::app::inspect::{benches, BenchRecord};

@@ -163,10 +163,12 @@ pub(super) async fn deploy_locked(
                     "a multi-service bench is always fetched".into(),
                 ));
             };
+            let src = checkout.path().join("src");
             let ctx = super::stack::StackCtx {
                 req,
                 engine,
                 stack,
+                src: &src,
                 settings: &settings,
                 replaces: replaces.map(|c| c.id.clone()),
                 reporter,

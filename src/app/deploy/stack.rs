@@ -24,6 +24,8 @@ pub(super) struct StackCtx<'a> {
     pub req: &'a DeployRequest,
     pub engine: &'a Engine,
     pub stack: &'a Stack,
+    /// The branch's files in the checkout (build contexts, copied files).
+    pub src: &'a std::path::Path,
     /// The settings hash the bench is labelled with.
     pub settings: &'a str,
     /// The bench running already (the web service's new version starts beside it, or
@@ -53,6 +55,16 @@ pub(super) async fn prepare(
     commit_time: i64,
 ) -> Result<Prepared> {
     let order = sp::order(&cx.stack.project).map_err(|m| err(cx.req, cx.stack, m))?;
+    for n in &cx.stack.notes {
+        cx.reporter
+            .report(Event::Info(format!("{}: {n}", cx.stack.file)));
+    }
+    // the branch's files a service copies in: a link out of the branch is refused before
+    // anything is built
+    for (name, s) in &cx.stack.project.services {
+        super::stack_extras::copies(s, cx.src)
+            .map_err(|m| err(cx.req, cx.stack, format!("service `{name}`: {m}")))?;
+    }
     let images = images(cx, checkout, commit, commit_time).await?;
     Ok(Prepared { order, images })
 }
@@ -75,10 +87,18 @@ pub(super) async fn start(
         &req.run.deploy_id,
         engine.stacks.kind(),
     );
-    engine
-        .stacks
-        .ensure_network(&sp::network(issue), &owner)
-        .await?;
+    for (n, net) in &stack.project.networks {
+        let mut l = owner.clone();
+        l.extend(net.labels.clone());
+        l.insert("benchctl.network".into(), labels::value(n));
+        if net.internal {
+            l.insert(sp::INTERNAL.into(), "true".into());
+        }
+        engine
+            .stacks
+            .ensure_network(&sp::network_named(issue, n), &l)
+            .await?;
+    }
     for v in &stack.project.volumes {
         let mut l = owner.clone();
         l.insert("benchctl.volume".into(), labels::value(v));
@@ -100,9 +120,12 @@ pub(super) async fn start(
             issue,
             service: name,
             image: images[name].0.clone(),
+            image_id: images[name].1.clone(),
             cap: &req.bench.limits,
             cap_add: &req.bench.cap_add,
             publish: None,
+            checkout: Some(cx.src),
+            web: &stack.web,
         };
         let spec = sp::service_spec(s, shape, sp::container(issue, name), l)
             .map_err(|m| err(req, stack, format!("service `{name}`: {m}")))?;
@@ -153,9 +176,12 @@ pub(super) async fn start(
         issue,
         service: &stack.web,
         image: image_ref.clone(),
+        image_id: image_id.clone(),
         cap: &req.bench.limits,
         cap_add: &req.bench.cap_add,
         publish: Some((port, req.bench.bind.clone())),
+        checkout: Some(cx.src),
+        web: &stack.web,
     };
     let name = container_name(issue);
     let mut bench_labels = plan::bench_labels(req, &identity, engine.stacks.kind())?;
@@ -285,7 +311,14 @@ async fn build(
         let text = format!("{:?}|{}", b, req.build_hash());
         hex::encode(&sha2::Sha256::digest(text.as_bytes())[..3])
     };
-    let tag = sp::image_tag(issue, name, commit, &hash);
+    let context_digest = super::content::digest(src, &b.context).map_err(|e| {
+        err(
+            req,
+            cx.stack,
+            format!("service `{name}`: build context: {e}"),
+        )
+    })?;
+    let tag = sp::image_tag(issue, name, &context_digest, &hash);
     let context = src.join(&b.context);
     // a context that is a link out of the checkout would send a host directory to the build
     let inside = std::fs::canonicalize(&context)
@@ -322,8 +355,21 @@ async fn build(
         secrets: req.bench.build_secrets.clone(),
     };
     let existing = engine.images.inspect(&tag).await?;
+    // an image built from the same context at an earlier commit: its commit labels are that
+    // commit's
+    let mut written = crate::build::written_labels(&spec);
     let id = match existing {
-        Some(i) if !req.policy.force => i.id,
+        Some(i) if !req.policy.force => {
+            for k in [labels::COMMIT, labels::COMMIT_TIME] {
+                if let Some(v) = i.labels.get(k) {
+                    written.insert(k.to_string(), v.clone());
+                }
+            }
+            reporter.report(Event::Done(format!(
+                "service {name}: its build context is unchanged, image {tag} kept"
+            )));
+            i.id
+        }
         _ => {
             reporter.report(Event::Step(format!("building {tag} (service {name})")));
             let chosen = cx
@@ -337,7 +383,6 @@ async fn build(
             super::image::build_within(req, engine, &context, &spec, &what, reporter).await?
         }
     };
-    let written = crate::build::written_labels(&spec);
     let what = format!("image of service `{name}`");
     refuse_foreign_labels(engine, req, &id, None, &written, commit, &what).await?;
     let exposed = engine

@@ -72,10 +72,20 @@ pub fn order(p: &Project) -> Result<Vec<String>, String> {
     Ok(done)
 }
 
-/// The bench's network.
+/// The bench's network (the file's `default`).
 pub fn network(issue: &str) -> String {
     format!("benchctl-{}", slug(issue, 60))
 }
+
+/// The engine's network of the bench's network `name` (the file's).
+pub fn network_named(issue: &str, name: &str) -> String {
+    if name == crate::compose::project::DEFAULT_NETWORK {
+        return network(issue);
+    }
+    format!("benchctl-{}-net-{}", slug(issue, 60), slug(name, 60))
+}
+
+pub use crate::engine::labels::INTERNAL;
 
 /// The engine's volume of the bench's volume `name`.
 pub fn volume(issue: &str, name: &str) -> String {
@@ -87,13 +97,14 @@ pub fn container(issue: &str, service: &str) -> String {
     format!("benchctl-{}-svc-{}", slug(issue, 60), slug(service, 60))
 }
 
-/// The image of a service built from the branch.
-pub fn image_tag(issue: &str, service: &str, commit: &str, build_hash: &str) -> String {
+/// The image of a service built from the branch, named by what it is built from (the digest
+/// of its context): a commit that leaves the context as it was finds the image there.
+pub fn image_tag(issue: &str, service: &str, context_digest: &str, build_hash: &str) -> String {
     format!(
         "{}-svc-{}:{}-{build_hash}",
         crate::naming::image_repo(issue),
         slug(service, 60),
-        crate::naming::short_commit(commit)
+        &context_digest[..context_digest.len().min(12)]
     )
 }
 
@@ -143,11 +154,28 @@ pub fn limits(s: &Service, cap: &Limits) -> Limits {
 pub struct Shape<'a> {
     pub issue: &'a str,
     pub service: &'a str,
+    /// The reference the container runs.
     pub image: String,
+    /// The image's id: what the hash compares, so a new tag of the same image keeps the
+    /// container.
+    pub image_id: String,
     pub cap: &'a Limits,
     pub cap_add: &'a [String],
     /// A port published on this address (the bench's web service).
     pub publish: Option<(u16, String)>,
+    /// The branch's checkout (the source of copied files); `None` when the service has none.
+    pub checkout: Option<&'a std::path::Path>,
+    /// The web service (its container has the bench's name).
+    pub web: &'a str,
+}
+
+/// The engine's container of service `name` of the bench of `issue`.
+pub fn container_of(issue: &str, web: &str, name: &str) -> String {
+    if name == web {
+        crate::naming::container_name(issue)
+    } else {
+        container(issue, name)
+    }
 }
 
 /// The container of service `s`, labelled with `labels` and its configuration's hash.
@@ -162,6 +190,21 @@ pub fn service_spec(
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
         .collect();
+    let mut networks = s.networks.iter().map(|(n, aliases)| {
+        let mut a = vec![shape.service.to_string()];
+        a.extend(aliases.iter().filter(|x| *x != shape.service).cloned());
+        (network_named(shape.issue, n), a)
+    });
+    let (network, aliases) = networks
+        .next()
+        .unwrap_or_else(|| (network(shape.issue), vec![shape.service.to_string()]));
+    let mut extras = super::stack_extras::extras(s, &shape);
+    extras.networks = networks.collect();
+    let (copies, digests) = match shape.checkout {
+        Some(root) => super::stack_extras::copies(s, root)?,
+        None if s.copies.is_empty() => (Vec::new(), Vec::new()),
+        None => return Err("its files are copied from a checkout, and there is none".into()),
+    };
     let spec = ServiceSpec {
         name,
         image: shape.image,
@@ -169,8 +212,8 @@ pub fn service_spec(
         env,
         entrypoint: s.entrypoint.as_ref().map(argv).transpose()?,
         cmd: s.command.as_ref().map(argv).transpose()?,
-        network: network(shape.issue),
-        aliases: vec![shape.service.to_string()],
+        network,
+        aliases,
         mounts: s
             .volumes
             .iter()
@@ -187,24 +230,40 @@ pub fn service_spec(
         limits: limits(s, shape.cap),
         health: health(s),
         publish: shape.publish,
-        cap_add: shape.cap_add.to_vec(),
+        cap_add: shape
+            .cap_add
+            .iter()
+            .chain(&s.run.cap_add)
+            .cloned()
+            .collect(),
         replaces: None,
         probe: None,
         proxy_network: None,
+        extras,
+        copies,
     };
+    labels.extend(s.run.labels.clone());
     labels.insert(SERVICE.to_string(), shape.service.to_string());
-    labels.insert(SERVICE_HASH.to_string(), hash(&spec));
+    labels.insert(
+        SERVICE_HASH.to_string(),
+        hash(&spec, &shape.image_id, &digests),
+    );
     labels.insert(LIMITS.to_string(), limits_label(&spec.limits));
     Ok(ServiceSpec { labels, ..spec })
 }
 
-/// The hash of everything that makes a service's container (its image by id).
-pub fn hash(s: &ServiceSpec) -> String {
+/// The hash of everything that makes a service's container: its image by id (not by tag), its
+/// copied files by content.
+pub fn hash(s: &ServiceSpec, image_id: &str, copied: &[String]) -> String {
     use sha2::Digest;
     let env: BTreeMap<&String, ()> = s.env.iter().map(|e| (e, ())).collect();
+    let copies: Vec<(&String, &Option<u32>, u32, u32)> = s
+        .copies
+        .iter()
+        .map(|c| (&c.target, &c.mode, c.uid, c.gid))
+        .collect();
     let text = format!(
-        "s1|{}|{env:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        s.image,
+        "s2|{image_id}|{env:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{copies:?}|{copied:?}",
         s.entrypoint,
         s.cmd,
         s.network,
@@ -217,7 +276,8 @@ pub fn hash(s: &ServiceSpec) -> String {
         s.limits,
         s.health,
         s.publish,
-        s.cap_add
+        s.cap_add,
+        s.extras,
     );
     hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
 }
@@ -302,26 +362,32 @@ mod tests {
             nano_cpus: 1_000_000_000,
             pids: 10,
         };
-        let shape = |image: &str| Shape {
+        let shape = |image: &str, id: &str| Shape {
             issue: "P-1",
             service: "db",
             image: image.into(),
+            image_id: id.into(),
             cap: &cap,
             cap_add: &[],
             publish: None,
+            checkout: None,
+            web: "web",
         };
         let s = svc(&[]);
-        let a = service_spec(&s, shape("sha256:1"), "n".into(), HashMap::new()).unwrap();
+        let a = service_spec(&s, shape("t:1", "sha256:1"), "n".into(), HashMap::new()).unwrap();
         let b = service_spec(
             &s,
-            shape("sha256:1"),
+            shape("t:1", "sha256:1"),
             "m".into(),
             HashMap::from([("x".into(), "y".into())]),
         )
         .unwrap();
-        let c = service_spec(&s, shape("sha256:2"), "n".into(), HashMap::new()).unwrap();
+        let c = service_spec(&s, shape("t:1", "sha256:2"), "n".into(), HashMap::new()).unwrap();
+        // a new tag of the same image (a commit that left the context alone) keeps it
+        let d = service_spec(&s, shape("t:2", "sha256:1"), "n".into(), HashMap::new()).unwrap();
         assert_eq!(a.labels[SERVICE_HASH], b.labels[SERVICE_HASH]);
         assert_ne!(a.labels[SERVICE_HASH], c.labels[SERVICE_HASH]);
+        assert_eq!(a.labels[SERVICE_HASH], d.labels[SERVICE_HASH]);
         assert_eq!(a.labels[SERVICE], "db");
         assert_eq!(a.network, "benchctl-p-1");
     }

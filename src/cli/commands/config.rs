@@ -53,6 +53,18 @@ pub async fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
         if let Some(t) = &req.bench.template {
             head.push(row("template (chosen)", t.name.clone(), &t.reason));
         }
+        if let Some(st) = &req.bench.stack {
+            let services = st.project.services.keys().cloned().collect::<Vec<_>>();
+            head.push(row("compose", st.file.clone(), &services.join(", ")));
+            head.push(row(
+                "compose web service",
+                st.web.clone(),
+                "the bench's address",
+            ));
+            for n in &st.notes {
+                head.push(row("compose note", n.clone(), &st.file));
+            }
+        }
         effective
     } else {
         let explicit = resolve::explicit_layer(

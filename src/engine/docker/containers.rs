@@ -59,38 +59,50 @@ pub(crate) fn candidate_name(name: &str, replaces: bool) -> String {
 /// Creates the container `name`, connects it to the network `also` (besides the one it is
 /// created on: an engine before API 1.44 takes one at creation) and starts it; one that
 /// cannot start is removed again.
+/// What a container gets between its creation and its start.
+#[derive(Default)]
+pub(crate) struct Before<'a> {
+    /// Networks joined besides the first, each with the names answered to there.
+    pub networks: Vec<(&'a str, Vec<String>)>,
+    pub copies: &'a [crate::engine::CopySpec],
+    /// The platform it must run on (`linux/amd64`).
+    pub platform: Option<&'a str>,
+}
+
 pub(crate) async fn create_and_start(
     docker: &Docker,
     name: &str,
     body: ContainerCreateBody,
-    also: Option<&str>,
+    before: Before<'_>,
 ) -> Result<String> {
-    let opts = CreateContainerOptionsBuilder::default().name(name).build();
-    let created = docker.create_container(Some(opts), body).await?;
-    let connected = match also {
-        Some(network) => {
+    let mut opts = CreateContainerOptionsBuilder::default().name(name);
+    if let Some(p) = before.platform {
+        opts = opts.platform(p);
+    }
+    let created = docker.create_container(Some(opts.build()), body).await?;
+    let prepared = async {
+        for (network, aliases) in &before.networks {
             let request = bollard::models::NetworkConnectRequest {
                 container: created.id.clone(),
-                ..Default::default()
+                endpoint_config: Some(bollard::models::EndpointSettings {
+                    aliases: (!aliases.is_empty()).then(|| aliases.clone()),
+                    ..Default::default()
+                }),
             };
-            docker.connect_network(network, request).await
+            docker.connect_network(network, request).await?;
         }
-        None => Ok(()),
+        super::copies::upload(docker, &created.id, before.copies).await?;
+        docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await?;
+        Ok::<_, crate::Error>(())
     };
-    let start = match connected {
-        Ok(()) => {
-            docker
-                .start_container(
-                    &created.id,
-                    None::<bollard::query_parameters::StartContainerOptions>,
-                )
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    if let Err(e) = start {
+    if let Err(e) = prepared.await {
         let _ = remove_container(docker, &created.id).await;
-        return Err(e.into());
+        return Err(e);
     }
     Ok(created.id)
 }
@@ -127,7 +139,7 @@ impl Benches for DockerEngine {
             ..Default::default()
         };
         let name = candidate_name(&spec.name, spec.replaces.is_some());
-        create_and_start(&self.docker, &name, body, None).await
+        create_and_start(&self.docker, &name, body, Default::default()).await
     }
 
     async fn promote(&self, id: &str, name: &str) -> Result<()> {

@@ -5,6 +5,8 @@
 mod build_bound;
 mod buildkit;
 mod containers;
+mod copies;
+mod extras;
 mod images;
 mod markers;
 mod power;

@@ -139,10 +139,14 @@ async fn follow(
 #[async_trait]
 impl Stacks for DockerEngine {
     async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> Result<()> {
+        let internal = labels
+            .get(crate::engine::labels::INTERNAL)
+            .map(String::as_str);
         let req = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
             labels: Some(labels.clone()),
+            internal: Some(internal == Some("true")),
             ..Default::default()
         };
         // the engine allows two networks of one name: look first (the lock keeps a
@@ -182,12 +186,9 @@ impl Stacks for DockerEngine {
                 }]),
             );
         }
-        let mounts = volume_mounts(spec);
-        let tmpfs: HashMap<String, String> = spec
-            .tmpfs
-            .iter()
-            .map(|t| (t.clone(), String::new()))
-            .collect();
+        let x = &spec.extras;
+        // a service in another's network namespace has no network of its own to join
+        let own_network = x.network_mode.is_none();
         let endpoint = EndpointSettings {
             aliases: Some(spec.aliases.clone()),
             ..Default::default()
@@ -202,22 +203,48 @@ impl Stacks for DockerEngine {
             user: spec.user.clone(),
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             healthcheck: spec.health.as_ref().map(health),
+            hostname: x.hostname.clone(),
+            domainname: x.domainname.clone(),
+            stop_signal: x.stop_signal.clone(),
+            stop_timeout: x.stop_timeout.map(|d| d.as_secs() as i64),
+            tty: Some(x.tty),
+            open_stdin: Some(x.open_stdin),
             host_config: Some(HostConfig {
                 port_bindings: (!bindings.is_empty()).then_some(bindings),
-                network_mode: Some(spec.network.clone()),
+                network_mode: Some(match &x.network_mode {
+                    None => spec.network.clone(),
+                    Some(ns) => super::extras::namespace(ns),
+                }),
                 restart_policy: Some(restart(spec.restart.as_deref())),
-                mounts: Some(mounts),
-                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
-                ..super::restricted(&spec.limits, &spec.cap_add)
+                mounts: Some(volume_mounts(spec)),
+                tmpfs: (!spec.tmpfs.is_empty()).then(|| {
+                    spec.tmpfs
+                        .iter()
+                        .map(|t| (t.clone(), String::new()))
+                        .collect()
+                }),
+                ..super::extras::host_config(x, super::restricted(&spec.limits, &spec.cap_add))
             }),
-            networking_config: Some(NetworkingConfig {
+            networking_config: own_network.then(|| NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(spec.network.clone(), endpoint)])),
             }),
             ..Default::default()
         };
         let name = super::containers::candidate_name(&spec.name, spec.replaces.is_some());
-        let also = spec.proxy_network.as_deref();
-        super::containers::create_and_start(&self.docker, &name, body, also).await
+        let mut networks: Vec<(&str, Vec<String>)> = x
+            .networks
+            .iter()
+            .map(|(n, a)| (n.as_str(), a.clone()))
+            .collect();
+        if let Some(p) = spec.proxy_network.as_deref() {
+            networks.push((p, Vec::new()));
+        }
+        let before = super::containers::Before {
+            networks: if own_network { networks } else { Vec::new() },
+            copies: &spec.copies,
+            platform: x.platform.as_deref(),
+        };
+        super::containers::create_and_start(&self.docker, &name, body, before).await
     }
 
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {

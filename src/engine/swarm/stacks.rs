@@ -276,6 +276,29 @@ where
     }
 }
 
+/// What a swarm bench does not run yet, refused by its Compose name rather than dropped.
+fn refuse_unsupported(spec: &ServiceSpec) -> Result<()> {
+    let mut keys = spec.extras.asked();
+    if !spec.copies.is_empty() {
+        keys.push("volumes (the branch's files), secrets, configs");
+    }
+    if !spec.extras.networks.is_empty() {
+        keys.push("networks (more than one)");
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    // the first name a service answers to is its own
+    let service = spec.aliases.first();
+    Err(crate::Error::usage(format!(
+        "service `{}` uses {}, which benchctl runs on a single engine (`--backend docker`) \
+         but not yet on a swarm: remove {} from the Compose file or deploy to containers",
+        service.map(String::as_str).unwrap_or(&spec.name),
+        keys.join(", "),
+        if keys.len() == 1 { "it" } else { "them" }
+    )))
+}
+
 #[async_trait]
 impl Stacks for SwarmEngine {
     async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> Result<()> {
@@ -302,6 +325,7 @@ impl Stacks for SwarmEngine {
     }
 
     async fn run_service(&self, spec: &ServiceSpec) -> Result<String> {
+        refuse_unsupported(spec)?;
         let current = match &spec.replaces {
             Some(id) => self.service(id).await?,
             None => {

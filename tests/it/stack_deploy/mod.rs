@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 mod docker;
 mod leftovers;
+mod real_files;
 mod serve;
 mod swarm;
 

@@ -1,0 +1,209 @@
+//! A Compose file as real projects write it, on containers: two networks of the bench (one
+//! internal), a service reached by its alias and `hostname`, `container_name`, a secret from a
+//! file of the branch, a directory of the branch copied in (`./site:/www:ro`), labels and a
+//! stop signal. A commit that changes only the copied files replaces only the service that
+//! copies them; one that changes only a build context replaces only that service; a symlink
+//! out of the branch in a copied directory is refused with exit 2 before anything is built.
+
+use super::*;
+
+const ISSUE_RF: &str = "STR-1";
+const BRANCH: &str = "feature/STR-1-real";
+const DB: &str = "benchctl-test/real-db:1";
+const SECRET: &str = "secret-canary-5e1f";
+
+const FILE: &str = r#"
+services:
+  proxy:
+    build: proxy
+    container_name: front
+    ports: ["8080:8080"]
+    volumes: ["./site:/www:ro"]
+    secrets: [token]
+    networks: [frontnet]
+    depends_on: [api]
+    stop_signal: SIGINT
+    labels: ["team=qa", "traefik.enable=true"]
+    logging: {driver: json-file}
+  api:
+    build: api
+    hostname: api-host
+    networks:
+      frontnet: {aliases: [backend]}
+      backnet:
+    depends_on: [db]
+  db:
+    image: benchctl-test/real-db:1
+    volumes: ["data:/data"]
+    networks: [backnet]
+networks:
+  frontnet:
+  backnet: {internal: true}
+volumes:
+  data:
+secrets:
+  token: {file: secret.txt}
+"#;
+
+/// The proxy: serves its copied site, adding the secret and what `backend` answers.
+const PROXY_SH: &str = "cp -r /www /tmp/www\n\
+     while true; do\n\
+     /bin/busybox wget -q -O /tmp/www/api.html http://backend:9000/ 2>/dev/null\n\
+     cp /run/secrets/token /tmp/www/secret.html\n\
+     sleep 0.2\n\
+     done &\n\
+     exec /bin/busybox httpd -f -p 8080 -h /tmp/www\n";
+
+fn api_sh(version: &str) -> String {
+    format!(
+        "mkdir -p /tmp/a\n\
+         while true; do\n\
+         c=$(/bin/busybox wget -q -O- http://db:5432/count)\n\
+         echo \"{version} $(hostname) db=$c\" > /tmp/a/index.html\n\
+         sleep 0.2\n\
+         done &\n\
+         exec /bin/busybox httpd -f -p 9000 -h /tmp/a\n"
+    )
+}
+
+fn dockerfile(script: &str) -> String {
+    format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY {script} /{script}\n\
+         CMD [\"/bin/busybox\", \"sh\", \"/{script}\"]\n"
+    )
+}
+
+fn container(service: &str) -> String {
+    docker_lines(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=benchctl.issue={ISSUE_RF}"),
+        "--filter",
+        &format!("label=benchctl.service={service}"),
+    ])
+    .join(" ")
+}
+
+fn deploy(repo: &AppRepo) -> Run {
+    run(benchctl().args([
+        "--json",
+        "deploy",
+        BRANCH,
+        "--repo",
+        &repo.path_str(),
+        "--no-link",
+    ]))
+}
+
+#[test]
+fn a_real_compose_file_runs_and_a_commit_replaces_only_what_it_changed() {
+    let _group = crate::support::group(GROUP);
+    require_docker();
+    let _c = Cleanup::issues(&[ISSUE_RF]);
+    let _db = StandIn::build_as(DB);
+    let repo = AppRepo::new();
+    git(repo.path(), &["checkout", "-q", "-b", BRANCH]);
+    repo.write("compose.yaml", FILE);
+    repo.write("secret.txt", SECRET);
+    repo.write("site/index.html", "site v1");
+    for dir in ["proxy", "api"] {
+        std::fs::create_dir_all(repo.path().join(dir)).unwrap();
+        std::fs::copy(BUSYBOX, repo.path().join(dir).join("busybox")).unwrap();
+    }
+    repo.write("proxy/Dockerfile", &dockerfile("proxy.sh"));
+    repo.write("proxy/proxy.sh", PROXY_SH);
+    repo.write("api/Dockerfile", &dockerfile("api.sh"));
+    repo.write("api/api.sh", &api_sh("v1"));
+    repo.commit("a real compose file");
+
+    let r = deploy(&repo);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("services.proxy.logging"), "{}", r.stderr);
+    let url = r.json()["url"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    wait_for(&format!("{url}/index.html"), "site v1");
+    wait_for(&format!("{url}/secret.html"), SECRET);
+    // the api answers by its alias on the front network, names itself by its hostname, and
+    // reaches the db on the internal back network
+    wait_for(&format!("{url}/api.html"), "v1 api-host db=1");
+    let proxy = container("proxy");
+    let inspect = |id: &str, f: &str| docker_lines(&["inspect", "-f", f, id]).join("");
+    assert_eq!(inspect(&proxy, "{{index .Config.Labels \"team\"}}"), "qa");
+    assert_eq!(
+        inspect(&proxy, "{{index .Config.Labels \"traefik.enable\"}}"),
+        ""
+    );
+    assert_eq!(inspect(&proxy, "{{.Config.StopSignal}}"), "SIGINT");
+    // the proxy is on the front network only: the db is not there for it
+    let out = Command::new("docker")
+        .args([
+            "exec",
+            &proxy,
+            "/bin/busybox",
+            "wget",
+            "-q",
+            "-T",
+            "2",
+            "-O-",
+            "http://db:5432/count",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the proxy reached the db");
+    // `front` (container_name) is a name of the proxy on its network
+    let api = container("api");
+    let out = Command::new("docker")
+        .args([
+            "exec",
+            &api,
+            "/bin/busybox",
+            "wget",
+            "-q",
+            "-T",
+            "2",
+            "-O-",
+            "http://front:8080/index.html",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "site v1");
+    let db = container("db");
+
+    // a commit to the copied files only: the proxy is replaced, api and db keep running
+    repo.write("site/index.html", "site v2");
+    repo.commit("site v2");
+    let r = deploy(&repo);
+    assert_eq!(r.code, 0, "{}", r.all());
+    wait_for(&format!("{url}/index.html"), "site v2");
+    assert_eq!(
+        (container("api"), container("db")),
+        (api.clone(), db.clone())
+    );
+    assert_ne!(container("proxy"), proxy);
+
+    // a commit to the api's context only: the api is rebuilt and replaced, the db kept
+    repo.write("api/api.sh", &api_sh("v2"));
+    repo.commit("api v2");
+    let r = deploy(&repo);
+    assert_eq!(r.code, 0, "{}", r.all());
+    wait_for(&format!("{url}/api.html"), "v2 api-host db=1");
+    assert_ne!(container("api"), api);
+    assert_eq!(container("db"), db);
+
+    // a link out of the branch in a copied directory: refused before anything is built
+    std::os::unix::fs::symlink("/etc/hostname", repo.path().join("site/host")).unwrap();
+    repo.write("api/api.sh", &api_sh("v3"));
+    repo.commit("a link out");
+    let r = deploy(&repo);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("site/host") && r.stderr.contains("out of the branch"),
+        "{}",
+        r.stderr
+    );
+    wait_for(&format!("{url}/api.html"), "v2 api-host db=1");
+}
