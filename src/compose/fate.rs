@@ -412,4 +412,38 @@ mod tests {
         );
         assert_eq!(of(SERVICE, "contianer_name"), None);
     }
+
+    #[test]
+    fn the_readme_lists_every_key_with_its_fate() {
+        let readme = include_str!("../../README.md");
+        for t in [
+            TOP,
+            SERVICE,
+            BUILD,
+            DEPLOY,
+            RESOURCES,
+            RESOURCE,
+            HEALTHCHECK,
+            NETWORK,
+            SERVICE_NETWORK,
+            VOLUME,
+            SECRET,
+            CONFIG,
+        ] {
+            for (k, f) in t {
+                let word = match f {
+                    Run => "run",
+                    Map(_) => "mapped",
+                    Ignore(_) => "ignored",
+                    Operator(_) => "operator",
+                    Refuse(_) => "refused",
+                };
+                let row = format!("{k}` | {word} |");
+                assert!(
+                    readme.contains(&row),
+                    "README's Compose table lacks `{row}`"
+                );
+            }
+        }
+    }
 }

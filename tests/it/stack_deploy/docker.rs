@@ -219,11 +219,11 @@ fn a_compose_file_a_branch_may_not_have_is_refused_before_any_work() {
     for (text, parts) in [
         (
             "services:\n  web:\n    build: .\n    ports: [\"8080\"]\n    volumes: [\"/etc:/host\"]\n",
-            vec!["compose.yaml", "path of the host"],
+            vec!["compose.yaml", "host-paths"],
         ),
         (
             "services:\n  web:\n    build: .\n    privileged: true\n",
-            vec!["compose.yaml", "line 4", "`privileged`"],
+            vec!["compose.yaml", "line 4", "`services.web.privileged`"],
         ),
         (
             "services:\n  web:\n    build: .\n    image: \"x:${NEED:?set NEED}\"\n",
