@@ -369,6 +369,22 @@ pub const CONFIG: Table = &[
     ("template_driver", Refuse("templates are not rendered")),
 ];
 
+/// Every table, top level first.
+pub const ALL: &[Table] = &[
+    TOP,
+    SERVICE,
+    BUILD,
+    DEPLOY,
+    RESOURCES,
+    RESOURCE,
+    HEALTHCHECK,
+    NETWORK,
+    SERVICE_NETWORK,
+    VOLUME,
+    SECRET,
+    CONFIG,
+];
+
 /// The fate of `key` in `table`; `None` for a key the specification does not have.
 pub fn of(table: Table, key: &str) -> Option<Fate> {
     table.iter().find(|(k, _)| *k == key).map(|(_, f)| *f)
@@ -383,20 +399,7 @@ mod tests {
 
     #[test]
     fn every_key_is_declared_once_and_switches_read_back() {
-        for t in [
-            TOP,
-            SERVICE,
-            BUILD,
-            DEPLOY,
-            RESOURCES,
-            RESOURCE,
-            HEALTHCHECK,
-            NETWORK,
-            SERVICE_NETWORK,
-            VOLUME,
-            SECRET,
-            CONFIG,
-        ] {
+        for t in ALL {
             let mut keys: Vec<&str> = t.iter().map(|(k, _)| *k).collect();
             let n = keys.len();
             keys.sort();
@@ -416,21 +419,8 @@ mod tests {
     #[test]
     fn the_readme_lists_every_key_with_its_fate() {
         let readme = include_str!("../../README.md");
-        for t in [
-            TOP,
-            SERVICE,
-            BUILD,
-            DEPLOY,
-            RESOURCES,
-            RESOURCE,
-            HEALTHCHECK,
-            NETWORK,
-            SERVICE_NETWORK,
-            VOLUME,
-            SECRET,
-            CONFIG,
-        ] {
-            for (k, f) in t {
+        for t in ALL {
+            for (k, f) in *t {
                 let word = match f {
                     Run => "run",
                     Map(_) => "mapped",

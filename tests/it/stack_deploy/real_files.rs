@@ -98,6 +98,14 @@ fn deploy(repo: &AppRepo) -> Run {
     ]))
 }
 
+/// Deploys the branch; the bench's address (a new web container has a port of its own).
+fn deployed(repo: &AppRepo) -> String {
+    let r = deploy(repo);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let url = r.json()["url"].as_str().unwrap().to_string();
+    url.trim_end_matches('/').to_string()
+}
+
 #[test]
 fn a_real_compose_file_runs_and_a_commit_replaces_only_what_it_changed() {
     let _group = crate::support::group(GROUP);
@@ -119,8 +127,7 @@ fn a_real_compose_file_runs_and_a_commit_replaces_only_what_it_changed() {
     repo.write("api/api.sh", &api_sh("v1"));
     repo.commit("a real compose file");
 
-    let r = deploy(&repo);
-    assert_eq!(r.code, 0, "{}", r.all());
+    let mut url = deployed(&repo);
     // what is ignored is said, and how the bench's service was chosen
     let c = run(benchctl().args(["config", BRANCH, "--repo", &repo.path_str()]));
     assert_eq!(c.code, 0, "{}", c.all());
@@ -130,11 +137,6 @@ fn a_real_compose_file_runs_and_a_commit_replaces_only_what_it_changed() {
         "{}",
         c.stdout
     );
-    let mut url = r.json()["url"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
     wait_for(&format!("{url}/index.html"), "site v1");
     wait_for(&format!("{url}/secret.html"), SECRET);
     // the api answers by its alias on the front network, names itself by its hostname, and
@@ -156,14 +158,8 @@ fn a_real_compose_file_runs_and_a_commit_replaces_only_what_it_changed() {
     // a commit to the copied files only: the proxy is replaced, api and db keep running
     repo.write("site/index.html", "site v2");
     repo.commit("site v2");
-    let r = deploy(&repo);
-    assert_eq!(r.code, 0, "{}", r.all());
     // the web service's new container has a port of its own
-    url = r.json()["url"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
+    url = deployed(&repo);
     wait_for(&format!("{url}/index.html"), "site v2");
     assert_eq!(
         (container("api"), container("db")),
@@ -174,13 +170,8 @@ fn a_real_compose_file_runs_and_a_commit_replaces_only_what_it_changed() {
     // a commit to the api's context only: the api is rebuilt and replaced, the db kept
     repo.write("api/api.sh", &api_sh("v2"));
     repo.commit("api v2");
-    let r = deploy(&repo);
-    assert_eq!(r.code, 0, "{}", r.all());
-    url = r.json()["url"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
+    // the web service's new container has a port of its own
+    url = deployed(&repo);
     wait_for(&format!("{url}/api.html"), "v2 api-host db=1 front=site v2");
     assert_ne!(container("api"), api);
     assert_eq!(container("db"), db);
