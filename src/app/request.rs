@@ -81,8 +81,6 @@ pub struct Stack {
     /// The service that is the bench (its address is linked).
     pub web: String,
     pub hooks: Vec<Hook>,
-    /// What the file's author should know: keys ignored, how the web service was chosen.
-    pub notes: Vec<String>,
 }
 
 impl Stack {

@@ -138,6 +138,7 @@ pub fn load(text: &str, at: &str, inputs: &Inputs) -> Result<Project, String> {
     let file: raw::File = parse(text, at)?;
     let mut project = project::convert(file, inputs).map_err(|e| format!("{at}: {e}"))?;
     project.notes = findings.notes;
+    project.order = services.iter().map(|(name, _, _)| name.clone()).collect();
     for (name, s) in &project.services {
         if !s.run.dropped_labels.is_empty() {
             project.notes.push(format!(
@@ -178,16 +179,10 @@ pub fn web_service(p: &Project, named: Option<&str>) -> Result<(String, Option<S
             )),
         };
     }
-    let in_order: Vec<&String> = p
+    let publishing: Vec<&String> = p
         .order
         .iter()
-        .filter(|n| p.services.contains_key(*n))
-        .chain(p.services.keys().filter(|n| !p.order.contains(n)))
-        .collect();
-    let publishing: Vec<&String> = in_order
-        .iter()
-        .copied()
-        .filter(|n| !p.services[*n].ports.is_empty())
+        .filter(|n| p.services.get(*n).is_some_and(|s| !s.ports.is_empty()))
         .collect();
     let fronts: Vec<&String> = publishing
         .iter()

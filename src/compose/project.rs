@@ -5,6 +5,7 @@
 //! an unknown condition) is refused naming the service and the key.
 
 use super::raw;
+use crate::engine::{ContainerExtras, Namespace};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -94,57 +95,19 @@ pub struct ServiceLimits {
     pub memory_reservation: Option<i64>,
 }
 
-/// A namespace a service shares: the host's (operator only) or another service's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Share {
-    Host,
-    Service(String),
-    /// `none` (network) or `private` / `shareable` (ipc): the engine's own words.
-    Word(String),
-}
-
 /// What a service runs with besides its command and files: the keys the specification runs
 /// as written (README: Compose keys).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Runtime {
-    pub hostname: Option<String>,
-    pub domainname: Option<String>,
     pub labels: BTreeMap<String, String>,
-    pub stop_signal: Option<String>,
-    pub stop_grace_period: Option<Duration>,
-    pub init: Option<bool>,
-    pub tty: bool,
-    pub stdin_open: bool,
-    pub read_only: bool,
-    pub shm_size: Option<i64>,
-    /// `(name, soft, hard)`.
-    pub ulimits: Vec<(String, i64, i64)>,
-    pub sysctls: BTreeMap<String, String>,
-    pub platform: Option<String>,
-    pub group_add: Vec<String>,
-    /// `host:address` entries.
-    pub extra_hosts: Vec<String>,
-    pub dns: Vec<String>,
-    pub dns_opt: Vec<String>,
-    pub dns_search: Vec<String>,
-    pub cap_add: Vec<String>,
-    pub cap_drop: Vec<String>,
-    pub network_mode: Option<Share>,
-    pub pid: Option<Share>,
-    pub ipc: Option<Share>,
-    pub uts_host: bool,
-    pub userns_host: bool,
-    pub cgroup_host: bool,
-    pub volumes_from: Vec<String>,
-    /// What the operator allowed (`compose-allow`).
-    pub privileged: bool,
-    pub devices: Vec<String>,
-    pub security_opt: Vec<String>,
-    pub runtime: Option<String>,
-    /// Host paths bound in: `source:target[:ro]`.
-    pub binds: Vec<String>,
     /// Labels under benchctl's, the proxy's or the engine's prefixes, left off.
     pub dropped_labels: Vec<String>,
+    /// Capabilities the service adds (checked against what the operator allows).
+    pub cap_add: Vec<String>,
+    /// The container's settings as the engine takes them. A namespace or `volumes_from` that
+    /// names another service ([`Namespace::Container`]) holds the service's name here; the
+    /// deploy makes it that service's container.
+    pub container: ContainerExtras,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -199,9 +162,11 @@ pub struct Project {
     pub networks: BTreeMap<String, Network>,
     /// `x-benchctl: { web: ... }`.
     pub web: Option<String>,
-    /// Services in the file's order (the web service's choice breaks ties by it).
+    /// Every service of the file in the file's order (the web service's choice breaks ties by
+    /// it); set by [`super::load`] from the file's tree.
     pub order: Vec<String>,
-    /// Keys accepted and ignored, with what the file's author should know.
+    /// What the file's author should know: keys accepted and ignored, labels left off, how
+    /// the web service was chosen.
     pub notes: Vec<String>,
 }
 
@@ -240,7 +205,6 @@ pub fn convert(file: raw::File, inputs: &Inputs) -> Result<Project, String> {
         networks: networks(file.networks, &ip)?,
         volumes: file.volumes.into_keys().collect(),
     };
-    let order: Vec<String> = file.services.keys().cloned().collect();
     let mut services = BTreeMap::new();
     for (name, s) in file.services {
         let profiles: Vec<String> = s
@@ -282,7 +246,7 @@ pub fn convert(file: raw::File, inputs: &Inputs) -> Result<Project, String> {
             .and_then(|x| x.web)
             .map(|w| ip(&w, "`x-benchctl.web`"))
             .transpose()?,
-        order,
+        order: Vec::new(),
         notes: Vec::new(),
     })
 }
@@ -327,13 +291,13 @@ fn check_references(services: &BTreeMap<String, Service>, top: &Top) -> Result<(
                 ));
             }
         }
-        let shared = [&s.run.network_mode, &s.run.pid, &s.run.ipc];
-        let named = s
-            .run
+        let c = &s.run.container;
+        let shared = [&c.network_mode, &c.pid, &c.ipc];
+        let named = c
             .volumes_from
             .iter()
             .chain(shared.into_iter().flatten().filter_map(|m| match m {
-                Share::Service(n) => Some(n),
+                Namespace::Container(n) => Some(n),
                 _ => None,
             }));
         for dep in s.depends_on.keys().chain(named) {

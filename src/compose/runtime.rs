@@ -4,9 +4,10 @@
 //! namespaces, security options, runtimes), checked against `compose-allow`.
 
 use super::fate::Switch;
-use super::project::{Runtime, Share};
+use super::project::Runtime;
 use super::raw;
-use super::service::{duration, flag, labels, Cx};
+use super::service::{duration, flag, key_values, labels, Cx};
+use crate::engine::{ContainerExtras, Namespace};
 
 /// The longest `stop_grace_period` a bench waits for (a teardown must not hang on a branch).
 pub const MAX_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
@@ -49,19 +50,22 @@ pub(super) fn convert(cx: &Cx, s: &raw::Service) -> Result<Runtime, String> {
             .map(|t| flag(&t, &cx.at(key)))
             .transpose()
     };
-    let stop_grace_period = duration(cx, s.stop_grace_period.clone(), "stop_grace_period")?
-        .map(|d| d.min(MAX_STOP_GRACE));
+    let many = |v: &Option<raw::OneOrMany>, key: &str| {
+        cx.list(
+            &v.clone().map(raw::OneOrMany::into_vec).unwrap_or_default(),
+            key,
+        )
+    };
     let (labels, dropped_labels) = labels(s.labels.clone(), cx.ip, &cx.at("labels"))?;
-    let mut run = Runtime {
-        dropped_labels,
+    let mut c = ContainerExtras {
         hostname: cx.opt(s.hostname.clone(), "hostname")?,
         domainname: cx.opt(s.domainname.clone(), "domainname")?,
-        labels,
         stop_signal: cx.opt(s.stop_signal.clone(), "stop_signal")?,
-        stop_grace_period,
+        stop_timeout: duration(cx, s.stop_grace_period.clone(), "stop_grace_period")?
+            .map(|d| d.min(MAX_STOP_GRACE)),
         init: b(&s.init, "init")?,
         tty: b(&s.tty, "tty")?.unwrap_or(false),
-        stdin_open: b(&s.stdin_open, "stdin_open")?.unwrap_or(false),
+        open_stdin: b(&s.stdin_open, "stdin_open")?.unwrap_or(false),
         read_only: b(&s.read_only, "read_only")?.unwrap_or(false),
         shm_size: cx
             .opt(s.shm_size.clone(), "shm_size")?
@@ -70,32 +74,24 @@ pub(super) fn convert(cx: &Cx, s: &raw::Service) -> Result<Runtime, String> {
             })
             .transpose()?,
         ulimits: ulimits(cx, s.ulimits.as_ref())?,
-        sysctls: sysctls(cx, s.sysctls.clone())?,
+        sysctls: sysctls(cx, s.sysctls.clone())?.into_iter().collect(),
         platform: cx.opt(s.platform.clone(), "platform")?,
         group_add: cx.list(&s.group_add, "group_add")?,
         extra_hosts: extra_hosts(cx, s.extra_hosts.clone())?,
-        dns: cx.list(
-            &s.dns
-                .clone()
-                .map(raw::OneOrMany::into_vec)
-                .unwrap_or_default(),
-            "dns",
-        )?,
-        dns_opt: cx.list(&s.dns_opt, "dns_opt")?,
-        dns_search: cx.list(
-            &s.dns_search
-                .clone()
-                .map(raw::OneOrMany::into_vec)
-                .unwrap_or_default(),
-            "dns_search",
-        )?,
-        cap_add: capabilities(cx, &s.cap_add)?,
+        dns: many(&s.dns, "dns")?,
+        dns_options: cx.list(&s.dns_opt, "dns_opt")?,
+        dns_search: many(&s.dns_search, "dns_search")?,
         cap_drop: cx.list(&s.cap_drop, "cap_drop")?,
-        ..Runtime::default()
+        ..ContainerExtras::default()
     };
-    namespaces(cx, s, &mut run)?;
-    operator_only(cx, s, &mut run)?;
-    Ok(run)
+    namespaces(cx, s, &mut c)?;
+    operator_only(cx, s, &mut c)?;
+    Ok(Runtime {
+        labels,
+        dropped_labels,
+        cap_add: capabilities(cx, &s.cap_add)?,
+        container: c,
+    })
 }
 
 /// The capabilities the service adds: those a bench has anyway, the operator's `--cap-add`,
@@ -160,7 +156,7 @@ fn sysctls(
     cx: &Cx,
     s: Option<raw::StringOrMap>,
 ) -> Result<std::collections::BTreeMap<String, String>, String> {
-    let map = labels_like(cx, s, "sysctls")?;
+    let map = key_values(s, cx.ip, &cx.at("sysctls"))?;
     for k in map.keys() {
         if !NAMESPACED_SYSCTLS.iter().any(|p| k.starts_with(p)) {
             return Err(format!(
@@ -170,30 +166,6 @@ fn sysctls(
         }
     }
     Ok(map)
-}
-
-/// `key=value` entries or a map, without the reserved-prefix check of labels.
-fn labels_like(
-    cx: &Cx,
-    s: Option<raw::StringOrMap>,
-    key: &str,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
-    let mut out = std::collections::BTreeMap::new();
-    match s {
-        None => {}
-        Some(raw::StringOrMap::Map(m)) => {
-            for (k, v) in m {
-                out.insert(k, cx.text(&v.unwrap_or_default(), key)?);
-            }
-        }
-        Some(raw::StringOrMap::List(v)) => {
-            for e in cx.list(&v, key)? {
-                let (k, v) = e.split_once('=').unwrap_or((&e, ""));
-                out.insert(k.trim().to_string(), v.trim().to_string());
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// `extra_hosts` as `host:address` (Compose takes `host=address`, `host:address` and a map).
@@ -226,19 +198,19 @@ fn share(
     v: &Option<raw::Text>,
     key: &str,
     words: &[&str],
-) -> Result<Option<Share>, String> {
+) -> Result<Option<Namespace>, String> {
     let Some(v) = cx.opt(v.clone(), key)? else {
         return Ok(None);
     };
     if v == "host" {
         cx.guard(Switch::HostNamespaces, key, "host")?;
-        return Ok(Some(Share::Host));
+        return Ok(Some(Namespace::Host));
     }
     if let Some(s) = v.strip_prefix("service:") {
-        return Ok(Some(Share::Service(s.to_string())));
+        return Ok(Some(Namespace::Container(s.to_string())));
     }
     if words.contains(&v.as_str()) {
-        return Ok(Some(Share::Word(v)));
+        return Ok(Some(Namespace::Word(v)));
     }
     Err(format!(
         "{}: `{v}` is not {}`service:<name>`{} (a container outside the bench is refused)",
@@ -252,14 +224,14 @@ fn share(
     ))
 }
 
-fn namespaces(cx: &Cx, s: &raw::Service, run: &mut Runtime) -> Result<(), String> {
+fn namespaces(cx: &Cx, s: &raw::Service, run: &mut ContainerExtras) -> Result<(), String> {
     run.network_mode = share(
         cx,
         &s.network_mode,
         "network_mode",
         &["none", "bridge", "default"],
     )?;
-    if matches!(&run.network_mode, Some(Share::Word(w)) if w != "none") {
+    if matches!(&run.network_mode, Some(Namespace::Word(w)) if w != "none") {
         // the bench's own network stands for the default bridge
         run.network_mode = None;
     }
@@ -299,7 +271,7 @@ fn namespaces(cx: &Cx, s: &raw::Service, run: &mut Runtime) -> Result<(), String
 
 /// `privileged`, `devices`, `security_opt`, `runtime`: refused unless the operator allows them
 /// (the audit has refused them already; this carries what was allowed).
-fn operator_only(cx: &Cx, s: &raw::Service, run: &mut Runtime) -> Result<(), String> {
+fn operator_only(cx: &Cx, s: &raw::Service, run: &mut ContainerExtras) -> Result<(), String> {
     if let Some(p) = cx.opt(s.privileged.clone(), "privileged")? {
         run.privileged = flag(&p, &cx.at("privileged"))?;
         if run.privileged {

@@ -63,6 +63,31 @@ pub(super) fn flag(v: &str, at: &str) -> Result<bool, String> {
     }
 }
 
+/// `key=value` entries or a map, interpolated (a bare key has an empty value).
+pub(super) fn key_values(
+    l: Option<raw::StringOrMap>,
+    ip: &Ip,
+    at: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    match l {
+        None => {}
+        Some(raw::StringOrMap::Map(m)) => {
+            for (k, v) in m {
+                out.insert(k, ip(&v.unwrap_or_default(), at)?);
+            }
+        }
+        Some(raw::StringOrMap::List(v)) => {
+            for e in v {
+                let e = ip(&e, at)?;
+                let (k, v) = e.split_once('=').unwrap_or((&e, ""));
+                out.insert(k.trim().to_string(), v.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Labels as a map, interpolated, without those under the prefixes benchctl, the proxy and the
 /// engine write (they find, hide and route benches): those are dropped and named.
 pub(super) fn labels(
@@ -70,37 +95,14 @@ pub(super) fn labels(
     ip: &Ip,
     at: &str,
 ) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
-    let mut out = BTreeMap::new();
-    let pairs: Vec<(String, String)> = match l {
-        None => Vec::new(),
-        Some(raw::StringOrMap::Map(m)) => m
-            .into_iter()
-            .map(|(k, v)| Ok((k, ip(&v.unwrap_or_default(), at)?)))
-            .collect::<Result<_, String>>()?,
-        Some(raw::StringOrMap::List(v)) => v
-            .iter()
-            .map(|e| {
-                let e = ip(e, at)?;
-                Ok(match e.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (e, String::new()),
-                })
-            })
-            .collect::<Result<_, String>>()?,
-    };
-    let mut dropped = Vec::new();
-    for (k, v) in pairs {
-        let lower = k.to_ascii_lowercase();
-        if super::fate::RESERVED_LABELS
-            .iter()
-            .any(|p| lower.starts_with(p))
-        {
-            dropped.push(k);
-        } else {
-            out.insert(k, v);
-        }
-    }
-    Ok((out, dropped))
+    let (dropped, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        key_values(l, ip, at)?.into_iter().partition(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            super::fate::RESERVED_LABELS
+                .iter()
+                .any(|p| k.starts_with(p))
+        });
+    Ok((kept, dropped.into_keys().collect()))
 }
 
 /// Converts service `s`.
@@ -124,7 +126,7 @@ pub(super) fn convert(cx: &Cx, s: raw::Service) -> Result<Service, String> {
     let (volumes, mut copies, binds) = volumes(cx, s.volumes)?;
     copies.extend(files(cx, &s.secrets, "secrets")?);
     copies.extend(files(cx, &s.configs, "configs")?);
-    run.binds = binds;
+    run.container.binds = binds;
     Ok(Service {
         build,
         image,
@@ -153,7 +155,7 @@ pub(super) fn convert(cx: &Cx, s: raw::Service) -> Result<Service, String> {
         restart,
         limits: limits(cx, s.deploy, s.cpus, s.mem_limit, s.pids_limit)?,
         profiles: Vec::new(),
-        networks: networks(cx, s.networks, s.container_name, &run.hostname)?,
+        networks: networks(cx, s.networks, s.container_name, &run.container.hostname)?,
         replicas,
         links,
         run,

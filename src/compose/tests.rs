@@ -169,9 +169,9 @@ fn the_operator_lets_through_what_it_allows() {
     )
     .unwrap();
     let run = &p.services["web"].run;
-    assert!(run.privileged);
+    assert!(run.container.privileged);
     assert_eq!(run.cap_add, ["NET_ADMIN"]);
-    assert_eq!(run.binds, ["/srv/data:/data:ro"]);
+    assert_eq!(run.container.binds, ["/srv/data:/data:ro"]);
     // a capability a bench has anyway needs nothing
     let p = load_text("services:\n  web:\n    image: x\n    cap_add: [CHOWN]\n").unwrap();
     assert_eq!(p.services["web"].run.cap_add, ["CHOWN"]);
@@ -219,16 +219,19 @@ configs:
     let p = load_text(text).unwrap();
     let web = &p.services["web"];
     let r = &web.run;
-    assert_eq!(r.hostname.as_deref(), Some("web1"));
+    assert_eq!(r.container.hostname.as_deref(), Some("web1"));
     assert_eq!(r.labels["team"], "blue");
-    assert_eq!(r.stop_signal.as_deref(), Some("SIGINT"));
-    assert_eq!(r.stop_grace_period, Some(runtime::MAX_STOP_GRACE));
-    assert_eq!((r.init, r.tty, r.stdin_open), (Some(true), true, true));
+    assert_eq!(r.container.stop_signal.as_deref(), Some("SIGINT"));
+    assert_eq!(r.container.stop_timeout, Some(runtime::MAX_STOP_GRACE));
     assert_eq!(
-        r.ulimits,
+        (r.container.init, r.container.tty, r.container.open_stdin),
+        (Some(true), true, true)
+    );
+    assert_eq!(
+        r.container.ulimits,
         [("nofile".into(), 1024, 2048), ("nproc".into(), 512, 512)]
     );
-    assert_eq!(r.extra_hosts, ["db.local:10.0.0.1"]);
+    assert_eq!(r.container.extra_hosts, ["db.local:10.0.0.1"]);
     assert_eq!(web.ports, [80]);
     assert_eq!(web.volumes.len(), 1);
     let targets: Vec<(&str, &Source)> = web
@@ -283,6 +286,12 @@ fn the_bench_is_the_front_service_or_the_named_one() {
     assert_eq!(
         web_service(&load_text(&named).unwrap(), None).unwrap().0,
         "a"
+    );
+    // no likelier port: the first in the file (not in name order)
+    let order = "services:\n  z: {image: x, ports: ['9000']}\n  a: {image: y, ports: ['9001']}\n";
+    assert_eq!(
+        web_service(&load_text(order).unwrap(), None).unwrap().0,
+        "z"
     );
     let none = load_text("services:\n  a: {image: x}\n").unwrap();
     assert!(web_service(&none, None)

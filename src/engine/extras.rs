@@ -60,14 +60,13 @@ pub struct ContainerExtras {
 impl ContainerExtras {
     /// The keys a backend that runs none of these would have to refuse, by their Compose names.
     pub fn asked(&self) -> Vec<&'static str> {
-        let d = ContainerExtras::default();
         let mut out = Vec::new();
         let mut check = |set: bool, key: &'static str| {
             if set {
                 out.push(key)
             }
         };
-        check(self.hostname != d.hostname, "hostname");
+        check(self.hostname.is_some(), "hostname");
         check(self.domainname.is_some(), "domainname");
         check(self.init.is_some(), "init");
         check(self.tty || self.open_stdin, "tty/stdin_open");

@@ -212,18 +212,16 @@ fn stack(
         allow: &allow,
         cap_add: &req.bench.cap_add,
     };
-    let project = crate::compose::load(&text, &at, &inputs).map_err(Error::usage)?;
+    let mut project = crate::compose::load(&text, &at, &inputs).map_err(Error::usage)?;
     let (web, chosen) = crate::compose::web_service(&project, e.get(&keys::SERVICE))
         .map_err(|m| Error::usage(format!("{at}: {m}")))?;
-    let mut notes = project.notes.clone();
-    notes.extend(chosen);
+    project.notes.extend(chosen);
     let hooks = hooks(e, &project, &at)?;
     Ok(Some(crate::app::request::Stack {
         file,
         project,
         web,
         hooks,
-        notes,
     }))
 }
 

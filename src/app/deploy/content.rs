@@ -38,10 +38,15 @@ impl std::fmt::Display for Refused {
 /// directory's paths, modes, bytes and links, in name order.
 pub fn digest(root: &Path, rel: &str) -> Result<String, Refused> {
     let path = resolve(root, rel)?;
-    let mut h = Sha256::new();
-    let mut total = 0u64;
-    walk(root, &path, Path::new(""), &mut h, &mut total, rel)?;
-    Ok(hex::encode(h.finalize()))
+    let canon_root = std::fs::canonicalize(root).map_err(|e| Refused::Io(e.to_string()))?;
+    let mut w = Walk {
+        root: &canon_root,
+        rel,
+        h: Sha256::new(),
+        total: 0,
+    };
+    w.walk(&path, Path::new(""))?;
+    Ok(hex::encode(w.h.finalize()))
 }
 
 /// `rel` in the checkout, refused when it (or a link on the way) leads out.
@@ -57,57 +62,58 @@ pub fn resolve(root: &Path, rel: &str) -> Result<PathBuf, Refused> {
     }
 }
 
-fn walk(
-    root: &Path,
-    path: &Path,
-    name: &Path,
-    h: &mut Sha256,
-    total: &mut u64,
-    rel: &str,
-) -> Result<(), Refused> {
-    use std::os::unix::fs::PermissionsExt;
-    let io = |e: std::io::Error| Refused::Io(format!("{}: {e}", path.display()));
-    let meta = std::fs::symlink_metadata(path).map_err(io)?;
-    h.update(name.to_string_lossy().as_bytes());
-    h.update([0]);
-    if meta.file_type().is_symlink() {
-        let canon_root = std::fs::canonicalize(root).map_err(io)?;
-        let ok = std::fs::canonicalize(path).is_ok_and(|c| c.starts_with(&canon_root));
-        if !ok {
-            return Err(Refused::OutOfBranch(format!("{rel}/{}", name.display())));
-        }
-        h.update(b"l");
-        h.update(
-            std::fs::read_link(path)
-                .map_err(io)?
-                .to_string_lossy()
-                .as_bytes(),
-        );
-    } else if meta.is_dir() {
-        h.update(b"d");
-        let mut entries: Vec<_> = std::fs::read_dir(path)
-            .map_err(io)?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name())
-            .collect();
-        entries.sort();
-        for e in entries {
-            if name.as_os_str().is_empty() && e == ".git" {
-                continue;
+/// One digest's walk: the checkout's root (canonical), the path as written, the hash so far
+/// and the bytes read.
+struct Walk<'a> {
+    root: &'a Path,
+    rel: &'a str,
+    h: Sha256,
+    total: u64,
+}
+
+impl Walk<'_> {
+    fn walk(&mut self, path: &Path, name: &Path) -> Result<(), Refused> {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |e: std::io::Error| Refused::Io(format!("{}: {e}", path.display()));
+        let meta = std::fs::symlink_metadata(path).map_err(io)?;
+        self.h.update(name.to_string_lossy().as_bytes());
+        self.h.update([0]);
+        if meta.file_type().is_symlink() {
+            let ok = std::fs::canonicalize(path).is_ok_and(|c| c.starts_with(self.root));
+            if !ok {
+                let at = format!("{}/{}", self.rel, name.display());
+                return Err(Refused::OutOfBranch(at));
             }
-            walk(root, &path.join(&e), &name.join(&e), h, total, rel)?;
+            self.h.update(b"l");
+            let to = std::fs::read_link(path).map_err(io)?;
+            self.h.update(to.to_string_lossy().as_bytes());
+        } else if meta.is_dir() {
+            self.h.update(b"d");
+            let mut entries: Vec<_> = std::fs::read_dir(path)
+                .map_err(io)?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .collect();
+            entries.sort();
+            for e in entries {
+                if name.as_os_str().is_empty() && e == ".git" {
+                    continue;
+                }
+                self.walk(&path.join(&e), &name.join(&e))?;
+            }
+        } else {
+            self.total += meta.len();
+            if self.total > MAX_BYTES {
+                return Err(Refused::TooLarge(self.rel.to_string()));
+            }
+            let x = meta.permissions().mode() & 0o111;
+            self.h.update(format!("f{x:o}").as_bytes());
+            let mut f = std::fs::File::open(path).map_err(io)?;
+            std::io::copy(&mut f, &mut self.h).map_err(io)?;
         }
-    } else {
-        *total += meta.len();
-        if *total > MAX_BYTES {
-            return Err(Refused::TooLarge(rel.to_string()));
-        }
-        h.update(format!("f{:o}", meta.permissions().mode() & 0o111).as_bytes());
-        let mut f = std::fs::File::open(path).map_err(io)?;
-        std::io::copy(&mut f, h).map_err(io)?;
+        self.h.update([0]);
+        Ok(())
     }
-    h.update([0]);
-    Ok(())
 }
 
 #[cfg(test)]

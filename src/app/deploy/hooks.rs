@@ -6,6 +6,7 @@
 //! running bench keeps serving.
 
 use super::stack::StackCtx;
+use super::stack_extras::Copied;
 use super::stack_plan::{self as sp, Shape};
 use crate::app::request::Hook;
 use crate::engine::{labels, ContainerInfo, Engine};
@@ -22,12 +23,13 @@ pub fn seeded_marker(issue: &str) -> String {
 }
 
 /// Runs `hook` for the deploy in `cx`; `ids` are the running containers of the other services,
-/// `images` each service's image.
+/// `images` each service's image, `copies` the files each copies in.
 pub(super) async fn run(
     cx: &StackCtx<'_>,
     hook: &Hook,
     ids: &HashMap<String, String>,
     images: &HashMap<String, String>,
+    copies: &HashMap<String, Copied>,
 ) -> Result<()> {
     let (req, engine, reporter) = (cx.req, cx.engine, cx.reporter);
     let issue = req.issue.as_str();
@@ -49,7 +51,7 @@ pub(super) async fn run(
                 .exec(id, &hook.command, hook.timeout, reporter)
                 .await?
         }
-        None => one_off(cx, hook, images).await?,
+        None => one_off(cx, hook, images, copies.get(&hook.service)).await?,
     };
     if code != 0 {
         return Err(Error::NotReady {
@@ -79,6 +81,7 @@ async fn one_off(
     cx: &StackCtx<'_>,
     hook: &Hook,
     images: &HashMap<String, String>,
+    copies: Option<&Copied>,
 ) -> Result<(i64, Vec<String>)> {
     let (req, engine, reporter) = (cx.req, cx.engine, cx.reporter);
     let issue = req.issue.as_str();
@@ -104,7 +107,7 @@ async fn one_off(
         cap: &req.bench.limits,
         cap_add: &req.bench.cap_add,
         publish: None,
-        checkout: Some(cx.src),
+        copies,
         web: &cx.stack.web,
     };
     let mut spec = sp::service_spec(s, shape, name, l).map_err(Error::usage)?;

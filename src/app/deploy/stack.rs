@@ -7,6 +7,7 @@
 use super::image::refuse_foreign_labels;
 use super::phases::{Image, Started};
 use super::plan::{self, BenchIdentity};
+use super::stack_extras::Copied;
 use super::stack_plan::{self as sp, Shape};
 use crate::app::request::{DeployRequest, Stack};
 use crate::clock::now_unix;
@@ -40,10 +41,12 @@ fn err(req: &DeployRequest, stack: &Stack, msg: impl std::fmt::Display) -> Error
     Error::usage(format!("{} of branch `{}`: {msg}", stack.file, req.branch))
 }
 
-/// What a stack bench starts from: the services' start order and their images.
+/// What a stack bench starts from: the services' start order, their images and the files they
+/// copy in.
 pub(super) struct Prepared {
     order: Vec<String>,
     images: HashMap<String, (String, String, Vec<u16>)>,
+    copies: HashMap<String, Copied>,
 }
 
 /// Checks the start order and builds or finds every service's image: the work done before
@@ -55,18 +58,24 @@ pub(super) async fn prepare(
     commit_time: i64,
 ) -> Result<Prepared> {
     let order = sp::order(&cx.stack.project).map_err(|m| err(cx.req, cx.stack, m))?;
-    for n in &cx.stack.notes {
+    for n in &cx.stack.project.notes {
         cx.reporter
             .report(Event::Info(format!("{}: {n}", cx.stack.file)));
     }
-    // the branch's files a service copies in: a link out of the branch is refused before
-    // anything is built
+    // the branch's files a service copies in, read once: a link out of the branch is refused
+    // before anything is built
+    let mut copies = HashMap::new();
     for (name, s) in &cx.stack.project.services {
-        super::stack_extras::copies(s, cx.src)
+        let c = super::stack_extras::copies(s, cx.src)
             .map_err(|m| err(cx.req, cx.stack, format!("service `{name}`: {m}")))?;
+        copies.insert(name.clone(), c);
     }
     let images = images(cx, checkout, commit, commit_time).await?;
-    Ok(Prepared { order, images })
+    Ok(Prepared {
+        order,
+        images,
+        copies,
+    })
 }
 
 /// Starts the services the web one needs, then the web one's new container.
@@ -78,35 +87,19 @@ pub(super) async fn start(
 ) -> Result<Started> {
     let (req, engine, stack, reporter) = (cx.req, cx.engine, cx.stack, cx.reporter);
     let issue = req.issue.as_str();
-    let Prepared { order, images } = prepared;
+    let Prepared {
+        order,
+        images,
+        copies,
+    } = prepared;
 
-    // the bench's network and volumes
     let owner = sp::stack_labels(
         issue,
         &req.repo.public(),
         &req.run.deploy_id,
         engine.stacks.kind(),
     );
-    for (n, net) in &stack.project.networks {
-        let mut l = owner.clone();
-        l.extend(net.labels.clone());
-        l.insert("benchctl.network".into(), labels::value(n));
-        if net.internal {
-            l.insert(sp::INTERNAL.into(), "true".into());
-        }
-        engine
-            .stacks
-            .ensure_network(&sp::network_named(issue, n), &l)
-            .await?;
-    }
-    for v in &stack.project.volumes {
-        let mut l = owner.clone();
-        l.insert("benchctl.volume".into(), labels::value(v));
-        engine
-            .stacks
-            .ensure_volume(&sp::volume(issue, v), &l)
-            .await?;
-    }
+    ensure_networks_and_volumes(cx, &owner).await?;
 
     // the other services, each once what it depends on is there
     let running = crate::app::inspect::service_containers(engine, Some(issue)).await?;
@@ -124,7 +117,7 @@ pub(super) async fn start(
             cap: &req.bench.limits,
             cap_add: &req.bench.cap_add,
             publish: None,
-            checkout: Some(cx.src),
+            copies: copies.get(name),
             web: &stack.web,
         };
         let spec = sp::service_spec(s, shape, sp::container(issue, name), l)
@@ -157,7 +150,7 @@ pub(super) async fn start(
         .collect();
     for name in ["seed", "release"] {
         if let Some(h) = stack.hook(name) {
-            super::hooks::run(cx, h, &ids, &refs).await?;
+            super::hooks::run(cx, h, &ids, &refs, &copies).await?;
         }
     }
     let (image_ref, image_id, exposed) = images[&stack.web].clone();
@@ -180,7 +173,7 @@ pub(super) async fn start(
         cap: &req.bench.limits,
         cap_add: &req.bench.cap_add,
         publish: Some((port, req.bench.bind.clone())),
-        checkout: Some(cx.src),
+        copies: copies.get(&stack.web),
         web: &stack.web,
     };
     let name = container_name(issue);
@@ -227,6 +220,31 @@ pub(super) async fn start(
         port,
         images: images.values().map(|(_, id, _)| id.clone()).collect(),
     })
+}
+
+/// The bench's networks (the file's, internal ones too) and volumes, each labelled `owner`.
+async fn ensure_networks_and_volumes(
+    cx: &StackCtx<'_>,
+    owner: &HashMap<String, String>,
+) -> Result<()> {
+    let (issue, stacks, project) = (cx.req.issue.as_str(), &cx.engine.stacks, &cx.stack.project);
+    for (n, net) in &project.networks {
+        let mut l = owner.clone();
+        l.extend(net.labels.clone());
+        l.insert("benchctl.network".into(), labels::value(n));
+        if net.internal {
+            l.insert(sp::INTERNAL.into(), "true".into());
+        }
+        stacks
+            .ensure_network(&sp::network_named(issue, n), &l)
+            .await?;
+    }
+    for v in &project.volumes {
+        let mut l = owner.clone();
+        l.insert("benchctl.volume".into(), labels::value(v));
+        stacks.ensure_volume(&sp::volume(issue, v), &l).await?;
+    }
+    Ok(())
 }
 
 /// Each service's image: `(reference to run, image id, exposed ports)`. Images built from the

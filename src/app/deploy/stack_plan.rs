@@ -8,10 +8,6 @@ use crate::engine::{labels, HealthSpec, Limits, ServiceMount, ServiceSpec};
 use crate::naming::slug;
 use std::collections::{BTreeMap, HashMap};
 
-/// The most services a bench may have: each gets the bench's limits at most, so the count
-/// bounds what one branch takes from the engine.
-pub const MAX_SERVICES: usize = 12;
-
 /// The label naming a container's Compose service.
 pub const SERVICE: &str = "benchctl.service";
 /// The role of a multi-service bench's other containers (the bench is the web service's).
@@ -163,8 +159,8 @@ pub struct Shape<'a> {
     pub cap_add: &'a [String],
     /// A port published on this address (the bench's web service).
     pub publish: Option<(u16, String)>,
-    /// The branch's checkout (the source of copied files); `None` when the service has none.
-    pub checkout: Option<&'a std::path::Path>,
+    /// The files the service copies in, read from the checkout by the deploy's preparation.
+    pub copies: Option<&'a super::stack_extras::Copied>,
     /// The web service (its container has the bench's name).
     pub web: &'a str,
 }
@@ -200,9 +196,10 @@ pub fn service_spec(
         .unwrap_or_else(|| (network(shape.issue), vec![shape.service.to_string()]));
     let mut extras = super::stack_extras::extras(s, &shape);
     extras.networks = networks.collect();
-    let (copies, digests) = match shape.checkout {
-        Some(root) => super::stack_extras::copies(s, root)?,
-        None if s.copies.is_empty() => (Vec::new(), Vec::new()),
+    let none = super::stack_extras::Copied::default();
+    let copied = match shape.copies {
+        Some(c) => c,
+        None if s.copies.is_empty() => &none,
         None => return Err("its files are copied from a checkout, and there is none".into()),
     };
     let spec = ServiceSpec {
@@ -240,13 +237,13 @@ pub fn service_spec(
         probe: None,
         proxy_network: None,
         extras,
-        copies,
+        copies: copied.specs.clone(),
     };
     labels.extend(s.run.labels.clone());
     labels.insert(SERVICE.to_string(), shape.service.to_string());
     labels.insert(
         SERVICE_HASH.to_string(),
-        hash(&spec, &shape.image_id, &digests),
+        hash(&spec, &shape.image_id, &copied.digests),
     );
     labels.insert(LIMITS.to_string(), limits_label(&spec.limits));
     Ok(ServiceSpec { labels, ..spec })
@@ -370,7 +367,7 @@ mod tests {
             cap: &cap,
             cap_add: &[],
             publish: None,
-            checkout: None,
+            copies: None,
             web: "web",
         };
         let s = svc(&[]);

@@ -53,18 +53,7 @@ pub async fn exec(args: &ConfigArgs, cx: &Ctx<'_>) -> Result<Output> {
         if let Some(t) = &req.bench.template {
             head.push(row("template (chosen)", t.name.clone(), &t.reason));
         }
-        if let Some(st) = &req.bench.stack {
-            let services = st.project.services.keys().cloned().collect::<Vec<_>>();
-            head.push(row("compose", st.file.clone(), &services.join(", ")));
-            head.push(row(
-                "compose web service",
-                st.web.clone(),
-                "the bench's address",
-            ));
-            for n in &st.notes {
-                head.push(row("compose note", n.clone(), &st.file));
-            }
-        }
+        head.extend(req.bench.stack.as_ref().map(stack_rows).unwrap_or_default());
         effective
     } else {
         let explicit = resolve::explicit_layer(
@@ -173,4 +162,25 @@ async fn builder_now(args: &ConfigArgs, cx: &Ctx<'_>) -> String {
         Ok(Err(e)) => format!("decided at each deploy (the engine did not answer: {e})"),
         Err(_) => "decided at each deploy (the engine did not answer within 10 s)".into(),
     }
+}
+
+/// A multi-service bench's rows: its file and services, the web service, and the notes.
+fn stack_rows(st: &crate::app::request::Stack) -> Vec<crate::settings::Row> {
+    let row = |key: &str, value: String, origin: &str| crate::settings::Row {
+        key: key.into(),
+        value,
+        origin: origin.into(),
+    };
+    let services = st.project.services.keys().cloned().collect::<Vec<_>>();
+    let mut rows = vec![
+        row("compose", st.file.clone(), &services.join(", ")),
+        row("compose web service", st.web.clone(), "the bench's address"),
+    ];
+    rows.extend(
+        st.project
+            .notes
+            .iter()
+            .map(|n| row("compose note", n.clone(), &st.file)),
+    );
+    rows
 }

@@ -56,9 +56,6 @@ pub(crate) fn candidate_name(name: &str, replaces: bool) -> String {
     }
 }
 
-/// Creates the container `name`, connects it to the network `also` (besides the one it is
-/// created on: an engine before API 1.44 takes one at creation) and starts it; one that
-/// cannot start is removed again.
 /// What a container gets between its creation and its start.
 #[derive(Default)]
 pub(crate) struct Before<'a> {
@@ -69,6 +66,9 @@ pub(crate) struct Before<'a> {
     pub platform: Option<&'a str>,
 }
 
+/// Creates the container `name` (on `before.platform`), connects it to `before.networks`
+/// (besides the one it is created on: an engine before API 1.44 takes one at creation), puts
+/// `before.copies` in and starts it; one that cannot start is removed again.
 pub(crate) async fn create_and_start(
     docker: &Docker,
     name: &str,

@@ -16,13 +16,7 @@ pub(crate) fn archive(copies: &[CopySpec]) -> Result<Vec<u8>> {
         match &c.content {
             CopyContent::Bytes(b) => file(&mut tar, target, b, c.mode.unwrap_or(0o444), c)?,
             CopyContent::Path(p) if p.is_dir() => dir(&mut tar, p, Path::new(target), c)?,
-            CopyContent::Path(p) => {
-                use std::os::unix::fs::PermissionsExt;
-                let meta = std::fs::metadata(p).map_err(|e| io(p, e))?;
-                let bytes = std::fs::read(p).map_err(|e| io(p, e))?;
-                let mode = c.mode.unwrap_or(meta.permissions().mode() & 0o777);
-                file(&mut tar, target, &bytes, mode, c)?
-            }
+            CopyContent::Path(p) => path_file(&mut tar, p, target, c)?,
         }
     }
     tar.into_inner()
@@ -56,9 +50,17 @@ fn file(
         .map_err(|e| Error::Engine(format!("cannot archive `{target}`: {e}")))
 }
 
+/// A file of the checkout, with its mode unless the copy sets one.
+fn path_file(tar: &mut tar::Builder<Vec<u8>>, p: &Path, target: &str, c: &CopySpec) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(p).map_err(|e| io(p, e))?;
+    let bytes = std::fs::read(p).map_err(|e| io(p, e))?;
+    let mode = c.mode.unwrap_or(meta.permissions().mode() & 0o777);
+    file(tar, target, &bytes, mode, c)
+}
+
 /// A directory of the checkout, its links kept as links (checked to stay in the branch).
 fn dir(tar: &mut tar::Builder<Vec<u8>>, src: &Path, target: &Path, c: &CopySpec) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let mut h = header(0, 0o755, c, tar::EntryType::Directory);
     tar.append_data(&mut h, target, std::io::empty())
         .map_err(|e| Error::Engine(format!("cannot archive {}: {e}", target.display())))?;
@@ -79,9 +81,7 @@ fn dir(tar: &mut tar::Builder<Vec<u8>>, src: &Path, target: &Path, c: &CopySpec)
         } else if meta.is_dir() {
             dir(tar, &path, &name, c)?;
         } else {
-            let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
-            let mode = c.mode.unwrap_or(meta.permissions().mode() & 0o777);
-            file(tar, &name.to_string_lossy(), &bytes, mode, c)?;
+            path_file(tar, &path, &name.to_string_lossy(), c)?;
         }
     }
     Ok(())
