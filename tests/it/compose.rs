@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// The bench's environment both sides interpolate from.
-const ENV: &[(&str, &str)] = &[
+pub(crate) const ENV: &[(&str, &str)] = &[
     ("COUNT", "3"),
     ("TAG", "stable"),
     ("GREETING", "hello there"),
@@ -118,7 +118,7 @@ fn unescape(v: &Value) -> Value {
     }
 }
 
-fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
@@ -288,6 +288,30 @@ fn theirs(v: &Value, root: &Path) -> Value {
     json!({ "services": services, "volumes": volumes })
 }
 
+/// `docker-compose config` of the file `name` (written with `text` into `dir`), interpolated
+/// from [`ENV`]: the parsed output and its text.
+pub(crate) fn docker_compose_config(dir: &Path, name: &str, text: &str) -> (Value, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new("docker-compose")
+        .arg("-f")
+        .arg(&path)
+        .arg("config")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .envs(ENV.iter().copied())
+        .output()
+        .expect("docker-compose runs (.ci/run installs Debian's docker-compose)");
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    (serde_saphyr::from_str(&stdout).unwrap(), stdout)
+}
+
 #[test]
 fn the_model_equals_docker_compose_config() {
     let _group = crate::support::group(module_path!());
@@ -298,25 +322,7 @@ fn the_model_equals_docker_compose_config() {
     let lookup = |n: &str| env.get(n).map(|v| v.to_string());
     let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).map_err(|e| e.to_string());
     for (name, text) in FILES {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        let out = Command::new("docker-compose")
-            .arg("-f")
-            .arg(&path)
-            .arg("config")
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
-            .envs(ENV.iter().copied())
-            .output()
-            .expect("docker-compose runs (.ci/run installs Debian's docker-compose)");
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let config: Value = serde_saphyr::from_str(&stdout).unwrap();
+        let (config, stdout) = docker_compose_config(dir.path(), name, text);
         let allow = Default::default();
         let inputs = Inputs {
             env: &lookup,

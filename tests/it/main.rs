@@ -12,6 +12,7 @@ mod cap;
 mod code_host;
 mod compose;
 mod compose_corpus;
+mod compose_keys;
 mod config;
 mod dashboard;
 mod deploy;

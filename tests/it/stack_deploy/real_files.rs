@@ -189,3 +189,89 @@ fn a_real_compose_file_runs_and_a_commit_replaces_only_what_it_changed() {
     );
     wait_for(&format!("{url}/api.html"), "v2 api-host db=1 front=site v2");
 }
+
+const ISSUE_SW: &str = "STR-2";
+const BRANCH_SW: &str = "feature/STR-2-host";
+
+/// A one-service file asking for what only the operator may give.
+const PRIVILEGED: &str = r#"
+services:
+  web:
+    build: .
+    ports: ["8080"]
+    privileged: true
+    cap_add: [NET_ADMIN]
+"#;
+
+#[test]
+fn what_needs_the_host_is_refused_before_any_build_until_the_operator_allows_it() {
+    let _group = crate::support::group(GROUP);
+    require_docker();
+    let _c = Cleanup::issues(&[ISSUE_SW]);
+    let repo = AppRepo::new();
+    git(repo.path(), &["checkout", "-q", "-b", BRANCH_SW]);
+    std::fs::copy(BUSYBOX, repo.path().join("busybox")).unwrap();
+    repo.write("index.html", "up");
+    repo.write(
+        "Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY index.html /www/index.html\n\
+         CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    );
+    let deploy = |allow: Option<&str>| {
+        let mut cmd = benchctl();
+        cmd.args(["deploy", BRANCH_SW, "--repo", &repo.path_str(), "--no-link"]);
+        if let Some(a) = allow {
+            cmd.env("BENCHCTL_COMPOSE_ALLOW", a);
+        }
+        run(&mut cmd)
+    };
+    let images = || docker_lines(&["images", "-q", "--filter", "label=benchctl.issue=STR-2"]);
+    for (file, named) in [
+        (PRIVILEGED.to_string(), "compose-allow = \"privileged\""),
+        (
+            format!("{PRIVILEGED}networks:\n  shared: {{external: true}}\n").replace(
+                "cap_add: [NET_ADMIN]",
+                "cap_add: [NET_ADMIN]\n    networks: [shared]",
+            ),
+            "compose-allow = \"external\"",
+        ),
+    ] {
+        repo.write("compose.yaml", &file);
+        repo.commit("needs the host");
+        let r = deploy(None);
+        assert_eq!(r.code, 2, "{}", r.all());
+        assert!(r.stderr.contains(named), "{named} not in {}", r.stderr);
+        assert!(images().is_empty(), "something was built: {:?}", images());
+    }
+    // allowed by the operator: the capability is the container's
+    repo.write(
+        "compose.yaml",
+        &PRIVILEGED.replace("    privileged: true\n", ""),
+    );
+    repo.commit("a capability");
+    let r = deploy(Some("cap-add"));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let id = docker_lines(&[
+        "ps",
+        "-q",
+        "--filter",
+        "label=benchctl.issue=STR-2",
+        "--filter",
+        "label=benchctl.service=web",
+    ])
+    .join(" ");
+    let got = docker_lines(&["inspect", "-f", "{{.HostConfig.CapAdd}}", &id]);
+    assert!(got[0].contains("NET_ADMIN"), "{got:?}");
+    // and `privileged` goes to the engine: this machine's engine cannot start a privileged
+    // container at all (its runtime lacks capabilities), so what is checked is that benchctl
+    // no longer refuses it and the engine is asked
+    repo.write("compose.yaml", PRIVILEGED);
+    repo.commit("privileged");
+    let r = deploy(Some("privileged,cap-add"));
+    assert!(!r.all().contains("compose-allow"), "{}", r.all());
+    assert!(
+        r.code == 0 || r.all().contains("unable to apply caps"),
+        "{}",
+        r.all()
+    );
+}
