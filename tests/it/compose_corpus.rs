@@ -25,7 +25,7 @@ const NEED_THE_HOST: &[(&str, &[&str])] = &[
     ),
 ];
 
-fn corpus() -> PathBuf {
+pub(crate) fn corpus() -> PathBuf {
     let dir =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/compose/awesome-compose");
     assert!(
@@ -36,7 +36,7 @@ fn corpus() -> PathBuf {
     dir
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();

@@ -13,6 +13,7 @@ mod code_host;
 mod compose;
 mod compose_corpus;
 mod compose_keys;
+mod compose_samples;
 mod config;
 mod dashboard;
 mod deploy;
