@@ -79,6 +79,9 @@ pub(crate) async fn remove_stack_parts(
     for n in engine.stacks.remove_networks(&filter).await? {
         reporter.report(Event::Done(format!("removed network {n}")));
     }
+    for f in engine.stacks.remove_files(&filter).await? {
+        reporter.report(Event::Done(format!("removed file {f}")));
+    }
     if !keep_volumes {
         // the data goes, and with it the record of its seeding
         let seeded = crate::app::deploy::hooks::seeded_marker(issue);

@@ -508,6 +508,12 @@ pub trait Stacks: Send + Sync {
     async fn remove_networks(&self, labels: &[String]) -> Result<Vec<String>>;
     /// Removes the volumes carrying all `labels`; returns their names.
     async fn remove_volumes(&self, labels: &[String]) -> Result<Vec<String>>;
+    /// Removes the files a swarm keeps for services (configs) labelled with `labels`; a
+    /// single engine keeps none (copies live in the containers).
+    async fn remove_files(&self, labels: &[String]) -> Result<Vec<String>> {
+        let _ = labels;
+        Ok(Vec::new())
+    }
 }
 
 /// An engine: its roles.

@@ -21,10 +21,13 @@ pub(crate) fn host_config(x: &ContainerExtras, base: HostConfig) -> HostConfig {
     let mut security_opt = base.security_opt.clone().unwrap_or_default();
     security_opt.extend(x.security_opt.iter().cloned());
     // `privileged` is the operator's to allow; then dropping every capability would undo it
+    // a capability the service drops is not added back (the engine adds after it drops)
+    let mut cap_add = base.cap_add.clone().unwrap_or_default();
+    cap_add.retain(|c| !x.cap_drop.contains(c));
     let (cap_drop, cap_add) = if x.privileged {
-        (Vec::new(), base.cap_add.clone())
+        (Vec::new(), Some(cap_add))
     } else {
-        (cap_drop, base.cap_add.clone())
+        (cap_drop, Some(cap_add))
     };
     let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     HostConfig {

@@ -10,6 +10,7 @@
 //! itself gates the switch.
 
 mod benches;
+mod files;
 mod markers;
 mod power;
 pub mod registry;

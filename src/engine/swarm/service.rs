@@ -42,6 +42,8 @@ pub(super) struct Frame<'a> {
     pub endpoint: Option<EndpointSpec>,
     pub limits: &'a Limits,
     pub cap_add: &'a [String],
+    /// Capabilities the service drops from the bench's.
+    pub cap_drop: &'a [String],
     pub reserve_cpu: bool,
     pub restart: TaskSpecRestartPolicyConditionEnum,
     /// Whether a health check gates a new task (else a crash soon after its start must show:
@@ -57,12 +59,14 @@ impl Frame<'_> {
             false => Duration::from_secs(5),
         });
         let limits = self.limits;
+        let mut caps = crate::engine::bench_capabilities(self.cap_add);
+        caps.retain(|c| !self.cap_drop.contains(c));
         let container = TaskSpecContainerSpec {
-            init: Some(false),
-            stop_grace_period: Some(nanos(STOP_GRACE)),
+            init: self.container.init.or(Some(false)),
+            stop_grace_period: self.container.stop_grace_period.or(Some(nanos(STOP_GRACE))),
             // as a container bench; engines before API 1.44 ignore NoNewPrivileges
             capability_drop: Some(vec!["ALL".to_string()]),
-            capability_add: Some(crate::engine::bench_capabilities(self.cap_add)),
+            capability_add: Some(caps),
             privileges: Some(TaskSpecContainerSpecPrivileges {
                 no_new_privileges: Some(true),
                 ..Default::default()
@@ -357,6 +361,7 @@ impl SwarmEngine {
             endpoint,
             limits: &spec.limits,
             cap_add: &spec.cap_add,
+            cap_drop: &[],
             reserve_cpu: true,
             restart: TaskSpecRestartPolicyConditionEnum::ANY,
             gated,

@@ -133,32 +133,47 @@ impl SwarmEngine {
             aliases: Some(spec.aliases.clone()),
             driver_opts: None,
         }];
+        networks.extend(
+            spec.extras
+                .networks
+                .iter()
+                .map(|(n, aliases)| NetworkAttachmentConfig {
+                    target: Some(n.clone()),
+                    aliases: Some(aliases.clone()),
+                    driver_opts: None,
+                }),
+        );
         networks.extend(spec.proxy_network.iter().map(|n| NetworkAttachmentConfig {
             target: Some(n.clone()),
             aliases: None,
             driver_opts: None,
         }));
         let gated = from != "none";
+        let configs = self.files(spec).await?;
+        let mut container = TaskSpecContainerSpec {
+            image: Some(reference),
+            labels: Some(task_labels),
+            command: spec.entrypoint.clone(),
+            args: spec.cmd.clone(),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+            dir: spec.working_dir.clone(),
+            user: spec.user.clone(),
+            mounts: (!mounts.is_empty()).then_some(mounts),
+            health_check: health,
+            configs: (!configs.is_empty()).then_some(configs),
+            ..Default::default()
+        };
+        super::files::extras(&spec.extras, &mut container);
         let frame = Frame {
             name: spec.name.clone(),
             labels: service_labels,
-            container: TaskSpecContainerSpec {
-                image: Some(reference),
-                labels: Some(task_labels),
-                command: spec.entrypoint.clone(),
-                args: spec.cmd.clone(),
-                env: (!spec.env.is_empty()).then(|| spec.env.clone()),
-                dir: spec.working_dir.clone(),
-                user: spec.user.clone(),
-                mounts: (!mounts.is_empty()).then_some(mounts),
-                health_check: health,
-                ..Default::default()
-            },
+            container,
             networks,
             placement,
             endpoint: Some(endpoint),
             limits: &spec.limits,
             cap_add: &spec.cap_add,
+            cap_drop: &spec.extras.cap_drop,
             // memory is held for each service; CPU only limited (a bench of several services,
             // updated start-first, would not fit a small node otherwise)
             reserve_cpu: false,
@@ -278,13 +293,7 @@ where
 
 /// What a swarm bench does not run yet, refused by its Compose name rather than dropped.
 fn refuse_unsupported(spec: &ServiceSpec) -> Result<()> {
-    let mut keys = spec.extras.asked();
-    if !spec.copies.is_empty() {
-        keys.push("volumes (the branch's files), secrets, configs");
-    }
-    if !spec.extras.networks.is_empty() {
-        keys.push("networks (more than one)");
-    }
+    let keys = super::files::unsupported(&spec.extras);
     if keys.is_empty() {
         return Ok(());
     }
@@ -292,7 +301,7 @@ fn refuse_unsupported(spec: &ServiceSpec) -> Result<()> {
     let service = spec.aliases.first();
     Err(crate::Error::usage(format!(
         "service `{}` uses {}, which benchctl runs on a single engine (`--backend docker`) \
-         but not yet on a swarm: remove {} from the Compose file or deploy to containers",
+         but not on a swarm: remove {} from the Compose file or deploy to containers",
         service.map(String::as_str).unwrap_or(&spec.name),
         keys.join(", "),
         if keys.len() == 1 { "it" } else { "them" }
@@ -309,10 +318,12 @@ impl Stacks for SwarmEngine {
             Err(e) => return Err(e.into()),
         }
         // attachable: a one-off hook's plain container joins it too
+        let internal = labels.get(labels::INTERNAL).map(String::as_str) == Some("true");
         let req = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("overlay".into()),
             attachable: Some(true),
+            internal: Some(internal),
             labels: Some(labels.clone()),
             ..Default::default()
         };
@@ -404,6 +415,10 @@ impl Stacks for SwarmEngine {
 
     async fn remove_volumes(&self, filter: &[String]) -> Result<Vec<String>> {
         retrying(|| Stacks::remove_volumes(&self.inner, filter)).await
+    }
+
+    async fn remove_files(&self, filter: &[String]) -> Result<Vec<String>> {
+        retrying(|| self.remove_configs(filter)).await
     }
 }
 

@@ -14,6 +14,7 @@ mod leftovers;
 mod real_files;
 mod serve;
 mod swarm;
+mod swarm_files;
 
 /// The tests' group: they run beside each other (each its own issue and stand-in image).
 const GROUP: &str = "stack_deploy";

@@ -46,7 +46,7 @@ secrets:
 "#;
 
 /// The proxy: serves its copied site, adding the secret and what `backend` answers.
-const PROXY_SH: &str = "mkdir -p /tmp/www && cp -r /www/. /tmp/www/\n\
+pub(super) const PROXY_SH: &str = "mkdir -p /tmp/www && cp -r /www/. /tmp/www/\n\
      while true; do\n\
      /bin/busybox wget -q -O /tmp/www/api.html http://backend:9000/ 2>/dev/null\n\
      /bin/busybox wget -q -T 1 -O- http://db:5432/count > /tmp/www/db.txt 2>/dev/null || echo none > /tmp/www/db.txt\n\
@@ -55,7 +55,7 @@ const PROXY_SH: &str = "mkdir -p /tmp/www && cp -r /www/. /tmp/www/\n\
      done &\n\
      exec /bin/busybox httpd -f -p 8080 -h /tmp/www\n";
 
-fn api_sh(version: &str) -> String {
+pub(super) fn api_sh(version: &str) -> String {
     format!(
         "mkdir -p /tmp/a\n\
          while true; do\n\
@@ -68,7 +68,7 @@ fn api_sh(version: &str) -> String {
     )
 }
 
-fn dockerfile(script: &str) -> String {
+pub(super) fn dockerfile(script: &str) -> String {
     format!(
         "FROM scratch\nCOPY busybox /bin/busybox\nCOPY {script} /{script}\n\
          CMD [\"/bin/busybox\", \"sh\", \"/{script}\"]\n"
