@@ -87,3 +87,24 @@ pub(crate) fn host_config(x: &ContainerExtras, base: HostConfig) -> HostConfig {
         ..base
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_capability_is_not_added_back_and_names_become_namespaces() {
+        let base = crate::engine::docker::restricted(&Default::default(), &[]);
+        let x = ContainerExtras {
+            cap_drop: vec!["KILL".into()],
+            pid: Some(Namespace::Container("benchctl-p-1-svc-db".into())),
+            ..Default::default()
+        };
+        let h = host_config(&x, base);
+        let added = h.cap_add.unwrap();
+        assert!(!added.contains(&"KILL".to_string()) && added.contains(&"CHOWN".to_string()));
+        assert_eq!(h.cap_drop.unwrap(), ["ALL", "KILL"]);
+        assert_eq!(h.pid_mode.as_deref(), Some("container:benchctl-p-1-svc-db"));
+        assert_eq!(h.security_opt.unwrap(), ["no-new-privileges:true"]);
+    }
+}
