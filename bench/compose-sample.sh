@@ -82,8 +82,6 @@ reset() {
   (cd "$W/pipe" 2>/dev/null && docker-compose -p benchwp down -v >/dev/null 2>&1) || true
   rm -rf "$W/pipe"
 }
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 declare -A T
 for run in $(seq 1 "$RUNS"); do
@@ -99,10 +97,4 @@ for run in $(seq 1 "$RUNS"); do
 done
 reset
 
-printf '%-34s %10s %10s %7s\n' "case (median of $RUNS runs, seconds)" benchctl compose ratio
-for c in first redeploy; do
-  b=$(echo ${T[benchctl-$c]} | tr ' ' '\n' | median)
-  p=$(echo ${T[pipeline-$c]} | tr ' ' '\n' | median)
-  label=$([ "$c" = first ] && echo "first deploy (wordpress-mysql)" || echo "web-only redeploy")
-  printf '%-34s %10.2f %10.2f %7.2f\n' "$label" "$b" "$p" "$(echo "$b / $p" | bc -l)"
-done
+report_first_redeploy "$RUNS" "first deploy (wordpress-mysql)"

@@ -1,6 +1,6 @@
-# Shared by bench/sleep.sh and bench/redeploy.sh (sourced, after `set -euo pipefail`): the
-# checks and the build they start with, a free loopback port, and the small busybox web app as
-# a git repository.
+# Shared by the benchmarks (sourced, after `set -euo pipefail`): the checks and the build they
+# start with, a free loopback port, the small busybox web app as a git repository, and the
+# timing and the table of the side-by-side Compose benchmarks.
 
 # bench_start TOOL...: stops unless every TOOL and the Docker engine are there, then builds
 # benchctl (release). Sets `root` (the project, also made the working directory) and `BENCHCTL`.
@@ -31,4 +31,19 @@ busybox_app() {
     git add -A && git -c user.name=b -c user.email=b@b commit -qm app
     git checkout -q -b "$2"
   )
+}
+
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# report_first_redeploy RUNS FIRST_LABEL: the table of the associative array T, whose keys are
+# benchctl-first, pipeline-first, benchctl-redeploy and pipeline-redeploy (seconds, spaced).
+report_first_redeploy() {
+  printf '%-34s %10s %10s %7s\n' "case (median of $1 runs, seconds)" benchctl compose ratio
+  for c in first redeploy; do
+    b=$(echo ${T[benchctl-$c]} | tr ' ' '\n' | median)
+    p=$(echo ${T[pipeline-$c]} | tr ' ' '\n' | median)
+    label=$([ "$c" = first ] && echo "$2" || echo "web-only redeploy")
+    printf '%-34s %10.2f %10.2f %7.2f\n' "$label" "$b" "$p" "$(echo "$b / $p" | bc -l)"
+  done
 }

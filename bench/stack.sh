@@ -10,6 +10,7 @@
 # Needs: Docker, docker-compose, git, /bin/busybox, curl.
 set -euo pipefail
 RUNS=${RUNS:-5}
+source "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 for tool in docker docker-compose git curl /bin/busybox; do
@@ -110,8 +111,6 @@ reset() {
   rm -rf "$W/pipe"
 }
 
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 declare -A T
 n=0
@@ -129,10 +128,4 @@ for run in $(seq 1 "$RUNS"); do
 done
 reset
 
-printf '%-34s %10s %10s %7s\n' "case (median of $n runs, seconds)" benchctl compose ratio
-for c in first redeploy; do
-  b=$(echo ${T[benchctl-$c]} | tr ' ' '\n' | median)
-  p=$(echo ${T[pipeline-$c]} | tr ' ' '\n' | median)
-  label=$([ "$c" = first ] && echo "first deploy (3 services)" || echo "web-only redeploy")
-  printf '%-34s %10.2f %10.2f %7.2f\n' "$label" "$b" "$p" "$(echo "$b / $p" | bc -l)"
-done
+report_first_redeploy "$n" "first deploy (3 services)"

@@ -50,10 +50,18 @@ build() {
   echo "images: built $first${*:+ (also $*)}"
 }
 
-# a context directory with a Dockerfile on the base and an entrypoint
+# a context directory with a Dockerfile on the base (from standard input), and the `file_env`
+# the entrypoints share: VAR from VAR_FILE's content when that is set, as the official images do
 context() {
   ctx=$(mktemp -d)
   cat > "$ctx/Dockerfile"
+  cat > "$ctx/file_env.sh" <<'EOF'
+file_env() {
+  eval "_v=\${$1:-}; _f=\${$1_FILE:-}"
+  if [ -n "$_f" ]; then _v=$(cat "$_f"); fi
+  export "$1=$_v"
+}
+EOF
 }
 
 # --- postgres ---------------------------------------------------------------------------------
@@ -66,6 +74,7 @@ RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --
  && mkdir -p /var/lib/postgresql/data /var/run/postgresql /docker-entrypoint-initdb.d \
  && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql && chmod 700 /var/lib/postgresql/data
 ENV PATH=/usr/lib/postgresql/15/bin:\$PATH PGDATA=/var/lib/postgresql/data
+COPY file_env.sh /usr/local/lib/
 COPY docker-entrypoint.sh /usr/local/bin/
 ENTRYPOINT ["docker-entrypoint.sh"]
 STOPSIGNAL SIGINT
@@ -76,11 +85,7 @@ EOF
 #!/bin/sh
 # The official postgres image's contract (see tests/images.sh).
 set -e
-file_env() {
-  eval "_v=\${$1:-}; _f=\${$1_FILE:-}"
-  if [ -n "$_f" ]; then _v=$(cat "$_f"); fi
-  export "$1=$_v"
-}
+. /usr/local/lib/file_env.sh
 if [ "${1#-}" != "$1" ]; then set -- postgres "$@"; fi
 if [ "$1" != postgres ]; then exec "$@"; fi
 if [ "$(id -u)" = 0 ]; then
@@ -134,6 +139,7 @@ RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --
  && rm -rf /var/lib/mysql && mkdir -p /var/lib/mysql /run/mysqld /docker-entrypoint-initdb.d \
  && chown -R mysql:mysql /var/lib/mysql /run/mysqld \
  && printf '[mysqld]\nbind-address=0.0.0.0\nskip-name-resolve\n' > /etc/mysql/mariadb.conf.d/90-docker.cnf
+COPY file_env.sh /usr/local/lib/
 COPY docker-entrypoint.sh /usr/local/bin/
 ENTRYPOINT ["docker-entrypoint.sh"]
 EXPOSE 3306
@@ -143,11 +149,7 @@ EOF
 #!/bin/sh
 # The official mariadb image's contract (see tests/images.sh).
 set -e
-file_env() {
-  eval "_v=\${$1:-}; _f=\${$1_FILE:-}"
-  if [ -n "$_f" ]; then _v=$(cat "$_f"); fi
-  export "$1=$_v"
-}
+. /usr/local/lib/file_env.sh
 if [ "${1#-}" != "$1" ]; then set -- mariadbd "$@"; fi
 case "$1" in mariadbd|mysqld) ;; *) exec "$@" ;; esac
 if [ "$(id -u)" = 0 ]; then
@@ -262,6 +264,7 @@ RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --
  && printf '<VirtualHost *:80>\n DocumentRoot /usr/share/wordpress\n <Directory /usr/share/wordpress>\n  AllowOverride All\n  Require all granted\n </Directory>\n</VirtualHost>\n' \
       > /etc/apache2/sites-available/000-default.conf \
  && ln -sf /dev/stdout /var/log/apache2/access.log && ln -sf /dev/stderr /var/log/apache2/error.log
+COPY file_env.sh /usr/local/lib/
 COPY docker-entrypoint.sh /usr/local/bin/
 ENTRYPOINT ["docker-entrypoint.sh"]
 EXPOSE 80
@@ -273,11 +276,7 @@ EOF
 # The official wordpress image's contract (see tests/images.sh): its database from the
 # environment, written where Debian's WordPress reads it for any host.
 set -e
-file_env() {
-  eval "_v=\${$1:-}; _f=\${$1_FILE:-}"
-  if [ -n "$_f" ]; then _v=$(cat "$_f"); fi
-  export "$1=$_v"
-}
+. /usr/local/lib/file_env.sh
 for v in HOST USER PASSWORD NAME; do file_env "WORDPRESS_DB_$v"; done
 cat > /etc/wordpress/config-default.php <<PHP
 <?php

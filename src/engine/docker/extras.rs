@@ -14,6 +14,20 @@ pub(crate) fn namespace(ns: &Namespace) -> String {
     }
 }
 
+/// `x`'s ulimits as the engine takes them (a container's or a swarm task's).
+pub(crate) fn ulimits(x: &ContainerExtras) -> Option<Vec<ResourcesUlimits>> {
+    (!x.ulimits.is_empty()).then(|| {
+        x.ulimits
+            .iter()
+            .map(|(n, soft, hard)| ResourcesUlimits {
+                name: Some(n.clone()),
+                soft: Some(*soft),
+                hard: Some(*hard),
+            })
+            .collect()
+    })
+}
+
 /// `base` (a bench's restricted host configuration) with `x` applied.
 pub(crate) fn host_config(x: &ContainerExtras, base: HostConfig) -> HostConfig {
     let mut cap_drop = base.cap_drop.clone().unwrap_or_default();
@@ -34,16 +48,7 @@ pub(crate) fn host_config(x: &ContainerExtras, base: HostConfig) -> HostConfig {
         init: x.init.or(base.init),
         readonly_rootfs: Some(x.read_only),
         shm_size: x.shm_size,
-        ulimits: (!x.ulimits.is_empty()).then(|| {
-            x.ulimits
-                .iter()
-                .map(|(n, soft, hard)| ResourcesUlimits {
-                    name: Some(n.clone()),
-                    soft: Some(*soft),
-                    hard: Some(*hard),
-                })
-                .collect()
-        }),
+        ulimits: ulimits(x),
         sysctls: (!x.sysctls.is_empty()).then(|| x.sysctls.iter().cloned().collect()),
         group_add: list(&x.group_add),
         extra_hosts: list(&x.extra_hosts),

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 pub use build_bound::{step_bound, CgroupInfo};
 pub(crate) use containers::remove_container;
+pub(crate) use extras::ulimits;
 pub(crate) use images::{run_step, step_labels};
 pub use session::SecretSource;
 pub(crate) use stacks::{health as health_config, owned, volume_mounts};

@@ -9,7 +9,7 @@ use super::SwarmEngine;
 use crate::engine::{labels, ContainerExtras, CopyContent, CopySpec, ServiceSpec};
 use crate::{Error, Result};
 use bollard::models::{
-    ConfigSpec, ResourcesUlimits, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs,
+    ConfigSpec, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs,
     TaskSpecContainerSpecDnsConfig, TaskSpecContainerSpecFile1,
 };
 use std::collections::HashMap;
@@ -162,16 +162,7 @@ pub(super) fn extras(x: &ContainerExtras, c: &mut TaskSpecContainerSpec) {
         });
     }
     c.sysctls = (!x.sysctls.is_empty()).then(|| x.sysctls.iter().cloned().collect());
-    c.ulimits = (!x.ulimits.is_empty()).then(|| {
-        x.ulimits
-            .iter()
-            .map(|(n, soft, hard)| ResourcesUlimits {
-                name: Some(n.clone()),
-                soft: Some(*soft),
-                hard: Some(*hard),
-            })
-            .collect()
-    });
+    c.ulimits = crate::engine::docker::ulimits(x);
 }
 
 /// What of `x` a swarm task does not run, by Compose names.

@@ -46,7 +46,7 @@ secrets:
 "#;
 
 /// The proxy: serves its copied site, adding the secret and what `backend` answers.
-pub(super) const PROXY_SH: &str = "mkdir -p /tmp/www && cp -r /www/. /tmp/www/\n\
+const PROXY_SH: &str = "mkdir -p /tmp/www && cp -r /www/. /tmp/www/\n\
      while true; do\n\
      /bin/busybox wget -q -O /tmp/www/api.html http://backend:9000/ 2>/dev/null\n\
      /bin/busybox wget -q -T 1 -O- http://db:5432/count > /tmp/www/db.txt 2>/dev/null || echo none > /tmp/www/db.txt\n\
@@ -55,7 +55,7 @@ pub(super) const PROXY_SH: &str = "mkdir -p /tmp/www && cp -r /www/. /tmp/www/\n
      done &\n\
      exec /bin/busybox httpd -f -p 8080 -h /tmp/www\n";
 
-pub(super) fn api_sh(version: &str) -> String {
+fn api_sh(version: &str) -> String {
     format!(
         "mkdir -p /tmp/a\n\
          while true; do\n\
@@ -68,7 +68,7 @@ pub(super) fn api_sh(version: &str) -> String {
     )
 }
 
-pub(super) fn dockerfile(script: &str) -> String {
+fn dockerfile(script: &str) -> String {
     format!(
         "FROM scratch\nCOPY busybox /bin/busybox\nCOPY {script} /{script}\n\
          CMD [\"/bin/busybox\", \"sh\", \"/{script}\"]\n"
@@ -98,6 +98,26 @@ fn deploy(repo: &AppRepo) -> Run {
     ]))
 }
 
+/// A branch holding `file` (the compose file), its secret, site and the proxy's and api's
+/// contexts, checked out.
+pub(super) fn real_files_repo(branch: &str, file: &str, secret: &str) -> AppRepo {
+    let repo = AppRepo::new();
+    git(repo.path(), &["checkout", "-q", "-b", branch]);
+    repo.write("compose.yaml", file);
+    repo.write("secret.txt", secret);
+    repo.write("site/index.html", "site v1");
+    for dir in ["proxy", "api"] {
+        std::fs::create_dir_all(repo.path().join(dir)).unwrap();
+        std::fs::copy(BUSYBOX, repo.path().join(dir).join("busybox")).unwrap();
+    }
+    repo.write("proxy/Dockerfile", &dockerfile("proxy.sh"));
+    repo.write("proxy/proxy.sh", PROXY_SH);
+    repo.write("api/Dockerfile", &dockerfile("api.sh"));
+    repo.write("api/api.sh", &api_sh("v1"));
+    repo.commit("a real compose file");
+    repo
+}
+
 /// Deploys the branch; the bench's address (a new web container has a port of its own).
 fn deployed(repo: &AppRepo) -> String {
     let r = deploy(repo);
@@ -112,20 +132,7 @@ fn a_real_compose_file_runs_and_a_commit_replaces_only_what_it_changed() {
     require_docker();
     let _c = Cleanup::issues(&[ISSUE_RF]);
     let _db = StandIn::build_as(DB);
-    let repo = AppRepo::new();
-    git(repo.path(), &["checkout", "-q", "-b", BRANCH]);
-    repo.write("compose.yaml", FILE);
-    repo.write("secret.txt", SECRET);
-    repo.write("site/index.html", "site v1");
-    for dir in ["proxy", "api"] {
-        std::fs::create_dir_all(repo.path().join(dir)).unwrap();
-        std::fs::copy(BUSYBOX, repo.path().join(dir).join("busybox")).unwrap();
-    }
-    repo.write("proxy/Dockerfile", &dockerfile("proxy.sh"));
-    repo.write("proxy/proxy.sh", PROXY_SH);
-    repo.write("api/Dockerfile", &dockerfile("api.sh"));
-    repo.write("api/api.sh", &api_sh("v1"));
-    repo.commit("a real compose file");
+    let repo = real_files_repo(BRANCH, FILE, SECRET);
 
     let mut url = deployed(&repo);
     // what is ignored is said, and how the bench's service was chosen

@@ -4,7 +4,7 @@
 //! which teardown removes with it. A directory of the branch cannot be a swarm config: it is
 //! refused naming the swarm.
 
-use super::real_files::{api_sh, dockerfile, PROXY_SH};
+use super::real_files::real_files_repo;
 use super::*;
 use crate::support::swarm::SwarmGuard;
 
@@ -75,20 +75,7 @@ fn a_real_compose_file_runs_on_a_swarm_with_its_networks_and_files() {
     let _swarm = SwarmGuard::acquire();
     let _c = Cleanup::issues(&[ISSUE_SF]);
     let _db = StandIn::build_as(DB_SF);
-    let repo = AppRepo::new();
-    git(repo.path(), &["checkout", "-q", "-b", BRANCH_SF]);
-    repo.write("compose.yaml", FILE_SF);
-    repo.write("secret.txt", SECRET_SF);
-    repo.write("site/index.html", "site v1");
-    for dir in ["proxy", "api"] {
-        std::fs::create_dir_all(repo.path().join(dir)).unwrap();
-        std::fs::copy(BUSYBOX, repo.path().join(dir).join("busybox")).unwrap();
-    }
-    repo.write("proxy/Dockerfile", &dockerfile("proxy.sh"));
-    repo.write("proxy/proxy.sh", PROXY_SH);
-    repo.write("api/Dockerfile", &dockerfile("api.sh"));
-    repo.write("api/api.sh", &api_sh("v1"));
-    repo.commit("a real compose file, on a swarm");
+    let repo = real_files_repo(BRANCH_SF, FILE_SF, SECRET_SF);
 
     let r = swarm(
         Some(&repo),
