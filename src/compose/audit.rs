@@ -106,9 +106,17 @@ pub fn audit(top: &Node, allow: &BTreeSet<Switch>) -> Findings {
     let mut f = Findings::default();
     let mut w = Walk { allow, out: &mut f };
     w.table(top, fate::TOP, "");
+    if let Some(Node::Seq(entries)) = top.get("include") {
+        for e in entries {
+            w.table(e, fate::INCLUDE, "include");
+        }
+    }
     for (name, _, s) in top.get("services").map(Node::entries).unwrap_or_default() {
         let at = format!("services.{name}");
         w.table(s, fate::SERVICE, &at);
+        if let Some(e @ Node::Map(_)) = s.get("extends") {
+            w.table(e, fate::EXTENDS, &format!("{at}.extends"));
+        }
         if let Some(b @ Node::Map(_)) = s.get("build") {
             w.table(b, fate::BUILD, &format!("{at}.build"));
         }

@@ -100,7 +100,7 @@ pub type Table = &'static [(&'static str, Fate)];
 pub const TOP: Table = &[
     ("version", Ignore("`version` is obsolete; Compose ignores it too")),
     ("name", Run),
-    ("include", Refuse("benchctl does not merge other Compose files yet: put their services in this file")),
+    ("include", Run),
     ("services", Run),
     ("models", Refuse("AI models need Docker Model Runner on the host")),
     ("networks", Map("each becomes a network of the bench")),
@@ -146,7 +146,7 @@ pub const SERVICE: Table = &[
     ("label_file", Run),
     ("environment", Run),
     ("expose", Run),
-    ("extends", Refuse("benchctl does not merge services yet: write the service out in full")),
+    ("extends", Run),
     ("provider", Refuse("a provider runs a program on the host")),
     ("external_links", Refuse("links reach containers outside the bench")),
     ("extra_hosts", Run),
@@ -334,6 +334,19 @@ pub const SERVICE_NETWORK: Table = &[
     ("gw_priority", Ignore("")),
 ];
 
+/// An entry of the top-level `include` in its long form.
+pub const INCLUDE: Table = &[
+    ("path", Run),
+    ("project_directory", Run),
+    (
+        "env_file",
+        Ignore("the bench's environment and the main file's `.env` interpolate every file"),
+    ),
+];
+
+/// A service's `extends` in its long form.
+pub const EXTENDS: Table = &[("service", Run), ("file", Run)];
+
 /// A top-level volume.
 pub const VOLUME: Table = &[
     ("name", Ignore("benchctl names the bench's volumes")),
@@ -372,7 +385,9 @@ pub const CONFIG: Table = &[
 /// Every table, top level first.
 pub const ALL: &[Table] = &[
     TOP,
+    INCLUDE,
     SERVICE,
+    EXTENDS,
     BUILD,
     DEPLOY,
     RESOURCES,

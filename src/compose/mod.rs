@@ -2,12 +2,13 @@
 //! `benchctl.toml`. [`fate`] says what becomes of every key of the Compose specification and
 //! [`audit`] holds a file to it; [`raw`] is the file as written, [`interpolate`] Compose's
 //! variable interpolation, [`project`] (with [`service`] and [`runtime`]) the normalised,
-//! checked model; [`load`] turns a file's text into it, and [`web_service`] says which service
+//! checked model; [`merge`] puts `include`d files and `extends`ed services together; [`load`] turns a file's text into it, and [`web_service`] says which service
 //! is the bench.
 
 pub mod audit;
 pub mod fate;
 pub mod interpolate;
+pub mod merge;
 pub mod project;
 pub mod raw;
 pub mod runtime;
@@ -120,11 +121,22 @@ pub fn load(text: &str, at: &str, inputs: &Inputs) -> Result<Project, String> {
     if !matches!(tree, audit::Node::Map(_)) {
         return Err(format!("{at}: the file is not a mapping of Compose keys"));
     }
-    let findings = audit::audit(&tree, inputs.allow);
-    if !findings.refused.is_empty() {
-        return Err(format!("{at}:\n  {}", findings.refused.join("\n  ")));
+    let mut findings = audit::audit(&tree, inputs.allow);
+    // the main file's refusals by line, another file's with its name too
+    let mut refused = std::mem::take(&mut findings.refused);
+    let assembled = if merge::needed(&tree) {
+        let a = merge::assemble(&tree, at, inputs)?;
+        refused.extend(a.refused);
+        findings.notes.extend(a.notes);
+        Some(a.tree)
+    } else {
+        None
+    };
+    if !refused.is_empty() {
+        return Err(format!("{at}:\n  {}", refused.join("\n  ")));
     }
-    let services = tree
+    let model = assembled.as_ref().unwrap_or(&tree);
+    let services = model
         .get("services")
         .map(audit::Node::entries)
         .unwrap_or_default();
@@ -135,7 +147,12 @@ pub fn load(text: &str, at: &str, inputs: &Inputs) -> Result<Project, String> {
             services.len()
         ));
     }
-    let file: raw::File = parse(text, at)?;
+    let file: raw::File = match &assembled {
+        // files put together have no single text: the tree, whose files' shapes were read
+        None => parse(text, at)?,
+        Some(t) => serde_json::from_value(merge::to_json(t))
+            .map_err(|e| format!("{at} with what it includes and extends: {e}"))?,
+    };
     let mut project = project::convert(file, inputs).map_err(|e| format!("{at}: {e}"))?;
     project.notes = findings.notes;
     project.order = services.iter().map(|(name, _, _)| name.clone()).collect();

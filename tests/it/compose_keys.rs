@@ -270,3 +270,141 @@ fn the_keys_real_files_use_equal_docker_compose_config() {
         "benchctl (left) and docker-compose config (right) differ\n{stdout}"
     );
 }
+
+/// `extends` from the same file and from a file in another directory, against v1's merge.
+const EXTENDING: &str = r#"
+services:
+  base:
+    image: busybox
+    command: ["a"]
+    environment: ["A=1", "B=2"]
+    labels: {x: "1"}
+    volumes: ["data:/data", "logs:/logs"]
+    ports: ["8080"]
+    healthcheck: {test: ["CMD", "true"], interval: 5s}
+  web:
+    extends: base
+    command: ["b"]
+    environment: {B: "3", C: "4"}
+    labels: ["y=2"]
+    volumes: ["other:/data"]
+    ports: ["9090"]
+    healthcheck: {test: ["CMD", "false"]}
+  api:
+    extends: {file: common/services.yaml, service: app}
+    environment: [Z=9]
+volumes: {data: {}, logs: {}, other: {}}
+"#;
+
+const EXTENDED: &str = r#"
+services:
+  app:
+    build: ./app
+    environment: {Y: "8"}
+    volumes: ["./conf/app.ini:/etc/app.ini"]
+"#;
+
+/// What `extends` decides, as canonical JSON: benchctl's model.
+fn ours_extended(p: &Project) -> Value {
+    let mut services = Map::new();
+    for (name, s) in &p.services {
+        // a list, not a map: two mounts at one target must show
+        let mut mounts: Vec<(String, String)> = s
+            .volumes
+            .iter()
+            .map(|m| (m.target.clone(), m.volume.clone().unwrap_or_default()))
+            .collect();
+        for c in &s.copies {
+            if let Source::Branch(path) = &c.from {
+                mounts.push((c.target.clone(), path.clone()));
+            }
+        }
+        mounts.sort();
+        let cmd = |c: &Option<compose::Cmd>| match c {
+            Some(compose::Cmd::Exec(v)) => json!(v),
+            Some(compose::Cmd::Shell(s)) => json!(s),
+            None => Value::Null,
+        };
+        services.insert(
+            name.clone(),
+            json!({
+                "environment": s.environment.iter()
+                    .map(|(k, v)| (k.clone(), json!(v))).collect::<Map<_, _>>(),
+                "command": cmd(&s.command),
+                "labels": s.run.labels,
+                "mounts": mounts,
+                "ports": s.ports,
+                "build": s.build.as_ref().map(|b| b.context.clone()),
+                "test": cmd(&s.healthcheck.as_ref().and_then(|h| h.test.clone())),
+            }),
+        );
+    }
+    json!(services)
+}
+
+/// The same of `docker-compose config`'s output.
+fn theirs_extended(v: &Value, root: &Path) -> Value {
+    let root = format!("{}/", root.display());
+    let rel = |p: &str| p.strip_prefix(&root).unwrap_or(p).to_string();
+    let mut services = Map::new();
+    for (name, s) in v["services"].as_object().unwrap() {
+        let mut mounts: Vec<(String, String)> = strings(s.get("volumes"))
+            .iter()
+            .map(|m| {
+                let parts: Vec<&str> = m.split(':').collect();
+                (parts[1].to_string(), rel(parts[0]))
+            })
+            .collect();
+        mounts.sort();
+        let ports: Vec<u64> = s
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| p["target"].as_u64().unwrap())
+            .collect();
+        let test = s.get("healthcheck").map(|h| h["test"].clone());
+        services.insert(
+            name.clone(),
+            json!({
+                "environment": pairs(s.get("environment")).into_iter()
+                    .map(|(k, v)| (k, json!(text(&v)))).collect::<Map<_, _>>(),
+                "command": s.get("command").cloned().unwrap_or(Value::Null),
+                "labels": pairs(s.get("labels")),
+                "mounts": mounts,
+                "ports": ports,
+                "build": s.get("build").map(|b| rel(&text(&b["context"]).unwrap())),
+                "test": test.unwrap_or(Value::Null),
+            }),
+        );
+    }
+    json!(services)
+}
+
+#[test]
+fn extends_equals_docker_compose_config() {
+    let _group = crate::support::group(module_path!());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("common/app")).unwrap();
+    std::fs::create_dir_all(dir.path().join("common/conf")).unwrap();
+    std::fs::write(dir.path().join("common/services.yaml"), EXTENDED).unwrap();
+    std::fs::write(dir.path().join("common/conf/app.ini"), "x=1\n").unwrap();
+    let (config, stdout) = docker_compose_config(dir.path(), "compose.yaml", EXTENDING);
+    let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).map_err(|e| e.to_string());
+    let env = |_: &str| None;
+    let allow = Default::default();
+    let inputs = Inputs {
+        env: &env,
+        read: &read,
+        dir: "",
+        profiles: &[],
+        allow: &allow,
+        cap_add: &[],
+    };
+    let model = compose::load(EXTENDING, "compose.yaml", &inputs).unwrap();
+    let (a, b) = (ours_extended(&model), theirs_extended(&config, dir.path()));
+    assert_eq!(
+        a, b,
+        "benchctl (left) and docker-compose config (right) differ\n{stdout}"
+    );
+}

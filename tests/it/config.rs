@@ -308,3 +308,45 @@ fn the_swarm_backend_on_an_engine_outside_a_swarm_says_how_to_make_one() {
         assert!(r.all().contains("DOCKER_HOST"), "{}", r.all());
     }
 }
+
+/// A Compose file that includes another and extends a service of a third: `config` reads all
+/// three from the branch, and a refused key in the included file is named with that file and
+/// its line, exit 2.
+#[test]
+fn config_reads_included_and_extended_compose_files() {
+    let _group = crate::support::group(module_path!());
+    let repo = AppRepo::new();
+    git(repo.path(), &["checkout", "-q", "-b", "feature/INC-1"]);
+    repo.write(
+        "compose.yaml",
+        "include: [db/compose.yaml]\nservices:\n  web:\n    extends: {file: common/base.yaml, \
+         service: app}\n    ports: [\"8080\"]\n    depends_on: [db]\n",
+    );
+    repo.write(
+        "common/base.yaml",
+        "services:\n  app:\n    image: busybox\n    environment: {GREETING: hi}\n",
+    );
+    let db = "services:\n  db:\n    image: busybox\n    volumes: [\"./init:/init:ro\"]\n";
+    repo.write("db/compose.yaml", db);
+    repo.write("db/init/a.sql", "select 1;\n");
+    repo.commit("include");
+    let mut cmd = benchctl();
+    cmd.args(["config", "feature/INC-1", "--repo", &repo.path_str()]);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("db, web"), "{}", r.stdout);
+
+    repo.write("db/compose.yaml", &format!("{db}    privileged: true\n"));
+    repo.commit("privileged in the included file");
+    let mut cmd = benchctl();
+    cmd.args(["config", "feature/INC-1", "--repo", &repo.path_str()]);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("db/compose.yaml")
+            && r.stderr.contains("line 5")
+            && r.stderr.contains("services.db.privileged"),
+        "{}",
+        r.stderr
+    );
+}
