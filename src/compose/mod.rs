@@ -154,6 +154,13 @@ pub fn load(text: &str, at: &str, inputs: &Inputs) -> Result<Project, String> {
             .map_err(|e| format!("{at} with what it includes and extends: {e}"))?,
     };
     let mut project = project::convert(file, inputs).map_err(|e| format!("{at}: {e}"))?;
+    let containers: u32 = project.services.values().map(|s| s.replicas).sum();
+    if containers as usize > MAX_SERVICES {
+        return Err(format!(
+            "{at}: {containers} containers (services times their replicas), more than the \
+             {MAX_SERVICES} a bench may have (each gets up to the bench's limits)"
+        ));
+    }
     project.notes = findings.notes;
     project.order = services.iter().map(|(name, _, _)| name.clone()).collect();
     for (name, s) in &project.services {
@@ -187,6 +194,20 @@ const WEB_PORTS: &[u16] = &[80, 8080, 8000, 3000, 5000, 443, 4200, 8443, 8081, 5
 /// (a proxy in front of an app in front of a database: the proxy). Several such: the one with
 /// the likeliest web port, then the first in the file; the note says so.
 pub fn web_service(p: &Project, named: Option<&str>) -> Result<(String, Option<String>), String> {
+    let (web, note) = choose_web(p, named)?;
+    let one = (p.services[&web].replicas > 1).then(|| {
+        format!(
+            "the bench's service `{web}` runs one container, not {}: the bench's address is \
+             one container's, replaced at each deploy",
+            p.services[&web].replicas
+        )
+    });
+    let notes: Vec<String> = note.into_iter().chain(one).collect();
+    Ok((web, (!notes.is_empty()).then(|| notes.join("; "))))
+}
+
+/// [`web_service`]'s choice.
+fn choose_web(p: &Project, named: Option<&str>) -> Result<(String, Option<String>), String> {
     if let Some(n) = named.or(p.web.as_deref()) {
         return match p.services.get(n) {
             Some(_) => Ok((n.to_string(), None)),

@@ -184,6 +184,8 @@ pub struct Inputs<'a> {
     pub allow: &'a std::collections::BTreeSet<super::fate::Switch>,
     /// Capabilities the operator adds to every bench (`--cap-add`).
     pub cap_add: &'a [String],
+    /// Containers a service may ask for (`max-replicas`).
+    pub max_replicas: u32,
 }
 
 /// The top level's secrets and configs, networks and volumes, as services refer to them.

@@ -185,8 +185,8 @@ fn restart_policy(cx: &Cx, s: &raw::Service) -> Result<Option<String>, String> {
     )
 }
 
-/// The service's containers: `deploy.replicas` or `scale`, one by default. benchctl runs one
-/// container a service; a file asking for more is refused rather than silently shrunk.
+/// The service's containers: `deploy.replicas` or `scale`, one by default, up to the
+/// operator's `max-replicas`; a file asking for more is refused rather than silently shrunk.
 fn replicas(cx: &Cx, s: &raw::Service) -> Result<u32, String> {
     let asked = s
         .deploy
@@ -199,10 +199,11 @@ fn replicas(cx: &Cx, s: &raw::Service) -> Result<u32, String> {
     let n: u32 = r
         .parse()
         .map_err(|_| format!("{}: `{r}` is not a count", cx.at(key)))?;
-    if n > 1 {
+    let max = cx.inputs.max_replicas.max(1);
+    if n > max {
         return Err(format!(
-            "{}: {n} containers of one service: a bench runs one container a service (it is \
-             a copy for testing, not for load); set it to 1",
+            "{}: {n} containers of one service, more than the {max} the operator allows \
+             (`max-replicas`; a bench is a copy for testing, not for load)",
             cx.at(key)
         ));
     }

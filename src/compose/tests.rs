@@ -26,6 +26,7 @@ fn load_with(text: &str, allow: &[fate::Switch]) -> Result<Project, String> {
         profiles: &[],
         allow: &allow,
         cap_add: &[],
+        max_replicas: 3,
     };
     load(text, "compose.yaml", &inputs)
 }
@@ -146,7 +147,8 @@ fn refusals_name_the_line_or_the_service_and_key() {
         ("services:\n  web:\n    image: x\n    secrets: [pw]\n", vec!["`pw` is not declared"]),
         ("services:\n  web:\n    image: x\nnetworks:\n  n: {external: true}\n", vec!["networks.n.external", "external"]),
         ("services:\n  web:\n    image: x\n    runtime: io.containerd.wasmedge.v1\n", vec!["compose-allow = \"runtime\""]),
-        ("services:\n  web:\n    image: x\n    deploy: {replicas: 3}\n", vec!["one container a service"]),
+        ("services:\n  web:\n    image: x\n    deploy: {replicas: 4}\n", vec!["more than the 3", "max-replicas"]),
+        ("services:\n  a: {image: x, scale: 3}\n  b: {image: x, scale: 3}\n  c: {image: x, scale: 3}\n  d: {image: x, scale: 3}\n  e: {image: x}\n", vec!["13 containers", "12"]),
     ] {
         let e = load_text(text).unwrap_err();
         for part in parts {

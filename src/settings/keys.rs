@@ -275,6 +275,16 @@ pub const COMPOSE_ALLOW: Key = Key {
     files: Files::Operator,
     ..key("compose-allow", Kind::Text)
 };
+pub const MAX_REPLICAS: Key = Key {
+    default: Some("3"),
+    help: "Containers a service of a branch's Compose file may ask for (`deploy.replicas`, \
+           `scale`; default 3; the web service runs one); a bench has 12 containers at most",
+    flag: Some("max-replicas"),
+    value_name: "N",
+    env: Some(crate::env::MAX_REPLICAS),
+    files: Files::Operator,
+    ..key("max-replicas", Kind::Count)
+};
 pub const MAX_MEMORY: Key = Key {
     default: Some("512m"),
     help: "Ceiling of the memory limit a branch's benchctl.toml may ask for (default 512m, the \
@@ -463,6 +473,7 @@ pub const KEYS: &[&Key] = &[
     &SERVICE,
     &PROFILES,
     &COMPOSE_ALLOW,
+    &MAX_REPLICAS,
     &HOOK_SEED_SERVICE,
     &HOOK_SEED_COMMAND,
     &HOOK_SEED_TIMEOUT,

@@ -211,6 +211,7 @@ fn stack(
         profiles: &profiles,
         allow: &allow,
         cap_add: &req.bench.cap_add,
+        max_replicas: typed(e, &keys::MAX_REPLICAS, "a number")?.unwrap_or(1),
     };
     let mut project = crate::compose::load(&text, &at, &inputs).map_err(Error::usage)?;
     let (web, chosen) = crate::compose::web_service(&project, e.get(&keys::SERVICE))

@@ -331,6 +331,7 @@ fn the_model_equals_docker_compose_config() {
             profiles: &["tools".to_string()],
             allow: &allow,
             cap_add: &[],
+            max_replicas: 3,
         };
         let model = compose::load(text, name, &inputs).unwrap();
         let (a, b) = (ours(&model), theirs(&config, dir.path()));

@@ -262,6 +262,7 @@ fn the_keys_real_files_use_equal_docker_compose_config() {
         profiles: &[],
         allow: &allow,
         cap_add: &[],
+        max_replicas: 3,
     };
     let model = compose::load(FILE, "keys.yaml", &inputs).unwrap();
     let (a, b) = (ours(&model), theirs(&config, dir.path()));
@@ -400,6 +401,7 @@ fn extends_equals_docker_compose_config() {
         profiles: &[],
         allow: &allow,
         cap_add: &[],
+        max_replicas: 3,
     };
     let model = compose::load(EXTENDING, "compose.yaml", &inputs).unwrap();
     let (a, b) = (ours_extended(&model), theirs_extended(&config, dir.path()));

@@ -102,44 +102,7 @@ pub(super) async fn start(
     ensure_networks_and_volumes(cx, &owner).await?;
 
     // the other services, each once what it depends on is there
-    let running = crate::app::inspect::service_containers(engine, Some(issue)).await?;
-    let mut ids: HashMap<String, String> = HashMap::new();
-    for name in order.iter().filter(|n| **n != stack.web) {
-        let s = &stack.project.services[name];
-        await_dependencies(cx, name, s, &ids).await?;
-        let mut l = owner.clone();
-        l.insert(labels::ROLE.into(), sp::SERVICE_ROLE.into());
-        let shape = Shape {
-            issue,
-            service: name,
-            image: images[name].0.clone(),
-            image_id: images[name].1.clone(),
-            cap: &req.bench.limits,
-            cap_add: &req.bench.cap_add,
-            publish: None,
-            copies: copies.get(name),
-            web: &stack.web,
-        };
-        let spec = sp::service_spec(s, shape, sp::container(issue, name), l)
-            .map_err(|m| err(req, stack, format!("service `{name}`: {m}")))?;
-        let current = running.iter().find(|c| c.name == spec.name);
-        let same = current.is_some_and(|c| {
-            c.labels.get(sp::SERVICE_HASH) == spec.labels.get(sp::SERVICE_HASH)
-                && (c.running || c.exit_code == Some(0))
-        });
-        if same {
-            let c = current.expect("checked");
-            reporter.report(Event::Done(format!("service {name} is unchanged: kept")));
-            ids.insert(name.clone(), c.id.clone());
-            continue;
-        }
-        if let Some(c) = current {
-            engine.benches.remove(&c.id).await?;
-        }
-        reporter.report(Event::Step(format!("starting service {name} of {issue}")));
-        let id = engine.stacks.run_service(&spec).await?;
-        ids.insert(name.clone(), id);
-    }
+    let ids = start_others(cx, &order, &images, &copies, &owner).await?;
 
     // the web service: the bench, once what it needs is up, seeded and released
     let web = &stack.project.services[&stack.web];
@@ -148,9 +111,14 @@ pub(super) async fn start(
         .iter()
         .map(|(k, (r, _, _))| (k.clone(), r.clone()))
         .collect();
+    // a hook runs in a service's first container
+    let first: HashMap<String, String> = ids
+        .iter()
+        .filter_map(|(k, v)| v.first().map(|id| (k.clone(), id.clone())))
+        .collect();
     for name in ["seed", "release"] {
         if let Some(h) = stack.hook(name) {
-            super::hooks::run(cx, h, &ids, &refs, &copies).await?;
+            super::hooks::run(cx, h, &first, &refs, &copies).await?;
         }
     }
     let (image_ref, image_id, exposed) = images[&stack.web].clone();
@@ -220,6 +188,84 @@ pub(super) async fn start(
         port,
         images: images.values().map(|(_, id, _)| id.clone()).collect(),
     })
+}
+
+/// Starts the services other than the web one in `order`, each replica once what it depends
+/// on is there; a container whose configuration is the same is kept. Containers of services
+/// that left the file, or replicas past a service's count, are removed first. Returns each
+/// service's containers.
+async fn start_others(
+    cx: &StackCtx<'_>,
+    order: &[String],
+    images: &HashMap<String, (String, String, Vec<u16>)>,
+    copies: &HashMap<String, Copied>,
+    owner: &HashMap<String, String>,
+) -> Result<HashMap<String, Vec<String>>> {
+    let (req, engine, stack, reporter) = (cx.req, cx.engine, cx.stack, cx.reporter);
+    let issue = req.issue.as_str();
+    let mut planned: Vec<(&String, u32)> = Vec::new();
+    for n in order.iter().filter(|n| **n != stack.web) {
+        planned.extend((1..=stack.project.services[n].replicas).map(|i| (n, i)));
+    }
+    let names: Vec<String> = planned
+        .iter()
+        .map(|(n, i)| sp::replica(issue, n, *i))
+        .collect();
+    let mut running = crate::app::inspect::service_containers(engine, Some(issue)).await?;
+    for c in running.iter().filter(|c| !names.contains(&c.name)) {
+        engine.benches.remove(&c.id).await?;
+        reporter.report(Event::Done(format!(
+            "removed {}: its service or replica is no longer in {}",
+            c.name, stack.file
+        )));
+    }
+    running.retain(|c| names.contains(&c.name));
+    let mut ids: HashMap<String, Vec<String>> = HashMap::new();
+    for ((name, replica), container) in planned.into_iter().zip(names) {
+        let s = &stack.project.services[name];
+        await_dependencies(cx, name, s, &ids).await?;
+        let mut l = owner.clone();
+        l.insert(labels::ROLE.into(), sp::SERVICE_ROLE.into());
+        l.insert(sp::REPLICA.into(), replica.to_string());
+        let shape = Shape {
+            issue,
+            service: name,
+            image: images[name].0.clone(),
+            image_id: images[name].1.clone(),
+            cap: &req.bench.limits,
+            cap_add: &req.bench.cap_add,
+            publish: None,
+            copies: copies.get(name),
+            web: &stack.web,
+        };
+        let spec = sp::service_spec(s, shape, container, l)
+            .map_err(|m| err(req, stack, format!("service `{name}`: {m}")))?;
+        let what = if s.replicas > 1 {
+            format!("{name} ({replica} of {})", s.replicas)
+        } else {
+            name.clone()
+        };
+        let current = running.iter().find(|c| c.name == spec.name);
+        let same = current.is_some_and(|c| {
+            c.labels.get(sp::SERVICE_HASH) == spec.labels.get(sp::SERVICE_HASH)
+                && (c.running || c.exit_code == Some(0))
+        });
+        let id = match current {
+            Some(c) if same => {
+                reporter.report(Event::Done(format!("service {what} is unchanged: kept")));
+                c.id.clone()
+            }
+            _ => {
+                if let Some(c) = current {
+                    engine.benches.remove(&c.id).await?;
+                }
+                reporter.report(Event::Step(format!("starting service {what} of {issue}")));
+                engine.stacks.run_service(&spec).await?
+            }
+        };
+        ids.entry(name.clone()).or_default().push(id);
+    }
+    Ok(ids)
 }
 
 /// The bench's networks (the file's, internal ones too) and volumes, each labelled `owner`.
@@ -419,11 +465,14 @@ async fn await_dependencies(
     cx: &StackCtx<'_>,
     name: &str,
     s: &Service,
-    ids: &HashMap<String, String>,
+    ids: &HashMap<String, Vec<String>>,
 ) -> Result<()> {
     let (req, engine, stack, reporter) = (cx.req, cx.engine, cx.stack, cx.reporter);
-    for (dep, condition) in &s.depends_on {
-        let Some(id) = ids.get(dep) else { continue };
+    let mut each: Vec<(&String, &Condition, &String)> = Vec::new();
+    for (dep, c) in &s.depends_on {
+        each.extend(ids.get(dep).into_iter().flatten().map(|id| (dep, c, id)));
+    }
+    for (dep, condition, id) in each {
         if *condition != Condition::Started {
             reporter.report(Event::Step(format!(
                 "service {name} waits for {dep} ({})",

@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 pub const SERVICE: &str = "benchctl.service";
 /// The role of a multi-service bench's other containers (the bench is the web service's).
 pub const SERVICE_ROLE: &str = "service";
+/// Which of its service's containers one is (`1` to `deploy.replicas`).
+pub const REPLICA: &str = "benchctl.replica";
 /// The hash of a service container's configuration (a redeploy keeps it when unchanged).
 pub const SERVICE_HASH: &str = "benchctl.service-hash";
 
@@ -91,6 +93,16 @@ pub fn volume(issue: &str, name: &str) -> String {
 /// The container of a service other than the bench's.
 pub fn container(issue: &str, service: &str) -> String {
     format!("benchctl-{}-svc-{}", slug(issue, 60), slug(service, 60))
+}
+
+/// The container of replica `i` of a service other than the bench's: the first has the
+/// service's container name, the others `_<i>` after it (a slug has no `_`, so no service's
+/// name meets another's replica).
+pub fn replica(issue: &str, service: &str, i: u32) -> String {
+    match i {
+        0 | 1 => container(issue, service),
+        i => format!("{}_{i}", container(issue, service)),
+    }
 }
 
 /// The image of a service built from the branch, named by what it is built from (the digest

@@ -24,6 +24,7 @@ fn load_files(dir: &str, main: &str, files: &[(&str, &str)]) -> Result<Project, 
         profiles: &[],
         allow: &allow,
         cap_add: &[],
+        max_replicas: 3,
     };
     load(main, "compose.yaml", &inputs)
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 mod docker;
 mod leftovers;
 mod real_files;
+mod replicas;
 mod serve;
 mod swarm;
 mod swarm_files;

@@ -1,7 +1,7 @@
 //! The real-files bench on a single-node swarm: the file's networks are overlay networks of the
 //! bench (one internal), services reach each other by alias, `container_name` and `hostname`;
 //! a secret and a file of the branch reach the web service as swarm configs named by the bench,
-//! which teardown removes with it. A directory of the branch cannot be a swarm config: it is
+//! which teardown removes with it; `deploy.replicas: 2` runs two services behind one alias. A directory of the branch cannot be a swarm config: it is
 //! refused naming the swarm.
 
 use super::real_files::real_files_repo;
@@ -31,6 +31,7 @@ services:
       frontnet: {aliases: [backend]}
       backnet:
     depends_on: [db]
+    deploy: {replicas: 2}
   db:
     image: benchctl-test/real-db-swarm:1
     volumes: ["data:/data"]
@@ -108,6 +109,18 @@ fn a_real_compose_file_runs_on_a_swarm_with_its_networks_and_files() {
     ]);
     assert_eq!(driver, ["overlay true"]);
     assert_eq!(configs().len(), 2, "{:?}", configs());
+    // two replicas of api: two services of the swarm, both behind its alias
+    let api = docker_lines(&[
+        "service",
+        "ls",
+        "--filter",
+        &format!("label=benchctl.issue={ISSUE_SF}"),
+        "--filter",
+        "label=benchctl.service=api",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(api.len(), 2, "{api:?}");
 
     // teardown takes the configs with the bench
     let r = swarm(None, &["teardown", ISSUE_SF]);
