@@ -80,11 +80,8 @@ impl Benches for SwarmEngine {
                     .build();
                 opts.rollback = Some("previous".to_string());
                 let spec = s.spec.unwrap_or_default();
-                match self
-                    .docker()
-                    .update_service(id, spec, opts, self.credentials())
-                    .await
-                {
+                let auth = self.credentials_for(&super::spec_image(&spec));
+                match self.docker().update_service(id, spec, opts, auth).await {
                     Ok(_) => {}
                     // the swarm rolled back on its own meanwhile (the version moved on)
                     Err(bollard::errors::Error::DockerResponseServerError {

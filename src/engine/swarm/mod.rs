@@ -112,6 +112,15 @@ pub struct SwarmEngine {
     opts: SwarmOptions,
 }
 
+/// The image a service spec runs.
+fn spec_image(s: &bollard::models::ServiceSpec) -> String {
+    s.task_template
+        .as_ref()
+        .and_then(|t| t.container_spec.as_ref())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
+}
+
 fn nanos(d: Duration) -> i64 {
     d.as_nanos().min(i64::MAX as u128) as i64
 }
@@ -164,7 +173,14 @@ impl SwarmEngine {
         &self.inner.docker
     }
 
-    fn credentials(&self) -> Option<DockerCredentials> {
+    /// The operator's registry credentials for a request about image `reference`: none
+    /// unless the image lives in that registry (the engine offers what it is given to the
+    /// image's registry, which a branch's `image:` chooses).
+    fn credentials_for(&self, reference: &str) -> Option<DockerCredentials> {
+        let registry = self.opts.registry.as_deref()?;
+        if !registry::credentials_go_with(registry, reference) {
+            return None;
+        }
         let auth = self.opts.credentials.as_ref()?;
         let secret = auth.password.expose().to_string();
         // a helper's `<token>` user means the secret is an identity token
@@ -212,21 +228,18 @@ impl SwarmEngine {
     ) -> Result<String> {
         match current {
             Some(cur) => {
+                let auth = self.credentials_for(&spec_image(&body));
                 let id = cur.id.clone().unwrap_or_default();
                 let version = cur.version.as_ref().and_then(|v| v.index).unwrap_or(0);
                 let opts = UpdateServiceOptionsBuilder::default()
                     .version(i32::try_from(version).unwrap_or(i32::MAX))
                     .build();
-                self.docker()
-                    .update_service(&id, body, opts, self.credentials())
-                    .await?;
+                self.docker().update_service(&id, body, opts, auth).await?;
                 Ok(id)
             }
             None => {
-                let created = self
-                    .docker()
-                    .create_service(body, self.credentials())
-                    .await?;
+                let auth = self.credentials_for(&spec_image(&body));
+                let created = self.docker().create_service(body, auth).await?;
                 Ok(created.id.unwrap_or_default())
             }
         }

@@ -18,6 +18,30 @@ impl std::fmt::Debug for RegistryAuth {
     }
 }
 
+/// The registry host of an image reference, as the engine reads it: the first path component
+/// when it looks like a host (has a `.` or a `:`, or is `localhost`), else Docker Hub
+/// (`docker.io`). Lowercased: host names compare without case.
+pub fn registry_of(reference: &str) -> String {
+    match reference.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first.to_ascii_lowercase()
+        }
+        _ => "docker.io".to_string(),
+    }
+}
+
+/// Whether the credentials of the operator's `registry` may go with a request for image
+/// `reference`: only when the image lives there (a branch names the images of its `image:`
+/// services, and the engine offers the credentials it is given to that image's registry).
+pub fn credentials_go_with(registry: &str, reference: &str) -> bool {
+    let ours = registry
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    registry_of(reference) == ours
+}
+
 /// The credential helper the docker CLI uses for `registry`: its `credHelpers` entry, else
 /// `credsStore` (`docker-credential-<name>`).
 pub fn credential_helper(config_json: &str, registry: &str) -> Option<String> {
@@ -136,6 +160,32 @@ pub fn registry_auth(registry: &str) -> Result<Option<RegistryAuth>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_only_to_the_operators_registry() {
+        let r = "registry.example.com:5000";
+        assert!(credentials_go_with(
+            r,
+            "registry.example.com:5000/benchctl/p-1:abc"
+        ));
+        assert!(credentials_go_with(
+            r,
+            "Registry.Example.com:5000/x@sha256:00"
+        ));
+        for other in [
+            "evil.example.com/x:1",
+            "registry.example.com/x:1",
+            "registry.example.com:5001/x:1",
+            "busybox",
+            "library/busybox:1",
+            "registry.example.com:5000.evil.example/x:1",
+            "localhost/x",
+        ] {
+            assert!(!credentials_go_with(r, other), "{other}");
+        }
+        assert_eq!(registry_of("localhost/x"), "localhost");
+        assert_eq!(registry_of("user/app"), "docker.io");
+    }
 
     #[test]
     fn docker_login_credentials_are_read_for_the_registry() {

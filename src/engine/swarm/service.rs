@@ -149,9 +149,9 @@ impl SwarmEngine {
             .build();
         self.docker().tag_image(image_id, Some(opts)).await?;
         let opts = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream = self
-            .docker()
-            .push_image(&remote_repo, Some(opts), self.credentials());
+        let mut stream =
+            self.docker()
+                .push_image(&remote_repo, Some(opts), self.credentials_for(&remote_repo));
         while let Some(item) = stream.next().await {
             let failed = |message: String| {
                 Error::Engine(format!(

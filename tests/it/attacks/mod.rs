@@ -5,6 +5,7 @@ mod deliveries;
 mod host;
 mod labels;
 mod messengers;
+mod registry;
 mod settings;
 mod stacks;
 mod stalls;

@@ -7,6 +7,7 @@ pub use engine::*;
 pub mod fake_tracker;
 pub use fake_tracker::TrackerEnv;
 pub mod progress;
+pub mod registry;
 pub mod serve;
 pub mod snapshot;
 pub mod swarm;
