@@ -84,6 +84,8 @@ pub const BUILD_SECRET_VARS: &str = "BENCHCTL_BUILD_SECRET_VARS";
 pub const PROFILES: &str = "BENCHCTL_PROFILES";
 /// What a branch's Compose file may have of the host's (`--compose-allow`).
 pub const COMPOSE_ALLOW: &str = "BENCHCTL_COMPOSE_ALLOW";
+/// The ceiling of hooks' timeouts (`--max-hook-timeout`).
+pub const MAX_HOOK_TIMEOUT: &str = "BENCHCTL_MAX_HOOK_TIMEOUT";
 /// Containers a Compose service may ask for (`--max-replicas`).
 pub const MAX_REPLICAS: &str = "BENCHCTL_MAX_REPLICAS";
 /// A local config file (`--config`).

@@ -4,6 +4,7 @@
 
 pub mod cap;
 pub mod deploy;
+pub mod egress;
 pub mod gc;
 pub mod inspect;
 pub mod link;

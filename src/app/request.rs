@@ -53,6 +53,13 @@ pub struct BenchSettings {
     pub build_timeout: Duration,
     /// Which builder builds the images (`--builder`, the operator's setting only).
     pub builder: BuilderChoice,
+    /// The network of build steps (`--build-network`, the operator's setting only).
+    pub build_network: crate::engine::BuildNetwork,
+    /// The longest any hook runs (`max-hook-timeout`): a branch's timeouts above it are
+    /// refused, and a teardown hook stops there whatever its bench's label says.
+    pub hook_limit: Duration,
+    /// What benches and builds may reach (`--egress`, the operator's setting only).
+    pub egress: crate::engine::egress::Egress,
     /// Build secrets by id (`--build-secret`, the operator's setting only): where each value
     /// comes from, never the value.
     pub build_secrets: std::collections::BTreeMap<String, crate::engine::docker::SecretSource>,

@@ -102,6 +102,9 @@ pub struct Keep {
     pub link: bool,
     /// Leave a multi-service bench's named volumes (`--keep-volumes`).
     pub volumes: bool,
+    /// And stop its teardown hook after this long (`max-hook-timeout`), whatever the bench
+    /// was deployed with: a teardown always ends.
+    pub hook_limit: std::time::Duration,
 }
 
 /// Removes the issue's containers (every service's), network, volumes (unless `keep.volumes`)
@@ -122,7 +125,8 @@ pub async fn teardown(
         let containers = benches(engine, Some(issue)).await?;
         let services = service_containers(engine, Some(issue)).await?;
         for c in &containers {
-            crate::app::deploy::hooks::before_teardown(engine, c, &services, reporter).await;
+            let limit = keep.hook_limit;
+            crate::app::deploy::hooks::before_teardown(engine, c, &services, limit, reporter).await;
         }
         let mut removed = Vec::new();
         for c in &containers {

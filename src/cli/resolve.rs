@@ -386,6 +386,9 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
             cap_add,
             build_timeout: std::time::Duration::from_secs(args.build_timeout.max(1)),
             builder: args.builder.parse().map_err(Error::usage)?,
+            build_network: crate::engine::BuildNetwork::parse(&args.build_network)
+                .unwrap_or_default(),
+            egress: crate::engine::egress::Egress::parse(&args.egress).unwrap_or_default(),
             build_secrets: args
                 .build_secrets
                 .iter()

@@ -3,8 +3,26 @@
 //! `${VAR+alt}`, and `$$` for a literal `$`. A variable that is unset and has no default is
 //! empty. Defaults and alternatives are interpolated in turn.
 
+/// How deep defaults may nest (`${A:-${B:-...}}`): real files use two or three levels; a
+/// branch's file nesting thousands would exhaust the stack.
+pub const MAX_NESTING: usize = 32;
+
 /// `text` with its variables replaced from `lookup`; an error says which variable and why.
 pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    nested(text, lookup, 0)
+}
+
+/// [`interpolate`] at nesting `depth`.
+fn nested(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
+) -> Result<String, String> {
+    if depth > MAX_NESTING {
+        return Err(format!(
+            "variables nested deeper than {MAX_NESTING} levels (`${{A:-${{B:-...}}}}`)"
+        ));
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -20,7 +38,7 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
                     inner.chars().take(40).collect::<String>()
                 )
             })?;
-            out.push_str(&braced(&inner[..close], lookup)?);
+            out.push_str(&braced(&inner[..close], lookup, depth)?);
             rest = &inner[close + 1..];
         } else {
             let len = name_len(after);
@@ -71,8 +89,12 @@ fn matching_brace(s: &str) -> Option<usize> {
     None
 }
 
-/// The value of `${inner}`.
-fn braced(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+/// The value of `${inner}`, at nesting `depth`.
+fn braced(
+    inner: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
+) -> Result<String, String> {
     let len = name_len(inner);
     let (name, op) = inner.split_at(len);
     if name.is_empty() {
@@ -81,7 +103,7 @@ fn braced(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String
     let value = lookup(name);
     let set = value.is_some();
     let non_empty = value.as_deref().is_some_and(|v| !v.is_empty());
-    let word = |w: &str| interpolate(w, lookup);
+    let word = |w: &str| nested(w, lookup, depth + 1);
     let v = value.clone().unwrap_or_default();
     Ok(match op {
         "" => v,
@@ -181,5 +203,16 @@ mod tests {
             assert!(e.contains(part), "{text}: {e}");
         }
         assert_eq!(interpolate("${EMPTY?x}", &env).as_deref(), Ok(""));
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_real_depths_pass() {
+        let deep = |n: usize| format!("{}x{}", "${A:-".repeat(n), "}".repeat(n));
+        assert_eq!(interpolate(&deep(MAX_NESTING), &env).as_deref(), Ok("x"));
+        let e = interpolate(&deep(MAX_NESTING + 1), &env).unwrap_err();
+        assert!(e.contains("nested deeper than 32"), "{e}");
+        // the attack's size: refused, not a stack overflow
+        let e = interpolate(&deep(10_000), &env).unwrap_err();
+        assert!(e.contains("nested deeper"), "{e}");
     }
 }

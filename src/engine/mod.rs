@@ -6,6 +6,7 @@
 //! keeps markers as swarm configs, with Docker's image role.
 
 pub mod docker;
+pub mod egress;
 pub mod endpoint;
 pub mod extras;
 pub mod power;
@@ -131,6 +132,10 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     /// Join this network instead of publishing the port (a reverse proxy routes to it).
     pub network: Option<String>,
+    /// Otherwise the bench's own network, made with these labels unless it is there, where it
+    /// publishes its port: it reaches no other bench (engines without one publish as
+    /// before).
+    pub own_network: Option<(String, HashMap<String, String>)>,
     /// The bench this one replaces. Plain containers start beside it (the orchestration
     /// removes it once the new one answers); a swarm service is updated in place.
     pub replaces: Option<String>,
@@ -262,8 +267,31 @@ pub struct BuildSpec {
     /// classic builder's only).
     pub limits: Option<Limits>,
     pub builder: Builder,
+    /// The network of the build's steps.
+    pub network: BuildNetwork,
     /// Build secrets by id (`RUN --mount=type=secret,id=...`; BuildKit only).
     pub secrets: std::collections::BTreeMap<String, docker::SecretSource>,
+}
+
+/// The network a build's steps run on (`--build-network`, the operator's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuildNetwork {
+    /// The engine's default bridge: `RUN` steps reach package registries (and, unless the
+    /// benches' egress is closed, the host's link-local addresses).
+    #[default]
+    Default,
+    /// No network: a `RUN` step that downloads fails.
+    None,
+}
+
+impl BuildNetwork {
+    pub fn parse(s: &str) -> Option<BuildNetwork> {
+        match s {
+            "default" => Some(BuildNetwork::Default),
+            "none" => Some(BuildNetwork::None),
+            _ => None,
+        }
+    }
 }
 
 /// A marker: a named object that runs nothing and holds labels (an issue's lock, the result

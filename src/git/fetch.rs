@@ -275,7 +275,9 @@ fn update_cache(
 #[derive(Debug, Clone)]
 pub struct BranchPeek {
     pub head: String,
-    pub text: Option<String>,
+    /// The file's text; none when there is no such file; an error when it is past
+    /// [`MAX_BRANCH_FILE`].
+    pub text: std::result::Result<Option<String>, String>,
     pub root: Vec<String>,
 }
 
@@ -307,11 +309,10 @@ pub fn peek_branch(
     };
     let peek = |git: &Repository, commit: &git2::Commit| -> BranchPeek {
         let tree = commit.tree().ok();
-        let text = tree.as_ref().and_then(|t| {
-            let entry = t.get_path(Path::new(path)).ok()?;
-            let blob = entry.to_object(git).ok()?.peel_to_blob().ok()?;
-            String::from_utf8(blob.content().to_vec()).ok()
-        });
+        let text = match tree.as_ref().and_then(|t| t.get_path(Path::new(path)).ok()) {
+            Some(entry) => blob_text(git, entry.id(), path),
+            None => Ok(None),
+        };
         let root = tree
             .iter()
             .flat_map(|t| t.iter())
@@ -340,23 +341,55 @@ pub fn peek_branch(
     Ok(peek(&git, &commit))
 }
 
+/// The largest file benchctl reads from a branch's tree by itself (settings, Compose and env
+/// files, secrets): what real ones need, many times over.
+pub const MAX_BRANCH_FILE: usize = 1 << 20;
+
+/// The text of blob `id` (the file `path`), its size asked of the object database before it
+/// is read: past [`MAX_BRANCH_FILE`] an error; `None` when it is not a blob or not UTF-8.
+fn blob_text(
+    git: &Repository,
+    id: git2::Oid,
+    path: &str,
+) -> std::result::Result<Option<String>, String> {
+    let Ok(odb) = git.odb() else { return Ok(None) };
+    let Ok((size, kind)) = odb.read_header(id) else {
+        return Ok(None);
+    };
+    if kind != git2::ObjectType::Blob {
+        return Ok(None);
+    }
+    if size > MAX_BRANCH_FILE {
+        return Err(format!(
+            "`{path}` is {size} bytes, more than the {} KiB benchctl reads from a branch",
+            MAX_BRANCH_FILE >> 10
+        ));
+    }
+    let Ok(blob) = git.find_blob(id) else {
+        return Ok(None);
+    };
+    Ok(String::from_utf8(blob.content().to_vec()).ok())
+}
+
 /// The text of the file at `path` in `commit` (already read by [`peek_branch`]); `None` when
-/// there is none or it is not UTF-8.
-pub fn read_at(repo: &RepoSpec, cache: &Path, commit: &str, path: &str) -> Option<String> {
-    let git = open_holding(repo, cache).ok()?;
-    let tree = git
-        .find_commit(git2::Oid::from_str(commit).ok()?)
-        .ok()?
-        .tree()
-        .ok()?;
-    let blob = tree
-        .get_path(Path::new(path))
-        .ok()?
-        .to_object(&git)
-        .ok()?
-        .peel_to_blob()
-        .ok()?;
-    String::from_utf8(blob.content().to_vec()).ok()
+/// there is none or it is not UTF-8; an error past [`MAX_BRANCH_FILE`].
+pub fn read_at(
+    repo: &RepoSpec,
+    cache: &Path,
+    commit: &str,
+    path: &str,
+) -> std::result::Result<Option<String>, String> {
+    let Ok(git) = open_holding(repo, cache) else {
+        return Ok(None);
+    };
+    let id = git2::Oid::from_str(commit)
+        .and_then(|oid| git.find_commit(oid))
+        .and_then(|c| c.tree())
+        .and_then(|t| t.get_path(Path::new(path)).map(|e| e.id()));
+    match id {
+        Ok(id) => blob_text(&git, id, path),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Whether `commit` (already read by [`peek_branch`]) holds a file at `path`.

@@ -305,6 +305,7 @@ impl Worker {
         let keep = app::teardown::Keep {
             link: !self.cfg.deploy.policy.link,
             volumes: false,
+            hook_limit: self.cfg.deploy.bench.hook_limit,
         };
         match app::teardown::run(&ctx, issue, field, keep, reason).await {
             Ok(o) if o.removed_containers.is_empty() => {

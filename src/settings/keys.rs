@@ -275,6 +275,16 @@ pub const COMPOSE_ALLOW: Key = Key {
     files: Files::Operator,
     ..key("compose-allow", Kind::Text)
 };
+pub const MAX_HOOK_TIMEOUT: Key = Key {
+    default: Some("600"),
+    help: "Ceiling of a hook's timeout a branch may ask for (seconds; default 600); a teardown \
+           hook runs at most this long at teardown, whatever its bench was deployed with",
+    flag: Some("max-hook-timeout"),
+    value_name: "SECONDS",
+    env: Some(crate::env::MAX_HOOK_TIMEOUT),
+    files: Files::Operator,
+    ..key("max-hook-timeout", Kind::Seconds)
+};
 pub const MAX_REPLICAS: Key = Key {
     default: Some("3"),
     help: "Containers a service of a branch's Compose file may ask for (`deploy.replicas`, \
@@ -474,6 +484,7 @@ pub const KEYS: &[&Key] = &[
     &PROFILES,
     &COMPOSE_ALLOW,
     &MAX_REPLICAS,
+    &MAX_HOOK_TIMEOUT,
     &HOOK_SEED_SERVICE,
     &HOOK_SEED_COMMAND,
     &HOOK_SEED_TIMEOUT,

@@ -39,8 +39,9 @@ pub fn repo_layer(
         crate::naming::short_commit(&peek.head)
     );
     let layer = match &peek.text {
-        Some(text) => Some(super::file::parse_branch(text, &at)?),
-        None => None,
+        Ok(Some(text)) => Some(super::file::parse_branch(text, &at)?),
+        Ok(None) => None,
+        Err(e) => return Err(Error::usage(format!("{e} (branch {branch})"))),
     };
     Ok((peek, layer))
 }
@@ -160,12 +161,14 @@ fn stack(
             e.from(keys::COMPOSE.name)
         )));
     }
-    let text = crate::git::read_at(repo, cache, &peek.head, &file).ok_or_else(|| {
-        Error::usage(format!(
-            "{at}: there is no such file{}; add it or fix the `compose` setting",
-            e.from(keys::COMPOSE.name)
-        ))
-    })?;
+    let text = crate::git::read_at(repo, cache, &peek.head, &file)
+        .map_err(|m| Error::usage(format!("{at}: {m}")))?
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "{at}: there is no such file{}; add it or fix the `compose` setting",
+                e.from(keys::COMPOSE.name)
+            ))
+        })?;
     let env: std::collections::HashMap<&str, &str> = req
         .bench
         .env
@@ -174,7 +177,7 @@ fn stack(
         .collect();
     let dir = file.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let read = |p: &str| {
-        crate::git::read_at(repo, cache, &peek.head, p)
+        crate::git::read_at(repo, cache, &peek.head, p)?
             .ok_or_else(|| format!("there is no file `{p}` in the branch"))
     };
     // `.env` beside the file, as Compose reads it; the bench's settings win over it
@@ -183,14 +186,16 @@ fn stack(
     } else {
         format!("{dir}/.env")
     };
-    let dot_env: std::collections::HashMap<String, String> = read(&dot_env_path)
-        .map(|t| {
-            crate::compose::service::parse_env_file(&t, &|_| None)
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let dot_env: std::collections::HashMap<String, String> =
+        crate::git::read_at(repo, cache, &peek.head, &dot_env_path)
+            .map_err(|m| Error::usage(format!("{at}: {m}")))?
+            .map(|t| {
+                crate::compose::service::parse_env_file(&t, &|_| None)
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect()
+            })
+            .unwrap_or_default();
     let lookup = |n: &str| {
         env.get(n)
             .map(|v| v.to_string())
@@ -283,6 +288,17 @@ fn hooks(
             crate::app::deploy::stack_plan::argv(&crate::compose::Cmd::Shell(c.into()))
                 .map_err(|m| Error::usage(format!("hook `{name}`: {m}{}", e.from(command.name))))?;
         let secs: u64 = typed(e, timeout, "a number of seconds")?.unwrap_or(300);
+        let max: u64 = typed(e, &keys::MAX_HOOK_TIMEOUT, "a number of seconds")?.unwrap_or(600);
+        if secs > max && matches!(e.origin(timeout.name), Some(Origin::RepoConfig(_))) {
+            return Err(Error::usage(format!(
+                "`{} = {secs}`{} is above the operator's ceiling {} {max}{}: lower it in the \
+                 branch, or whoever runs benchctl raises the ceiling",
+                timeout.name,
+                e.from(timeout.name),
+                keys::MAX_HOOK_TIMEOUT.flag_text(),
+                e.from(keys::MAX_HOOK_TIMEOUT.name)
+            )));
+        }
         out.push(crate::app::request::Hook {
             name: name.to_string(),
             service: s.to_string(),
@@ -561,6 +577,11 @@ pub fn apply(base: &DeployRequest, e: &Effective) -> Result<DeployRequest> {
             target: e.get(&keys::TARGET).map(str::to_string),
             health_path,
             env,
+            hook_limit: std::time::Duration::from_secs(
+                typed(e, &keys::MAX_HOOK_TIMEOUT, "a number of seconds")?
+                    .unwrap_or(600)
+                    .max(1),
+            ),
             ..base.bench.clone()
         },
         policy: Policy {

@@ -134,6 +134,7 @@ pub async fn before_teardown(
     engine: &Engine,
     bench: &ContainerInfo,
     services: &[ContainerInfo],
+    limit: std::time::Duration,
     reporter: &SharedReporter,
 ) {
     let Some(v) = bench
@@ -150,7 +151,7 @@ pub async fn before_teardown(
         .flatten()
         .filter_map(|c| c.as_str().map(str::to_string))
         .collect();
-    let timeout = std::time::Duration::from_secs(v["timeout"].as_u64().unwrap_or(300));
+    let timeout = std::time::Duration::from_secs(v["timeout"].as_u64().unwrap_or(300)).min(limit);
     let target = std::iter::once(bench)
         .chain(services)
         .find(|c| c.labels.get(sp::SERVICE).map(String::as_str) == Some(service) && c.running);

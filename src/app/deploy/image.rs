@@ -67,6 +67,7 @@ pub(super) async fn image(
                 target: req.bench.target.clone(),
                 owner: owner.clone(),
                 limits: Some(req.bench.limits.clone()),
+                network: req.bench.build_network,
                 builder: builder(req, engine, reporter).await?,
                 secrets: req.bench.build_secrets.clone(),
             };

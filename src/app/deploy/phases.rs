@@ -71,6 +71,9 @@ pub(super) async fn deploy_locked(
     let (engine, tracker, reporter) = (ctx.engine, ctx.tracker, ctx.reporter);
     let issue = req.issue.as_str();
     sweep_leftovers(engine, req, reporter).await;
+    // before any build: a `RUN` step of the branch reaches no further than the operator says
+    let remote = req.machine.engine_host.as_deref();
+    crate::app::egress::ensure(req.bench.egress, remote, reporter).await;
     // a sleeping bench wakes first: a no-op deploy then finds it serving, a new commit
     // replaces a bench whose services (its database) run
     if crate::app::sleep::of(engine, issue).await?.is_some() {
@@ -310,6 +313,15 @@ async fn start_single(
             .map(|e| format!("{}={}", e.name, e.value()))
             .collect(),
         network: req.bench.router.as_ref().map(|r| r.network.clone()),
+        own_network: Some((
+            super::stack_plan::network(issue),
+            super::stack_plan::stack_labels(
+                issue,
+                &req.repo.public(),
+                &req.run.deploy_id,
+                engine.stacks.kind(),
+            ),
+        )),
         replaces: replaces.map(|c| c.id.clone()),
         health_path: req.bench.health_path.clone(),
         ready_timeout: req.bench.ready_timeout,

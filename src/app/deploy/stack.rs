@@ -415,6 +415,7 @@ async fn build(
         target: b.target.clone(),
         owner,
         limits: Some(req.bench.limits.clone()),
+        network: req.bench.build_network,
         builder: Builder::default(),
         secrets: req.bench.build_secrets.clone(),
     };

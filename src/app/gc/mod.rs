@@ -37,6 +37,8 @@ pub struct GcOptions {
     /// When each issue's bench was last used (serve's idle clock): `ttl` counts from the
     /// later of that and its last deploy.
     pub last_used: std::collections::HashMap<String, u64>,
+    /// How long a removed bench's teardown hook may run (`max-hook-timeout`).
+    pub hook_limit: Duration,
 }
 
 /// One thing gc removed (or, with `--dry-run`, would remove).
@@ -162,19 +164,22 @@ pub async fn gc(
         if let Some(reason) = reason {
             if !opts.dry_run {
                 let field = opts.field.as_str();
-                teardown::teardown(
-                    issue,
-                    engine,
-                    tracker,
-                    field,
-                    teardown::Keep {
-                        link: !opts.clear_link,
-                        volumes: false,
-                    },
-                    reporter,
-                    lock_opts,
-                )
-                .await?;
+                let keep = teardown::Keep {
+                    link: !opts.clear_link,
+                    volumes: false,
+                    hook_limit: opts.hook_limit,
+                };
+                let done =
+                    teardown::teardown(issue, engine, tracker, field, keep, reporter, lock_opts)
+                        .await;
+                // one bench that cannot go keeps none of the others
+                if let Err(e) = done {
+                    reporter.report(Event::Warn(format!(
+                        "{issue} was not removed ({reason}): {e}"
+                    )));
+                    act("teardown-failed", issue, e.to_string());
+                    continue;
+                }
             }
             act("teardown", issue, reason);
             continue;
@@ -551,6 +556,7 @@ mod tests {
             build_cache,
             pin_tag: None,
             last_used: Default::default(),
+            hook_limit: std::time::Duration::from_secs(600),
         };
         let layer = |repo: &str, created| ImageInfo {
             id: "sha256:1".into(),

@@ -151,6 +151,7 @@ mod tests {
             build_cache: false,
             pin_tag: None,
             last_used: Default::default(),
+            hook_limit: std::time::Duration::from_secs(600),
         };
         let bench = ContainerInfo {
             id: "1".into(),

@@ -75,6 +75,10 @@ pub enum Command {
     /// Print a shell completion script (bash, zsh, fish): e.g.
     /// `benchctl completions bash > /etc/bash_completion.d/benchctl`.
     Completions(CompletionsArgs),
+    /// Close or open the benches' egress on this host (as root): `close` adds benchctl's
+    /// iptables rules (a bench reaches no listener of the host and no link-local address),
+    /// `open` takes them out, `status` says which holds (README: Security model, Network).
+    Egress(EgressArgs),
     /// Print the man page (roff), generated from these definitions:
     /// `benchctl man > /usr/local/share/man/man1/benchctl.1`.
     Man,
@@ -100,6 +104,18 @@ pub struct EngineArgs {
     #[arg(long, global = true, env = keys::REGISTRY.env, value_name = keys::REGISTRY.value_name,
           help = keys::REGISTRY.help, help_heading = "Where benches run")]
     pub registry: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EgressArgs {
+    pub action: EgressAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EgressAction {
+    Close,
+    Open,
+    Status,
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +173,11 @@ pub struct GcArgs {
     /// Only list what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Seconds a removed bench's teardown hook may run at most, whatever it was deployed with.
+    #[arg(long, env = keys::MAX_HOOK_TIMEOUT.env, default_value_t = 600, value_name = "SECONDS",
+          value_parser = seconds())]
+    pub max_hook_timeout: u64,
 
     /// Remove benches not redeployed for longer than this (e.g. 12h, 3d; off by default).
     #[arg(long, value_name = "DURATION")]
@@ -444,6 +465,22 @@ pub struct BenchArgs {
           value_parser = ["classic", "buildkit", "auto"])]
     pub builder: String,
 
+    /// The network of build steps: `default` (the engine's default bridge: `RUN` steps reach
+    /// package registries, and no link-local address while egress is closed) or `none` (no
+    /// network at all: a `RUN` step that downloads fails). The operator's setting only.
+    #[arg(long, env = "BENCHCTL_BUILD_NETWORK", default_value = "default", value_name = "NETWORK",
+          value_parser = ["default", "none"])]
+    pub build_network: String,
+
+    /// What benches and builds may reach: `closed` (a bench reaches no other bench, no
+    /// listener of the engine's host and no link-local address such as the cloud metadata
+    /// service; a build no link-local address: benchctl keeps iptables rules as root on the
+    /// engine's host, README: Security model, Network) or `open` (the engine's defaults).
+    /// The operator's setting only.
+    #[arg(long, env = "BENCHCTL_EGRESS", default_value = "closed", value_name = "EGRESS",
+          value_parser = ["closed", "open"])]
+    pub egress: String,
+
     /// Which deploys add a comment to the issue: `failures` (a failed deploy, with the
     /// reason, and the success that follows it), `all` (also every new bench) or `off`.
     #[arg(long, env = "BENCHCTL_TRACKER_COMMENT", default_value = "failures",
@@ -550,6 +587,11 @@ pub struct TeardownArgs {
     /// Leave a multi-service bench's named volumes (its data) for the next deploy.
     #[arg(long)]
     pub keep_volumes: bool,
+
+    /// Seconds the bench's teardown hook may run at most, whatever it was deployed with.
+    #[arg(long, env = keys::MAX_HOOK_TIMEOUT.env, default_value_t = 600, value_name = "SECONDS",
+          value_parser = seconds())]
+    pub max_hook_timeout: u64,
 
     #[command(flatten)]
     pub lock: LockArgs,

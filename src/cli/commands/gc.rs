@@ -36,6 +36,7 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
         build_cache: args.build_cache,
         pin_tag: args.pin_tag.clone(),
         last_used: Default::default(),
+        hook_limit: std::time::Duration::from_secs(args.max_hook_timeout.max(1)),
     };
     let tracker = resolve::tracker_client(&args.tracker, cx.reporter)?;
     let engine = cx.engine.backend()?.connect().await?;

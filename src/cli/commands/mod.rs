@@ -4,6 +4,7 @@
 mod completions;
 mod config;
 mod deploy;
+mod egress;
 mod gc;
 mod link;
 mod list;
@@ -50,6 +51,7 @@ pub async fn exec(command: &Command, cx: &Ctx<'_>) -> Result<Output> {
         Command::Tracker(TrackerCommand::Init(a)) => tracker::exec(a, cx).await,
         Command::Templates(a) => templates::exec(a, cx),
         Command::Completions(a) => completions::exec(a),
+        Command::Egress(a) => egress::exec(a),
         Command::Man => man::exec(),
         Command::Config(a) => config::exec(a, cx).await,
     }

@@ -55,7 +55,7 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         deploy.policy.field.clone(),
         deploy.machine.cache_dir.clone(),
     );
-    let gc = gc_schedule(args, &deploy_field, &cache_dir)?;
+    let gc = gc_schedule(args, &deploy_field, &cache_dir, deploy.bench.hook_limit)?;
     let sleep = sleep_policy(args)?;
     let proxy = args
         .proxy_listen
@@ -115,6 +115,15 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         crate::server::log(&format!("notifications to {}", messengers.join(", ")));
     }
     let code_hosts = crate::cli::resolve::code_hosts(&args.code_host)?;
+    let egress = cfg.deploy.bench.egress;
+    if egress == crate::engine::egress::Egress::Open {
+        crate::server::log(
+            "warning: --egress open: benches and builds reach the host's listeners and \
+             link-local addresses (the cloud metadata service)",
+        );
+    }
+    let remote = cfg.deploy.machine.engine_host.clone();
+    crate::app::egress::ensure(egress, remote.as_deref(), cx.reporter).await;
     crate::server::serve(cfg, tracker, notifier, code_hosts).await?;
     Ok(Output::Written)
 }
@@ -160,6 +169,7 @@ fn gc_schedule(
     args: &crate::cli::args::ServeArgs,
     field: &str,
     cache_dir: &std::path::Path,
+    hook_limit: Duration,
 ) -> Result<Option<crate::server::GcSchedule>> {
     let interval = duration("--gc-interval", &args.gc_interval)?;
     if interval.is_zero() {
@@ -184,6 +194,7 @@ fn gc_schedule(
             build_cache: false,
             pin_tag: args.pin_tag.clone(),
             last_used: Default::default(),
+            hook_limit,
         },
     }))
 }

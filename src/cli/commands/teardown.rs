@@ -43,6 +43,7 @@ pub async fn exec(args: &TeardownArgs, cx: &Ctx<'_>) -> Result<Output> {
     let keep = app::teardown::Keep {
         link: args.keep_link,
         volumes: args.keep_volumes,
+        hook_limit: std::time::Duration::from_secs(args.max_hook_timeout.max(1)),
     };
     let outcome = app::teardown::run(&ctx, &issue, &field, keep, "benchctl teardown").await?;
     Ok(Teardown { outcome, field }.into())

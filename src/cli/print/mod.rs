@@ -415,6 +415,29 @@ impl Report for Gc {
     }
 }
 
+/// `egress`: whether the benches' egress is closed, and what was done to make it so.
+pub struct Egress {
+    pub closed: bool,
+    pub done: Vec<String>,
+}
+
+impl Report for Egress {
+    fn json(&self) -> Value {
+        json!({ "egress": if self.closed { "closed" } else { "open" }, "done": self.done })
+    }
+    fn human(&self) -> Vec<Line> {
+        let mut lines: Vec<Line> = self.done.iter().map(|d| Line::Out(d.clone())).collect();
+        lines.push(Line::Out(if self.closed {
+            "egress closed: benches reach no listener of this host and no link-local address; \
+             builds no link-local address"
+                .into()
+        } else {
+            "egress open: benches and builds reach what this host's network reaches".into()
+        }));
+        lines
+    }
+}
+
 /// `config`: each setting, its value and where it came from (secrets already masked).
 pub struct Settings(pub Vec<crate::settings::Row>);
 

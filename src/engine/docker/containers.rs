@@ -122,6 +122,15 @@ impl Benches for DockerEngine {
                 host_port: Some(String::new()),
             }]),
         );
+        // behind a router: its network; else the bench's own, publishing the port
+        let network = match (&spec.network, &spec.own_network) {
+            (Some(n), _) => Some(n.clone()),
+            (None, Some((own, labels))) => {
+                crate::engine::Stacks::ensure_network(self, own, labels).await?;
+                Some(own.clone())
+            }
+            (None, None) => None,
+        };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             labels: Some(spec.labels.clone()),
@@ -129,7 +138,7 @@ impl Benches for DockerEngine {
             exposed_ports: Some(vec![port_key]),
             host_config: Some(HostConfig {
                 port_bindings: spec.network.is_none().then_some(bindings),
-                network_mode: spec.network.clone(),
+                network_mode: network,
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,

@@ -78,6 +78,10 @@ impl Images for DockerEngine {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        if spec.network == crate::engine::BuildNetwork::None {
+            // both builders: the classic one's steps, and BuildKit's (`force-network-mode`)
+            options = options.networkmode("none");
+        }
         let options = options
             .dockerfile(&spec.dockerfile)
             .buildargs(&build_args)

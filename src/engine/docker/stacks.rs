@@ -136,6 +136,16 @@ async fn follow(
     Ok((-1, last.into_iter().collect()))
 }
 
+/// The interface of bench network `name`'s bridge: [`egress::BRIDGE_PREFIX`] and a digest of
+/// the name (15 characters, the kernel's limit).
+///
+/// [`egress::BRIDGE_PREFIX`]: crate::engine::egress::BRIDGE_PREFIX
+pub fn bridge_name(name: &str) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    format!("{}{}", crate::engine::egress::BRIDGE_PREFIX, &digest[..11])
+}
+
 #[async_trait]
 impl Stacks for DockerEngine {
     async fn ensure_network(&self, name: &str, labels: &HashMap<String, String>) -> Result<()> {
@@ -147,6 +157,11 @@ impl Stacks for DockerEngine {
             driver: Some("bridge".into()),
             labels: Some(labels.clone()),
             internal: Some(internal == Some("true")),
+            // a bench bridge's interface is named so that the host's firewall knows it
+            options: Some(HashMap::from([(
+                "com.docker.network.bridge.name".to_string(),
+                bridge_name(name),
+            )])),
             ..Default::default()
         };
         // the engine allows two networks of one name: look first (the lock keeps a

@@ -1,12 +1,15 @@
-//! Attacks of issue 14, each performed for real against the binary (real engine, real HTTP): a
+//! Attacks of issues 14 and 29, each performed for real against the binary (real engine, real HTTP): a
 //! branch or a delivery reaches no further than its own bench. One file per kind of attack.
 
+mod branch_files;
 mod deliveries;
 mod host;
 mod labels;
 mod messengers;
+mod network;
 mod registry;
 mod settings;
 mod stacks;
 mod stalls;
+mod teardown_hooks;
 mod writes;
