@@ -238,14 +238,38 @@ pub fn render_url(template: &str, v: &UrlValues) -> Result<String> {
 
 /// The host name a URL template gives (for a router's rule).
 pub fn url_host(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = url_authority(url);
+    // `user:pass@host`: the host is after the last `@`
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+/// The authority of a URL (`user@host:port`).
+fn url_authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#', '\\']).next().unwrap_or("")
+}
+
+/// Whether a URL carries user information (`http://a:b@host/`): nothing benchctl links to
+/// or routes by may.
+pub fn url_has_userinfo(url: &str) -> bool {
+    url_authority(url).contains('@')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_urls_host_is_after_its_user_information() {
+        assert_eq!(
+            url_host("http://proj-1.b.test:1@evil.example/"),
+            "evil.example"
+        );
+        assert!(url_has_userinfo("http://proj-1.b.test:1@evil.example/"));
+        assert!(!url_has_userinfo("https://proj-1.b.test/a@b"));
+        assert_eq!(url_host("https://proj-1.b.test:8443/x"), "proj-1.b.test");
+    }
 
     #[test]
     fn url_templates_give_dns_safe_hosts_within_limits() {

@@ -84,6 +84,7 @@ async fn answer(p: &AsleepPage, headers: &HeaderMap, uri: &Uri, asked: Asked) ->
     // a link back only to the host asked for: the page is no redirector for other sites
     let back = asked.url.filter(|u| {
         (u.starts_with("http://") || u.starts_with("https://"))
+            && !crate::naming::url_has_userinfo(u)
             && crate::naming::url_host(u).eq_ignore_ascii_case(&host)
     });
     let status = match seen {

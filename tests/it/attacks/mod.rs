@@ -3,6 +3,7 @@
 
 mod branch_files;
 mod deliveries;
+mod front_door;
 mod host;
 mod labels;
 mod messengers;
