@@ -102,6 +102,44 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
         && headers.contains_key(header::UPGRADE)
 }
 
+/// The front door is the edge: what a client says about where it comes from is replaced by
+/// what the connection shows (`X-Forwarded-*`, `X-Real-IP`, `Forwarded`, RFC 7239), so a bench
+/// never trusts an address a visitor made up.
+fn edge_headers(h: &mut HeaderMap, peer: Option<std::net::IpAddr>, host: &str) {
+    for name in [
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-real-ip",
+        "forwarded",
+    ] {
+        h.remove(name);
+    }
+    let proto = "http";
+    let mut forwarded = Vec::new();
+    if let Some(ip) = peer {
+        let ip_text = ip.to_string();
+        if let Ok(v) = HeaderValue::from_str(&ip_text) {
+            h.insert("x-forwarded-for", v.clone());
+            h.insert("x-real-ip", v);
+        }
+        forwarded.push(match ip {
+            std::net::IpAddr::V6(_) => format!("for=\"[{ip_text}]\""),
+            std::net::IpAddr::V4(_) => format!("for={ip_text}"),
+        });
+    }
+    if let Ok(v) = HeaderValue::from_str(host) {
+        h.insert("x-forwarded-host", v);
+        forwarded.push(format!("host=\"{host}\""));
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    forwarded.push(format!("proto={proto}"));
+    if let Ok(v) = HeaderValue::from_str(&forwarded.join(";")) {
+        h.insert("forwarded", v);
+    }
+}
+
 /// Answers one request: routed, woken when asleep, forwarded.
 pub async fn handle(
     proxy: Arc<Proxy>,
@@ -315,15 +353,7 @@ async fn forward(
         }
         h.remove(name.as_str());
     }
-    if let Some(p) = peer {
-        if let Ok(v) = HeaderValue::from_str(&p.ip().to_string()) {
-            h.append("x-forwarded-for", v);
-        }
-    }
-    if let Ok(v) = HeaderValue::from_str(host) {
-        h.insert("x-forwarded-host", v);
-    }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    edge_headers(h, peer.map(|p| p.ip()), host);
     let mut resp = sender
         .send_request(Request::from_parts(parts, body))
         .await

@@ -1,6 +1,8 @@
 //! Issue 29, low items at serve's doors: the page Traefik shows for a sleeping bench links
 //! back only to the host asked for, and a URL whose user information names that host
-//! (`http://HOST:1@evil.example/`) is no link back.
+//! (`http://HOST:1@evil.example/`) is no link back (16); the front door is the edge, so
+//! the address a visitor claims (`X-Forwarded-For`, `X-Real-IP`, `Forwarded`) never reaches
+//! the bench: it sees the connection's (13).
 
 use crate::support::serve::*;
 use crate::support::*;
@@ -42,4 +44,71 @@ fn the_asleep_page_links_back_to_no_other_site() {
         assert!(page.starts_with("HTTP/1.1 404"), "{page}");
         assert!(!page.contains("evil.example"), "{url}: {page}");
     }
+}
+
+/// A CGI script of busybox's httpd printing its environment (every request header, as
+/// `HTTP_*`).
+const ENV_CGI: &str =
+    "#!/bin/busybox sh\necho \"Content-Type: text/plain\"\necho\n/bin/busybox env\n";
+
+#[test]
+fn the_front_door_says_where_a_visitor_comes_from_and_the_visitor_does_not() {
+    let _group = crate::support::group(module_path!());
+    require_docker();
+    let _c = Cleanup::issues(&["ATKE-13"]);
+    let repo = AppRepo::new();
+    git(repo.path(), &["checkout", "-q", "-b", "feature/ATKE-13"]);
+    repo.write("www/cgi-bin/env", ENV_CGI);
+    let script = repo.path().join("www/cgi-bin/env");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    repo.commit("a page that shows its request headers");
+    let r = run(benchctl()
+        .args(["deploy", "feature/ATKE-13", "--repo", &repo.path_str()])
+        .args(["--no-link", "--url-template", "http://{issue}.bench.test"]));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let state = tempfile::tempdir().unwrap();
+    let proxy = format!("127.0.0.1:{}", free_port());
+    let s = ServeSetup::new(None, state.path())
+        .args(&["--gc-interval", "0", "--proxy-listen", &proxy])
+        .start();
+    let ask = || {
+        let mut c = std::net::TcpStream::connect(&proxy).ok()?;
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .ok()?;
+        write!(
+            c,
+            "GET /cgi-bin/env HTTP/1.1\r\nHost: atke-13.bench.test\r\nConnection: close\r\n\
+             X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\n\
+             X-Forwarded-Host: evil.example\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out.contains("HTTP_HOST").then_some(out)
+    };
+    s.wait_until(
+        "the proxy routes to ATKE-13",
+        std::time::Duration::from_secs(30),
+        |_| ask().is_some(),
+    );
+    let seen = ask().unwrap();
+    let var = |name: &str| {
+        seen.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        !seen.contains("6.6.6.6"),
+        "the visitor's claim reached the bench: {seen}"
+    );
+    assert!(!seen.contains("evil.example"), "{seen}");
+    assert_eq!(var("HTTP_X_FORWARDED_FOR"), "127.0.0.1", "{seen}");
+    assert_eq!(var("HTTP_X_REAL_IP"), "127.0.0.1", "{seen}");
+    assert_eq!(
+        var("HTTP_FORWARDED"),
+        "for=127.0.0.1;host=\"atke-13.bench.test\";proto=http",
+        "{seen}"
+    );
 }
