@@ -45,7 +45,7 @@ deploy
   --serversTransport.forwardingTimeouts.dialTimeout=5s >"$W/traefik.log" 2>&1 &
 pids+=($!)
 "$BENCHCTL" serve --listen "127.0.0.1:$(free_port)" --state-dir "$W/state" \
-  --gc-interval 0 --proxy-listen "$PROXY" 2>"$W/serve.log" &
+  --gc-interval 0 --proxy-listen "$PROXY" --url-template 'http://{issue}.bench.test' 2>"$W/serve.log" &
 pids+=($!)
 for addr in "$WEB" "$PROXY"; do
   for _ in $(seq 1 100); do

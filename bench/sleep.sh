@@ -34,7 +34,7 @@ busybox_app "$W/repo" feature/BENZ-1-app hello
 image=$(docker inspect -f '{{.Config.Image}}' benchctl-benz-1)
 docker run -d --name "$HAND" -p 127.0.0.1::8080 "$image" >/dev/null
 "$BENCHCTL" serve --listen "127.0.0.1:$(free_port)" --state-dir "$W/state" \
-  --gc-interval 0 --proxy-listen "$PROXY" --wake-hold 60 2>"$W/serve.log" &
+  --gc-interval 0 --proxy-listen "$PROXY" --url-template 'http://{issue}.bench.test' --wake-hold 60 2>"$W/serve.log" &
 serve_pid=$!
 for _ in $(seq 1 100); do curl -fsS -o /dev/null -H 'Host: benz-1.bench.test' "http://$PROXY/" && break; sleep 0.1; done
 

@@ -236,6 +236,12 @@ pub fn render_url(template: &str, v: &UrlValues) -> Result<String> {
     Ok(format!("{scheme}://{host}{host_port}{tail_out}"))
 }
 
+/// Whether a URL template's host holds `{issue}`: then no two issues' benches share a host,
+/// which routing by host needs.
+pub fn template_host_names_the_issue(template: &str) -> bool {
+    url_authority(template).contains("{issue}")
+}
+
 /// The host name a URL template gives (for a router's rule).
 pub fn url_host(url: &str) -> &str {
     let authority = url_authority(url);

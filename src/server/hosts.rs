@@ -65,6 +65,8 @@ impl Hosts {
         }
         let now = crate::clock::now_unix();
         let mut table = HashMap::new();
+        // a host two benches claim routes to neither (not to whichever a map's order gives)
+        let mut shared = std::collections::HashSet::new();
         for (issue, mut found) in by_issue {
             found.sort_by_key(|b| std::cmp::Reverse(b.0));
             let mut chosen: Option<(String, Option<SocketAddr>)> = None;
@@ -88,8 +90,18 @@ impl Hosts {
                 }
             }
             if let Some((host, target)) = chosen {
+                if table.contains_key(&host) {
+                    shared.insert(host.clone());
+                }
                 table.insert(host, Route { issue, target });
             }
+        }
+        for host in &shared {
+            table.remove(host);
+            super::log(&format!(
+                "warning: two benches have the address host {host}: the front door routes it to \
+                 neither (give --url-template an {{issue}} in its host)"
+            ));
         }
         *self.lock() = (Some(Instant::now()), table);
         Ok(())

@@ -180,7 +180,7 @@ fn an_idle_bench_sleeps_and_a_request_through_the_proxy_wakes_it() {
     // the dashboard's button wakes a sleeping bench (from its own page only)
     let own = format!("127.0.0.1:{}", free_port());
     let s = ServeSetup::new(Some(&t), state.path())
-        .args(&["--gc-interval", "0"])
+        .args(&["--gc-interval", "0", "--url-template", template])
         .args(&["--sleep-after", "2s", "--sleep-sample", "1s"])
         .args(&["--proxy-listen", &proxy, "--wake-hold", "0"])
         .args(&["--dashboard", "--dashboard-listen", &own])

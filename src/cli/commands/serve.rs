@@ -57,6 +57,17 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
     );
     let gc = gc_schedule(args, &deploy_field, &cache_dir, deploy.bench.hook_limit)?;
     let sleep = sleep_policy(args)?;
+    if args.proxy_listen.is_some() {
+        let template = deploy.bench.url_template.as_deref().unwrap_or_default();
+        if !crate::naming::template_host_names_the_issue(template) {
+            return Err(Error::usage(format!(
+                "--proxy-listen routes by host name, so each bench needs a host of its own: \
+                 the URL template's host must hold {{issue}} (e.g. \
+                 --url-template 'http://{{issue}}.bench.example.com'), and `{}` does not",
+                if template.is_empty() { "-" } else { template }
+            )));
+        }
+    }
     let proxy = args
         .proxy_listen
         .map(|listen| crate::server::proxy::ProxyConfig {

@@ -71,6 +71,7 @@ fn the_front_door_says_where_a_visitor_comes_from_and_the_visitor_does_not() {
     let proxy = format!("127.0.0.1:{}", free_port());
     let s = ServeSetup::new(None, state.path())
         .args(&["--gc-interval", "0", "--proxy-listen", &proxy])
+        .args(&["--url-template", "http://{issue}.bench.test"])
         .start();
     let ask = || {
         let mut c = std::net::TcpStream::connect(&proxy).ok()?;
@@ -111,4 +112,27 @@ fn the_front_door_says_where_a_visitor_comes_from_and_the_visitor_does_not() {
         "for=127.0.0.1;host=\"atke-13.bench.test\";proto=http",
         "{seen}"
     );
+}
+
+/// Issue 29, low 12: a front door whose URL template gives every bench one host would route by
+/// a map's order; serve refuses to start with it, naming the template.
+#[test]
+fn a_front_door_whose_benches_share_a_host_does_not_start() {
+    let _group = crate::support::group(module_path!());
+    for template in ["http://bench.test/{issue}", "http://shared.bench.test"] {
+        let state = tempfile::tempdir().unwrap();
+        let r = run(benchctl()
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(["--proxy-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--url-template", template])
+            .env("BENCHCTL_GITHUB_SECRET", "a-long-enough-webhook-secret-1"));
+        assert_eq!(r.code, 2, "{template}: {}", r.all());
+        assert!(
+            r.stderr.contains("{issue}") && r.stderr.contains(template),
+            "{}",
+            r.stderr
+        );
+    }
 }
