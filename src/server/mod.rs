@@ -520,6 +520,7 @@ pub async fn serve(
             tracker: dashboard_tracker,
             summaries: Default::default(),
             waker: waker.clone(),
+            backoff: Default::default(),
         });
         if dc.basic.is_some() {
             app = app.merge(dashboard::routes(board.clone(), true));
@@ -533,10 +534,13 @@ pub async fn serve(
                 "dashboard on http://{} (loopback only)",
                 own.local_addr().map(|a| a.to_string()).unwrap_or_default()
             ));
+            // the same deadlines and cap as serve's own listener
             let routes = dashboard::routes(board, false);
-            tokio::spawn(async move {
-                let _ = axum::serve(own, routes).await;
-            });
+            let limits = listen::ConnLimits {
+                header_timeout: cfg.header_timeout,
+                max_connections: cfg.max_connections,
+            };
+            tokio::spawn(listen::serve(own, routes, limits, std::future::pending()));
         }
     }
     let configured: Vec<&str> = Source::ALL

@@ -149,6 +149,16 @@ fn dashboard_config(
         return Ok(None);
     }
     let password = crate::secret::secret_from_env(&ProcessEnv, crate::env::DASHBOARD_PASSWORD)?;
+    if let Some(p) = &password {
+        // as for the webhook secrets: a short password falls to guessing
+        let len = p.expose().len();
+        if len < 16 && !args.allow_weak_secrets {
+            return Err(crate::Error::usage(format!(
+                "BENCHCTL_DASHBOARD_PASSWORD has {len} bytes: the dashboard shows logs, so its \
+                 password needs at least 16 (or pass --allow-weak-secrets)"
+            )));
+        }
+    }
     let user = crate::env::var(crate::env::DASHBOARD_USER).unwrap_or_else(|| "benchctl".into());
     if let Some(addr) = args.dashboard_listen {
         if !addr.ip().is_loopback() {

@@ -5,15 +5,17 @@
 //! (`BENCHCTL_DASHBOARD_PASSWORD`), or on a loopback listener of its own
 //! (`--dashboard-listen`).
 
+pub mod guard;
 pub mod view;
 
 use crate::app::inspect;
 use crate::app::record::LastDeploy;
 use crate::engine::Engine;
 use crate::secret::Secret;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Who may see the dashboard.
@@ -41,6 +43,8 @@ pub struct Dashboard {
         std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String)>>,
     /// Wakes a sleeping bench (the bench page's button).
     pub waker: Arc<super::idle::Waker>,
+    /// Failed Basic attempts per client.
+    pub backoff: guard::Backoff,
 }
 
 /// How long a summary read from the Tracker is shown before it is read again.
@@ -121,22 +125,47 @@ fn refused() -> Response {
         .into_response()
 }
 
+/// Whether a request may see the dashboard; the answer when it may not. `with_auth`: serve's
+/// own listener (the Basic credentials, with a back-off per client); else the loopback
+/// listener (a loopback `Host` only).
+fn admit(
+    d: &Dashboard,
+    with_auth: bool,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Option<Response> {
+    if !with_auth {
+        return (!guard::loopback_host(headers)).then(guard::misdirected);
+    }
+    let Some((user, password)) = &d.cfg.basic else {
+        return Some(refused());
+    };
+    let now = std::time::Instant::now();
+    if let Some(wait) = d.backoff.waiting(peer.ip(), now) {
+        return Some(guard::wait_answer(wait));
+    }
+    if authorized(headers, user, password) {
+        d.backoff.succeeded(peer.ip());
+        return None;
+    }
+    // a request without credentials is a browser asking for them, not a guess
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        d.backoff.failed(peer.ip(), now);
+    }
+    Some(refused())
+}
+
 /// The routes; `with_auth`: behind the Basic credentials (serve's own listener).
 pub fn routes(d: Arc<Dashboard>, with_auth: bool) -> axum::Router {
-    let guard = move |d: &Dashboard, headers: &HeaderMap| -> bool {
-        match (&d.cfg.basic, with_auth) {
-            (_, false) => true,
-            (Some((user, password)), true) => authorized(headers, user, password),
-            (None, true) => false,
-        }
-    };
     axum::Router::new()
         .route(
             "/",
             axum::routing::get(
-                move |State(d): State<Arc<Dashboard>>, headers: HeaderMap| async move {
-                    if !guard(&d, &headers) {
-                        return refused();
+                move |State(d): State<Arc<Dashboard>>,
+                      ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                      headers: HeaderMap| async move {
+                    if let Some(no) = admit(&d, with_auth, &headers, peer) {
+                        return no;
                     }
                     index(&d).await
                 },
@@ -146,10 +175,11 @@ pub fn routes(d: Arc<Dashboard>, with_auth: bool) -> axum::Router {
             "/bench/{issue}",
             axum::routing::get(
                 move |State(d): State<Arc<Dashboard>>,
+                      ConnectInfo(peer): ConnectInfo<SocketAddr>,
                       Path(issue): Path<String>,
                       headers: HeaderMap| async move {
-                    if !guard(&d, &headers) {
-                        return refused();
+                    if let Some(no) = admit(&d, with_auth, &headers, peer) {
+                        return no;
                     }
                     bench(&d, &issue).await
                 },
@@ -159,10 +189,11 @@ pub fn routes(d: Arc<Dashboard>, with_auth: bool) -> axum::Router {
             "/bench/{issue}/wake",
             axum::routing::post(
                 move |State(d): State<Arc<Dashboard>>,
+                      ConnectInfo(peer): ConnectInfo<SocketAddr>,
                       Path(issue): Path<String>,
                       headers: HeaderMap| async move {
-                    if !guard(&d, &headers) {
-                        return refused();
+                    if let Some(no) = admit(&d, with_auth, &headers, peer) {
+                        return no;
                     }
                     wake(&d, &issue, &headers)
                 },

@@ -120,19 +120,72 @@ fn the_front_door_says_where_a_visitor_comes_from_and_the_visitor_does_not() {
 fn a_front_door_whose_benches_share_a_host_does_not_start() {
     let _group = crate::support::group(module_path!());
     for template in ["http://bench.test/{issue}", "http://shared.bench.test"] {
-        let state = tempfile::tempdir().unwrap();
-        let r = run(benchctl()
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
-            .arg("--state-dir")
-            .arg(state.path())
-            .args(["--proxy-listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--url-template", template])
-            .env("BENCHCTL_GITHUB_SECRET", "a-long-enough-webhook-secret-1"));
-        assert_eq!(r.code, 2, "{template}: {}", r.all());
-        assert!(
-            r.stderr.contains("{issue}") && r.stderr.contains(template),
-            "{}",
-            r.stderr
+        let proxy = format!("127.0.0.1:{}", free_port());
+        let (code, err) = serve_exit(
+            &[("BENCHCTL_GITHUB_SECRET", "a-long-enough-webhook-secret-1")],
+            &["--proxy-listen", &proxy, "--url-template", template],
         );
+        assert_eq!(code, 2, "{template}: {err}");
+        assert!(err.contains("{issue}") && err.contains(template), "{err}");
     }
+}
+
+/// Issue 29, low 14 and 17: the dashboard's password has 16 bytes at least; guessing it costs
+/// a growing wait per client (429 with `Retry-After`); the loopback listener answers no
+/// request for another host (DNS rebinding).
+#[test]
+fn the_dashboard_password_is_long_guessing_waits_and_rebinding_is_refused() {
+    let _group = crate::support::group(module_path!());
+    let (code, err) = serve_exit(
+        &[
+            ("BENCHCTL_DASHBOARD_PASSWORD", "short-pass"),
+            ("BENCHCTL_GITHUB_SECRET", "a-long-enough-webhook-secret-1"),
+        ],
+        &["--dashboard"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("at least 16"), "{err}");
+    let state = tempfile::tempdir().unwrap();
+
+    let own = free_port();
+    let s = ServeSetup::new(None, state.path())
+        .args(&[
+            "--dashboard",
+            "--dashboard-listen",
+            &format!("127.0.0.1:{own}"),
+        ])
+        .env(
+            "BENCHCTL_DASHBOARD_PASSWORD",
+            "a-dashboard-password-long-enough",
+        )
+        .start();
+    // wrong guesses: after the free ones, the client waits
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        let a = http(
+            &s.addr,
+            "GET",
+            "/",
+            &[("Authorization", &format!("Basic {}", basic_wrong(i)))],
+            b"",
+        );
+        codes.push(a.status);
+    }
+    assert_eq!(&codes[..5], &[401; 5], "{codes:?}");
+    assert!(codes[5..].iter().all(|c| *c == 429), "{codes:?}");
+    // the loopback listener: its own host answers, another host's name does not
+    let page = get_host(
+        &format!("127.0.0.1:{own}"),
+        &format!("127.0.0.1:{own}"),
+        "/",
+    );
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let page = get_host(&format!("127.0.0.1:{own}"), "rebound.evil.example", "/");
+    assert!(page.starts_with("HTTP/1.1 421"), "{page}");
+}
+
+/// Basic credentials for `benchctl` with a wrong password.
+fn basic_wrong(i: usize) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("benchctl:wrong-guess-{i}"))
 }

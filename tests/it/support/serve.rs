@@ -420,3 +420,38 @@ pub fn bench_url(t: &FakeTracker, issue: &str) -> Option<String> {
     t.field(issue, "benchLink")
         .and_then(|v| v.as_str().map(str::to_string))
 }
+
+/// Starts `benchctl serve` with `envs` and `args`, expecting it to exit: its code and stderr.
+/// A service that keeps running past 20 s fails the test.
+pub fn serve_exit(envs: &[(&str, &str)], args: &[&str]) -> (i32, String) {
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = benchctl();
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--state-dir")
+        .arg(state.path())
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code().unwrap_or(-1), err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve started with {envs:?} {args:?}; it must refuse to");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
