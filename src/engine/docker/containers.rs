@@ -66,15 +66,55 @@ pub(crate) struct Before<'a> {
     pub platform: Option<&'a str>,
 }
 
+/// The shortest interval of a health check the engine runs for a bench: a branch's `1ms`
+/// would be an exec storm outside the bench's cgroup.
+pub(crate) const HEALTH_FLOOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Raises the health check's intervals (the file's, else the image's `HEALTHCHECK`) to
+/// [`HEALTH_FLOOR`]; `0` (the engine's default) stays.
+async fn floor_health(docker: &Docker, body: &mut ContainerCreateBody) -> Result<()> {
+    let floor = HEALTH_FLOOR.as_nanos() as i64;
+    let raise = |v: &mut Option<i64>| {
+        if let Some(n) = v.as_mut().filter(|n| **n > 0 && **n < floor) {
+            *n = floor;
+        }
+    };
+    let mut check = match body.healthcheck.take() {
+        Some(h) => h,
+        None => {
+            let image = body.image.clone().unwrap_or_default();
+            match docker.inspect_image(&image).await {
+                Ok(i) => match i.config.and_then(|c| c.healthcheck) {
+                    Some(h) => h,
+                    None => return Ok(()),
+                },
+                // the create that follows says what is wrong with the image
+                Err(_) => return Ok(()),
+            }
+        }
+    };
+    for v in [
+        &mut check.interval,
+        &mut check.timeout,
+        &mut check.start_period,
+        &mut check.start_interval,
+    ] {
+        raise(v);
+    }
+    body.healthcheck = Some(check);
+    Ok(())
+}
+
 /// Creates the container `name` (on `before.platform`), connects it to `before.networks`
 /// (besides the one it is created on: an engine before API 1.44 takes one at creation), puts
 /// `before.copies` in and starts it; one that cannot start is removed again.
 pub(crate) async fn create_and_start(
     docker: &Docker,
     name: &str,
-    body: ContainerCreateBody,
+    mut body: ContainerCreateBody,
     before: Before<'_>,
 ) -> Result<String> {
+    floor_health(docker, &mut body).await?;
     let mut opts = CreateContainerOptionsBuilder::default().name(name);
     if let Some(p) = before.platform {
         opts = opts.platform(p);

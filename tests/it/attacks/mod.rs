@@ -4,6 +4,7 @@
 mod branch_files;
 mod deliveries;
 mod front_door;
+mod health;
 mod host;
 mod labels;
 mod messengers;
