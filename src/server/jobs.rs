@@ -330,14 +330,26 @@ impl Worker {
         }
     }
 
-    async fn remove_branch(&self, issue: &str, branch: &str) -> Outcome {
+    async fn remove_branch(&self, issue: &str, repo: &str, branch: &str) -> Outcome {
+        // the bench must be of this branch of this repository
+        let location = self
+            .cfg
+            .repos
+            .get(repo)
+            .and_then(|l| crate::git::resolve_repo(Some(l)).ok())
+            .map(|r| labels::value(&r.public()));
         match app::inspect::find_bench(&self.engine, issue).await {
-            Ok(Some(c)) if c.labels.get(labels::BRANCH).map(String::as_str) == Some(branch) => {
+            Ok(Some(c))
+                if c.labels.get(labels::BRANCH).map(String::as_str) == Some(branch)
+                    && location.is_some()
+                    && c.labels.get(labels::REPO) == location.as_ref() =>
+            {
                 self.teardown(issue, &format!("branch {branch} was deleted"))
                     .await
             }
             Ok(Some(_)) => Outcome::Done(format!(
-                "{issue}'s bench was deployed from another branch than {branch}; left alone"
+                "{issue}'s bench was deployed from another branch or repository than {repo}'s \
+                 {branch}; left alone"
             )),
             Ok(None) => Outcome::Done(format!("{issue} has no bench; nothing to remove")),
             Err(e) => Outcome::Retry(e.to_string()),
@@ -464,7 +476,11 @@ impl Runner for Worker {
                     self.review(&keys, *review, repo, branch, title, url.as_deref())
                         .await
                 }),
-                Intent::Remove { issue, branch, .. } => Box::pin(self.remove_branch(issue, branch)),
+                Intent::Remove {
+                    issue,
+                    repo,
+                    branch,
+                } => Box::pin(self.remove_branch(issue, repo, branch)),
                 Intent::Close { issue } => Box::pin(self.close(issue)),
             };
         let mut stop = cancel;

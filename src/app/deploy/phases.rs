@@ -86,6 +86,7 @@ pub(super) async fn deploy_locked(
     let final_name = container_name(issue);
     let settings = settings_of(req, engine);
     let existing = benches(engine, Some(issue)).await?;
+    refuse_other_repository(req, &existing)?;
     let current = existing
         .iter()
         .find(|c| c.name == final_name && c.running)
@@ -364,6 +365,27 @@ pub(super) async fn unchanged(
         (Ok(field), Some(url)) => field.ensure(&url, reporter).await,
     };
     DeployOutcome::new(bench, Action::Unchanged, link)
+}
+
+/// An issue's bench belongs to the repository it was deployed from: a branch of another
+/// repository carrying the same key does not replace it.
+fn refuse_other_repository(
+    req: &DeployRequest,
+    existing: &[crate::engine::ContainerInfo],
+) -> Result<()> {
+    let ours = labels::value(&req.repo.public());
+    let other = existing
+        .iter()
+        .find_map(|c| c.labels.get(labels::REPO).filter(|r| **r != ours));
+    match other {
+        None => Ok(()),
+        Some(theirs) => Err(Error::usage(format!(
+            "{}'s bench was deployed from the repository {theirs}, and branch `{}` is of {ours}: \
+             a branch of another repository does not replace it; if it should go, `benchctl \
+             teardown {}` first",
+            req.issue, req.branch, req.issue
+        ))),
+    }
 }
 
 /// Removes what killed deploys left that no bench or label lookup reaches otherwise: this

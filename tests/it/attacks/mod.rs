@@ -10,6 +10,7 @@ mod labels;
 mod messengers;
 mod network;
 mod registry;
+mod repositories;
 mod settings;
 mod stacks;
 mod stalls;
