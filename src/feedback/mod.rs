@@ -9,6 +9,7 @@
 mod bitbucket;
 mod github;
 mod gitlab;
+pub mod markdown;
 pub mod observer;
 mod pr;
 pub mod target;

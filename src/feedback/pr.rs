@@ -47,16 +47,17 @@ pub(super) fn body(status: &super::Status, bench_url: Option<&str>) -> String {
         text.push_str(&format!("- address: {url}\n"));
     }
     text.push_str(&format!(
-        "- commit: `{}` (branch `{}`)\n- updated: {}\n",
+        "- commit: `{}` (branch {})\n- updated: {}\n",
         crate::naming::short_commit(&status.commit),
-        status.branch,
+        super::markdown::code_span(&super::markdown::no_mentions(&status.branch)),
         crate::clock::utc(crate::clock::now_unix())
     ));
     if status.state == super::State::Failure {
         let reason: String = status.description.chars().take(1000).collect();
+        let reason = super::markdown::no_mentions(&reason);
         text.push_str(&format!(
-            "- last error:\n\n```\n{}\n```\n",
-            reason.replace("```", "` ` `")
+            "- last error:\n\n{}\n",
+            super::markdown::fenced(&reason)
         ));
     }
     text

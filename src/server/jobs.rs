@@ -171,9 +171,10 @@ impl Worker {
                     ("issue", issue),
                     ("review", &review.name().replace('_', " ")),
                     ("status", target),
-                    ("title", title),
+                    // the author's text, and a branch's name: no mention from the bot
+                    ("title", &crate::feedback::markdown::no_mentions(title)),
                     ("pr_url", url.unwrap_or("")),
-                    ("branch", branch),
+                    ("branch", &crate::feedback::markdown::no_mentions(branch)),
                     ("repo", repo),
                 ],
             )

@@ -7,6 +7,7 @@ mod front_door;
 mod health;
 mod host;
 mod labels;
+mod markdown;
 mod messengers;
 mod network;
 mod registry;
