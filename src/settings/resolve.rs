@@ -288,16 +288,8 @@ fn hooks(
             crate::app::deploy::stack_plan::argv(&crate::compose::Cmd::Shell(c.into()))
                 .map_err(|m| Error::usage(format!("hook `{name}`: {m}{}", e.from(command.name))))?;
         let secs: u64 = typed(e, timeout, "a number of seconds")?.unwrap_or(300);
-        let max: u64 = typed(e, &keys::MAX_HOOK_TIMEOUT, "a number of seconds")?.unwrap_or(600);
-        if secs > max && matches!(e.origin(timeout.name), Some(Origin::RepoConfig(_))) {
-            return Err(Error::usage(format!(
-                "`{} = {secs}`{} is above the operator's ceiling {} {max}{}: lower it in the \
-                 branch, or whoever runs benchctl raises the ceiling",
-                timeout.name,
-                e.from(timeout.name),
-                keys::MAX_HOOK_TIMEOUT.flag_text(),
-                e.from(keys::MAX_HOOK_TIMEOUT.name)
-            )));
+        if secs > hook_limit(e)? && matches!(e.origin(timeout.name), Some(Origin::RepoConfig(_))) {
+            return Err(above_ceiling(e, timeout, &keys::MAX_HOOK_TIMEOUT));
         }
         out.push(crate::app::request::Hook {
             name: name.to_string(),
@@ -449,20 +441,33 @@ fn check_ceilings(e: &Effective, memory: i64, cpus: f64, pids: i64, ready: u64) 
             .iter()
             .find(|(k, _)| k.name == key.name)
             .expect("every limit has a ceiling");
-        return Err(Error::usage(format!(
-            "`{} = {}`{} is above the operator's ceiling {} {}{}: lower it in the branch, or \
-             whoever runs benchctl raises the ceiling with {}{}",
-            key.name,
-            e.get(key).unwrap_or_default(),
-            e.from(key.name),
-            max.flag_text(),
-            ceiling(max),
-            e.from(max.name),
-            max.flag_text(),
-            max.env.map(|v| format!(" or {v}")).unwrap_or_default(),
-        )));
+        return Err(above_ceiling(e, key, max));
     }
     Ok(())
+}
+
+/// The error of a branch's `key` above the operator's ceiling `max`, naming both and where each
+/// came from.
+fn above_ceiling(e: &Effective, key: &Key, max: &Key) -> Error {
+    Error::usage(format!(
+        "`{} = {}`{} is above the operator's ceiling {} {}{}: lower it in the branch, or \
+         whoever runs benchctl raises the ceiling with {}{}",
+        key.name,
+        e.get(key).unwrap_or_default(),
+        e.from(key.name),
+        max.flag_text(),
+        value(e, max).unwrap_or_default(),
+        e.from(max.name),
+        max.flag_text(),
+        max.env.map(|v| format!(" or {v}")).unwrap_or_default(),
+    ))
+}
+
+/// The longest any hook may run (`max-hook-timeout`), in seconds.
+fn hook_limit(e: &Effective) -> Result<u64> {
+    Ok(typed(e, &keys::MAX_HOOK_TIMEOUT, "a number of seconds")?
+        .unwrap_or(600)
+        .max(1))
 }
 
 /// The request with the merged settings, each checked (errors say where the value came from).
@@ -577,11 +582,7 @@ pub fn apply(base: &DeployRequest, e: &Effective) -> Result<DeployRequest> {
             target: e.get(&keys::TARGET).map(str::to_string),
             health_path,
             env,
-            hook_limit: std::time::Duration::from_secs(
-                typed(e, &keys::MAX_HOOK_TIMEOUT, "a number of seconds")?
-                    .unwrap_or(600)
-                    .max(1),
-            ),
+            hook_limit: std::time::Duration::from_secs(hook_limit(e)?),
             ..base.bench.clone()
         },
         policy: Policy {

@@ -51,6 +51,25 @@ secrets:
   api-key: {file: ./key.txt}
 "#;
 
+/// benchctl's model of `text` (named `name`), its files read from `dir`, with the tests'
+/// environment ([`ENV`]).
+fn load_in(dir: &Path, text: &str, name: &str) -> Project {
+    let env: BTreeMap<&str, &str> = ENV.iter().copied().collect();
+    let lookup = |n: &str| env.get(n).map(|v| v.to_string());
+    let read = |p: &str| std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string());
+    let allow = Default::default();
+    let inputs = Inputs {
+        env: &lookup,
+        read: &read,
+        dir: "",
+        profiles: &[],
+        allow: &allow,
+        cap_add: &[],
+        max_replicas: 3,
+    };
+    compose::load(text, name, &inputs).unwrap()
+}
+
 /// Seconds of a duration.
 fn secs(d: Option<std::time::Duration>) -> Value {
     d.map_or(Value::Null, |d| json!(d.as_secs_f64()))
@@ -251,20 +270,7 @@ fn the_keys_real_files_use_equal_docker_compose_config() {
     let _group = crate::support::group(module_path!());
     let dir = tempfile::tempdir().unwrap();
     let (config, stdout) = docker_compose_config(dir.path(), "keys.yaml", FILE);
-    let env: BTreeMap<&str, &str> = ENV.iter().copied().collect();
-    let lookup = |n: &str| env.get(n).map(|v| v.to_string());
-    let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).map_err(|e| e.to_string());
-    let allow = Default::default();
-    let inputs = Inputs {
-        env: &lookup,
-        read: &read,
-        dir: "",
-        profiles: &[],
-        allow: &allow,
-        cap_add: &[],
-        max_replicas: 3,
-    };
-    let model = compose::load(FILE, "keys.yaml", &inputs).unwrap();
+    let model = load_in(dir.path(), FILE, "keys.yaml");
     let (a, b) = (ours(&model), theirs(&config, dir.path()));
     assert_eq!(
         a, b,
@@ -391,19 +397,7 @@ fn extends_equals_docker_compose_config() {
     std::fs::write(dir.path().join("common/services.yaml"), EXTENDED).unwrap();
     std::fs::write(dir.path().join("common/conf/app.ini"), "x=1\n").unwrap();
     let (config, stdout) = docker_compose_config(dir.path(), "compose.yaml", EXTENDING);
-    let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).map_err(|e| e.to_string());
-    let env = |_: &str| None;
-    let allow = Default::default();
-    let inputs = Inputs {
-        env: &env,
-        read: &read,
-        dir: "",
-        profiles: &[],
-        allow: &allow,
-        cap_add: &[],
-        max_replicas: 3,
-    };
-    let model = compose::load(EXTENDING, "compose.yaml", &inputs).unwrap();
+    let model = load_in(dir.path(), EXTENDING, "compose.yaml");
     let (a, b) = (ours_extended(&model), theirs_extended(&config, dir.path()));
     assert_eq!(
         a, b,

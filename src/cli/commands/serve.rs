@@ -152,10 +152,11 @@ fn dashboard_config(
     if let Some(p) = &password {
         // as for the webhook secrets: a short password falls to guessing
         let len = p.expose().len();
-        if len < 16 && !args.allow_weak_secrets {
+        let min = crate::server::webhook::MIN_SECRET_LEN;
+        if len < min && !args.allow_weak_secrets {
             return Err(crate::Error::usage(format!(
                 "BENCHCTL_DASHBOARD_PASSWORD has {len} bytes: the dashboard shows logs, so its \
-                 password needs at least 16 (or pass --allow-weak-secrets)"
+                 password needs at least {min} (or pass --allow-weak-secrets)"
             )));
         }
     }

@@ -489,11 +489,7 @@ impl SwarmEngine {
              the node the bench runs on"
                 .to_string()
         });
-        let image = spec
-            .task_template
-            .and_then(|t| t.container_spec)
-            .and_then(|c| c.image)
-            .unwrap_or_default();
+        let image = super::spec_image(&spec);
         Ok(ContainerInfo {
             id,
             name: spec.name.unwrap_or_default(),
