@@ -58,6 +58,8 @@ pub struct BenchSettings {
     /// The longest any hook runs (`max-hook-timeout`): a branch's timeouts above it are
     /// refused, and a teardown hook stops there whatever its bench's label says.
     pub hook_limit: Duration,
+    /// The images a branch may name (`--allow-images`, the operator's setting only).
+    pub allow_images: crate::build::allow::ImagePolicy,
     /// What benches and builds may reach (`--egress`, the operator's setting only).
     pub egress: crate::engine::egress::Egress,
     /// Build secrets by id (`--build-secret`, the operator's setting only): where each value

@@ -11,15 +11,18 @@
 const CONFIG_ONLY: &[&str] = &["CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "USER"];
 
 #[derive(Debug, Clone, PartialEq)]
-struct Instruction {
-    keyword: String,
+pub(crate) struct Instruction {
+    /// Upper-cased.
+    pub keyword: String,
     /// Byte offset of the instruction's first line.
-    start: usize,
+    pub start: usize,
     /// The instruction's text (continuation lines included).
-    text: String,
+    pub text: String,
 }
 
-fn instructions(text: &str) -> Option<Vec<Instruction>> {
+/// The instructions of `text`, comments and parser directives skipped. `None` when the
+/// Dockerfile changes its escape character (not read here).
+pub(crate) fn instructions(text: &str) -> Option<Vec<Instruction>> {
     let mut out = Vec::new();
     let mut current: Option<Instruction> = None;
     let mut offset = 0;

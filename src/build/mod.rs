@@ -3,9 +3,11 @@
 //! labels applied in one commit, and a build that lost a race with an image removal tried
 //! again.
 
+pub mod allow;
 pub mod context;
 pub mod dockerfile;
 pub mod dockerignore;
+pub mod references;
 pub mod templates;
 
 pub use context::{context_files, label_instruction, stream_context, walk_context};

@@ -389,6 +389,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
             build_network: crate::engine::BuildNetwork::parse(&args.build_network)
                 .unwrap_or_default(),
             egress: crate::engine::egress::Egress::parse(&args.egress).unwrap_or_default(),
+            allow_images: crate::build::allow::ImagePolicy::parse(&args.allow_images),
             build_secrets: args
                 .build_secrets
                 .iter()

@@ -126,6 +126,7 @@ pub(super) async fn build_within(
     what: &str,
     reporter: &SharedReporter,
 ) -> Result<String> {
+    allowed_images(req, context, spec, what)?;
     let limit = req.bench.build_timeout;
     let build = image::build(
         engine.images.as_ref(),
@@ -146,6 +147,38 @@ pub(super) async fn build_within(
                 limit.as_secs()
             ),
         })?
+}
+
+/// Refuses a Dockerfile that names an image the operator does not allow (`--allow-images`),
+/// or one that cannot be known before the build: the error names the file, line and image.
+fn allowed_images(
+    req: &DeployRequest,
+    context: &std::path::Path,
+    spec: &BuildSpec,
+    what: &str,
+) -> Result<()> {
+    let refuse = |why: String| {
+        Error::usage(format!(
+            "{what}the Dockerfile `{}` of branch `{}` ({}): {why}. Nothing was built",
+            spec.dockerfile, req.branch, req.issue
+        ))
+    };
+    let path = context.join(&spec.dockerfile);
+    let text = crate::build::references::read_bounded(&path)
+        .map_err(|e| refuse(format!("cannot be read: {e}")))?;
+    let refs = crate::build::references::images(&text, &spec.build_args).map_err(&refuse)?;
+    for r in refs {
+        let why = match r.unresolved {
+            true => Err(format!(
+                "`{}` cannot be known before the build (a variable is left in it), so it \
+                 cannot be checked against the images the operator allows; write the image out",
+                r.image
+            )),
+            false => req.bench.allow_images.check(&r.image),
+        };
+        why.map_err(|why| refuse(format!("line {}, {} {}", r.line, r.how, why)))?;
+    }
+    Ok(())
 }
 
 /// Refuses an image carrying a label under benchctl's, the proxy's or the engine's prefixes

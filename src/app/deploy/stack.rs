@@ -305,6 +305,19 @@ async fn images(
     let (req, engine, stack, reporter) = (cx.req, cx.engine, cx.stack, cx.reporter);
     let issue = req.issue.as_str();
     let src = checkout.path().join("src");
+    // before anything is built: an image the branch may not name refuses the whole bench
+    for (name, s) in stack
+        .project
+        .services
+        .iter()
+        .filter(|(_, s)| s.build.is_none())
+    {
+        let image = s.image.as_deref().unwrap_or_default();
+        req.bench
+            .allow_images
+            .check(image)
+            .map_err(|why| err(req, stack, format!("service `{name}`: image {why}")))?;
+    }
     let builds = stack.project.services.iter().map(|(name, s)| {
         let src = src.clone();
         async move {

@@ -472,6 +472,14 @@ pub struct BenchArgs {
           value_parser = ["default", "none"])]
     pub build_network: String,
 
+    /// Images a branch may name (`FROM`, `COPY --from`, `RUN --mount=from=`, `# syntax=`, a
+    /// Compose `image:`): comma-separated patterns over normalized names, `*` any run of
+    /// characters (`docker.io/library/*` is Docker Hub's official images; `*` allows all).
+    /// benchctl's own images (`benchctl/...`) are never allowed. The operator's setting only.
+    #[arg(long, env = "BENCHCTL_ALLOW_IMAGES", default_value = crate::build::allow::DEFAULT,
+          value_name = "PATTERNS")]
+    pub allow_images: String,
+
     /// What benches and builds may reach: `closed` (a bench reaches no other bench, no
     /// listener of the engine's host and no link-local address such as the cloud metadata
     /// service; a build no link-local address: benchctl keeps iptables rules as root on the

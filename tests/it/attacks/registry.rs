@@ -95,6 +95,8 @@ fn registry_credentials_never_reach_a_registry_the_branch_names() {
     let r = run(swarm_cmd()
         .env("BENCHCTL_REGISTRY_USER", REGISTRY_USER)
         .env("BENCHCTL_REGISTRY_PASSWORD", REGISTRY_PASSWORD)
+        // the operator allows the branch's registry (--allow-images): the credentials still stay
+        .env("BENCHCTL_ALLOW_IMAGES", "*")
         .args([
             "deploy",
             "feature/ATKR-1",

@@ -292,6 +292,9 @@ impl Served {
     }
 }
 
+/// What the tests' benches may name (`--allow-images`).
+pub const TEST_IMAGES: &str = "docker.io/library/*,docker.io/benchctl-test/*";
+
 /// The real binary, with a clean benchctl environment and plain output.
 pub fn benchctl() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_benchctl"));
@@ -309,6 +312,9 @@ pub fn benchctl() -> Command {
     cmd.env("BENCHCTL_BUILDER", builder);
     cmd.env("CI", "true");
     cmd.env("BENCHCTL_PUBLIC_HOST", "127.0.0.1");
+    // the official images' names (built from Debian's packages, tests/images.sh) and the
+    // tests' own images; the --allow-images test sets its own
+    cmd.env("BENCHCTL_ALLOW_IMAGES", TEST_IMAGES);
     // one cache shared by all tests (as by concurrent deploys on one machine), under target/
     cmd.env(
         "BENCHCTL_CACHE_DIR",
