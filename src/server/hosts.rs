@@ -18,6 +18,9 @@ pub struct Route {
     pub issue: String,
     /// The bench's address from here (`None`: it runs nothing now).
     pub target: Option<SocketAddr>,
+    /// Another running container of the issue while a redeploy replaces the bench (the new
+    /// one beside the old): where a request the old one dropped is sent again.
+    pub fallback: Option<SocketAddr>,
 }
 
 /// The host table, read from the engine when stale.
@@ -70,7 +73,15 @@ impl Hosts {
         for (issue, mut found) in by_issue {
             found.sort_by_key(|b| std::cmp::Reverse(b.0));
             let mut chosen: Option<(String, Option<SocketAddr>)> = None;
+            let mut fallback = None;
             for (_, b) in &found {
+                if chosen.as_ref().is_some_and(|c| c.1.is_some()) {
+                    // the bench answers; a second running container is its replacement
+                    if b.running {
+                        fallback = self.target(b).await;
+                    }
+                    break;
+                }
                 let Some(url) = record_from(b, now).url else {
                     continue;
                 };
@@ -85,15 +96,17 @@ impl Hosts {
                 if chosen.is_none() || !gone {
                     chosen = Some((host, target));
                 }
-                if !gone {
-                    break;
-                }
             }
             if let Some((host, target)) = chosen {
                 if table.contains_key(&host) {
                     shared.insert(host.clone());
                 }
-                table.insert(host, Route { issue, target });
+                let route = Route {
+                    issue,
+                    target,
+                    fallback,
+                };
+                table.insert(host, route);
             }
         }
         for host in &shared {

@@ -15,6 +15,7 @@ pub mod queue;
 mod schedule;
 pub use schedule::GcSchedule;
 pub mod store;
+mod tunnel;
 pub mod webhook;
 
 use crate::app::lock::LockOptions;
@@ -342,7 +343,7 @@ async fn prometheus(State(app): State<Arc<AppState>>) -> Response {
 /// Binds the benches' front door and serves it beside the webhooks.
 async fn start_proxy(
     pc: &proxy::ProxyConfig,
-    header_timeout: Duration,
+    limits: listen::ConnLimits,
     hosts: Arc<hosts::Hosts>,
     waker: Arc<idle::Waker>,
     clock: Arc<idle::Clock>,
@@ -372,10 +373,6 @@ async fn start_proxy(
         move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
               req: axum::extract::Request| proxy::handle(p.clone(), Some(peer), req),
     );
-    let limits = listen::ConnLimits {
-        header_timeout,
-        max_connections: PROXY_CONNECTIONS,
-    };
     tokio::spawn(listen::serve(
         listener,
         routes,
@@ -385,8 +382,28 @@ async fn start_proxy(
     Ok(())
 }
 
-/// Open connections the proxy takes at most.
-const PROXY_CONNECTIONS: usize = 4096;
+/// The deadlines and cap of serve's listeners: `--max-connections`, lowered where the open
+/// files limit (raised to its hard limit first) could not hold every listener at its cap.
+fn connection_limits(cfg: &ServeConfig) -> listen::ConnLimits {
+    let (before, fds) = listen::raise_fd_limit();
+    let cap = listen::fitted_cap(cfg.max_connections, fds);
+    let raised = match before < fds {
+        true => format!(" (raised from {before})"),
+        false => String::new(),
+    };
+    log(&format!("open files at most: {fds}{raised}"));
+    if cap < cfg.max_connections {
+        log(&format!(
+            "warning: {fds} open files hold {cap} connections a listener, not the {} of \
+             --max-connections; raise the hard limit (ulimit -Hn, LimitNOFILE=) for more",
+            cfg.max_connections
+        ));
+    }
+    listen::ConnLimits {
+        header_timeout: cfg.header_timeout,
+        max_connections: cap,
+    }
+}
 
 /// Runs the service until SIGTERM/SIGINT: binds, re-queues what the last run left, serves,
 /// then stops accepting and lets running jobs finish (or abandons them after the grace time;
@@ -398,6 +415,7 @@ pub async fn serve(
     code_hosts: crate::feedback::CodeHosts,
 ) -> crate::Result<()> {
     let cfg = Arc::new(cfg);
+    let limits = connection_limits(&cfg);
     let engine = cfg.backend.connect().await?;
     let opened = Store::open(&cfg.state_dir).map_err(|e| {
         crate::Error::usage(format!(
@@ -450,7 +468,7 @@ pub async fn serve(
     if let Some(pc) = &cfg.proxy {
         start_proxy(
             pc,
-            cfg.header_timeout,
+            limits,
             hosts.clone(),
             waker.clone(),
             clock.clone(),
@@ -536,10 +554,6 @@ pub async fn serve(
             ));
             // the same deadlines and cap as serve's own listener
             let routes = dashboard::routes(board, false);
-            let limits = listen::ConnLimits {
-                header_timeout: cfg.header_timeout,
-                max_connections: cfg.max_connections,
-            };
             tokio::spawn(listen::serve(own, routes, limits, std::future::pending()));
         }
     }
@@ -562,10 +576,6 @@ pub async fn serve(
         let (name, _) = crate::signal::interrupted().await;
         let _ = signal_tx.send(name);
     });
-    let limits = listen::ConnLimits {
-        header_timeout: cfg.header_timeout,
-        max_connections: cfg.max_connections,
-    };
     listen::serve(listener, app, limits, async move {
         let name = signal_rx.await.unwrap_or("shutdown");
         log(&format!("{name}: no longer accepting deliveries"));

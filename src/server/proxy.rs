@@ -3,7 +3,10 @@
 //! host, streamed both ways (WebSocket and other upgrades included) with hyper's client and
 //! upgrade support, and counted for the idle clock. A request for a sleeping bench wakes it
 //! and is held until the bench answers; past `--wake-hold` a browser gets a small page that
-//! reloads itself, anything else a 503 with `Retry-After`.
+//! reloads itself, anything else a 503 with `Retry-After`. The listener's limits hold here too:
+//! an upgraded connection keeps its place under the cap until its tunnel closes, a tunnel
+//! that passes nothing for `--tunnel-idle-timeout` is closed, and a request body that stalls
+//! for `--body-timeout` is cut.
 
 use super::hosts::{request_host, Hosts};
 use super::idle::{Clock, Waker};
@@ -22,6 +25,11 @@ pub struct ProxyConfig {
     /// How long a request for a sleeping bench is held while it wakes (`--wake-hold`; a
     /// woken bench may take the deploys' `--ready-timeout` to answer).
     pub wake_hold: Duration,
+    /// An upgraded connection passing no byte either way this long is closed
+    /// (`--tunnel-idle-timeout`).
+    pub tunnel_idle: Duration,
+    /// A request body that sends nothing for this long is cut (`--body-timeout`).
+    pub body_gap: Duration,
 }
 
 /// The proxy: where each host goes, the idle clock and the waker.
@@ -194,19 +202,16 @@ pub async fn handle(
         }
     };
     let replay = replayable(&req);
-    let e = match forward(req, sender, &host, peer).await {
+    let req = req.map(|b| paced(b, proxy.cfg.body_gap));
+    let e = match forward(req, sender, &host, peer, proxy.cfg.tunnel_idle).await {
         Ok(r) => return r,
         Err(e) => e,
     };
-    // the connection ended before an answer, maybe because a redeploy removed the container
-    // it reached: a request that may be sent twice goes once more to the address read again
+    // the connection ended before an answer, maybe because a redeploy is stopping the
+    // container it reached: a request that may be sent twice goes again
     if let Some(again) = replay {
-        if let Some(t) = proxy.hosts.route(&host, true).await.and_then(|r| r.target) {
-            if let Ok(sender) = connect(t).await {
-                if let Ok(r) = forward(again, sender, &host, peer).await {
-                    return r;
-                }
-            }
+        if let Some(r) = resend(&proxy, &host, target, again, peer).await {
+            return r;
         }
     }
     // the routes may be stale: read them next time
@@ -215,6 +220,61 @@ pub async fn handle(
         StatusCode::BAD_GATEWAY,
         format!("{issue} did not answer: {e}\n"),
     )
+}
+
+/// `body` cut with an error when no part of it arrives for `gap` (a body of known length 0
+/// passes as it is).
+fn paced(body: Body, gap: Duration) -> Body {
+    use futures_util::StreamExt;
+    if body.size_hint().exact() == Some(0) {
+        return body;
+    }
+    let frames = body.into_data_stream();
+    let stream = futures_util::stream::unfold(Some(frames), move |frames| async move {
+        let mut frames = frames?;
+        match tokio::time::timeout(gap, frames.next()).await {
+            Ok(Some(frame)) => Some((frame, Some(frames))),
+            Ok(None) => None,
+            Err(_) => Some((Err(axum::Error::new("the request body stalled")), None)),
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// How many times a dropped request is sent again, [`RESEND_PAUSE`] apart.
+const RESENDS: u32 = 4;
+const RESEND_PAUSE: Duration = Duration::from_millis(250);
+
+/// Sends `req` (a replayable copy) again after `failed` dropped it: to the routes read afresh,
+/// the replacement beside the bench before an address that just failed, a few times while a
+/// redeploy moves the bench.
+async fn resend(
+    proxy: &Proxy,
+    host: &str,
+    failed: SocketAddr,
+    req: Request<Body>,
+    peer: Option<SocketAddr>,
+) -> Option<Response<Body>> {
+    for round in 0..RESENDS {
+        if round > 0 {
+            tokio::time::sleep(RESEND_PAUSE).await;
+        }
+        let route = proxy.hosts.route(host, true).await?;
+        let order = match route.target == Some(failed) && round == 0 {
+            true => [route.fallback, route.target],
+            false => [route.target, route.fallback],
+        };
+        for t in order.into_iter().flatten() {
+            let Ok(sender) = connect(t).await else {
+                continue;
+            };
+            let copy = replayable(&req)?;
+            if let Ok(r) = forward(copy, sender, host, peer, proxy.cfg.tunnel_idle).await {
+                return Some(r);
+            }
+        }
+    }
+    None
 }
 
 /// A copy of `req` to send again if its connection fails before an answer: only a request
@@ -328,9 +388,12 @@ async fn forward(
     mut sender: Sender,
     host: &str,
     peer: Option<SocketAddr>,
+    idle: Duration,
 ) -> Result<Response<Body>, String> {
     let upgrade = is_upgrade(req.headers());
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
+    // the connection's place under the cap goes with its tunnel
+    let slot = req.extensions().get::<super::listen::ConnSlot>().cloned();
     let (mut parts, body) = req.into_parts();
     // the origin form: path and query only
     parts.uri = parts
@@ -362,9 +425,9 @@ async fn forward(
         if let Some(client_side) = client_side {
             let bench_side = hyper::upgrade::on(&mut resp);
             tokio::spawn(async move {
+                let _slot = slot;
                 if let (Ok(c), Ok(b)) = tokio::join!(client_side, bench_side) {
-                    let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
-                    let _ = tokio::io::copy_bidirectional(&mut c, &mut b).await;
+                    super::tunnel::join(TokioIo::new(c), TokioIo::new(b), idle).await;
                 }
             });
         }

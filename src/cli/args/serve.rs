@@ -93,6 +93,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512, value_name = "N")]
     pub max_connections: usize,
 
+    /// Seconds an upgraded connection through the front door (a WebSocket) may pass no byte
+    /// either way before it is closed.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = seconds())]
+    pub tunnel_idle_timeout: u64,
+
     /// Deploy without touching the Tracker field.
     #[arg(long)]
     pub no_link: bool,

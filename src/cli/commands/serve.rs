@@ -73,6 +73,8 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
         .map(|listen| crate::server::proxy::ProxyConfig {
             listen,
             wake_hold: Duration::from_secs(args.wake_hold),
+            tunnel_idle: Duration::from_secs(args.tunnel_idle_timeout.max(1)),
+            body_gap: Duration::from_secs(args.body_timeout.max(1)),
         });
     let dashboard = dashboard_config(args, gc.as_ref().and_then(|g| g.options.ttl))?;
     let cfg = ServeConfig {

@@ -17,4 +17,5 @@ mod settings;
 mod stacks;
 mod stalls;
 mod teardown_hooks;
+mod tunnels;
 mod writes;

@@ -217,6 +217,16 @@ impl<'a> ServeSetup<'a> {
 }
 
 impl Serve {
+    /// The serve process's id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .lock()
+            .unwrap()
+            .as_ref()
+            .expect("serve runs")
+            .id()
+    }
+
     pub fn post(&self, source: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
         let mut h = vec![("Content-Type", "application/json")];
         h.extend_from_slice(headers);
