@@ -1,12 +1,16 @@
 //! serve's idle clock: when each bench was last used, from the requests its proxy forwards
-//! and, for every bench, from the network counters the engine's stats API gives (sampled every
-//! `--sleep-sample`). A bench unused for `--sleep-after` is put to sleep (unless pinned); the
-//! clock also tells the clean-up's `--ttl` when a bench was last used. It is kept in
-//! `activity.json` under the state directory, so a restart does not forget who was busy.
+//! and, for every bench, from its inbound connections (those it accepted, and those open from
+//! another host; read every `--sleep-sample`). What a bench does on its own (polling the
+//! internet, broadcasting on its bridge) is not use. A bench unused for `--sleep-after` is put
+//! to sleep (unless pinned). The clean-up's `--ttl` and the cap's choice of whom to stop count
+//! only requests through the front door (and deploys): a bench's own connections, to itself
+//! included, never extend them. The clock is kept in `activity.json` under the state
+//! directory, so a restart does not forget who was busy.
 
 use super::{log, Metrics};
 use crate::app::lock::LockOptions;
 use crate::app::{self, Context};
+use crate::engine::power::Inbound;
 use crate::engine::{labels, Engine};
 use crate::naming::container_name;
 use crate::output::SharedReporter;
@@ -32,11 +36,16 @@ pub struct SleepPolicy {
 /// One bench's use, as far as serve saw it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Seen {
-    /// Unix seconds of the last request or counter change.
+    /// Unix seconds of the last request or inbound connection.
     last: u64,
-    /// The counter's last reading (not kept across restarts: a new process reads afresh).
+    /// Unix seconds of the last request through the front door (what `--ttl` and the cap
+    /// count from).
+    #[serde(default)]
+    requested: u64,
+    /// The accepted connections' last reading (not kept across restarts: a new process reads
+    /// afresh).
     #[serde(skip)]
-    bytes: Option<u64>,
+    accepted: Option<u64>,
 }
 
 /// When each bench was last used (see the module's header).
@@ -72,20 +81,23 @@ impl Clock {
         self.with(|m| {
             let s = m.entry(issue.to_string()).or_default();
             s.last = now;
+            s.requested = now;
         })
     }
 
-    /// A counter reading of `issue`'s bench: a change (or a first reading) counts as use.
-    fn sampled(&self, issue: &str, bytes: Option<u64>, deployed_at: Option<u64>) {
+    /// A reading of `issue`'s inbound use: a connection accepted since the last reading, or
+    /// one open from another host, counts as use.
+    fn sampled(&self, issue: &str, seen: Option<Inbound>, deployed_at: Option<u64>) {
         let now = crate::clock::now_unix();
         let floor = self.started.max(deployed_at.unwrap_or(0));
         self.with(|m| {
             let s = m.entry(issue.to_string()).or_default();
-            if bytes.is_some() && s.bytes.is_some() && s.bytes != bytes {
-                s.last = now;
-            }
-            if bytes.is_some() {
-                s.bytes = bytes;
+            if let Some(seen) = seen {
+                let accepted = s.accepted.is_some_and(|a| a != seen.accepted);
+                if accepted || seen.open > 0 {
+                    s.last = now;
+                }
+                s.accepted = Some(seen.accepted);
             }
             // a restart or a redeploy starts the clock again
             s.last = s.last.max(floor);
@@ -98,7 +110,7 @@ impl Clock {
         self.with(|m| {
             let s = m.entry(issue.to_string()).or_default();
             s.last = now;
-            s.bytes = None;
+            s.accepted = None;
         })
     }
 
@@ -107,9 +119,10 @@ impl Clock {
         self.with(|m| m.get(issue).map(|s| s.last))
     }
 
-    /// Every bench's last use (the clean-up's `--ttl` counts from it).
+    /// Every bench's last request through the front door (the clean-up's `--ttl` and the
+    /// cap count from it, and from the bench's deploy).
     pub fn snapshot(&self) -> HashMap<String, u64> {
-        self.with(|m| m.iter().map(|(k, s)| (k.clone(), s.last)).collect())
+        self.with(|m| m.iter().map(|(k, s)| (k.clone(), s.requested)).collect())
     }
 
     /// Writes the clock to `activity.json` (atomically: a new file renamed over the old).
@@ -239,7 +252,7 @@ pub fn watch_idle(
     metrics: Arc<Metrics>,
 ) {
     log(&format!(
-        "benches unused for {}s sleep (--sleep-after; counters read every {}s)",
+        "benches unused for {}s sleep (--sleep-after; inbound connections read every {}s)",
         policy.after.as_secs(),
         policy.sample.as_secs()
     ));
@@ -293,8 +306,8 @@ async fn sweep(
             .labels
             .get(labels::DEPLOYED_AT)
             .and_then(|d| d.parse().ok());
-        let bytes = engine.power.traffic(&b.id).await.unwrap_or(None);
-        clock.sampled(issue, bytes, deployed);
+        let seen = engine.power.inbound(&b.id).await.unwrap_or(None);
+        clock.sampled(issue, seen, deployed);
         let idle = now.saturating_sub(clock.last(issue).unwrap_or(now));
         if idle < policy.after.as_secs() || app::pin::active(&pins, issue, now).is_some() {
             continue;

@@ -42,7 +42,7 @@ fn traefik(dir: &Path, network: &str, issue: &str, serve_addr: &str) -> (Traefik
 }
 
 #[test]
-fn a_traefik_routed_bench_sleeps_by_its_counters_and_traefik_points_at_the_wake_button() {
+fn a_traefik_routed_bench_sleeps_by_its_inbound_use_and_traefik_points_at_the_wake_button() {
     let _group = crate::support::group(module_path!());
     require_docker();
     let net = Network::create(&format!("benchctl-test-idle-{}", std::process::id()));

@@ -130,11 +130,11 @@ pub struct ServeArgs {
     pub pin_tag: Option<String>,
 
     /// Put benches to sleep (stopped in place) after this long without a request through the
-    /// proxy or traffic on their network counters (e.g. 30m); pinned benches never sleep.
+    /// proxy or inbound connection (e.g. 30m); pinned benches never sleep.
     #[arg(long, env = "BENCHCTL_SLEEP_AFTER", value_name = "DURATION")]
     pub sleep_after: Option<String>,
 
-    /// How often the benches' network counters are read for --sleep-after (default: a tenth
+    /// How often the benches' inbound connections are read for --sleep-after (default: a tenth
     /// of it, between 1s and 1m).
     #[arg(long, value_name = "DURATION", requires = "sleep_after")]
     pub sleep_sample: Option<String>,

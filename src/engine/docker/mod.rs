@@ -8,6 +8,7 @@ mod containers;
 mod copies;
 mod extras;
 mod images;
+mod inbound;
 mod markers;
 mod power;
 mod session;

@@ -1,38 +1,27 @@
 //! Docker's power role: a sleeping bench is a stopped container (`docker stop`, then
-//! `docker start`); its traffic is the sum of its networks' counters from the stats API.
+//! `docker start`); its inbound use is read from its network namespace (`inbound.rs`).
 
 use super::DockerEngine;
 use crate::engine::endpoint::not_found;
-use crate::engine::power::Power;
+use crate::engine::power::{Inbound, Power};
 use crate::Result;
 use async_trait::async_trait;
-use bollard::query_parameters::{StatsOptionsBuilder, StopContainerOptionsBuilder};
-use futures_util::StreamExt;
-
-/// The received and sent bytes of a stats reading, over all its networks.
-pub(crate) fn traffic_of(stats: &bollard::models::ContainerStatsResponse) -> Option<u64> {
-    let nets = stats.networks.as_ref()?;
-    Some(
-        nets.values()
-            .map(|n| n.rx_bytes.unwrap_or(0) + n.tx_bytes.unwrap_or(0))
-            .sum(),
-    )
-}
+use bollard::query_parameters::StopContainerOptionsBuilder;
 
 impl DockerEngine {
-    /// The traffic counter of the container `id` (see [`Power::traffic`]).
-    pub(crate) async fn container_traffic(&self, id: &str) -> Result<Option<u64>> {
-        let opts = StatsOptionsBuilder::default()
-            .stream(false)
-            .one_shot(true)
-            .build();
-        let mut stream = self.docker.stats(id, Some(opts));
-        match stream.next().await {
-            Some(Ok(s)) => Ok(traffic_of(&s)),
-            Some(Err(e)) if not_found(&e) => Ok(None),
-            Some(Err(e)) => Err(e.into()),
-            None => Ok(None),
-        }
+    /// The inbound use of the container `id` (see [`Power::inbound`]).
+    pub(crate) async fn container_inbound(&self, id: &str) -> Result<Option<Inbound>> {
+        let info = match self.docker.inspect_container(id, None).await {
+            Ok(i) => i,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let pid = info.state.and_then(|s| s.pid).filter(|p| *p > 0);
+        let key = info.network_settings.and_then(|n| n.sandbox_key);
+        Ok(match (pid, key) {
+            (Some(pid), Some(key)) => super::inbound::read(pid, &key),
+            _ => None,
+        })
     }
 }
 
@@ -50,7 +39,7 @@ impl Power for DockerEngine {
         Ok(self.docker.start_container(id, opts).await?)
     }
 
-    async fn traffic(&self, id: &str) -> Result<Option<u64>> {
-        self.container_traffic(id).await
+    async fn inbound(&self, id: &str) -> Result<Option<Inbound>> {
+        self.container_inbound(id).await
     }
 }

@@ -1,5 +1,5 @@
 //! The swarm's power role: a sleeping bench is its service scaled to 0 replicas (the service,
-//! its labels, volumes and network stay), woken by scaling it back to 1. Its traffic is read
+//! its labels, volumes and network stay), woken by scaling it back to 1. Its inbound use is read
 //! from the running task's container when that runs on the node benchctl talks to.
 
 use super::{task_state, SwarmEngine};
@@ -45,7 +45,7 @@ impl Power for SwarmEngine {
         self.scale(id, 1).await
     }
 
-    async fn traffic(&self, id: &str) -> Result<Option<u64>> {
+    async fn inbound(&self, id: &str) -> Result<Option<crate::engine::power::Inbound>> {
         let running = self
             .tasks(id)
             .await?
@@ -54,7 +54,7 @@ impl Power for SwarmEngine {
             .find_map(|t| t.status?.container_status?.container_id);
         match running {
             // a task on another node is not known to this engine: no reading
-            Some(c) => self.inner.container_traffic(&c).await,
+            Some(c) => self.inner.container_inbound(&c).await,
             None => Ok(None),
         }
     }

@@ -6,6 +6,7 @@ mod deliveries;
 mod front_door;
 mod health;
 mod host;
+mod idle;
 mod images;
 mod labels;
 mod markdown;
