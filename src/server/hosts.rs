@@ -27,6 +27,9 @@ pub struct Route {
 pub struct Hosts {
     engine: Engine,
     table: Mutex<(Option<Instant>, HashMap<String, Route>)>,
+    /// Held while the table is read from the engine: callers that find it stale meanwhile
+    /// wait for that reading instead of making their own (single flight).
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 /// How long the routes read from the engine are used before they are read again.
@@ -35,11 +38,16 @@ const ROUTES_FRESH: Duration = Duration::from_secs(3);
 /// How soon a host no bench has may read the routes again.
 const MISS_REREAD: Duration = Duration::from_secs(1);
 
+/// How soon a caller that asks for fresh routes (a connection failed) may read them again: a
+/// flood of failing requests reads the engine five times a second at most.
+const FORCED_REREAD: Duration = Duration::from_millis(200);
+
 impl Hosts {
     pub fn new(engine: Engine) -> Hosts {
         Hosts {
             engine,
             table: Mutex::new((None, HashMap::new())),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -53,6 +61,7 @@ impl Hosts {
     /// by the time it is inspected: while a bench is replaced, requests go to the new one
     /// instead of waking a bench that is not asleep.
     async fn refresh(&self) -> crate::Result<()> {
+        let began = Instant::now();
         let mut by_issue: HashMap<String, Vec<(u8, crate::engine::ContainerInfo)>> = HashMap::new();
         for b in benches(&self.engine, None).await? {
             let Some(issue) = b.labels.get(labels::ISSUE) else {
@@ -116,7 +125,7 @@ impl Hosts {
                  neither (give --url-template an {{issue}} in its host)"
             ));
         }
-        *self.lock() = (Some(Instant::now()), table);
+        *self.lock() = (Some(began), table);
         Ok(())
     }
 
@@ -138,16 +147,23 @@ impl Hosts {
 
     /// The bench at `host` (lower case, no port), read again when stale or `fresh` is asked.
     pub async fn route(&self, host: &str, fresh: bool) -> Option<Route> {
+        let asked = Instant::now();
         let stale = {
             let r = self.lock();
             let age = r.0.map(|t| t.elapsed());
             // an unknown host reads them again, but not more than once a second (a flood of
             // made-up hosts must not become a flood of engine reads)
-            fresh
-                || age.is_none_or(|a| a > ROUTES_FRESH)
+            age.is_none_or(|a| a > ROUTES_FRESH)
+                || (fresh && age.is_some_and(|a| a > FORCED_REREAD))
                 || (!r.1.contains_key(host) && age.is_some_and(|a| a > MISS_REREAD))
         };
         if stale {
+            let _one = self.refreshing.lock().await;
+            // a reading that began after this caller asked is as fresh as its own would be
+            let read_since = self.lock().0.is_some_and(|t| t >= asked);
+            if read_since {
+                return self.lock().1.get(host).cloned();
+            }
             if let Err(e) = self.refresh().await {
                 log(&format!(
                     "warning: the benches' addresses could not be read: {e}"

@@ -177,6 +177,12 @@ impl Waker {
         }
     }
 
+    /// Whether a wake of `issue`'s bench is under way.
+    pub fn waking(&self, issue: &str) -> bool {
+        let map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        map.contains_key(issue)
+    }
+
     /// Wakes `issue`'s bench (or joins the wake under way) and waits until it answers. The
     /// wake goes on when the caller stops waiting.
     pub async fn wake(self: &Arc<Self>, issue: &str, trigger: &'static str) -> Result<(), String> {

@@ -62,6 +62,10 @@ impl Metrics {
                 "Sleeping benches woken by serve, by trigger and result.",
             ),
             (
+                "benchctl_wakes_refused_total",
+                "Wakes the front door refused past --wake-rate or --wake-rate-client (429).",
+            ),
+            (
                 "benchctl_proxy_requests_total",
                 "Requests the bench proxy forwarded, by issue.",
             ),

@@ -16,6 +16,7 @@ mod schedule;
 pub use schedule::GcSchedule;
 pub mod store;
 mod tunnel;
+mod wake_rate;
 pub mod webhook;
 
 use crate::app::lock::LockOptions;
@@ -355,6 +356,7 @@ async fn start_proxy(
         waker,
         metrics,
         cfg: pc.clone(),
+        wake_rate: wake_rate::WakeRate::new(pc.wake_rate, pc.wake_rate_client),
     });
     let listener = tokio::net::TcpListener::bind(pc.listen)
         .await

@@ -30,6 +30,10 @@ pub struct ProxyConfig {
     pub tunnel_idle: Duration,
     /// A request body that sends nothing for this long is cut (`--body-timeout`).
     pub body_gap: Duration,
+    /// Wakes a minute, all clients together (`--wake-rate`) and per client
+    /// (`--wake-rate-client`).
+    pub wake_rate: u32,
+    pub wake_rate_client: u32,
 }
 
 /// The proxy: where each host goes, the idle clock and the waker.
@@ -39,6 +43,8 @@ pub struct Proxy {
     pub waker: Arc<Waker>,
     pub metrics: Arc<Metrics>,
     pub cfg: ProxyConfig,
+    /// How often a request may wake a bench.
+    pub wake_rate: super::wake_rate::WakeRate,
 }
 
 /// Headers that belong to one connection, not to the request (RFC 9110, section 7.6.1).
@@ -169,7 +175,7 @@ pub async fn handle(
     let html = wants_html(req.headers());
     let mut target = match route.target {
         Some(t) => t,
-        None => match woken(&proxy, &host, &issue, html).await {
+        None => match woken(&proxy, &host, &issue, html, peer).await {
             Ok(t) => t,
             Err(answer) => return answer,
         },
@@ -185,7 +191,7 @@ pub async fn handle(
             };
             target = match fresh {
                 Some(t) => t,
-                None => match woken(&proxy, &host, &issue, html).await {
+                None => match woken(&proxy, &host, &issue, html, peer).await {
                     Ok(t) => t,
                     Err(answer) => return answer,
                 },
@@ -203,7 +209,16 @@ pub async fn handle(
     };
     let replay = replayable(&req);
     let req = req.map(|b| paced(b, proxy.cfg.body_gap));
-    let e = match forward(req, sender, &host, peer, proxy.cfg.tunnel_idle).await {
+    let e = match forward(
+        req,
+        sender,
+        &host,
+        peer,
+        proxy.cfg.tunnel_idle,
+        replay.is_some(),
+    )
+    .await
+    {
         Ok(r) => return r,
         Err(e) => e,
     };
@@ -269,7 +284,7 @@ async fn resend(
                 continue;
             };
             let copy = replayable(&req)?;
-            if let Ok(r) = forward(copy, sender, host, peer, proxy.cfg.tunnel_idle).await {
+            if let Ok(r) = forward(copy, sender, host, peer, proxy.cfg.tunnel_idle, true).await {
                 return Some(r);
             }
         }
@@ -299,7 +314,27 @@ async fn woken(
     host: &str,
     issue: &str,
     html: bool,
+    peer: Option<SocketAddr>,
 ) -> Result<SocketAddr, Response<Body>> {
+    // a request joining a wake under way costs nothing; a new wake takes from the buckets
+    if !proxy.waker.waking(issue) {
+        let now = std::time::Instant::now();
+        if let Err(wait) = proxy.wake_rate.admit(peer.map(|p| p.ip()), now) {
+            proxy.metrics.inc("benchctl_wakes_refused_total", &[]);
+            let mut r = plain(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "{issue} is asleep, and too many benches were woken from here lately; try \
+                     again in {} s\n",
+                    wait.as_secs().max(1)
+                ),
+            );
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return Err(r);
+        }
+    }
     let waited = tokio::time::timeout(proxy.cfg.wake_hold, proxy.waker.wake(issue, "request"));
     match waited.await {
         Ok(Ok(())) => match proxy.hosts.route(host, true).await.and_then(|r| r.target) {
@@ -382,13 +417,17 @@ async fn connect(target: SocketAddr) -> Result<Sender, String> {
 type Sender = hyper::client::conn::http1::SendRequest<Body>;
 
 /// Sends `req` over `sender`'s connection and streams the answer back; an upgrade
-/// (`101 Switching Protocols`) joins the two connections byte for byte.
+/// (`101 Switching Protocols`) joins the two connections byte for byte. With `settle` (a
+/// request that may be sent again) the answer is passed on once its body has ended, or is
+/// long or slow enough to be a stream ([`settled`]): a body cut by a container a redeploy
+/// stops is an error here, and the request goes again, rather than a truncated answer.
 async fn forward(
     mut req: Request<Body>,
     mut sender: Sender,
     host: &str,
     peer: Option<SocketAddr>,
     idle: Duration,
+    settle: bool,
 ) -> Result<Response<Body>, String> {
     let upgrade = is_upgrade(req.headers());
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -432,7 +471,86 @@ async fn forward(
             });
         }
     }
+    if settle && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (parts, body) = resp.into_parts();
+        return Ok(Response::from_parts(parts, settled(body).await?));
+    }
     Ok(resp.map(Body::new))
+}
+
+/// How long, and how much of, an answer's body is read before it is passed on.
+const SETTLE_TIME: Duration = Duration::from_millis(100);
+const SETTLE_BYTES: usize = 256 * 1024;
+
+/// `body` read until it ends, passes [`SETTLE_BYTES`] or [`SETTLE_TIME`] (a stream, such as
+/// server-sent events, then flows on from where it is); an error on the way is returned.
+async fn settled(mut body: hyper::body::Incoming) -> Result<Body, String> {
+    use http_body_util::BodyExt;
+    let deadline = tokio::time::Instant::now() + SETTLE_TIME;
+    let mut frames = Vec::new();
+    let mut size = 0;
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(None) => return Ok(Body::new(FramesThen(frames.into(), None))),
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(Some(Ok(frame))) => {
+                size += frame.data_ref().map_or(0, |d| d.len());
+                frames.push(frame);
+                if size > SETTLE_BYTES {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    Ok(Body::new(FramesThen(frames.into(), Some(body))))
+}
+
+/// Frames already read, then the rest of the body they came from.
+struct FramesThen(
+    std::collections::VecDeque<hyper::body::Frame<bytes::Bytes>>,
+    Option<hyper::body::Incoming>,
+);
+
+impl hyper::body::Body for FramesThen {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, hyper::Error>>> {
+        if let Some(f) = self.0.pop_front() {
+            return std::task::Poll::Ready(Some(Ok(f)));
+        }
+        match self.1.as_mut() {
+            Some(rest) => std::pin::Pin::new(rest).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty() && self.1.as_ref().is_none_or(|r| r.is_end_stream())
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        let held: u64 = self
+            .0
+            .iter()
+            .filter_map(|f| f.data_ref())
+            .map(|d| d.len() as u64)
+            .sum();
+        let rest = self
+            .1
+            .as_ref()
+            .map_or(hyper::body::SizeHint::with_exact(0), |r| r.size_hint());
+        let mut hint = hyper::body::SizeHint::new();
+        hint.set_lower(held + rest.lower());
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(held + upper);
+        }
+        hint
+    }
 }
 
 #[cfg(test)]

@@ -93,6 +93,17 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512, value_name = "N")]
     pub max_connections: usize,
 
+    /// Sleeping benches the front door may wake a minute, for all clients together (host
+    /// names are guessable: a loop over them would wake every bench); past it, 429.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub wake_rate: u32,
+
+    /// Sleeping benches one client (an IPv4 address, an IPv6 /64) may wake through the front
+    /// door a minute; past it, 429 with `Retry-After`. A request joining a wake under way is
+    /// free, and the dashboard's button is not limited.
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub wake_rate_client: u32,
+
     /// Seconds an upgraded connection through the front door (a WebSocket) may pass no byte
     /// either way before it is closed.
     #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = seconds())]

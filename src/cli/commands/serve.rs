@@ -74,6 +74,8 @@ pub async fn exec(args: &ServeArgs, cx: &Ctx<'_>) -> Result<Output> {
             listen,
             wake_hold: Duration::from_secs(args.wake_hold),
             tunnel_idle: Duration::from_secs(args.tunnel_idle_timeout.max(1)),
+            wake_rate: args.wake_rate,
+            wake_rate_client: args.wake_rate_client,
             body_gap: Duration::from_secs(args.body_timeout.max(1)),
         });
     let dashboard = dashboard_config(args, gc.as_ref().and_then(|g| g.options.ttl))?;

@@ -19,4 +19,5 @@ mod stacks;
 mod stalls;
 mod teardown_hooks;
 mod tunnels;
+mod wakes;
 mod writes;
