@@ -187,7 +187,7 @@ pub async fn handle(
         Err(stale) => {
             let fresh = match stale {
                 Stale::Moved(now) => now,
-                Stale::Failed => proxy.hosts.route(&host, true).await.and_then(|r| r.target),
+                Stale::Failed => elsewhere(&proxy, &host, target).await,
             };
             target = match fresh {
                 Some(t) => t,
@@ -254,6 +254,26 @@ fn paced(body: Body, gap: Duration) -> Body {
         }
     });
     Body::from_stream(stream)
+}
+
+/// Where `host` goes now that a connection to `failed` was refused: the routes read again
+/// (a few times, [`RESEND_PAUSE`] apart, while they still name only `failed`), the
+/// replacement beside a stopping container first; `None` when nothing runs there.
+async fn elsewhere(proxy: &Proxy, host: &str, failed: SocketAddr) -> Option<SocketAddr> {
+    let mut last = None;
+    for round in 0..RESENDS {
+        if round > 0 {
+            tokio::time::sleep(RESEND_PAUSE).await;
+        }
+        let route = proxy.hosts.route(host, true).await?;
+        match (route.target, route.fallback) {
+            (Some(t), _) if t != failed => return Some(t),
+            (Some(_), Some(f)) => return Some(f),
+            (None, _) => return None,
+            (t, _) => last = t,
+        }
+    }
+    last
 }
 
 /// How many times a dropped request is sent again, [`RESEND_PAUSE`] apart.

@@ -12,6 +12,7 @@ pub(crate) mod ready;
 mod stack;
 pub mod stack_extras;
 pub mod stack_plan;
+mod stack_shares;
 
 use crate::app::inspect::{benches, BenchRecord};
 use crate::app::link::{self, LinkState};

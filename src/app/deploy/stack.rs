@@ -126,6 +126,7 @@ pub(super) async fn start(
         Some(p) => *p,
         None => plan::port(req.bench.port, &exposed, issue)?,
     };
+    let shares = super::stack_shares::shares(&stack.project, &stack.web, &req.bench.limits);
     let identity = BenchIdentity {
         commit: &commit,
         commit_time,
@@ -138,7 +139,7 @@ pub(super) async fn start(
         service: &stack.web,
         image: image_ref.clone(),
         image_id: image_id.clone(),
-        cap: &req.bench.limits,
+        cap: &shares[&stack.web],
         cap_add: &req.bench.cap_add,
         publish: Some((port, req.bench.bind.clone())),
         copies: copies.get(&stack.web),
@@ -220,6 +221,7 @@ async fn start_others(
         )));
     }
     running.retain(|c| names.contains(&c.name));
+    let shares = super::stack_shares::shares(&stack.project, &stack.web, &req.bench.limits);
     let mut ids: HashMap<String, Vec<String>> = HashMap::new();
     for ((name, replica), container) in planned.into_iter().zip(names) {
         let s = &stack.project.services[name];
@@ -232,7 +234,7 @@ async fn start_others(
             service: name,
             image: images[name].0.clone(),
             image_id: images[name].1.clone(),
-            cap: &req.bench.limits,
+            cap: &shares[name.as_str()],
             cap_add: &req.bench.cap_add,
             publish: None,
             copies: copies.get(name),

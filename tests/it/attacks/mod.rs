@@ -15,6 +15,7 @@ mod network;
 mod registry;
 mod repositories;
 mod settings;
+mod shares;
 mod stacks;
 mod stalls;
 mod teardown_hooks;

@@ -1,7 +1,9 @@
 //! `deploy.replicas` on containers: a service asking for two runs two containers answering to
 //! its name; scaling it to one keeps the first container and removes the second; a service
 //! that leaves the file is removed at the next deploy; past the operator's `max-replicas` the
-//! file is refused with exit 2 before anything is built.
+//! file is refused with exit 2 before anything is built. The worker has limits of its own, so
+//! its part of the bench's limits does not change with the count (a service without them would
+//! be given a new part, and a new container, when the count changes).
 
 use super::*;
 
@@ -13,7 +15,8 @@ fn file(replicas: u32, with_worker: bool) -> String {
     let mut s = String::from("services:\n  web:\n    build: .\n    ports: [\"8080\"]\n");
     if with_worker {
         s.push_str(&format!(
-            "  worker:\n    image: {WORKER}\n    deploy: {{replicas: {replicas}}}\n"
+            "  worker:\n    image: {WORKER}\n    deploy: {{replicas: {replicas}}}\n\
+             \x20   mem_limit: 32m\n    cpus: 0.1\n    pids_limit: 32\n"
         ));
     }
     s
