@@ -294,6 +294,18 @@ impl Host {
     }
 
     /// A request to `{api}/{path}` with the platform's authentication and headers.
+    /// The value of header `name` in the answer to a `GET` of `path`; `None` when the call
+    /// fails or the answer lacks it.
+    pub(crate) async fn header_of(&self, path: &str, name: &str) -> Option<String> {
+        let r = self.request(&self.http, reqwest::Method::GET, path);
+        let answer = r.send().await.ok()?;
+        if !answer.status().is_success() {
+            return None;
+        }
+        let value = answer.headers().get(name)?.to_str().ok()?;
+        Some(value.to_string())
+    }
+
     pub(crate) fn request(
         &self,
         http: &reqwest::Client,

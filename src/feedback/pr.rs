@@ -11,6 +11,13 @@
 //! - Bitbucket Data Center: https://developer.atlassian.com/server/bitbucket/rest/ (pull
 //!   requests `at=refs/heads/...&direction=OUTGOING`, `activities` for the comments, comment
 //!   `PUT` with its `version`).
+//!
+//! Only the token's own comments are candidates: a person's comment that holds the marker
+//! (copied, or written to be taken over) is never edited. Who the token is: GitHub `GET /user`
+//! (`login`; a workflow's `GITHUB_TOKEN` may not ask, and is then `github-actions[bot]`),
+//! GitLab `GET /user` (`id`), Bitbucket Cloud `GET /user` (`uuid`), Bitbucket Data Center the
+//! `X-AUSERNAME` of an answer (it has no resource for the current user). When it cannot be
+//! told, a new comment is added rather than anyone's edited.
 
 use super::{CallError, Host, Kind};
 use reqwest::Method;
@@ -32,6 +39,38 @@ pub(super) async fn upsert(
         Kind::BitbucketCloud => bitbucket_cloud(host, branch, body).await,
         Kind::BitbucketDc => bitbucket_dc(host, branch, body).await,
     }
+}
+
+/// Who the token is, as the platform's comments name their author (see the module's header).
+async fn own_name(host: &Host) -> Option<String> {
+    let text = |v: &Value, key: &str| match &v[key] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let get = |path: &'static str| host.send(move |h| host.request(h, Method::GET, path));
+    match host.target.kind {
+        Kind::GitHub => Some(match get("user").await {
+            Ok(me) => text(&me, "login")?,
+            Err(_) => "github-actions[bot]".to_string(),
+        }),
+        Kind::GitLab => text(&get("user").await.ok()?, "id"),
+        Kind::BitbucketCloud => text(&get("user").await.ok()?, "uuid"),
+        Kind::BitbucketDc => {
+            host.header_of("rest/api/latest/application-properties", "x-ausername")
+                .await
+        }
+    }
+}
+
+/// Whether `author` (a comment's author as the platform writes it) is the token's user.
+fn by(own: &Option<String>, author: &Value) -> bool {
+    let name = match author {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return false,
+    };
+    own.as_deref() == Some(name.as_str())
 }
 
 /// The comment: the bench's state, address, commit, time, and the last error.
@@ -87,6 +126,7 @@ async fn github(host: &Host, branch: &str, body: &str) -> Result<Option<String>,
     let Some(n) = pulls[0]["number"].as_u64() else {
         return Ok(None);
     };
+    let own = own_name(host).await;
     let mut found = None;
     for page in 1..=10 {
         let path = format!("repos/{repo}/issues/{n}/comments");
@@ -100,6 +140,7 @@ async fn github(host: &Host, branch: &str, body: &str) -> Result<Option<String>,
         let items = list.as_array().cloned().unwrap_or_default();
         found = items
             .iter()
+            .filter(|c| by(&own, &c["user"]["login"]))
             .find(|c| c["body"].as_str().is_some_and(|b| b.contains(MARKER)))
             .and_then(|c| c["id"].as_u64());
         if found.is_some() || items.len() < 100 {
@@ -132,7 +173,13 @@ async fn gitlab(host: &Host, branch: &str, body: &str) -> Result<Option<String>,
                 .query(&[("per_page", "100"), ("sort", "asc")])
         })
         .await?;
-    let found = first_with_marker(&notes, |n| n["body"].as_str(), |n| n["id"].as_u64());
+    let own = own_name(host).await;
+    let found = first_with_marker(
+        &notes,
+        |n| by(&own, &n["author"]["id"]),
+        |n| n["body"].as_str(),
+        |n| n["id"].as_u64(),
+    );
     let payload = json!({ "body": body });
     let edit = found.map(|id| (Method::PUT, format!("{notes_path}/{id}")));
     write(host, edit, &notes_path, &payload).await?;
@@ -163,8 +210,10 @@ async fn bitbucket_cloud(
                 .query(&[("pagelen", "100")])
         })
         .await?;
+    let own = own_name(host).await;
     let found = first_with_marker(
         &list["values"],
+        |c| by(&own, &c["user"]["uuid"]),
         |c| c["content"]["raw"].as_str(),
         |c| c["id"].as_u64(),
     );
@@ -194,6 +243,7 @@ async fn bitbucket_dc(host: &Host, branch: &str, body: &str) -> Result<Option<St
     let Some(id) = prs["values"][0]["id"].as_u64() else {
         return Ok(None);
     };
+    let own = own_name(host).await;
     let activities_path = format!("{base}/{id}/activities");
     let activities = host
         .send(|h| {
@@ -207,6 +257,7 @@ async fn bitbucket_dc(host: &Host, branch: &str, body: &str) -> Result<Option<St
         .flatten()
         .filter(|a| a["action"] == "COMMENTED")
         .map(|a| &a["comment"])
+        .filter(|c| by(&own, &c["author"]["name"]))
         .find(|c| c["text"].as_str().is_some_and(|t| t.contains(MARKER)))
         .and_then(|c| Some((c["id"].as_u64()?, c["version"].as_u64().unwrap_or(0))));
     // an edit names the version it read
@@ -233,15 +284,17 @@ async fn write(
         .map(|_| ())
 }
 
-/// The id of the first item of the array `list` whose text holds the marker.
+/// The id of the first item of the array `list` that is `own` and whose text holds the marker.
 fn first_with_marker(
     list: &Value,
+    own: impl Fn(&Value) -> bool,
     text: impl Fn(&Value) -> Option<&str>,
     id: impl Fn(&Value) -> Option<u64>,
 ) -> Option<u64> {
     list.as_array()
         .into_iter()
         .flatten()
+        .filter(|c| own(c))
         .find(|c| text(c).is_some_and(|t| t.contains(MARKER)))
         .and_then(id)
 }

@@ -19,6 +19,18 @@
 //!   (`POST /rest/build-status/1.0/commits/{commitId}`, `state` `INPROGRESS SUCCESSFUL FAILED`,
 //!   `key` and `url` required; 204).
 //!
+//! The token's user (who wrote a comment, to tell benchctl's own from a person's):
+//! - GitHub: https://docs.github.com/en/rest/users/users#get-the-authenticated-user
+//!   (`GET /user`, `login`); a comment's `user.login`.
+//! - GitLab: https://docs.gitlab.com/ee/api/users.html#list-current-user (`GET /api/v4/user`,
+//!   `id`); a note's `author.id`.
+//! - Bitbucket Cloud: https://developer.atlassian.com/cloud/bitbucket/rest/api-group-users/#api-user-get
+//!   (`GET /2.0/user`, `uuid`); a comment's `user.uuid`.
+//! - Bitbucket Data Center has no resource for the current user: every authenticated answer
+//!   names it in `X-AUSERNAME` (here on `GET /rest/api/latest/application-properties`,
+//!   https://developer.atlassian.com/server/bitbucket/rest/v906/api-group-system-maintenance/#api-api-latest-application-properties-get);
+//!   a comment's `author.name`.
+//!
 //! Faults: an HTTP status for every request, a delay, or GitHub refusing deployments (a token
 //! without that permission).
 
@@ -31,6 +43,9 @@ use std::time::Duration;
 
 mod pulls;
 use pulls::pulls;
+
+/// The token's user on every fake.
+pub const BOT: &str = "benchctl-bot";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Platform {
@@ -79,6 +94,8 @@ pub struct Comment {
     pub pull: u64,
     pub id: u64,
     pub body: String,
+    /// Who wrote it: [`BOT`] (the token's user) or someone else.
+    pub author: &'static str,
     /// Bitbucket Data Center's optimistic lock: an edit names the version it read.
     pub version: u64,
 }
@@ -152,6 +169,9 @@ async fn handle(
         return refuse(StatusCode::UNAUTHORIZED, "Bad credentials");
     }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let Some(r) = whoami(platform, &method, &parts) {
+        return r;
+    }
     if let Some(r) = pulls(&state, platform, &method, &parts, &query, &body) {
         return match r {
             Ok(r) => r,
@@ -177,6 +197,27 @@ async fn handle(
         Ok(r) => r,
         Err(message) => refuse(StatusCode::UNPROCESSABLE_ENTITY, &message),
     }
+}
+
+/// The token's user, as each platform tells it (see the module's header); `None` for other
+/// paths.
+fn whoami(platform: Platform, method: &Method, parts: &[&str]) -> Option<Response> {
+    if method != Method::GET {
+        return None;
+    }
+    let body = match (platform, parts) {
+        (Platform::GitHub, ["user"]) => json!({ "login": BOT, "id": 1, "type": "User" }),
+        (Platform::GitLab, ["api", "v4", "user"]) => json!({ "id": 1, "username": BOT }),
+        (Platform::BitbucketCloud, ["2.0", "user"]) => {
+            json!({ "uuid": format!("{{{BOT}}}"), "display_name": BOT })
+        }
+        (Platform::BitbucketDc, ["rest", "api", "latest", "application-properties"]) => {
+            let props = json!({ "version": "9.0.0", "displayName": "Bitbucket" });
+            return Some(([("X-AUSERNAME", BOT)], axum::Json(props)).into_response());
+        }
+        _ => return None,
+    };
+    Some(axum::Json(body).into_response())
 }
 
 fn github(
@@ -387,6 +428,19 @@ impl FakeCodeHost {
             .unwrap()
             .pulls
             .push((branch.to_string(), number));
+    }
+
+    /// A comment by someone other than the token's user (`author`).
+    pub fn comment_as(&self, author: &'static str, pull: u64, body: &str) {
+        let mut s = self.state.lock().unwrap();
+        let id = 500 + s.comments.len() as u64;
+        s.comments.push(Comment {
+            pull,
+            id,
+            body: body.to_string(),
+            author,
+            version: 0,
+        });
     }
 
     pub fn comments(&self) -> Vec<Comment> {

@@ -1,7 +1,7 @@
 //! The fake code hosts' pull requests and their comments: listed by source branch, created
 //! and edited as each platform's reference (in `mod.rs`) describes.
 
-use super::{refuse, Comment, Platform, State};
+use super::{refuse, Comment, Platform, State, BOT};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
@@ -32,10 +32,15 @@ pub(super) fn pulls(
             .iter()
             .filter(|c| c.pull == pull)
             .map(|c| match platform {
-                Platform::GitHub | Platform::GitLab => json!({ "id": c.id, "body": c.body }),
-                Platform::BitbucketCloud => json!({ "id": c.id, "content": { "raw": c.body } }),
+                Platform::GitHub => json!({ "id": c.id, "body": c.body,
+                    "user": { "login": c.author, "type": "User" } }),
+                Platform::GitLab => json!({ "id": c.id, "body": c.body,
+                    "author": { "id": if c.author == BOT { 1 } else { 2 }, "username": c.author } }),
+                Platform::BitbucketCloud => json!({ "id": c.id, "content": { "raw": c.body },
+                    "user": { "uuid": format!("{{{}}}", c.author) } }),
                 Platform::BitbucketDc => json!({ "action": "COMMENTED",
-                    "comment": { "id": c.id, "version": c.version, "text": c.body } }),
+                    "comment": { "id": c.id, "version": c.version, "text": c.body,
+                        "author": { "name": c.author, "slug": c.author } } }),
             })
             .collect()
     };
@@ -45,6 +50,7 @@ pub(super) fn pulls(
             pull,
             id,
             body: text,
+            author: BOT,
             version: 0,
         });
         (
