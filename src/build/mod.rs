@@ -54,11 +54,11 @@ pub fn dockerfile_path(root: &Path, dockerfile: &str, branch: &str) -> Result<St
 /// head before the trailing configuration was committed onto it (another image's removal
 /// takes its dangling parents along): building again succeeds.
 fn lost_cache_race(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
     message.contains("unknown parent image ID")
         || message.contains("failed to set parent")
-        || message
-            .to_ascii_lowercase()
-            .contains("no such image: sha256:")
+        || lower.contains("no such image: sha256:")
+        || lower.contains("unable to find image \"sha256:")
 }
 
 /// The line put after each `FROM`: the mark of benchctl's build layers, with the repository
@@ -267,5 +267,10 @@ mod tests {
             "COPY failed: file not found in build context"
         ));
         assert!(!lost_cache_race("No such image: node:20-alpine"));
+        // the classic builder's word for a cached step's image removed under it
+        assert!(lost_cache_race(
+            "unable to find image \"sha256:d8c9e557f802a3c23fe3405af00157f4c8cf9dfb19a4962c0941438aa9165466\""
+        ));
+        assert!(!lost_cache_race("unable to find image \"postgres:15\""));
     }
 }
