@@ -4,6 +4,7 @@
 
 pub mod cap;
 pub mod deploy;
+pub mod disk;
 pub mod egress;
 pub mod gc;
 pub mod inspect;

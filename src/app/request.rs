@@ -58,6 +58,9 @@ pub struct BenchSettings {
     /// The longest any hook runs (`max-hook-timeout`): a branch's timeouts above it are
     /// refused, and a teardown hook stops there whatever its bench's label says.
     pub hook_limit: Duration,
+    /// No build starts while the engine's disk has less free (`--min-free-disk`, bytes; 0:
+    /// no check; the operator's setting only).
+    pub min_free_disk: u64,
     /// The images a branch may name (`--allow-images`, the operator's setting only).
     pub allow_images: crate::build::allow::ImagePolicy,
     /// What benches and builds may reach (`--egress`, the operator's setting only).

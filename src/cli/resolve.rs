@@ -390,6 +390,7 @@ pub fn base_request(args: &BenchArgs, link: bool, force: bool) -> Result<DeployR
                 .unwrap_or_default(),
             egress: crate::engine::egress::Egress::parse(&args.egress).unwrap_or_default(),
             allow_images: crate::build::allow::ImagePolicy::parse(&args.allow_images),
+            min_free_disk: args.min_free_disk,
             build_secrets: args
                 .build_secrets
                 .iter()

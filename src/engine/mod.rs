@@ -5,6 +5,7 @@
 //! [`docker`] implements all three with containers; [`swarm`] runs benches as services and
 //! keeps markers as swarm configs, with Docker's image role.
 
+pub mod disk;
 pub mod docker;
 pub mod egress;
 pub mod endpoint;
@@ -353,6 +354,10 @@ pub trait Images: Send + Sync {
     /// Pulls `image` (a service's `image:` of a multi-service bench) with the engine's own
     /// credentials.
     async fn pull(&self, image: &str) -> Result<()>;
+    /// What benches hold on the engine's disk (an engine that cannot tell: nothing).
+    async fn disk(&self) -> Result<disk::DiskUsage> {
+        Ok(disk::DiskUsage::default())
+    }
     /// Whether this engine can build with BuildKit (its version, and what bounds its steps),
     /// or why not.
     async fn buildkit(&self) -> std::result::Result<BuildKit, String> {

@@ -127,6 +127,8 @@ pub(super) async fn build_within(
     reporter: &SharedReporter,
 ) -> Result<String> {
     allowed_images(req, context, spec, what)?;
+    let local = req.machine.engine_host.is_none();
+    crate::app::disk::ensure_room(engine, local, req.bench.min_free_disk, &req.issue).await?;
     let limit = req.bench.build_timeout;
     let build = image::build(
         engine.images.as_ref(),

@@ -55,6 +55,9 @@ pub enum Command {
     /// Remove benches of closed issues, benches past --ttl, leftovers of interrupted deploys,
     /// abandoned locks, and unused images (only what carries benchctl's labels).
     Gc(GcArgs),
+    /// What each bench holds on the engine's disk (its images and what its containers
+    /// wrote), and the room left there.
+    Disk,
     /// Keep an issue's bench: never expired by --ttl (by `gc` or serve's clean-up).
     Pin(PinArgs),
     /// Let an issue's pinned bench expire again.
@@ -472,6 +475,13 @@ pub struct BenchArgs {
           value_parser = ["default", "none"])]
     pub build_network: String,
 
+    /// A build is not started while the engine's data disk has less than this free (e.g.
+    /// 1g; `0` turns the check off). Read where benchctl runs beside the engine. The
+    /// operator's setting only.
+    #[arg(long, env = "BENCHCTL_MIN_FREE_DISK", default_value = "1g", value_name = "SIZE",
+          value_parser = min_free_disk)]
+    pub min_free_disk: u64,
+
     /// Images a branch may name (`FROM`, `COPY --from`, `RUN --mount=from=`, `# syntax=`, a
     /// Compose `image:`): comma-separated patterns over normalized names, `*` any run of
     /// characters (`docker.io/library/*` is Docker Hub's official images; `*` allows all).
@@ -609,4 +619,11 @@ pub struct TeardownArgs {
 
     #[command(flatten)]
     pub code_host: CodeHostArgs,
+}
+
+/// `--min-free-disk`: a size such as `1g`, or `0`.
+fn min_free_disk(s: &str) -> Result<u64, String> {
+    crate::settings::values::parse_bytes(s)
+        .map(|b| b.max(0) as u64)
+        .map_err(|e| e.to_string())
 }

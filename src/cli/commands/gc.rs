@@ -49,9 +49,13 @@ pub async fn exec(args: &GcArgs, cx: &Ctx<'_>) -> Result<Output> {
         args.lock.options(),
     )
     .await?;
+    let local = crate::settings::remote_engine_host(&ProcessEnv).is_none();
+    // the report is a courtesy: an engine that cannot tell does not fail the clean-up
+    let disk = crate::app::disk::report(engine, local).await.ok();
     Ok(Gc {
         actions,
         dry_run: args.dry_run,
+        disk,
     }
     .into())
 }

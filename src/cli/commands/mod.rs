@@ -4,6 +4,7 @@
 mod completions;
 mod config;
 mod deploy;
+mod disk;
 mod egress;
 mod gc;
 mod link;
@@ -43,6 +44,7 @@ pub async fn exec(command: &Command, cx: &Ctx<'_>) -> Result<Output> {
         Command::Status(a) => status::exec(a, cx).await,
         Command::Logs(a) => logs::exec(a, cx).await,
         Command::Gc(a) => gc::exec(a, cx).await,
+        Command::Disk => disk::exec(cx).await,
         Command::Pin(a) => pin::pin(a, cx).await,
         Command::Unpin(a) => pin::unpin(a, cx).await,
         Command::Sleep(a) => power::sleep(a, cx).await,

@@ -13,8 +13,10 @@ use crate::secret::redact;
 use crate::Error;
 use serde_json::{json, Value};
 
+mod disk;
 mod power;
 mod status;
+pub use disk::Disk;
 pub use power::{Slept, Woke};
 
 /// A line for people: on stdout (the result) or stderr (what went wrong).
@@ -397,6 +399,8 @@ impl Report for LinkOutcome {
 pub struct Gc {
     pub actions: Vec<crate::app::gc::GcAction>,
     pub dry_run: bool,
+    /// What benches hold on the engine's disk after it (one line of people's output).
+    pub disk: Option<crate::app::disk::DiskReport>,
 }
 
 impl Report for Gc {
@@ -404,14 +408,22 @@ impl Report for Gc {
         to_json(&self.actions)
     }
     fn human(&self) -> Vec<Line> {
-        if self.actions.is_empty() {
-            return vec![Line::Out("nothing to clean up".into())];
-        }
         let verb = if self.dry_run { "would " } else { "" };
-        self.actions
+        let mut lines: Vec<Line> = self
+            .actions
             .iter()
             .map(|a| Line::Out(format!("{verb}{} {}: {}", a.action, a.target, a.reason)))
-            .collect()
+            .collect();
+        if lines.is_empty() {
+            lines.push(Line::Out("nothing to clean up".into()));
+        }
+        if let Some(d) = &self.disk {
+            lines.push(Line::Out(format!(
+                "{} (`benchctl disk` lists each bench)",
+                disk::summary(d)
+            )));
+        }
+        lines
     }
 }
 

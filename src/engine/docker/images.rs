@@ -60,6 +60,10 @@ impl DockerEngine {
 
 #[async_trait]
 impl Images for DockerEngine {
+    async fn disk(&self) -> Result<crate::engine::disk::DiskUsage> {
+        self.disk_usage().await
+    }
+
     async fn build(
         &self,
         spec: &BuildSpec,

@@ -6,6 +6,7 @@ mod build_bound;
 mod buildkit;
 mod containers;
 mod copies;
+mod disk;
 mod extras;
 mod images;
 mod inbound;

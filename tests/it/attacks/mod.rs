@@ -3,6 +3,7 @@
 
 mod branch_files;
 mod deliveries;
+mod disk;
 mod front_door;
 mod health;
 mod host;
