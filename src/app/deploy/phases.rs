@@ -177,6 +177,7 @@ pub(super) async fn deploy_locked(
                 replaces: replaces.map(|c| c.id.clone()),
                 reporter,
                 builder: Default::default(),
+                classic_build: tokio::sync::Semaphore::new(1),
             };
             let prepared = super::stack::prepare(&ctx, &checkout, &commit, commit_time).await?;
             let room = room().await?;

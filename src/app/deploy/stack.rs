@@ -35,6 +35,9 @@ pub(super) struct StackCtx<'a> {
     pub reporter: &'a SharedReporter,
     /// The builder of the services' builds, chosen by the first of them to start.
     pub builder: tokio::sync::OnceCell<Builder>,
+    /// One classic build at a time: each runs under the bench's limits, which bound the
+    /// bench's total (BuildKit's steps ignore them, so its builds run side by side).
+    pub classic_build: tokio::sync::Semaphore,
 }
 
 fn err(req: &DeployRequest, stack: &Stack, msg: impl std::fmt::Display) -> Error {
@@ -458,6 +461,10 @@ async fn build(
             let spec = BuildSpec {
                 builder: *chosen.await?,
                 ..spec.clone()
+            };
+            let _one = match spec.builder {
+                Builder::Classic => cx.classic_build.acquire().await.ok(),
+                _ => None,
             };
             let what = format!("service `{name}`: ");
             super::image::build_within(req, engine, &context, &spec, &what, reporter).await?
