@@ -343,12 +343,7 @@ fn one_pull_request_comment_is_kept_current_on_every_platform() {
     );
     assert!(gh.comments().is_empty());
 
-    for platform in [
-        Platform::GitHub,
-        Platform::GitLab,
-        Platform::BitbucketCloud,
-        Platform::BitbucketDc,
-    ] {
+    for platform in Platform::ALL {
         let host = FakeCodeHost::start(platform);
         host.open_pull_request(branch, 7);
         // a new commit, up; a broken one, failed; fixed again, up: one comment throughout

@@ -26,8 +26,7 @@ fn redeploys_behind_the_proxy_drop_no_request() {
     let state = tempfile::tempdir().unwrap();
     let proxy = format!("127.0.0.1:{}", free_port());
     let s = ServeSetup::new(None, state.path())
-        .args(&["--gc-interval", "0", "--proxy-listen", &proxy])
-        .args(&["--url-template", "http://{issue}.bench.test"])
+        .front_door(&proxy)
         .start();
     let host = "prx-1.bench.test";
     s.wait_until("the proxy routes to PRX-1", Duration::from_secs(30), |_| {

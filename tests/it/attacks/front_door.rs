@@ -70,8 +70,7 @@ fn the_front_door_says_where_a_visitor_comes_from_and_the_visitor_does_not() {
     let state = tempfile::tempdir().unwrap();
     let proxy = format!("127.0.0.1:{}", free_port());
     let s = ServeSetup::new(None, state.path())
-        .args(&["--gc-interval", "0", "--proxy-listen", &proxy])
-        .args(&["--url-template", "http://{issue}.bench.test"])
+        .front_door(&proxy)
         .start();
     let ask = || {
         let mut c = std::net::TcpStream::connect(&proxy).ok()?;

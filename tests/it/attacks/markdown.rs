@@ -48,12 +48,7 @@ fn a_persons_comment_holding_the_marker_is_never_edited() {
     let _c = Cleanup::issues(&["ATKP-15"]);
     let repo = AppRepo::new();
     let branch = "feature/ATKP-15";
-    for platform in [
-        Platform::GitHub,
-        Platform::GitLab,
-        Platform::BitbucketCloud,
-        Platform::BitbucketDc,
-    ] {
+    for platform in Platform::ALL {
         let host = FakeCodeHost::start(platform);
         host.open_pull_request(branch, 7);
         let theirs = "<!-- benchctl:bench --> a note of mine, with the marker copied";

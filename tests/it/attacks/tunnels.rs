@@ -68,8 +68,7 @@ fn upgraded_connections_stay_under_the_cap_and_quiet_ones_close() {
     let state = tempfile::tempdir().unwrap();
     let proxy = format!("127.0.0.1:{}", free_port());
     let s = ServeSetup::new(None, state.path())
-        .args(&["--gc-interval", "0", "--proxy-listen", &proxy])
-        .args(&["--url-template", "http://{issue}.bench.test"])
+        .front_door(&proxy)
         .args(&["--max-connections", &CAP.to_string()])
         .args(&["--tunnel-idle-timeout", "4"])
         .start();

@@ -55,8 +55,7 @@ fn a_flood_over_guessable_hosts_wakes_few_benches_and_deploys_go_on() {
     let state = tempfile::tempdir().unwrap();
     let proxy = format!("127.0.0.1:{}", free_port());
     let s = ServeSetup::new(None, state.path())
-        .args(&["--gc-interval", "0", "--proxy-listen", &proxy])
-        .args(&["--url-template", "http://{issue}.bench.test"])
+        .front_door(&proxy)
         .args(&["--max-running", "2", "--wake-hold", "1"])
         .args(&["--wake-rate-client", "3"])
         .start();

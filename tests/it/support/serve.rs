@@ -145,6 +145,13 @@ impl<'a> ServeSetup<'a> {
         }
     }
 
+    /// serve as the benches' front door on `proxy`, benches at `http://{issue}.bench.test`,
+    /// without its periodic clean-up.
+    pub fn front_door(self, proxy: &str) -> Self {
+        self.args(&["--gc-interval", "0", "--proxy-listen", proxy])
+            .args(&["--url-template", "http://{issue}.bench.test"])
+    }
+
     pub fn arg(mut self, a: &str) -> Self {
         self.args.push(a.to_string());
         self

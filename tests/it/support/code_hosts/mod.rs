@@ -55,6 +55,15 @@ pub enum Platform {
     BitbucketDc,
 }
 
+impl Platform {
+    pub const ALL: [Platform; 4] = [
+        Platform::GitHub,
+        Platform::GitLab,
+        Platform::BitbucketCloud,
+        Platform::BitbucketDc,
+    ];
+}
+
 #[derive(Clone, Debug)]
 pub struct Recorded {
     pub method: String,
