@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 /// busybox httpd (in the background) and a connection out to TEST-NET-1 every half second.
 const CHATTY: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\n\
+STOPSIGNAL SIGKILL\n\
 CMD [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox httpd -p 8080 -h /www; while true; do \
 /bin/busybox nc -w 1 192.0.2.1 9 </dev/null; /bin/busybox sleep 0.5; done\"]\n";
 
@@ -29,6 +30,12 @@ fn a_bench_talking_on_its_own_sleeps_and_a_visited_one_stays_awake() {
     require_docker();
     let _c = Cleanup::issues(&["ATKS-1", "ATKS-2"]);
     let repo = AppRepo::new();
+    // stopped at once (busybox as process 1 ignores SIGTERM: the engine would wait 10 s)
+    repo.write(
+        "Dockerfile",
+        &APP_DOCKERFILE.replace("EXPOSE", "STOPSIGNAL SIGKILL\nEXPOSE"),
+    );
+    repo.commit("stops at once");
     git(repo.path(), &["checkout", "-q", "-b", "feature/ATKS-1"]);
     repo.write("Dockerfile", CHATTY);
     repo.commit("talks to the world");
@@ -52,7 +59,6 @@ fn a_bench_talking_on_its_own_sleeps_and_a_visited_one_stays_awake() {
         visit(&visited);
         std::thread::sleep(Duration::from_millis(500));
     }
-    // (the chatty one's shell ignores SIGTERM: its stop takes the engine's grace period)
     assert!(
         s.log().contains("[ATKS-1] unused for"),
         "a bench's own outward traffic kept it awake\n{}",

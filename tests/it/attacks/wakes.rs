@@ -1,6 +1,6 @@
 //! Issue 29, medium 8: a loop over guessable hosts wakes only so many benches. Three sleeping
 //! benches under a cap of 2, and a client sending about 200 requests a second over their hosts
-//! and made-up ones for 25 s: the front door wakes at most `--wake-rate-client` benches for it
+//! and made-up ones for 15 s and more: the front door wakes at most `--wake-rate-client` benches for it
 //! (then 429 with `Retry-After`), so the cap does not churn, and a deploy meanwhile gets its
 //! lock and its bench. Before, every request for a sleeping bench woke it, each wake stopping
 //! the bench the next request woke.
@@ -40,6 +40,12 @@ fn a_flood_over_guessable_hosts_wakes_few_benches_and_deploys_go_on() {
     require_docker();
     let _c = Cleanup::issues(&ISSUES);
     let repo = AppRepo::new();
+    // stopped at once (busybox as process 1 ignores SIGTERM: the engine would wait 10 s)
+    repo.write(
+        "Dockerfile",
+        &APP_DOCKERFILE.replace("EXPOSE", "STOPSIGNAL SIGKILL\nEXPOSE"),
+    );
+    repo.commit("stops at once");
     for issue in &ISSUES[..3] {
         let branch = format!("feature/{issue}");
         git(repo.path(), &["checkout", "-q", "-b", &branch, "main"]);
@@ -96,7 +102,7 @@ fn a_flood_over_guessable_hosts_wakes_few_benches_and_deploys_go_on() {
     let r = deploy(&repo, "feature/ATKW-5");
     assert_eq!(r.code, 0, "{}\n{}", r.all(), s.log());
     assert_eq!(bench_state("ATKW-5"), "running");
-    std::thread::sleep(Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(10));
     stop.store(true, Ordering::SeqCst);
     for f in flood {
         f.join().unwrap();
@@ -106,7 +112,7 @@ fn a_flood_over_guessable_hosts_wakes_few_benches_and_deploys_go_on() {
         limited.load(Ordering::SeqCst),
         wakes(&s),
     );
-    assert!(sent > 1000, "the flood sent only {sent} requests");
+    assert!(sent > 500, "the flood sent only {sent} requests");
     // three a minute for this client, and one more earned during the flood at most
     assert!(
         woken <= 4,
