@@ -55,12 +55,15 @@ const PROXY_SH: &str = "mkdir -p /tmp/www && cp -r /www/. /tmp/www/\n\
      done &\n\
      exec /bin/busybox httpd -f -p 8080 -h /tmp/www\n";
 
+/// The api: answers its version, hostname, the db's count and the front's page. Its fetch of
+/// the front is cut after 3 s: a fetch begun as a redeploy removes the old front would wait
+/// out TCP's connect timeout (about two minutes) on the address that is gone.
 fn api_sh(version: &str) -> String {
     format!(
         "mkdir -p /tmp/a\n\
          while true; do\n\
          c=$(/bin/busybox wget -q -O- http://db:5432/count)\n\
-         f=$(/bin/busybox wget -q -O- http://front:8080/index.html)\n\
+         f=$(/bin/busybox timeout 3 /bin/busybox wget -q -O- http://front:8080/index.html)\n\
          echo \"{version} $(hostname) db=$c front=$f\" > /tmp/a/index.html\n\
          sleep 0.2\n\
          done &\n\
