@@ -43,11 +43,7 @@ pub(super) async fn upsert(
 
 /// Who the token is, as the platform's comments name their author (see the module's header).
 async fn own_name(host: &Host) -> Option<String> {
-    let text = |v: &Value, key: &str| match &v[key] {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
+    let text = |v: &Value, key: &str| id_text(&v[key]);
     let get = |path: &'static str| host.send(move |h| host.request(h, Method::GET, path));
     match host.target.kind {
         Kind::GitHub => Some(match get("user").await {
@@ -65,12 +61,16 @@ async fn own_name(host: &Host) -> Option<String> {
 
 /// Whether `author` (a comment's author as the platform writes it) is the token's user.
 fn by(own: &Option<String>, author: &Value) -> bool {
-    let name = match author {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return false,
-    };
-    own.as_deref() == Some(name.as_str())
+    own.is_some() && id_text(author) == *own
+}
+
+/// A user's name or id as text (platforms give one as a string, another as a number).
+fn id_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// The comment: the bench's state, address, commit, time, and the last error.
